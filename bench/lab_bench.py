@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
+
+Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,destroy,...]
+
+Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
+--cold also removes the cached base image and the debootstrap cache first (a first-ever run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
+DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
+
+
+def bench_topology(directory: Path) -> Path:
+    data = yaml.safe_load((ROOT / "lab.yml").read_text())
+    data["name"] = "bench"
+    data["network"]["subnet"] = "192.168.60.0/24"
+    for host in data["hosts"].values():
+        host["address"] = host["address"].replace("192.168.56.", "192.168.60.")
+    path = directory / "bench.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class Bench:
+    def __init__(self, topology: Path):
+        self.env = {**os.environ, "LAB_TOPOLOGY": str(topology)}
+        self.results: dict[str, list[float]] = {}
+
+    def lab(self, *args: str) -> float:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "lab", *args], env=self.env, capture_output=True, text=True
+        )
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            sys.exit(f"lab {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return elapsed
+
+    def record(self, label: str, seconds: float) -> None:
+        self.results.setdefault(label, []).append(seconds)
+        print(f"  {label}: {seconds:.1f} s", flush=True)
+
+    def table(self) -> str:
+        lines = [f"{'scenario':<44} {'runs':>4} {'min':>7} {'median':>7} {'max':>7}"]
+        for label, values in self.results.items():
+            lines.append(
+                f"{label:<44} {len(values):>4} {min(values):>7.1f} "
+                f"{statistics.median(values):>7.1f} {max(values):>7.1f}"
+            )
+        return "\n".join(lines)
+
+
+SCENARIOS = {}
+
+
+def scenario(name):
+    def register(func):
+        SCENARIOS[name] = func
+        return func
+
+    return register
+
+
+@scenario("cold")
+def cold_up(bench: Bench, runs: int) -> None:
+    """lab up with no image and no debootstrap cache (once: it downloads Debian)."""
+    bench.lab("destroy")
+    shutil.rmtree(DEBOOTSTRAP_CACHE, ignore_errors=True)
+    subprocess.run(["lxc-destroy", "-P", str(IMAGE.parent), "-n", IMAGE.name], capture_output=True)
+    shutil.rmtree(IMAGE, ignore_errors=True)
+    bench.record("lab up, cold (no image, no debootstrap cache)", bench.lab("up"))
+
+
+@scenario("up")
+def warm_up(bench: Bench, runs: int) -> None:
+    """lab up from nothing with the image cached, then lab up on a running lab, then destroy."""
+    for _ in range(runs):
+        bench.lab("destroy")
+        bench.record("lab up, warm (image cached)", bench.lab("up"))
+        bench.record("lab up again (running lab, no-op)", bench.lab("up"))
+        bench.record("lab destroy", bench.lab("destroy"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="also time a first-ever lab up")
+    parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else [n for n in SCENARIOS if n != "cold"]
+    if args.cold and "cold" not in chosen:
+        chosen.insert(0, "cold")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(bench_topology(Path(tmp)))
+        try:
+            for name in chosen:
+                print(f"{name}: {SCENARIOS[name].__doc__}", flush=True)
+                SCENARIOS[name](bench, args.runs)
+        finally:
+            bench.lab("destroy")
+    print(f"\n{os.cpu_count()} cores; seconds, wall clock, whole `lab` process\n{bench.table()}")
+
+
+if __name__ == "__main__":
+    main()

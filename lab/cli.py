@@ -1,0 +1,163 @@
+"""The `lab` command: parse arguments, run one command, turn expected failures into one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from functools import cached_property
+
+from lab import __version__, providers, render, sshconfig, topology
+from lab.errors import ExitCode, LabError
+from lab.state import LabState, write_private
+
+
+class Lab:
+    """What every command needs: the topology, the lab's state and its provider."""
+
+    def __init__(self, args: argparse.Namespace, console):
+        self.args = args
+        self.console = console
+        self.reporter = render.Reporter(console)
+
+    @cached_property
+    def topology(self) -> topology.Topology:
+        return topology.load(topology.find_topology_file(self.args.topology))
+
+    @cached_property
+    def state(self) -> LabState:
+        return LabState(self.topology.name)
+
+    @cached_property
+    def provider(self):
+        return providers.select(self.topology, self.state, getattr(self.args, "provider", None))
+
+    def require_up(self) -> None:
+        """Refuse commands that need hosts when the lab was never brought up."""
+        if not self.state.exists:
+            raise LabError(f"lab {self.topology.name!r} is not up", hint="run `lab up` first")
+
+    def specs(self):
+        self.require_up()
+        return self.provider.specs()
+
+    def write_ssh_config(self) -> str:
+        text = sshconfig.render(self.provider.specs())
+        write_private(self.state.ssh_config_file, text)
+        return text
+
+
+def cmd_up(lab: Lab) -> ExitCode:
+    with lab.state.lock():
+        lab.provider.up(lab.reporter)
+        lab.write_ssh_config()
+    lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
+    return ExitCode.OK
+
+
+def cmd_status(lab: Lab) -> ExitCode:
+    if not lab.state.exists:
+        lab.console.print(f"lab {lab.topology.name!r} is not up ([muted]`lab up` creates it[/])")
+        return ExitCode.OK
+    lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
+    return ExitCode.OK
+
+
+def cmd_ssh(lab: Lab) -> ExitCode:
+    host = lab.topology.host(lab.args.host)
+    lab.require_up()
+    config = lab.state.ssh_config_file
+    if not config.is_file():
+        lab.write_ssh_config()
+    command = lab.args.remote[1:] if lab.args.remote[:1] == ["--"] else lab.args.remote
+    argv = ["ssh", "-F", str(config), *([] if command else ["-t"]), host.name, *command]
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
+def cmd_ssh_config(lab: Lab) -> ExitCode:
+    lab.require_up()
+    sys.stdout.write(lab.write_ssh_config())
+    return ExitCode.OK
+
+
+def cmd_destroy(lab: Lab) -> ExitCode:
+    if not lab.state.exists and not lab.args.purge:
+        lab.console.print(f"lab {lab.topology.name!r} is not up; nothing to destroy")
+        return ExitCode.OK
+    with lab.state.lock():
+        lab.provider.destroy(lab.reporter, purge=lab.args.purge)
+    lab.console.print(f"lab {lab.topology.name!r} destroyed")
+    return ExitCode.OK
+
+
+def cmd_doctor(lab: Lab) -> ExitCode:
+    name = providers.choose(
+        lab.args.provider, lab.state.load().get("provider"), lab.topology.provider
+    )
+    lab.console.print(f"provider: [host]{name}[/] (topology {lab.topology.source})")
+    results = providers.load(name, lab.topology, lab.state).doctor()
+    lab.console.print(render.doctor_table(results))
+    return ExitCode.OK if all(ok for _, ok, _ in results) else ExitCode.FAILED
+
+
+COMMANDS = {
+    "up": (cmd_up, "create and start the lab's hosts (safe to re-run)"),
+    "status": (cmd_status, "show each host, its address and state"),
+    "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
+    "ssh-config": (cmd_ssh_config, "print an OpenSSH config for `ssh -F FILE HOST`"),
+    "destroy": (cmd_destroy, "remove everything the lab created, and nothing else"),
+    "doctor": (cmd_doctor, "list what this machine lacks to run the lab, and how to fix it"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab",
+        description="webstack lab: bring up lb-01, web-01 and web-02, build the distributed web "
+        "infrastructure on them, and grade it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--topology",
+        metavar="FILE",
+        help="topology file (default: $LAB_TOPOLOGY, ./lab.yml, the packaged one)",
+    )
+    commands = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    subs = {}
+    for name, (_, help_text) in COMMANDS.items():
+        subs[name] = commands.add_parser(name, help=help_text, description=help_text)
+    for name in ("up", "doctor", "status", "destroy"):
+        subs[name].add_argument(
+            "--provider",
+            choices=providers.available(),
+            help="where hosts come from (default: lab.yml, else the machine's)",
+        )
+    subs["destroy"].add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the lab's download cache (and the base image when no other lab uses it)",
+    )
+    subs["ssh"].add_argument("host", help="host name, e.g. web-01")
+    subs["ssh"].add_argument(
+        "remote",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD",
+        help="command to run instead of a shell",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one error boundary for the whole program."""
+    args = build_parser().parse_args(argv)
+    console = render.make_console()
+    error_console = render.make_console(stderr=True)
+    try:
+        return int(COMMANDS[args.cmd][0](Lab(args, console)))
+    except LabError as exc:
+        render.error_line(error_console, str(exc), exc.hint)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        render.error_line(error_console, "interrupted", "run the same command again to finish")
+        return int(ExitCode.INTERRUPTED)

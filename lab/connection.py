@@ -1,0 +1,135 @@
+"""The one way `lab` talks to hosts: Fabric connections built from specs, reused, fanned out."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+
+from lab.errors import LabError
+from lab.providers.base import HostSpec
+
+CONNECT_TIMEOUT = 5
+
+
+def connect(spec: HostSpec) -> Connection:
+    """A Fabric connection: the lab key only, known host keys enforced, no ~/.ssh/config."""
+    conn = Connection(
+        host=spec.address,
+        port=spec.port,
+        user=spec.user,
+        config=Config(lazy=True),
+        connect_timeout=CONNECT_TIMEOUT,
+        connect_kwargs={
+            "key_filename": str(spec.key_file),
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": CONNECT_TIMEOUT,
+            "auth_timeout": CONNECT_TIMEOUT,
+        },
+    )
+    if spec.known_hosts and Path(spec.known_hosts).is_file():
+        conn.client.load_host_keys(str(spec.known_hosts))
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return conn
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one host returned from a fanned-out call, or the exception it raised."""
+
+    host: str
+    value: object = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Fleet:
+    """Connections to the lab's hosts, opened once per run and shared by every step."""
+
+    def __init__(self, specs: Iterable[HostSpec]):
+        self.specs = {spec.name: spec for spec in specs}
+        self._connections: dict[str, Connection] = {}
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getitem__(self, name: str) -> Connection:
+        if name not in self.specs:
+            raise LabError(f"unknown host {name!r}; this lab has: {', '.join(self.specs)}")
+        if name not in self._connections:
+            self._connections[name] = connect(self.specs[name])
+        return self._connections[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def map(self, func: Callable[[Connection], object], hosts: Iterable[str] | None = None):
+        """Call func(connection) on each host in parallel; never stops at the first failure."""
+        names = list(hosts) if hosts is not None else self.names
+
+        def call(name: str) -> Outcome:
+            try:
+                return Outcome(name, value=func(self[name]))
+            except Exception as exc:  # each host's failure is reported, the others go on
+                return Outcome(name, error=exc)
+
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return {outcome.host: outcome for outcome in pool.map(call, names)}
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+
+def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
+    """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((spec.address, spec.port), timeout=1):
+                pass
+            conn = connect(spec)
+            try:
+                conn.run("true", hide=True, timeout=CONNECT_TIMEOUT)
+                return
+            finally:
+                conn.close()
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            last_error = describe(exc)
+        time.sleep(0.2)
+    raise LabError(f"{spec.name} did not accept SSH at {spec.address}:{spec.port} ({last_error})")
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a connection or command failure."""
+    if isinstance(exc, LabError):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return "host key changed (not the host this lab created)"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "the lab's SSH key was refused"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is sshd running?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

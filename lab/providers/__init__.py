@@ -1,0 +1,58 @@
+"""Providers by name, loaded lazily; `select` picks one from flag, lab state, lab.yml, machine."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+
+from lab.errors import LabError
+from lab.state import LabState
+from lab.topology import Topology
+
+REGISTRY = {
+    "lxc": "lab.providers.lxc:LxcProvider",
+}
+
+
+def available() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def default_for_machine() -> str:
+    """The provider this machine can run: LXC on Linux when installed, else Vagrant."""
+    if sys.platform.startswith("linux") and shutil.which("lxc-start"):
+        return "lxc"
+    if shutil.which("vagrant") and "vagrant" in REGISTRY:
+        return "vagrant"
+    raise LabError(
+        "no provider available on this machine",
+        hint="install LXC (apt-get install lxc debootstrap) or Vagrant, "
+        "or run `lab doctor` to see what is missing",
+    )
+
+
+def choose(flag: str | None, recorded: str | None, configured: str) -> str:
+    """Pick a provider name: a running lab keeps its own; then the flag, lab.yml, the machine."""
+    if recorded and flag and flag != recorded:
+        raise LabError(
+            f"this lab is already up with provider {recorded!r}; "
+            f"run `lab destroy` before switching to {flag!r}"
+        )
+    name = recorded or flag or (configured if configured != "auto" else default_for_machine())
+    if name not in REGISTRY:
+        raise LabError(f"unknown provider {name!r}; available: {', '.join(available())}")
+    return name
+
+
+def load(name: str, topology: Topology, state: LabState):
+    """An instance of the provider called name."""
+    module_name, class_name = REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(topology, state)
+
+
+def select(topology: Topology, state: LabState, flag: str | None = None):
+    """The provider for this lab."""
+    name = choose(flag, state.load().get("provider"), topology.provider)
+    return load(name, topology, state)

@@ -1,0 +1,300 @@
+"""The embedded provider: systemd system containers (LXC) cloned from the lab's Debian image."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab.connection import wait_for_ssh
+from lab.errors import HostFailure, LabError
+from lab.providers.base import HostSpec, HostStatus
+from lab.providers.lxcimage import LAB_USER, BaseImage, lab_user_ids, write_into
+from lab.providers.lxcnet import LabNetwork, conflicting_routes, upstream_resolver
+from lab.state import lab_home, write_private
+from lab.system import require_root, require_tools, run
+from lab.topology import Host
+
+TOOLS = (
+    "lxc-create",
+    "lxc-copy",
+    "lxc-start",
+    "lxc-info",
+    "lxc-destroy",
+    "debootstrap",
+    "nft",
+    "ip",
+)
+PACKAGES = "apt-get install lxc debootstrap nftables iproute2 openssh-client"
+
+
+def boot_timeout() -> float:
+    return float(os.environ.get("LAB_BOOT_TIMEOUT", "90"))
+
+
+class LxcProvider:
+    """Hosts as LXC containers on a bridge of the lab's own, with NAT to the package mirror."""
+
+    name = "lxc"
+
+    def __init__(self, topology, state):
+        self.topology = topology
+        self.state = state
+        self.lxcpath = lab_home() / "containers"
+        self.image = BaseImage(self.lxcpath)
+        self.network = LabNetwork(topology, state)
+        self.cache = lab_home() / "cache" / "apt"
+        self._state_lock = threading.Lock()
+
+    # -- naming -------------------------------------------------------------------------
+    def container(self, host: Host) -> str:
+        return f"{self.topology.name}-{host.name}"
+
+    def _dir(self, name: str) -> Path:
+        return self.lxcpath / name
+
+    def _marker(self, host: Host) -> str:
+        return f"# webstack-lab lab={self.topology.name} host={host.name}"
+
+    def _is_ours(self, name: str, marker: str) -> bool:
+        try:
+            return (self._dir(name) / "config").read_text().startswith(marker)
+        except OSError:
+            return False
+
+    # -- provider interface -------------------------------------------------------------
+    def up(self, progress) -> None:
+        require_root("lab up with the lxc provider")
+        require_tools(*TOOLS, package_hint=PACKAGES)
+        resolver = upstream_resolver()
+        self.state.save(provider=self.name, topology=str(self.topology.source or ""))
+        self.state.ensure_key()
+        with progress.step("base image (Debian 12)") as step:
+            built = self.image.ensure(step.update)
+            step.done("built" if built else "cached")
+        with progress.step(f"lab network {self.topology.subnet}") as step:
+            self.network.ensure(resolver)
+            step.done(self.network.bridge)
+        with progress.step("hosts") as step:
+            self._fan_out(lambda host: self._ensure_host(host, resolver, step.update))
+            self._write_known_hosts()
+            step.done(", ".join(self.topology.names))
+        with progress.step("SSH on every host") as step:
+            deadline = time.monotonic() + boot_timeout()
+            self._fan_out(lambda host: wait_for_ssh(self._spec(host), deadline))
+            step.done("ready")
+
+    def status(self) -> list[HostStatus]:
+        return [
+            HostStatus(host.name, host.address, self._state_of(host), self.name)
+            for host in self.topology.hosts
+        ]
+
+    def destroy(self, progress, purge: bool = False) -> None:
+        require_root("lab destroy with the lxc provider")
+        with progress.step("containers") as step:
+            removed = self._fan_out(self._remove_host)
+            step.done(", ".join(name for name in removed if name) or "none")
+        with progress.step("lab network") as step:
+            self.network.remove()
+            step.done("removed")
+        if purge:
+            with progress.step("download cache and image") as step:
+                for host in self.topology.hosts:
+                    shutil.rmtree(self.cache / self.container(host), ignore_errors=True)
+                others = [p for p in (self.state.dir.parent).glob("*") if p != self.state.dir]
+                if not others:
+                    self.image.remove()
+                step.done("removed" if not others else "cache removed; image kept for other labs")
+        self.state.remove()
+
+    def specs(self) -> list[HostSpec]:
+        return [self._spec(host) for host in self.topology.hosts]
+
+    def doctor(self) -> list[tuple[str, bool, str]]:
+        missing = [tool for tool in TOOLS if not shutil.which(tool)]
+        home = lab_home()
+        home_existing = next(p for p in (home, *home.parents) if p.exists())
+        free_gb = shutil.disk_usage(home_existing).free / 2**30
+        conflicts = (
+            conflicting_routes(self.topology.subnet, self.network.bridge)
+            if shutil.which("ip")
+            else []
+        )
+        return [
+            ("running as root", os.geteuid() == 0, "run lab with sudo"),
+            (
+                f"tools: {', '.join(TOOLS)}",
+                not missing,
+                f"missing {', '.join(missing)}: {PACKAGES}",
+            ),
+            (
+                "overlayfs in the kernel",
+                "overlay" in Path("/proc/filesystems").read_text(),
+                "load the overlay module (modprobe overlay)",
+            ),
+            (
+                f"{self.topology.subnet} free on this machine",
+                not conflicts,
+                f"already routed ({', '.join(conflicts[:2])}); set network.subnet in lab.yml",
+            ),
+            (
+                f"disk: {free_gb:.0f} GB free in {home_existing}",
+                free_gb >= 3,
+                "the image and three hosts need about 3 GB",
+            ),
+            (
+                "base image: " + ("cached" if self.image.ready else "built by the first `lab up`"),
+                True,
+                "",
+            ),
+        ]
+
+    # -- hosts --------------------------------------------------------------------------
+    def _spec(self, host: Host) -> HostSpec:
+        return HostSpec(
+            host.name, host.address, 22, LAB_USER, self.state.key_file, self.state.known_hosts
+        )
+
+    def _state_of(self, host: Host) -> str:
+        name = self.container(host)
+        if not self._is_ours(name, self._marker(host)):
+            return "absent"
+        result = run(["lxc-info", "-P", str(self.lxcpath), "-n", name, "-s", "-H"], check=False)
+        return result.stdout.strip().lower() or "unknown"
+
+    def _fan_out(self, func) -> list:
+        """Run func for every host in parallel; raise one HostFailure naming each failed host."""
+        hosts = self.topology.hosts
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            futures = [(host, pool.submit(func, host)) for host in hosts]
+        results, failures = [], []
+        for host, future in futures:
+            try:
+                results.append(future.result())
+            except LabError as exc:
+                failures.append(f"{host.name}: {exc}")
+        if failures:
+            raise HostFailure("; ".join(failures))
+        return results
+
+    def _ensure_host(self, host: Host, resolver: str, update) -> None:
+        name, marker = self.container(host), self._marker(host)
+        if not self._is_ours(name, marker):
+            if self._dir(name).exists():
+                if name not in self.state.load().get("containers", []):
+                    raise LabError(f"container {name} exists and was not made by this lab")
+                update(f"{host.name}: removing an unfinished container")
+                self._lxc("lxc-destroy", name, check=False)
+                shutil.rmtree(self._dir(name), ignore_errors=True)
+            update(f"{host.name}: cloning the image")
+            self._record_container(name)
+            self._lxc("lxc-copy", self.image.name, "-N", name, "-s", "-B", "overlayfs")
+            self._give_identity(host, resolver)
+            self._write_config(host, marker)
+        if self._state_of(host) != "running":
+            update(f"{host.name}: starting")
+            self._lxc("lxc-start", name, "-d")
+
+    def _record_container(self, name: str) -> None:
+        with self._state_lock:
+            recorded = self.state.load().get("containers", [])
+            if name not in recorded:
+                self.state.save(containers=[*recorded, name])
+
+    def _lxc(self, tool: str, name: str, *args: str, check: bool = True):
+        return run([tool, "-P", str(self.lxcpath), "-n", name, *args], check=check)
+
+    def _upper_dir(self, name: str) -> Path:
+        """The clone's own writable layer (overlay upper dir)."""
+        for line in (self._dir(name) / "config").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "lxc.rootfs.path":
+                return Path(value.strip().rsplit(":", 1)[-1])
+        raise LabError(f"container {name} has no rootfs in its config")
+
+    def _give_identity(self, host: Host, resolver: str) -> None:
+        """Hostname, hosts file, resolver, own SSH host key and the lab's login key."""
+        upper, lower = self._upper_dir(self.container(host)), self.image.rootfs
+        host_key = self._host_key(host)
+        others = "".join(f"{h.address}\t{h.name}\n" for h in self.topology.hosts)
+        files = {
+            "etc/hostname": (f"{host.name}\n", 0o644, (0, 0)),
+            "etc/hosts": (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{others}", 0o644, (0, 0)),
+            "etc/resolv.conf": (f"nameserver {resolver}\n", 0o644, (0, 0)),
+            "etc/ssh/ssh_host_ed25519_key": (host_key.read_text(), 0o600, (0, 0)),
+            "etc/ssh/ssh_host_ed25519_key.pub": (
+                host_key.with_suffix(".pub").read_text(),
+                0o644,
+                (0, 0),
+            ),
+            f"home/{LAB_USER}/.ssh/authorized_keys": (
+                self.state.public_key + "\n",
+                0o600,
+                lab_user_ids(lower),
+            ),
+        }
+        for rel, (data, mode, owner) in files.items():
+            write_into(upper, lower, rel, data, mode, owner)
+
+    def _host_key(self, host: Host) -> Path:
+        key = self.state.dir / "hostkeys" / host.name
+        if not key.is_file():
+            key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key.with_suffix(".pub").unlink(missing_ok=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)],
+                check=True,
+                capture_output=True,
+            )
+        return key
+
+    def _write_known_hosts(self) -> None:
+        lines = []
+        for host in self.topology.hosts:
+            kind, blob = self._host_key(host).with_suffix(".pub").read_text().split()[:2]
+            lines.append(f"{host.address},{host.name} {kind} {blob}\n")
+        write_private(self.state.known_hosts, "".join(lines))
+
+    def _write_config(self, host: Host, marker: str) -> None:
+        config = self._dir(self.container(host)) / "config"
+        kept = [
+            line
+            for line in config.read_text().splitlines()
+            if line.strip()
+            and not line.startswith("#")
+            and not line.startswith(("lxc.net.", "lxc.uts.name", "lxc.start.auto"))
+        ]
+        cache = self.cache / self.container(host)
+        cache.mkdir(parents=True, exist_ok=True)
+        mac = hashlib.sha256(f"{self.topology.name}/{host.name}".encode()).hexdigest()
+        ours = [
+            f"lxc.uts.name = {host.name}",
+            "lxc.start.auto = 0",
+            "lxc.net.0.type = veth",
+            f"lxc.net.0.link = {self.network.bridge}",
+            "lxc.net.0.flags = up",
+            "lxc.net.0.name = eth0",
+            f"lxc.net.0.hwaddr = 00:16:3e:{mac[0:2]}:{mac[2:4]}:{mac[4:6]}",
+            f"lxc.net.0.ipv4.address = {host.address}/{self.topology.prefixlen}",
+            f"lxc.net.0.ipv4.gateway = {self.topology.gateway}",
+            f"lxc.mount.entry = {cache} var/cache/apt/archives none bind,create=dir 0 0",
+        ]
+        config.write_text("\n".join([marker, *kept, *ours]) + "\n")
+
+    def _remove_host(self, host: Host) -> str | None:
+        name = self.container(host)
+        if not self._is_ours(name, self._marker(host)) and name not in self.state.load().get(
+            "containers", []
+        ):
+            return None
+        if not self._dir(name).exists():
+            return None
+        self._lxc("lxc-stop", name, "-k", check=False)
+        self._lxc("lxc-destroy", name)
+        return name

@@ -1,0 +1,142 @@
+"""The lab network for LXC: a bridge, NAT to the package mirror and an egress fence (nftables)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.state import write_private
+from lab.system import run
+from lab.topology import Topology
+
+FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def bridge_name(topology: Topology) -> str:
+    return f"wsl-{topology.name}"
+
+
+def table_name(topology: Topology) -> str:
+    return f"webstack_lab_{topology.name.replace('-', '_')}"
+
+
+def upstream_resolver() -> str:
+    """The machine's DNS resolver, as an address the containers can reach through NAT."""
+    for conf in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
+        try:
+            lines = Path(conf).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == "nameserver":
+                try:
+                    address = ipaddress.ip_address(fields[1])
+                except ValueError:
+                    continue
+                if address.version == 4 and not address.is_loopback:
+                    return str(address)
+    raise LabError(
+        "no usable DNS resolver for the lab hosts (only loopback ones in /etc/resolv.conf)",
+        hint="the hosts need a resolver reachable through NAT to find the package mirror",
+    )
+
+
+def conflicting_routes(subnet: ipaddress.IPv4Network, own_bridge: str) -> list[str]:
+    """Routes on this machine that overlap subnet, other than the lab's own bridge."""
+    routes = json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]")
+    return overlapping(routes, subnet, own_bridge)
+
+
+def overlapping(routes: list[dict], subnet: ipaddress.IPv4Network, own_bridge: str) -> list[str]:
+    """The routes (as `ip -j route` prints them) that overlap subnet and are not the lab's."""
+    found = []
+    for route in routes:
+        dst = route.get("dst", "")
+        if dst in ("", "default") or route.get("dev") == own_bridge:
+            continue
+        try:
+            network = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        if network.overlaps(subnet) and route.get("type", "unicast") in ("unicast", "local"):
+            found.append(f"{dst} dev {route.get('dev', '?')}")
+    return sorted(set(found))
+
+
+def nft_ruleset(topology: Topology, resolver: str) -> str:
+    """The lab's nftables table: NAT out; nothing out but DNS to the resolver and HTTP(S)."""
+    bridge, subnet = bridge_name(topology), topology.subnet
+    return f"""\
+table ip {table_name(topology)} {{
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{bridge}" oifname "{bridge}" accept
+        ct state established,related accept
+        iifname "{bridge}" ip daddr {resolver} udp dport 53 accept
+        iifname "{bridge}" ip daddr {resolver} tcp dport 53 accept
+        iifname "{bridge}" tcp dport {{ 80, 443 }} accept
+        iifname "{bridge}" drop
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr {subnet} oifname != "{bridge}" masquerade
+    }}
+}}
+"""
+
+
+class LabNetwork:
+    """Creates and removes the bridge, the nft table and IPv4 forwarding for one lab."""
+
+    def __init__(self, topology: Topology, state):
+        self.topology = topology
+        self.state = state
+        self.bridge = bridge_name(topology)
+        self.table = table_name(topology)
+
+    def bridge_exists(self) -> bool:
+        return Path(f"/sys/class/net/{self.bridge}").exists()
+
+    def table_exists(self) -> bool:
+        return run(["nft", "list", "table", "ip", self.table], check=False).returncode == 0
+
+    def ensure(self, resolver: str) -> None:
+        """Bring the network up; parts already there are left alone."""
+        if not self.bridge_exists():
+            conflicts = conflicting_routes(self.topology.subnet, self.bridge)
+            if conflicts:
+                raise LabError(
+                    f"{self.topology.subnet} is already routed on this machine ({conflicts[0]}); "
+                    "refusing to take it over",
+                    hint="set another network.subnet (and name) in lab.yml",
+                )
+            run(["ip", "link", "add", "name", self.bridge, "type", "bridge"])
+            self.state.save(bridge=self.bridge)
+            gateway = f"{self.topology.gateway}/{self.topology.prefixlen}"
+            run(["ip", "addr", "add", gateway, "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+        if not self.table_exists():
+            run(["nft", "-f", "-"], input=nft_ruleset(self.topology, resolver))
+            self.state.save(nft_table=self.table)
+        if FORWARD.read_text().strip() != "1":
+            write_private(self.forwarding_record, FORWARD.read_text())
+            FORWARD.write_text("1\n")
+
+    @property
+    def forwarding_record(self) -> Path:
+        """Machine-wide: forwarding's value before any lab turned it on."""
+        return self.state.dir.parent.parent / "ip_forward_before_lab"
+
+    def remove(self) -> None:
+        """Remove the bridge and nft table; the last lab gone restores IPv4 forwarding."""
+        if self.table_exists():
+            run(["nft", "delete", "table", "ip", self.table])
+        if self.bridge_exists():
+            run(["ip", "link", "delete", self.bridge])
+        other_labs = list(Path("/sys/class/net").glob("wsl-*"))
+        if not other_labs and self.forwarding_record.is_file():
+            FORWARD.write_text(self.forwarding_record.read_text())
+            self.forwarding_record.unlink()

@@ -1,0 +1,100 @@
+"""Everything `lab` prints: styles by meaning, progress, tables and error lines."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.theme import Theme
+
+THEME = Theme(
+    {
+        "ok": "green",
+        "fail": "bold red",
+        "skip": "yellow",
+        "muted": "dim",
+        "host": "cyan",
+        "error": "bold red",
+        "hint": "yellow",
+        "state.running": "green",
+        "state.stopped": "yellow",
+        "state.absent": "dim",
+    }
+)
+
+
+def make_console(**kwargs) -> Console:
+    """The console every command prints to (colour only on a terminal)."""
+    return Console(theme=THEME, highlight=False, **kwargs)
+
+
+class Step:
+    """A running step: lets the worker update the spinner line and name its result."""
+
+    def __init__(self, progress: Progress | None, task, title: str):
+        self._progress, self._task, self.title = progress, task, title
+        self.result = ""
+
+    def update(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{self.title}: {text}")
+
+    def done(self, result: str) -> None:
+        self.result = result
+
+
+class Reporter:
+    """Shows long steps with a spinner and elapsed time, then one line per finished step."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    @contextmanager
+    def step(self, title: str):
+        started = time.monotonic()
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(
+            *columns, console=self.console, transient=True, disable=not self.console.is_terminal
+        ) as progress:
+            step = Step(progress, progress.add_task(title), title)
+            try:
+                yield step
+            except BaseException:
+                self.console.print(f"[fail]✗[/] {title}")
+                raise
+        elapsed = time.monotonic() - started
+        detail = f": {step.result}" if step.result else ""
+        self.console.print(f"[ok]✓[/] {title}{detail} [muted]({elapsed:.1f} s)[/]")
+
+
+def status_table(rows, lab_name: str) -> Table:
+    """host | address | state | provider."""
+    table = Table(title=f"lab {lab_name}", title_justify="left")
+    for column in ("host", "address", "state", "provider"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            f"[host]{row.name}[/]", row.address, f"[state.{row.state}]{row.state}[/]", row.provider
+        )
+    return table
+
+
+def doctor_table(results) -> Table:
+    """One line per prerequisite: ok or what to do."""
+    table = Table(show_header=True)
+    table.add_column("")
+    table.add_column("prerequisite")
+    table.add_column("fix")
+    for what, ok, fix in results:
+        table.add_row("[ok]✓[/]" if ok else "[fail]✗[/]", what, "" if ok else f"[hint]{fix}[/]")
+    return table
+
+
+def error_line(console: Console, message: str, hint: str = "") -> None:
+    """The one line an expected failure gets (plus its hint)."""
+    console.print(f"[error]error:[/] {message}", soft_wrap=True)
+    if hint:
+        console.print(f"[hint]hint:[/] {hint}", soft_wrap=True)

@@ -1,0 +1,155 @@
+"""The lab's topology, read from lab.yml: hosts, addresses, roles, network and domain."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lab.errors import LabError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
+HOST_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+KNOWN_ROLES = frozenset({"lb", "dns", "web", "app", "db-primary", "db-replica"})
+PROVIDERS = ("auto", "lxc", "vagrant", "ssh")
+PACKAGED = Path(__file__).resolve().parent.parent / "lab.yml"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of the lab as the topology describes it."""
+
+    name: str
+    address: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The whole lab: its name, network, domain and hosts (in file order)."""
+
+    name: str
+    provider: str
+    domain: str
+    subnet: ipaddress.IPv4Network
+    hosts: tuple[Host, ...]
+    source: Path | None = None
+
+    @property
+    def gateway(self) -> str:
+        """The address the machine running `lab` takes on the lab network."""
+        return str(next(self.subnet.hosts()))
+
+    @property
+    def prefixlen(self) -> int:
+        return self.subnet.prefixlen
+
+    def host(self, name: str) -> Host:
+        """The host called name, or a LabError listing the valid names."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise LabError(f"unknown host {name!r}; this lab has: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [h.name for h in self.hosts]
+
+    def with_role(self, role: str) -> list[Host]:
+        """Hosts carrying role, in file order."""
+        return [h for h in self.hosts if role in h.roles]
+
+    def one_with_role(self, role: str) -> Host:
+        """The single host carrying role."""
+        hosts = self.with_role(role)
+        if len(hosts) != 1:
+            raise LabError(f"the topology needs exactly one host with role {role!r}")
+        return hosts[0]
+
+
+def find_topology_file(explicit: str | None = None) -> Path:
+    """The lab.yml to use: --topology, $LAB_TOPOLOGY, ./lab.yml, else the packaged one."""
+    for candidate in (explicit, os.environ.get("LAB_TOPOLOGY")):
+        if candidate:
+            path = Path(candidate)
+            if not path.is_file():
+                raise LabError(f"topology file not found: {path}")
+            return path
+    local = Path("lab.yml")
+    return local if local.is_file() else PACKAGED
+
+
+def load(path: Path) -> Topology:
+    """Read and validate a topology file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabError(f"{path}: cannot read topology: {_first_line(exc)}") from None
+    return parse(data, source=path)
+
+
+def parse(data: object, source: Path | None = None) -> Topology:
+    """Validate topology data (as loaded from YAML); every error names the field."""
+    where = f"{source}: " if source else ""
+
+    def fail(message: str) -> LabError:
+        return LabError(f"{where}{message}")
+
+    if not isinstance(data, dict):
+        raise fail("expected a mapping with name, network and hosts")
+    name = str(data.get("name", "webstack"))
+    if not NAME_RE.match(name):
+        raise fail(f"name {name!r} must be 1-10 lowercase letters, digits or '-'")
+    provider = str(data.get("provider", "auto"))
+    if provider not in PROVIDERS:
+        raise fail(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+    domain = str(data.get("domain", "foobar.com")).lower()
+    if not DOMAIN_RE.match(domain):
+        raise fail(f"domain {domain!r} is not a valid domain name")
+    network = data.get("network") or {}
+    try:
+        subnet = ipaddress.IPv4Network(str(network.get("subnet", "")), strict=True)
+    except ValueError as exc:
+        raise fail(f"network.subnet: {exc}") from None
+    if subnet.prefixlen > 29 or not subnet.is_private:
+        raise fail(f"network.subnet {subnet} must be a private IPv4 network of /29 or larger")
+    raw_hosts = data.get("hosts")
+    if not isinstance(raw_hosts, dict) or not raw_hosts:
+        raise fail("hosts: expected a mapping of host name to address and roles")
+    hosts, seen = [], {str(next(subnet.hosts()))}
+    for host_name, spec in raw_hosts.items():
+        hosts.append(_parse_host(str(host_name), spec, subnet, seen, fail))
+    return Topology(name, provider, domain, subnet, tuple(hosts), source)
+
+
+def _parse_host(name, spec, subnet, seen, fail) -> Host:
+    if not HOST_RE.match(name):
+        raise fail(f"host name {name!r} must be lowercase letters, digits or '-'")
+    if not isinstance(spec, dict):
+        raise fail(f"hosts.{name}: expected address and roles")
+    try:
+        address = ipaddress.IPv4Address(str(spec.get("address", "")))
+    except ValueError as exc:
+        raise fail(f"hosts.{name}.address: {exc}") from None
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise fail(f"hosts.{name}.address {address} is not a host address in {subnet}")
+    if str(address) in seen:
+        raise fail(f"hosts.{name}.address {address} is already taken")
+    seen.add(str(address))
+    roles = spec.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise fail(f"hosts.{name}.roles: expected a list of role names")
+    unknown = sorted(set(roles) - KNOWN_ROLES)
+    if unknown:
+        known = ", ".join(sorted(KNOWN_ROLES))
+        raise fail(f"hosts.{name}.roles: unknown role {unknown[0]!r}; known: {known}")
+    return Host(name, str(address), tuple(roles))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian/Ubuntu machine for webstack lab: system packages, a virtualenv, `lab`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "error: setup needs root; run: sudo $0" >&2; exit 2; }
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    lxc debootstrap distro-info nftables iproute2 openssh-client ca-certificates \
+    python3 python3-venv python3-pip >/dev/null
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+ln -sf "$PWD/.venv/bin/lab" /usr/local/bin/lab
+echo "webstack lab is set up: $(lab --version) at /usr/local/bin/lab"

@@ -1,0 +1,92 @@
+"""Real hosts for end-to-end tests: a lab of its own, brought up once and always destroyed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.topology import PACKAGED
+
+pytestmark = pytest.mark.e2e
+
+
+def write_topology(directory: Path, name: str, third_octet: int) -> Path:
+    """The packaged topology under another name and subnet: tests never touch a user's lab."""
+    data = yaml.safe_load(PACKAGED.read_text())
+    data["name"] = name
+    data["network"]["subnet"] = f"192.168.{third_octet}.0/24"
+    for host in data["hosts"].values():
+        host["address"] = host["address"].replace("192.168.56.", f"192.168.{third_octet}.")
+    path = directory / f"{name}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class LabRunner:
+    """Runs the real `lab` command against one test topology."""
+
+    def __init__(self, topology: Path):
+        self.topology = topology
+        self.data = yaml.safe_load(topology.read_text())
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    def address(self, host: str) -> str:
+        return self.data["hosts"][host]["address"]
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.data["hosts"])
+
+    def env(self, **extra) -> dict:
+        return {**os.environ, "LAB_TOPOLOGY": str(self.topology), **extra}
+
+    def __call__(self, *args, check=True, timeout=900, **env) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "lab", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def ssh(self, host: str, command: str, check=True) -> str:
+        return self("ssh", host, "--", command, check=check).stdout
+
+
+def require_lab_prerequisites() -> None:
+    """End-to-end tests fail loudly, never skip, when the machine cannot run them."""
+    assert os.geteuid() == 0, "end-to-end tests need root (LXC containers)"
+    missing = [t for t in ("lxc-start", "lxc-copy", "debootstrap", "nft") if not shutil.which(t)]
+    assert not missing, f"end-to-end tests need {missing}: run .ci/run or apt-get install lxc"
+
+
+@pytest.fixture(scope="session")
+def topology_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("topologies")
+
+
+@pytest.fixture(scope="module")
+def lab(topology_dir):
+    """A running lab named e2e on 192.168.57.0/24, destroyed afterwards even when tests fail."""
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(topology_dir, "e2e", 57))
+    try:
+        runner("up")
+        yield runner
+    finally:
+        runner("destroy", check=False)

@@ -1,0 +1,69 @@
+"""Bad input gets one clear line and a non-zero exit code, never a traceback."""
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from lab.providers.base import HostStatus
+from lab.render import make_console, status_table
+
+
+def lab(*args, env=None, home=None):
+    import os
+
+    environment = {**os.environ, **(env or {})}
+    if home:
+        environment["LAB_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=environment
+    )
+
+
+def assert_one_clear_error(result, text):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert text in result.stderr
+    assert result.stderr.startswith("error: ")
+
+
+def test_help_explains_every_command():
+    result = lab("--help")
+    assert result.returncode == 0
+    for command in ("up", "status", "ssh", "ssh-config", "destroy", "doctor"):
+        assert command in result.stdout
+
+
+def test_malformed_topology(tmp_path):
+    bad = tmp_path / "lab.yml"
+    bad.write_text("name: [\n")
+    assert_one_clear_error(lab("--topology", str(bad), "status"), "cannot read topology")
+
+
+def test_missing_topology(tmp_path):
+    assert_one_clear_error(lab("--topology", str(tmp_path / "no.yml"), "up"), "not found")
+
+
+def test_unknown_host_lists_valid_ones(tmp_path):
+    result = lab("ssh", "web-03", home=tmp_path)
+    assert_one_clear_error(result, "unknown host 'web-03'; this lab has: lb-01, web-01, web-02")
+
+
+@pytest.mark.parametrize("command", [["ssh", "web-01"], ["ssh-config"]])
+def test_commands_on_a_lab_that_is_not_up(tmp_path, command):
+    assert_one_clear_error(lab(*command, home=tmp_path), "is not up")
+
+
+def test_status_of_a_lab_that_is_not_up(tmp_path):
+    result = lab("status", home=tmp_path)
+    assert result.returncode == 0 and "not up" in result.stdout
+
+
+def test_status_table_renders_in_80_columns():
+    console = make_console(width=80, record=True, file=io.StringIO())
+    rows = [HostStatus("web-01", "192.168.56.11", "running", "lxc")]
+    console.print(status_table(rows, "webstack"))
+    text = console.export_text()
+    assert "web-01" in text and "192.168.56.11" in text and "running" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

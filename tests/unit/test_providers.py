@@ -1,0 +1,84 @@
+"""Provider selection and the LXC network's pure parts."""
+
+import ipaddress
+
+import pytest
+
+from lab import providers, topology
+from lab.errors import LabError
+from lab.providers import lxcnet
+
+
+def topo():
+    return topology.load(topology.PACKAGED)
+
+
+def test_a_running_lab_keeps_its_provider():
+    assert providers.choose(None, "lxc", "auto") == "lxc"
+    with pytest.raises(LabError, match="already up with provider 'lxc'"):
+        providers.choose("vagrant", "lxc", "auto")
+
+
+def test_flag_then_topology_then_machine(monkeypatch):
+    assert providers.choose("lxc", None, "vagrant") == "lxc"
+    monkeypatch.setattr(providers, "default_for_machine", lambda: "lxc")
+    assert providers.choose(None, None, "auto") == "lxc"
+
+
+def test_unknown_provider_lists_the_available_ones():
+    with pytest.raises(LabError, match="available: lxc"):
+        providers.choose("docker", None, "auto")
+
+
+def test_no_provider_on_the_machine_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(providers.shutil, "which", lambda tool: None)
+    with pytest.raises(LabError) as exc:
+        providers.default_for_machine()
+    assert "apt-get install lxc" in exc.value.hint
+
+
+def test_bridge_and_table_names_fit_the_kernel_limits():
+    t = topology.parse({**_raw(), "name": "abcdefghij"})
+    assert len(lxcnet.bridge_name(t)) <= 15
+    assert lxcnet.table_name(t) == "webstack_lab_abcdefghij"
+
+
+def test_nft_ruleset_masquerades_the_lab_and_fences_everything_else():
+    rules = lxcnet.nft_ruleset(topo(), "10.255.255.53")
+    assert 'ip saddr 192.168.56.0/24 oifname != "wsl-webstack" masquerade' in rules
+    assert "ip daddr 10.255.255.53 udp dport 53 accept" in rules
+    assert rules.rstrip().count('iifname "wsl-webstack" drop') == 1
+    assert "8.8.8.8" not in rules
+
+
+ROUTES = [
+    {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
+    {"dst": "192.0.2.0/24", "dev": "eth0"},
+    {"dst": "192.168.56.0/24", "dev": "wsl-webstack"},
+    {"dst": "192.168.0.0/16", "dev": "vpn0"},
+    {"type": "broadcast", "dst": "192.168.57.255", "dev": "x"},
+]
+
+
+def test_routes_overlapping_the_lab_subnet_are_found_but_not_the_labs_own():
+    subnet = ipaddress.IPv4Network("192.168.56.0/24")
+    assert lxcnet.overlapping(ROUTES, subnet, "wsl-webstack") == ["192.168.0.0/16 dev vpn0"]
+    assert lxcnet.overlapping(ROUTES[:3], subnet, "wsl-webstack") == []
+
+
+def test_loopback_only_resolvers_are_refused(tmp_path, monkeypatch):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.53\n")
+    real_path = lxcnet.Path
+    monkeypatch.setattr(lxcnet, "Path", lambda p: conf if "resolv" in str(p) else real_path(p))
+    with pytest.raises(LabError, match="resolver"):
+        lxcnet.upstream_resolver()
+    conf.write_text("# comment\nnameserver 127.0.0.53\nnameserver 10.1.2.3\n")
+    assert lxcnet.upstream_resolver() == "10.1.2.3"
+
+
+def _raw():
+    return {
+        "network": {"subnet": "192.168.56.0/24"},
+        "hosts": {"lb-01": {"address": "192.168.56.10", "roles": ["lb"]}},
+    }

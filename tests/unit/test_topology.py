@@ -1,0 +1,88 @@
+"""Topology loading and validation: every mistake names its field."""
+
+import ipaddress
+
+import pytest
+
+from lab import topology
+from lab.errors import LabError
+
+
+def base():
+    return {
+        "name": "webstack",
+        "domain": "foobar.com",
+        "network": {"subnet": "192.168.56.0/24"},
+        "hosts": {
+            "lb-01": {"address": "192.168.56.10", "roles": ["lb", "dns"]},
+            "web-01": {"address": "192.168.56.11", "roles": ["web", "app", "db-primary"]},
+            "web-02": {"address": "192.168.56.12", "roles": ["web", "app", "db-replica"]},
+        },
+    }
+
+
+def test_packaged_topology_is_the_documents_lab():
+    topo = topology.load(topology.PACKAGED)
+    assert topo.names == ["lb-01", "web-01", "web-02"]
+    assert [h.address for h in topo.hosts] == ["192.168.56.10", "192.168.56.11", "192.168.56.12"]
+    assert topo.domain == "foobar.com"
+    assert topo.gateway == "192.168.56.1"
+    assert topo.one_with_role("lb").name == "lb-01"
+    assert topo.one_with_role("db-primary").name == "web-01"
+    assert [h.name for h in topo.with_role("web")] == ["web-01", "web-02"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(name="Bad_Name"), "name 'Bad_Name'"),
+        (lambda d: d.update(name="much-too-long-name"), "1-10 lowercase"),
+        (lambda d: d.update(provider="docker"), "provider 'docker'"),
+        (lambda d: d.update(domain="not a domain"), "domain"),
+        (lambda d: d["network"].update(subnet="192.168.56.1/24"), "network.subnet"),
+        (lambda d: d["network"].update(subnet="8.8.8.0/24"), "private IPv4"),
+        (lambda d: d.update(hosts={}), "hosts:"),
+        (lambda d: d["hosts"]["web-01"].update(address="10.0.0.1"), "hosts.web-01.address"),
+        (lambda d: d["hosts"]["web-01"].update(address="192.168.56.1"), "already taken"),
+        (lambda d: d["hosts"]["web-02"].update(address="192.168.56.11"), "already taken"),
+        (lambda d: d["hosts"]["web-02"].update(roles=["cache"]), "unknown role 'cache'"),
+        (lambda d: d["hosts"].update({"Web;rm": {"address": "192.168.56.20"}}), "host name"),
+    ],
+)
+def test_invalid_topologies_are_refused_with_the_field_named(change, message):
+    data = base()
+    change(data)
+    with pytest.raises(LabError, match=message):
+        topology.parse(data)
+
+
+def test_unknown_host_lists_the_valid_ones():
+    topo = topology.parse(base())
+    with pytest.raises(LabError, match="this lab has: lb-01, web-01, web-02"):
+        topo.host("web-03")
+
+
+def test_malformed_yaml_is_one_clear_error(tmp_path):
+    path = tmp_path / "lab.yml"
+    path.write_text("hosts: [unclosed\n")
+    with pytest.raises(LabError, match="cannot read topology"):
+        topology.load(path)
+
+
+def test_topology_file_lookup_prefers_explicit_then_env(tmp_path, monkeypatch):
+    explicit = tmp_path / "mine.yml"
+    explicit.write_text("x: 1\n")
+    monkeypatch.setenv("LAB_TOPOLOGY", str(explicit))
+    assert topology.find_topology_file() == explicit
+    with pytest.raises(LabError, match="not found"):
+        topology.find_topology_file(str(tmp_path / "missing.yml"))
+
+
+def test_second_lab_on_its_own_subnet():
+    data = base()
+    data["name"] = "class2"
+    data["network"]["subnet"] = "192.168.57.0/24"
+    for i, host in enumerate(data["hosts"].values()):
+        host["address"] = f"192.168.57.{10 + i}"
+    topo = topology.parse(data)
+    assert topo.subnet == ipaddress.IPv4Network("192.168.57.0/24")
