@@ -8,8 +8,11 @@ import sys
 from functools import cached_property
 
 from lab import __version__, providers, render, sshconfig, topology
+from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
 from lab.state import LabState, write_private
+from provision import COMPONENTS
+from provision.runner import run_components
 
 
 class Lab:
@@ -51,7 +54,39 @@ def cmd_up(lab: Lab) -> ExitCode:
     with lab.state.lock():
         lab.provider.up(lab.reporter)
         lab.write_ssh_config()
-    lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
+        lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
+        if lab.args.provision:
+            return provision_lab(lab, list(COMPONENTS))
+    return ExitCode.OK
+
+
+def cmd_provision(lab: Lab) -> ExitCode:
+    unknown = [name for name in lab.args.components if name not in COMPONENTS]
+    if unknown:
+        raise LabError(f"unknown component {unknown[0]!r}; components: {', '.join(COMPONENTS)}")
+    lab.require_up()
+    with lab.state.lock():
+        return provision_lab(lab, lab.args.components or list(COMPONENTS))
+
+
+def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
+    """Build the named components (in the reference order) and print what changed."""
+    chosen = [component for name, component in COMPONENTS.items() if name in names]
+    with Fleet(lab.provider.specs()) as fleet:
+        summary = run_components(lab.topology, lab.state, fleet, chosen, lab.reporter)
+    lab.console.print(render.provision_summary(summary))
+    return ExitCode.OK if summary.ok else ExitCode.FAILED
+
+
+def cmd_hosts(lab: Lab) -> ExitCode:
+    lb = lab.topology.one_with_role("lb")
+    domain = lab.topology.domain
+    lines = [
+        f"# webstack lab {lab.topology.name}: add to /etc/hosts",
+        f"{lb.address}\t{domain} www.{domain}",
+    ]
+    lines += [f"{host.address}\t{host.name}" for host in lab.topology.hosts]
+    sys.stdout.write("\n".join(lines) + "\n")
     return ExitCode.OK
 
 
@@ -104,6 +139,8 @@ def cmd_doctor(lab: Lab) -> ExitCode:
 COMMANDS = {
     "up": (cmd_up, "create and start the lab's hosts (safe to re-run)"),
     "status": (cmd_status, "show each host, its address and state"),
+    "provision": (cmd_provision, "build the infrastructure on the lab (all, or named components)"),
+    "hosts": (cmd_hosts, "print /etc/hosts lines for foobar.com, www.foobar.com and the hosts"),
     "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
     "ssh-config": (cmd_ssh_config, "print an OpenSSH config for `ssh -F FILE HOST`"),
     "destroy": (cmd_destroy, "remove everything the lab created, and nothing else"),
@@ -137,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--purge",
         action="store_true",
         help="also delete the lab's download cache (and the base image when no other lab uses it)",
+    )
+    subs["up"].add_argument(
+        "--provision",
+        action="store_true",
+        help="also build the whole infrastructure (lab provision)",
+    )
+    subs["provision"].add_argument(
+        "components",
+        nargs="*",
+        metavar="COMPONENT",
+        help=f"one of: {', '.join(COMPONENTS)} (default: all)",
     )
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")
     subs["ssh"].add_argument(

@@ -98,3 +98,21 @@ def error_line(console: Console, message: str, hint: str = "") -> None:
     console.print(f"[error]error:[/] {message}", soft_wrap=True)
     if hint:
         console.print(f"[hint]hint:[/] {hint}", soft_wrap=True)
+
+
+def provision_summary(summary) -> Table:
+    """Changes per host and component; failures with the host's own error lines."""
+    table = Table(title="provisioning", title_justify="left")
+    table.add_column("host")
+    for component in summary.components:
+        table.add_column(component, justify="right")
+    table.add_column("result")
+    for host, per_component in summary.changes.items():
+        counts = [str(per_component.get(c, 0)) for c in summary.components]
+        failure = summary.failures.get(host)
+        result = f"[fail]FAILED[/] {failure}" if failure else "[ok]ok[/]"
+        table.add_row(f"[host]{host}[/]", *counts, result)
+    table.caption = f"{summary.total_changed} changed" + (
+        f", {len(summary.failures)} host(s) failed" if summary.failures else ""
+    )
+    return table

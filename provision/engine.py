@@ -1,0 +1,232 @@
+"""Idempotent operations on one host over Fabric: read state first, change only what differs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut, UnexpectedExit
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_jinja = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+APT_ENV = "DEBIAN_FRONTEND=noninteractive"
+APT_LISTS_MAX_AGE_MIN = 360
+
+
+def render(template: str, **values) -> str:
+    """Render a template from provision/templates."""
+    return _jinja.get_template(template).render(**values)
+
+
+class StepFailed(Exception):
+    """A step failed on a host; the message carries the host's own error lines."""
+
+    def __init__(self, host: str, step: str, detail: str):
+        super().__init__(f"{host}: {step}: {detail}")
+        self.host, self.step, self.detail = host, step, detail
+
+
+@dataclass
+class Change:
+    component: str
+    what: str
+
+
+@dataclass
+class HostRun:
+    """One host during a provisioning run: its connection, facts and the changes made."""
+
+    name: str
+    address: str
+    conn: Connection
+    changes: list[Change] = field(default_factory=list)
+    component: str = ""
+    _packages: set[str] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- commands -----------------------------------------------------------------------
+    def sh(
+        self,
+        command: str,
+        *,
+        sudo: bool = True,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: int = 600,
+    ):
+        """Run a shell command on the host (as root unless sudo=False)."""
+        full = f"sudo -n sh -c {shlex.quote(command)}" if sudo else command
+        try:
+            result = self.conn.run(
+                full,
+                hide=True,
+                warn=not check,
+                timeout=timeout,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+            )
+        except UnexpectedExit as exc:
+            raise StepFailed(
+                self.name,
+                self.component or "command",
+                _tail(exc.result.stderr or exc.result.stdout),
+            ) from None
+        except CommandTimedOut:
+            raise StepFailed(self.name, self.component, f"timed out: {command[:60]}") from None
+        return result
+
+    def changed(self, what: str) -> None:
+        self.changes.append(Change(self.component, what))
+
+    # -- packages -----------------------------------------------------------------------
+    def installed_packages(self) -> set[str]:
+        if self._packages is None:
+            out = self.sh("dpkg-query -W -f='${Package} ${db:Status-Status}\\n'", sudo=False).stdout
+            self._packages = {
+                line.split()[0] for line in out.splitlines() if line.endswith(" installed")
+            }
+        return self._packages
+
+    def packages(self, *names: str) -> bool:
+        """Install the packages that are missing (one apt call), updating stale lists first."""
+        missing = sorted(set(names) - self.installed_packages())
+        if not missing:
+            return False
+        stale = (
+            self.sh(
+                "find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' "
+                f"-mmin -{APT_LISTS_MAX_AGE_MIN} | head -1",
+                check=False,
+            ).stdout.strip()
+            == ""
+        )
+        if stale:
+            self.sh(f"{APT_ENV} apt-get update -q")
+        self.sh(
+            f"{APT_ENV} apt-get install -y -q -o Dpkg::Options::=--force-confold "
+            + " ".join(shlex.quote(n) for n in missing)
+        )
+        self._packages = None
+        self.changed(f"installed {', '.join(missing)}")
+        return True
+
+    # -- files --------------------------------------------------------------------------
+    def file(
+        self,
+        path: str,
+        content: str | bytes,
+        mode: str = "0644",
+        owner: str = "root",
+        group: str = "root",
+    ) -> bool:
+        """Make path hold content with mode and owner; upload only when something differs."""
+        data = content.encode() if isinstance(content, str) else content
+        want = f"{hashlib.sha256(data).hexdigest()} {int(mode, 8):o} {owner} {group}"
+        quoted = shlex.quote(path)
+        have = self.sh(
+            f"[ -f {quoted} ] && echo $(sha256sum < {quoted} | cut -d' ' -f1) "
+            f"$(stat -c '%a %U %G' {quoted}) || true"
+        ).stdout.strip()
+        if have == want:
+            return False
+        tmp = f"/tmp/.webstack-{uuid.uuid4().hex}"
+        self.conn.put(io.BytesIO(data), tmp)
+        self.sh(
+            f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
+            f"install -m {mode} -o {owner} -g {group} {tmp} {quoted}; rm -f {tmp}"
+        )
+        self.changed(f"wrote {path}")
+        return True
+
+    def template(
+        self,
+        path: str,
+        template: str,
+        mode: str = "0644",
+        owner: str = "root",
+        group: str = "root",
+        **values,
+    ) -> bool:
+        return self.file(path, render(template, **values), mode, owner, group)
+
+    def link(self, path: str, target: str) -> bool:
+        """Make path a symbolic link to target."""
+        quoted = shlex.quote(path)
+        if self.sh(f"readlink {quoted} || true").stdout.strip() == target:
+            return False
+        self.sh(f"ln -sfn {shlex.quote(target)} {quoted}")
+        self.changed(f"linked {path}")
+        return True
+
+    def absent(self, path: str) -> bool:
+        """Remove a file if present."""
+        quoted = shlex.quote(path)
+        if self.sh(f"[ -e {quoted} ] && echo yes || true").stdout.strip() != "yes":
+            return False
+        self.sh(f"rm -f {quoted}")
+        self.changed(f"removed {path}")
+        return True
+
+    # -- services -----------------------------------------------------------------------
+    def validate(self, command: str, what: str) -> None:
+        """Run a config test (nginx -t, haproxy -c); its own error lines explain a failure."""
+        result = self.sh(f"{command} 2>&1", check=False)
+        if result.failed:
+            raise StepFailed(
+                self.name, self.component, f"{what} is invalid: {_tail(result.stdout)}"
+            )
+
+    def service(self, name: str, *, restart: bool = False, reload: bool = False) -> bool:
+        """Enable and start a service; restart or reload it when its configuration changed."""
+        unit = shlex.quote(name)
+        state = self.sh(
+            f"systemctl is-enabled {unit}; systemctl is-active {unit}", check=False
+        ).stdout.split()
+        enabled, active = state[:1] == ["enabled"], state[1:2] == ["active"]
+        try:
+            if not enabled:
+                self.sh(f"systemctl enable -q {unit}")
+            if not active:
+                self.sh(f"systemctl start {unit}")
+            elif restart or reload:
+                self.sh(f"systemctl {'reload' if reload and not restart else 'restart'} {unit}")
+        except StepFailed as failure:
+            journal = self.sh(f"journalctl -u {unit} -n 8 --no-pager -o cat", check=False).stdout
+            raise StepFailed(
+                self.name,
+                self.component,
+                f"{name} did not start: {_tail(journal, 4) or failure.detail}",
+            ) from None
+        if not (enabled and active) or restart or reload:
+            verb = "started" if not active else ("restarted" if restart else "reloaded")
+            self.changed(f"{verb} {name}")
+            return True
+        return False
+
+    def user(self, name: str, home: str) -> bool:
+        """A system user (no login) owning home."""
+        if self.sh(f"id -u {shlex.quote(name)}", check=False).ok:
+            return False
+        self.sh(
+            f"useradd --system --home-dir {shlex.quote(home)} --shell /usr/sbin/nologin "
+            f"{shlex.quote(name)}"
+        )
+        self.changed(f"created user {name}")
+        return True
+
+
+def _tail(text: str, count: int = 3) -> str:
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) or "(no output)"
