@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.theme import Theme
@@ -37,13 +37,14 @@ class Step:
     def __init__(self, progress: Progress | None, task, title: str):
         self._progress, self._task, self.title = progress, task, title
         self.result = ""
+        self.ok = True
 
     def update(self, text: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, description=f"{self.title}: {text}")
 
-    def done(self, result: str) -> None:
-        self.result = result
+    def done(self, result: str, ok: bool = True) -> None:
+        self.result, self.ok = result, ok
 
 
 class Reporter:
@@ -67,7 +68,8 @@ class Reporter:
                 raise
         elapsed = time.monotonic() - started
         detail = f": {step.result}" if step.result else ""
-        self.console.print(f"[ok]✓[/] {title}{detail} [muted]({elapsed:.1f} s)[/]")
+        mark = "[ok]✓[/]" if step.ok else "[fail]✗[/]"
+        self.console.print(f"{mark} {title}{detail} [muted]({elapsed:.1f} s)[/]")
 
 
 def status_table(rows, lab_name: str) -> Table:
@@ -109,10 +111,11 @@ def provision_summary(summary) -> Table:
     table.add_column("result")
     for host, per_component in summary.changes.items():
         counts = [str(per_component.get(c, 0)) for c in summary.components]
-        failure = summary.failures.get(host)
-        result = f"[fail]FAILED[/] {failure}" if failure else "[ok]ok[/]"
+        result = "[fail]FAILED[/]" if host in summary.failures else "[ok]ok[/]"
         table.add_row(f"[host]{host}[/]", *counts, result)
-    table.caption = f"{summary.total_changed} changed" + (
-        f", {len(summary.failures)} host(s) failed" if summary.failures else ""
-    )
-    return table
+    caption = f"{summary.total_changed} changed"
+    if summary.failures:
+        caption += f", {len(summary.failures)} host(s) failed"
+    table.caption = caption
+    failures = [f"[fail]✗[/] [host]{host}[/] {reason}" for host, reason in summary.failures.items()]
+    return Group(table, *failures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from provision import dbflavour
@@ -26,13 +27,18 @@ CREATE TABLE IF NOT EXISTS {DB_NAME}.guestbook (
 """
 
 
-def sql(hr: HostRun, statements: str) -> str:
-    """Run SQL as the database's root (socket authentication) and return tab-separated rows."""
-    return hr.sh("mysql --batch --skip-column-names", stdin=statements).stdout
+def sql(hr: HostRun, statements: str, secret: bool = False) -> str:
+    """Run SQL as the database's root (socket authentication); tab-separated rows back.
+
+    Statements carrying passwords go through stdin, never the command line.
+    """
+    if secret:
+        return hr.sh("mysql --batch --skip-column-names", stdin=statements).stdout
+    return hr.sh(f"mysql --batch --skip-column-names -e {shlex.quote(statements)}").stdout
 
 
 def replica_status(hr: HostRun) -> dbflavour.ReplicaStatus:
-    return dbflavour.replica_status(hr.sh("mysql --vertical", stdin="SHOW REPLICA STATUS;").stdout)
+    return dbflavour.replica_status(hr.sh("mysql --vertical -e 'SHOW REPLICA STATUS'").stdout)
 
 
 def network_pattern(run: Run) -> str:
@@ -90,7 +96,7 @@ def primary(run: Run):
             f"('{REPLICATION_USER}','{READ_USER}','{WRITE_USER}');",
         ).split()
         if present != ["1", "3"]:
-            sql(hr, SCHEMA + accounts_sql(run, run.flavour(host)))
+            sql(hr, SCHEMA + accounts_sql(run, run.flavour(host)), secret=True)
             hr.changed("created the database, its table and accounts")
 
     return step
@@ -117,6 +123,7 @@ def replica(run: Run):
                     4,
                 )
                 + ";\nSTART REPLICA;",
+                secret=True,
             )
             hr.changed(f"replicating from {source.name} ({first_log})")
         elif not status.running:

@@ -203,12 +203,9 @@ class HostRun:
             elif restart or reload:
                 self.sh(f"systemctl {'reload' if reload and not restart else 'restart'} {unit}")
         except StepFailed as failure:
-            journal = self.sh(f"journalctl -u {unit} -n 8 --no-pager -o cat", check=False).stdout
-            raise StepFailed(
-                self.name,
-                self.component,
-                f"{name} did not start: {_tail(journal, 4) or failure.detail}",
-            ) from None
+            journal = self.sh(f"journalctl -u {unit} -n 30 --no-pager -o cat", check=False).stdout
+            detail = _tail(own_lines(journal), 3) if own_lines(journal) else failure.detail
+            raise StepFailed(self.name, self.component, f"{name} did not start: {detail}") from None
         if not (enabled and active) or restart or reload:
             verb = "started" if not active else ("restarted" if restart else "reloaded")
             self.changed(f"{verb} {name}")
@@ -225,6 +222,27 @@ class HostRun:
         )
         self.changed(f"created user {name}")
         return True
+
+
+SYSTEMD_NOISE = (
+    "code=exited",
+    "Failed with result",
+    "Failed to start",
+    "Starting ",
+    "Control process exited",
+    "Scheduled restart",
+    "Stopped ",
+    "Consumed ",
+)
+
+
+def own_lines(journal: str) -> str:
+    """A unit's journal without systemd's own lines: what the service itself said."""
+    return "\n".join(
+        line
+        for line in journal.splitlines()
+        if line.strip() and not any(noise in line for noise in SYSTEMD_NOISE)
+    )
 
 
 def _tail(text: str, count: int = 3) -> str:

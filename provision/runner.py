@@ -101,12 +101,15 @@ def run_components(
             hr.packages(*wanted)
 
         run.parallel([h for h in involved if h.name not in run.failures], install, "packages")
-        step.done(_changed_hosts(run, "packages", set()))
+        step.done(_changed_hosts(run, "packages", set()), ok=not run.failures)
     for component in components:
         with reporter.step(component.title) as step:
             failed_before = set(run.failures)
             component.apply(run)
-            step.done(_changed_hosts(run, component.name, failed_before))
+            step.done(
+                _changed_hosts(run, component.name, failed_before),
+                ok=set(run.failures) == failed_before,
+            )
     changes: dict[str, dict[str, int]] = {h.name: {} for h in involved}
     for name, hr in run.hosts.items():
         for change in hr.changes:

@@ -271,7 +271,8 @@ class LxcProvider:
             and not line.startswith(("lxc.net.", "lxc.uts.name", "lxc.start.auto"))
         ]
         cache = self.cache / self.container(host)
-        cache.mkdir(parents=True, exist_ok=True)
+        for part in ("archives", "lists"):
+            (cache / part).mkdir(parents=True, exist_ok=True)
         mac = hashlib.sha256(f"{self.topology.name}/{host.name}".encode()).hexdigest()
         ours = [
             f"lxc.uts.name = {host.name}",
@@ -283,7 +284,8 @@ class LxcProvider:
             f"lxc.net.0.hwaddr = 00:16:3e:{mac[0:2]}:{mac[2:4]}:{mac[4:6]}",
             f"lxc.net.0.ipv4.address = {host.address}/{self.topology.prefixlen}",
             f"lxc.net.0.ipv4.gateway = {self.topology.gateway}",
-            f"lxc.mount.entry = {cache} var/cache/apt/archives none bind,create=dir 0 0",
+            f"lxc.mount.entry = {cache}/archives var/cache/apt/archives none bind,create=dir 0 0",
+            f"lxc.mount.entry = {cache}/lists var/lib/apt/lists none bind,create=dir 0 0",
         ]
         config.write_text("\n".join([marker, *kept, *ours]) + "\n")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,32 @@ def lab(topology_dir):
         yield runner
     finally:
         runner("destroy", check=False)
+
+
+@pytest.fixture(scope="session")
+def provisioned_lab(tmp_path_factory):
+    """A lab with the whole reference infrastructure (name e2e-web, 192.168.62.0/24)."""
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("web"), "e2e-web", 62))
+    try:
+        runner("up", "--provision")
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def lab_secret(runner: LabRunner, name: str) -> str:
+    """A generated secret of the lab under test (read from its 0600 state file)."""
+    path = Path("/var/lib/webstack-lab/labs") / runner.name / "secrets.json"
+    return json.loads(path.read_text())[name]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    """Poll predicate until it returns something truthy; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout} s")
