@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
-Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,destroy,...]
+Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision]
 
 Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
@@ -95,6 +95,15 @@ def warm_up(bench: Bench, runs: int) -> None:
         bench.record("lab up, warm (image cached)", bench.lab("up"))
         bench.record("lab up again (running lab, no-op)", bench.lab("up"))
         bench.record("lab destroy", bench.lab("destroy"))
+
+
+@scenario("provision")
+def provision(bench: Bench, runs: int) -> None:
+    """lab up --provision from nothing (image and packages cached), then a second provision."""
+    for _ in range(runs):
+        bench.lab("destroy")
+        bench.record("lab up --provision (image cached)", bench.lab("up", "--provision"))
+        bench.record("lab provision again (0 changed)", bench.lab("provision"))
 
 
 def main() -> None:

@@ -1,0 +1,118 @@
+"""Pure parts of provisioning: database flavours, templates, the zone and journal filtering."""
+
+from pathlib import Path
+
+from lab import topology
+from provision import COMPONENTS, dbflavour
+from provision.app import application_files
+from provision.dns import zone_text
+from provision.engine import own_lines, render
+from provision.runner import Run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_mariadb_replica_status_recorded_from_the_lab():
+    text = (FIXTURES / "mariadb-10.11-replica-status.txt").read_text()
+    status = dbflavour.replica_status(text)
+    assert status.configured and status.running
+    assert status.io_running == "Yes" and status.sql_running == "Yes"
+    assert status.source_host == "192.168.56.11"
+    assert status.seconds_behind == 0 and status.last_error == ""
+
+
+def test_mysql8_replica_status_uses_source_and_replica_names():
+    status = dbflavour.replica_status((FIXTURES / "mysql-8.0-replica-status.txt").read_text())
+    assert status.configured and not status.running
+    assert status.sql_running == "No" and status.source_host == "192.168.56.11"
+    assert status.seconds_behind is None
+    assert "Coordinator stopped" in status.last_error
+
+
+def test_no_replica_status_means_not_configured():
+    assert dbflavour.replica_status("") == dbflavour.ReplicaStatus(configured=False)
+
+
+def test_flavour_by_distribution_and_version():
+    assert dbflavour.for_os('ID=debian\nVERSION_ID="12"\n') is dbflavour.MARIADB
+    assert dbflavour.for_os('ID=ubuntu\nVERSION_ID="24.04"\n') is dbflavour.MYSQL
+    assert dbflavour.for_version("10.11.19-MariaDB-0+deb12u1-log") is dbflavour.MARIADB
+    assert dbflavour.for_version("8.0.36-0ubuntu0.22.04.1") is dbflavour.MYSQL
+
+
+def test_change_source_statements_per_flavour():
+    args = ("192.168.56.11", "replication", "s3cret", "mysql-bin.000001", 4)
+    maria = dbflavour.MARIADB.change_source_sql(*args)
+    mysql = dbflavour.MYSQL.change_source_sql(*args)
+    assert maria.startswith("CHANGE MASTER TO MASTER_HOST='192.168.56.11'")
+    assert "MASTER_LOG_POS=4" in maria
+    assert mysql.startswith("CHANGE REPLICATION SOURCE TO SOURCE_HOST='192.168.56.11'")
+    assert "SOURCE_LOG_FILE='mysql-bin.000001'" in mysql
+
+
+def test_replica_config_is_read_only_and_primary_logs_binary():
+    common = dict(
+        host="web-02",
+        address="192.168.56.12",
+        server_id=3,
+        read_only_settings=dbflavour.MYSQL.read_only_settings,
+    )
+    replica = render("mysqld.cnf.j2", role="replica", **common)
+    primary = render("mysqld.cnf.j2", role="primary", **common)
+    assert "super_read_only = ON" in replica and "log_bin" not in replica
+    assert "log_bin = mysql-bin" in primary and "read_only" not in primary
+
+
+def test_nginx_site_adds_the_real_hostname_and_proxies_to_the_app():
+    site = render(
+        "nginx-site.conf.j2",
+        host="web-01",
+        domain="foobar.com",
+        app_dir="/srv/webstack/app",
+        app_bind="127.0.0.1:8000",
+    )
+    assert "add_header X-Served-By $hostname always;" in site
+    assert "proxy_pass http://127.0.0.1:8000;" in site
+    assert "root /srv/webstack/app/static;" in site
+
+
+def test_haproxy_is_round_robin_with_health_checks_on_every_web_server():
+    topo = topology.load(topology.PACKAGED)
+    cfg = render(
+        "haproxy.cfg.j2",
+        servers=topo.with_role("web"),
+        address="192.168.56.10",
+        subnet="192.168.56.0/24",
+    )
+    assert "balance roundrobin" in cfg and "option httpchk GET /healthz" in cfg
+    assert "server web-01 192.168.56.11:80 check" in cfg
+    assert "server web-02 192.168.56.12:80 check" in cfg
+    assert "backup" not in cfg  # active-active: no server stands by
+
+
+def test_zone_points_www_at_the_load_balancer_with_a_cname_to_an_a_record():
+    run = Run(topology.load(topology.PACKAGED), state=None, hosts={})
+    zone = zone_text(run)
+    assert "www     IN CNAME @" in zone
+    assert "@       IN A    192.168.56.10" in zone
+    assert "8.8.8.8" not in zone
+    assert zone_text(run) == zone  # stable serial: a second run changes nothing
+
+
+def test_journal_filter_keeps_the_services_own_lines():
+    journal = (
+        "Starting nginx.service - A high performance web server...\n"
+        'nginx: [emerg] invalid parameter "nonsense" in /etc/nginx/conf.d/broken.conf:2\n'
+        "nginx.service: Control process exited, code=exited, status=1/FAILURE\n"
+        "nginx.service: Failed with result 'exit-code'.\n"
+    )
+    assert (
+        own_lines(journal) == 'nginx: [emerg] invalid parameter "nonsense" in '
+        "/etc/nginx/conf.d/broken.conf:2"
+    )
+
+
+def test_components_and_application_files():
+    assert list(COMPONENTS) == ["database", "app", "web", "lb", "dns"]
+    files = application_files()
+    assert {"app.py", "static/index.html", "static/style.css", "static/app.js"} <= set(files)
