@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from functools import cached_property
+from pathlib import Path
 
 from lab import __version__, providers, render, sshconfig, topology
 from lab.connection import Fleet
@@ -78,6 +79,28 @@ def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
     return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 
+def cmd_check(lab: Lab) -> ExitCode:
+    from checks import CATALOGUE
+    from checks.live import LiveLab
+    from checks.report import to_json, to_junit
+    from checks.runner import run_checks, select
+
+    if lab.args.list:
+        lab.console.print(render.check_list(CATALOGUE))
+        return ExitCode.OK
+    chosen = select(CATALOGUE, lab.args.what)
+    specs = lab.specs()
+    with Fleet(specs) as fleet:
+        report = run_checks(CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name)
+    if lab.args.junit:
+        Path(lab.args.junit).write_text(to_junit(report))
+    if lab.args.json:
+        sys.stdout.write(to_json(report))
+    else:
+        lab.console.print(render.check_report(report))
+    return ExitCode.OK if report.all_passed else ExitCode.FAILED
+
+
 def cmd_hosts(lab: Lab) -> ExitCode:
     lb = lab.topology.one_with_role("lb")
     domain = lab.topology.domain
@@ -140,6 +163,7 @@ COMMANDS = {
     "up": (cmd_up, "create and start the lab's hosts (safe to re-run)"),
     "status": (cmd_status, "show each host, its address and state"),
     "provision": (cmd_provision, "build the infrastructure on the lab (all, or named components)"),
+    "check": (cmd_check, "grade the live lab against every requirement of the design"),
     "hosts": (cmd_hosts, "print /etc/hosts lines for foobar.com, www.foobar.com and the hosts"),
     "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
     "ssh-config": (cmd_ssh_config, "print an OpenSSH config for `ssh -F FILE HOST`"),
@@ -186,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COMPONENT",
         help=f"one of: {', '.join(COMPONENTS)} (default: all)",
     )
+    subs["check"].add_argument(
+        "what", nargs="*", metavar="SECTION|ID", help="sections or check ids to run (default: all)"
+    )
+    subs["check"].add_argument("--json", action="store_true", help="print the JSON report")
+    subs["check"].add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    subs["check"].add_argument("--list", action="store_true", help="list the checks and exit")
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")
     subs["ssh"].add_argument(
         "remote",

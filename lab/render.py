@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from rich.console import Console, Group
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from rich.theme import Theme
 
 THEME = Theme(
@@ -22,6 +23,10 @@ THEME = Theme(
         "state.running": "green",
         "state.stopped": "yellow",
         "state.absent": "dim",
+        "check.pass": "bold green",
+        "check.fail": "bold red",
+        "check.not-run": "yellow",
+        "section": "bold",
     }
 )
 
@@ -119,3 +124,50 @@ def provision_summary(summary) -> Table:
     table.caption = caption
     failures = [f"[fail]✗[/] [host]{host}[/] {reason}" for host, reason in summary.failures.items()]
     return Group(table, *failures)
+
+
+CHECK_MARKS = {"pass": "✓ PASS", "fail": "✗ FAIL", "not-run": "- SKIP"}
+
+
+def check_report(report) -> Group:
+    """The grader's report: sections, a line per check, evidence, hints, score."""
+    parts, section = [], None
+    for r in report.results:
+        if r.section != section:
+            section = r.section
+            parts.append(Text(f"\n{section}", style="section"))
+        status = r.status.value
+        line = Table.grid(expand=True, padding=(0, 1))
+        line.add_column(width=6, no_wrap=True)
+        line.add_column(ratio=1)
+        line.add_column(justify="right", no_wrap=True)
+        line.add_row(
+            Text(CHECK_MARKS[status], style=f"check.{status}"),
+            Text(f"{r.title} [{r.id}]"),
+            f"{r.awarded}/{r.points}",
+        )
+        line.add_row("", Text(r.evidence, style="muted"), "")
+        if r.hint:
+            line.add_row("", Text(f"hint: {r.hint}", style="hint"), "")
+        parts.append(line)
+    counts = (
+        f"{report.count_pass} passed, {report.count_fail} failed, {report.count_not_run} not run"
+    )
+    style = "check.pass" if report.all_passed else "check.fail"
+    parts.append(
+        Text(
+            f"\nscore {report.score}/{report.max_score} · {counts} · {report.seconds:.1f} s",
+            style=style,
+        )
+    )
+    return Group(*parts)
+
+
+def check_list(catalogue) -> Table:
+    """The catalogue: id, section, points, title."""
+    table = Table(title="check catalogue", title_justify="left")
+    for column in ("id", "section", "points", "title"):
+        table.add_column(column)
+    for cls in catalogue.values():
+        table.add_row(cls.id, cls.section, str(cls.points), cls.title)
+    return table

@@ -1,0 +1,152 @@
+"""What a check is: an id, a title, the sentence it grades, points, a hint, observe and judge."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+SECTIONS = (
+    "servers",
+    "web server",
+    "application server",
+    "application files",
+    "load balancer",
+    "database",
+    "domain",
+    "http",
+)
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_RUN = "not-run"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judgement: passed or not, with what was observed, in words."""
+
+    passed: bool
+    evidence: str
+
+
+def passed(evidence: str) -> Verdict:
+    return Verdict(True, evidence)
+
+
+def failed(evidence: str) -> Verdict:
+    return Verdict(False, evidence)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check's outcome in a run."""
+
+    id: str
+    section: str
+    title: str
+    requirement: str
+    points: int
+    status: Status
+    evidence: str
+    hint: str = ""
+    seconds: float = 0.0
+
+    @property
+    def awarded(self) -> int:
+        return self.points if self.status is Status.PASS else 0
+
+
+@dataclass(frozen=True)
+class Report:
+    """All results of a run, in catalogue order."""
+
+    lab: str
+    results: tuple[Result, ...]
+    seconds: float
+
+    @property
+    def score(self) -> int:
+        return sum(r.awarded for r in self.results)
+
+    @property
+    def max_score(self) -> int:
+        return sum(r.points for r in self.results)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def count_pass(self) -> int:
+        return self.count(Status.PASS)
+
+    @property
+    def count_fail(self) -> int:
+        return self.count(Status.FAIL)
+
+    @property
+    def count_not_run(self) -> int:
+        return self.count(Status.NOT_RUN)
+
+    @property
+    def all_passed(self) -> bool:
+        return all(r.status is Status.PASS for r in self.results)
+
+
+class CheckError(Exception):
+    """An observation could not be made (the message says what was tried)."""
+
+
+class Check:
+    """Subclass with the class attributes below plus observe() and judge(); it registers itself."""
+
+    id: ClassVar[str]
+    section: ClassVar[str]
+    title: ClassVar[str]
+    requirement: ClassVar[str]  # the sentence of the design document this check grades
+    points: ClassVar[int] = 5
+    hint: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    exclusive: ClassVar[bool] = False  # runs alone: its observation is disturbed by other traffic
+
+    registry: ClassVar[dict[str, type[Check]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        assert cls.section in SECTIONS, f"{cls.__name__}: unknown section {cls.section!r}"
+        assert cls.id not in Check.registry, f"duplicate check id {cls.id}"
+        Check.registry[cls.id] = cls
+
+    def observe(self, lab) -> Any:
+        """Look at the live lab (network and SSH) and return plain data."""
+        raise NotImplementedError
+
+    def judge(self, observation: Any) -> Verdict:
+        """Decide from the observation alone (pure, unit-tested on recorded observations)."""
+        raise NotImplementedError
+
+    def run(self, lab) -> Result:
+        started = time.monotonic()
+        try:
+            verdict = self.judge(self.observe(lab))
+        except CheckError as exc:
+            verdict = failed(str(exc))
+        status = Status.PASS if verdict.passed else Status.FAIL
+        return self.result(status, verdict.evidence, time.monotonic() - started)
+
+    def result(self, status: Status, evidence: str, seconds: float = 0.0) -> Result:
+        hint = "" if status is Status.PASS else self.hint
+        return Result(
+            self.id,
+            self.section,
+            self.title,
+            self.requirement,
+            self.points,
+            status,
+            evidence,
+            hint,
+            round(seconds, 3),
+        )

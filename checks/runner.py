@@ -1,0 +1,69 @@
+"""Run checks: dependencies first, the rest in parallel; dependents of a failure are not run."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from checks.base import Check, Report, Result, Status
+from lab.errors import LabError
+
+
+def select(catalogue: dict[str, type[Check]], wanted: list[str]) -> list[type[Check]]:
+    """Checks named by id or section (all when wanted is empty), in catalogue order."""
+    if not wanted:
+        return list(catalogue.values())
+    sections = {cls.section for cls in catalogue.values()}
+    for word in wanted:
+        if word not in catalogue and word not in sections:
+            raise LabError(
+                f"unknown check or section {word!r}; sections: {', '.join(sorted(sections))}"
+                ", or a check id from `lab check --list`"
+            )
+    return [cls for cls in catalogue.values() if cls.id in wanted or cls.section in wanted]
+
+
+def with_dependencies(catalogue, chosen: list[type[Check]]) -> list[type[Check]]:
+    """chosen plus everything they need, in catalogue order."""
+    needed = {cls.id for cls in chosen}
+    frontier = list(needed)
+    while frontier:
+        for dep in catalogue[frontier.pop()].needs:
+            if dep not in needed:
+                needed.add(dep)
+                frontier.append(dep)
+    return [cls for cls in catalogue.values() if cls.id in needed]
+
+
+def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_result=None) -> Report:
+    """Run chosen checks (and what they need) against a live lab."""
+    started = time.monotonic()
+    pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
+    results: dict[str, Result] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while pending:
+            ready, blocked = [], []
+            for check in pending.values():
+                deps = [results.get(dep) for dep in check.needs]
+                if any(d is not None and d.status is not Status.PASS for d in deps):
+                    blocked.append(check)
+                elif all(d is not None for d in deps):
+                    ready.append(check)
+            for check in blocked:
+                broken = next(
+                    d for d in check.needs if d in results and results[d].status is not Status.PASS
+                )
+                results[check.id] = check.result(Status.NOT_RUN, f"not run: {broken} did not pass")
+                del pending[check.id]
+            shared = [c for c in ready if not c.exclusive]
+            ready = shared or ready[:1]  # an exclusive check runs once nothing else does
+            for result in pool.map(lambda c: c.run(lab), ready):
+                results[result.id] = result
+                del pending[result.id]
+                if on_result:
+                    on_result(result)
+            if not ready and not blocked and pending:
+                raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
+    wanted = {cls.id for cls in chosen}
+    ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in wanted)
+    return Report(lab_name, ordered, round(time.monotonic() - started, 2))

@@ -1,0 +1,35 @@
+"""Servers: every host of the lab is up, reachable and is who it says it is."""
+
+from checks.base import Check, CheckError, failed, passed
+
+
+class Reachable(Check):
+    id = "servers.reachable"
+    section = "servers"
+    title = "Every server is up and reachable"
+    requirement = (
+        "2 Servers: Physical or virtual machine hosting the entire web infrastructure "
+        "(and a third for the load balancer)."
+    )
+    points = 5
+    hint = "Bring the hosts up (`lab up`, `lab status`); `lab ssh HOST` must log in."
+
+    def observe(self, lab):
+        def probe(host):
+            try:
+                return {"hostname": lab.sh(host, "hostname").strip()}
+            except CheckError as exc:
+                return {"error": str(exc)}
+
+        return lab.on_each(lab.topology.names, probe)
+
+    def judge(self, hosts):
+        problems = [info["error"] for info in hosts.values() if "error" in info]
+        problems += [
+            f"{host} calls itself {info['hostname']!r}"
+            for host, info in hosts.items()
+            if "hostname" in info and info["hostname"] != host
+        ]
+        if problems:
+            return failed("; ".join(problems))
+        return passed(f"{', '.join(hosts)} answer over SSH, each with its own hostname")
