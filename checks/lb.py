@@ -3,6 +3,7 @@
 import csv
 import io
 import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checks.base import Check, CheckError, failed, passed
@@ -25,6 +26,17 @@ SHOW_STAT = (
 def parse_show_stat(text: str) -> list[dict[str, str]]:
     """HAProxy's `show stat` CSV as dicts (the header line starts with '# ')."""
     return list(csv.DictReader(io.StringIO(text.lstrip("# "))))
+
+
+def wait_until_servers_up(lab, seconds: float = 4.0) -> None:
+    """Give HAProxy a moment to see freshly (re)started servers UP before counting requests."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        out = lab.sh(lab.name("lb"), SHOW_STAT, sudo=True, check=False)
+        rows = backend_servers(parse_show_stat(out), lab.web_hosts())
+        if not rows or all(r.get("status", "").startswith("UP") for r in rows.values()):
+            return
+        time.sleep(0.2)
 
 
 def backend_servers(rows: list[dict[str, str]], names: list[str]) -> dict[str, dict[str, str]]:
@@ -88,6 +100,7 @@ class RoundRobin(Check):
     points = 10
     hint = "Use `balance roundrobin` in the backend, with both web servers in it."
     needs = ("lb.haproxy", "web.served-by")
+    exclusive = True  # other checks' requests through the balancer would interleave
 
     def observe(self, lab):
         return {

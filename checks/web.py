@@ -141,12 +141,13 @@ class ReverseProxy(Check):
         problems, seen = [], []
         for host, info in hosts.items():
             replies = info["replies"]
-            if any(r["status"] != 200 or not isinstance(r["json"], dict) for r in replies):
+            # the application answers JSON, even when it reports a problem (503)
+            if any(not isinstance(r["json"], dict) for r in replies):
                 codes = ", ".join(str(r["status"]) for r in replies)
                 problems.append(f"{host}: /api/status answered HTTP {codes}, not the application")
                 continue
-            ids = {r["json"].get("request_id") for r in replies}
-            if len(ids) != 2:
+            ids = {r["json"].get("request_id") for r in replies} - {None, ""}
+            if len(ids) != len(replies):
                 problems.append(
                     f"{host}: two requests got the same answer (a fixed response, "
                     "not the application)"

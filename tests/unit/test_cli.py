@@ -31,7 +31,17 @@ def assert_one_clear_error(result, text):
 def test_help_explains_every_command():
     result = lab("--help")
     assert result.returncode == 0
-    for command in ("up", "status", "ssh", "ssh-config", "destroy", "doctor"):
+    for command in (
+        "up",
+        "status",
+        "provision",
+        "check",
+        "hosts",
+        "ssh",
+        "ssh-config",
+        "destroy",
+        "doctor",
+    ):
         assert command in result.stdout
 
 
@@ -50,7 +60,7 @@ def test_unknown_host_lists_valid_ones(tmp_path):
     assert_one_clear_error(result, "unknown host 'web-03'; this lab has: lb-01, web-01, web-02")
 
 
-@pytest.mark.parametrize("command", [["ssh", "web-01"], ["ssh-config"]])
+@pytest.mark.parametrize("command", [["ssh", "web-01"], ["ssh-config"], ["check"], ["provision"]])
 def test_commands_on_a_lab_that_is_not_up(tmp_path, command):
     assert_one_clear_error(lab(*command, home=tmp_path), "is not up")
 
@@ -67,3 +77,13 @@ def test_status_table_renders_in_80_columns():
     text = console.export_text()
     assert "web-01" in text and "192.168.56.11" in text and "running" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_unknown_check_section_is_one_clear_error(tmp_path):
+    assert_one_clear_error(lab("check", "cache", home=tmp_path), "unknown check or section")
+
+
+def test_hosts_lines_point_the_domain_at_the_load_balancer(tmp_path):
+    out = lab("hosts", home=tmp_path).stdout
+    assert "192.168.56.10\tfoobar.com www.foobar.com" in out
+    assert "192.168.56.12\tweb-02" in out

@@ -1,0 +1,295 @@
+"""`lab check` on a live lab: the reference passes everything; each check fails when its
+requirement, and only it, is broken, and passes again once the lab is restored."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from checks import CATALOGUE
+
+pytestmark = pytest.mark.e2e
+SITE = "/etc/nginx/sites-available/webstack"
+UNIT = "/etc/systemd/system/webstack-app.service"
+ENV = "/etc/webstack/app.env"
+HAPROXY = "/etc/haproxy/haproxy.cfg"
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    check: str
+    host: str
+    breaks: str  # shell run on host (as the lab user; sudo where needed)
+    expect: str  # words the failed check's evidence must contain
+    restore_host: str = ""  # shell run on host to restore (runtime state)
+    restore_component: str = ""  # `lab provision COMPONENT` repairs the drift
+
+
+def mysql(sql: str) -> str:
+    return f'sudo mysql -e "{sql}"'
+
+
+PROXY_ALL = (
+    "server {{ listen 80 default_server; add_header X-Served-By $hostname always; "
+    "location / {{ proxy_pass http://127.0.0.1:8000; }} }}"
+)
+FIXED_STATUS = (
+    "server {{ listen 80 default_server; add_header X-Served-By $hostname always; "
+    "root /srv/webstack/app/static; "
+    "location /api/status {{ default_type application/json; "
+    'return 200 \'{{\\"host\\": \\"web-01\\", \\"pid\\": 1, \\"request_id\\": \\"fixed\\"}}\'; }} '
+    "location / {{ proxy_pass http://127.0.0.1:8000; }} }}"
+)
+
+
+def write_site(text: str) -> str:
+    return f'echo "{text.format()}" | sudo tee {SITE} >/dev/null && sudo systemctl reload nginx'
+
+
+def edit(path: str, sed: str, then: str) -> str:
+    return f"sudo sed -i {sed} {path} && {then}"
+
+
+RESTART_APP = "sudo systemctl daemon-reload && sudo systemctl restart webstack-app"
+RELOAD_LB = "sudo systemctl reload haproxy"
+
+SABOTAGES = [
+    Sabotage(
+        "servers.reachable",
+        "web-02",
+        "sudo hostname imposter",
+        "calls itself 'imposter'",
+        restore_host="sudo hostname web-02",
+    ),
+    Sabotage(
+        "web.nginx",
+        "web-02",
+        "sudo systemctl stop nginx",
+        "web-02: GET",
+        restore_host="sudo systemctl start nginx",
+    ),
+    Sabotage(
+        "web.static",
+        "web-01",
+        write_site(PROXY_ALL),
+        "web-01: / answered HTTP 404",
+        restore_component="web",
+    ),
+    Sabotage(
+        "web.reverse-proxy",
+        "web-01",
+        write_site(FIXED_STATUS),
+        "same answer",
+        restore_component="web",
+    ),
+    Sabotage(
+        "web.served-by",
+        "web-02",
+        edit(SITE, "'s/X-Served-By $hostname/X-Served-By web-01/'", "sudo systemctl reload nginx"),
+        "web-02 (hostname web-02) sent X-Served-By: web-01",
+        restore_component="web",
+    ),
+    Sabotage(
+        "app.server",
+        "web-02",
+        edit(UNIT, "'s/--bind 127.0.0.1:8000/--bind 0.0.0.0:8000/'", RESTART_APP),
+        "0.0.0.0:8000, reachable from the network",
+        restore_component="app",
+    ),
+    Sabotage(
+        "app.database",
+        "web-01",
+        edit(
+            ENV, "'s/^WEBSTACK_DB_READ_PASSWORD=.*/WEBSTACK_DB_READ_PASSWORD=wrong/'", RESTART_APP
+        ),
+        "web-01: /api/status has no database data",
+        restore_component="app",
+    ),
+    Sabotage(
+        "files.code-base",
+        "web-02",
+        f"echo '# local change' | sudo tee -a /srv/webstack/app/app.py && {RESTART_APP}",
+        "different app.py",
+        restore_component="app",
+    ),
+    Sabotage(
+        "lb.haproxy",
+        "lb-01",
+        "sudo systemctl stop haproxy",
+        "lb-01",
+        restore_host="sudo systemctl start haproxy",
+    ),
+    Sabotage(
+        "lb.round-robin",
+        "lb-01",
+        edit(HAPROXY, "'s/balance roundrobin/balance source/'", RELOAD_LB),
+        "answered 12 requests",
+        restore_component="lb",
+    ),
+    Sabotage(
+        "lb.active-active",
+        "lb-01",
+        edit(HAPROXY, "'s/\\(server web-02 .*\\) check/\\1 check backup/'", RELOAD_LB),
+        "web-02 stand(s) by as backup",
+        restore_component="lb",
+    ),
+    Sabotage(
+        "lb.health-checks",
+        "lb-01",
+        edit(HAPROXY, "'s/:80 check/:80/'", RELOAD_LB),
+        "is not health-checked",
+        restore_component="lb",
+    ),
+    Sabotage(
+        "db.servers",
+        "web-02",
+        "sudo systemctl stop mariadb",
+        "web-02",
+        restore_host="sudo systemctl start mariadb",
+    ),
+    Sabotage(
+        "db.replication",
+        "web-02",
+        mysql("STOP REPLICA"),
+        "did not appear on web-02",
+        restore_host=mysql("START REPLICA"),
+    ),
+    Sabotage(
+        "db.replica-read-only",
+        "web-02",
+        mysql("SET GLOBAL read_only = 0"),
+        "web-02 accepted a write",
+        restore_host=mysql("SET GLOBAL read_only = 1"),
+    ),
+    Sabotage(
+        "db.app-roles",
+        "web-02",
+        edit(
+            ENV, "'s/^WEBSTACK_DB_PRIMARY_HOST=.*/WEBSTACK_DB_PRIMARY_HOST=127.0.0.1/'", RESTART_APP
+        ),
+        "web-02: the application writes to 127.0.0.1",
+        restore_component="app",
+    ),
+    Sabotage(
+        "dns.www",
+        "lb-01",
+        "sudo sed -i 's/^www .*/www IN A 8.8.8.8/' /etc/nsd/foobar.com.zone && "
+        "sudo systemctl restart nsd",
+        "not the load balancer's address",
+        restore_component="dns",
+    ),
+    Sabotage(
+        "http.www",
+        "lb-01",
+        edit(
+            HAPROXY,
+            "'/^frontend www/a\\    http-request deny if { hdr(host) -i www.foobar.com }'",
+            RELOAD_LB,
+        ),
+        "http://www.foobar.com/",
+        restore_component="lb",
+    ),
+]
+
+
+def check_json(lab, *what) -> tuple[int, dict]:
+    result = lab("check", *what, "--json", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def result_of(report: dict, check_id: str) -> dict:
+    return next(c for c in report["checks"] if c["id"] == check_id)
+
+
+def test_the_reference_lab_passes_every_check(provisioned_lab, tmp_path):
+    junit = tmp_path / "report.xml"
+    code, report = check_json(provisioned_lab, "--junit", str(junit))
+    failing = [(c["id"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"]
+    assert code == 0 and not failing, failing
+    assert report["score"] == report["max_score"] == 105
+    assert len(report["checks"]) == len(CATALOGUE)
+    assert 'failures="0"' in junit.read_text()
+
+
+def test_every_check_has_a_sabotage():
+    assert {s.check for s in SABOTAGES} == set(CATALOGUE)
+
+
+@pytest.mark.parametrize("sabotage", SABOTAGES, ids=[s.check for s in SABOTAGES])
+def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
+    lab = provisioned_lab
+    try:
+        lab.ssh(sabotage.host, sabotage.breaks)
+        code, report = _settled(lab, sabotage.check)
+        result = result_of(report, sabotage.check)
+        assert code == 1 and result["status"] == "fail", result
+        assert sabotage.expect in result["evidence"], result["evidence"]
+        assert result["hint"] and result["awarded"] == 0
+    finally:
+        if sabotage.restore_host:
+            lab.ssh(sabotage.host, sabotage.restore_host)
+        if sabotage.restore_component:
+            lab("provision", sabotage.restore_component)
+    code, report = _settled(lab, sabotage.check, want="pass")
+    assert result_of(report, sabotage.check)["status"] == "pass", report
+
+
+def test_a_check_run_leaves_no_trace(provisioned_lab):
+    lab = provisioned_lab
+    before = lab.ssh("web-01", mysql("SELECT COUNT(*) FROM webstack.guestbook") + " -N")
+    users = "SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'lab_check%'"
+    check_json(lab, "database")
+    for host in ("web-01", "web-02"):
+        assert lab.ssh(host, mysql("SHOW DATABASES LIKE 'webstack_lab_check'")).strip() == ""
+        assert lab.ssh(host, mysql(users) + " -N").strip() == "0"
+    assert lab.ssh("web-01", mysql("SELECT COUNT(*) FROM webstack.guestbook") + " -N") == before
+
+
+def test_an_unreachable_host_shows_its_checks_as_not_run(provisioned_lab):
+    lab = provisioned_lab
+    lab.ssh("web-02", "sudo systemctl stop ssh.socket ssh 2>/dev/null; true", check=False)
+    try:
+        code, report = check_json(lab)
+        statuses = {c["id"]: c["status"] for c in report["checks"]}
+        assert code == 1 and statuses["servers.reachable"] == "fail"
+        assert statuses["web.nginx"] == "not-run" and statuses["db.replication"] == "not-run"
+        assert (
+            "not run: servers.reachable did not pass" in result_of(report, "web.nginx")["evidence"]
+        )
+    finally:
+        subprocess_start_ssh(lab, "web-02")
+
+
+def subprocess_start_ssh(lab, host: str) -> None:
+    """sshd is down, so restart it through the provider (the test owns this lab)."""
+    import subprocess
+
+    subprocess.run(
+        [
+            "lxc-attach",
+            "-P",
+            "/var/lib/webstack-lab/containers",
+            "-n",
+            f"{lab.name}-{host}",
+            "--",
+            "systemctl",
+            "start",
+            "ssh",
+        ],
+        check=True,
+    )
+    assert lab.ssh(host, "hostname").strip() == host
+
+
+def _settled(lab, check_id: str, want: str = "fail", timeout: float = 10.0):
+    """Run one check until it reports want (services take a moment to restart or reload)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, report = check_json(lab, check_id)
+        if result_of(report, check_id)["status"] == want or time.monotonic() > deadline:
+            return code, report
+        time.sleep(0.5)

@@ -1,0 +1,94 @@
+"""The check report: rich rendering in 80 columns, the JSON schema and JUnit XML."""
+
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from checks import CATALOGUE
+from checks.base import SECTIONS, Report, Status
+from checks.report import SCHEMA, to_dict, to_json, to_junit
+from checks.runner import select, with_dependencies
+from lab.errors import LabError
+from lab.render import check_report, make_console
+
+
+def report():
+    ok = CATALOGUE["lb.round-robin"]().result(Status.PASS, "12 requests alternated", 0.2)
+    bad = CATALOGUE["web.static"]().result(Status.FAIL, "web-01: / answered HTTP 404", 0.1)
+    skipped = CATALOGUE["files.code-base"]().result(
+        Status.NOT_RUN, "not run: app.server did not pass"
+    )
+    return Report("webstack", (bad, skipped, ok), 1.23)
+
+
+def rendered(width=80):
+    console = make_console(width=width, file=io.StringIO(), record=True)
+    console.print(check_report(report()))
+    return console.export_text()
+
+
+def test_report_renders_sections_evidence_hints_and_score_in_80_columns():
+    text = rendered()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "web server" in text and "load balancer" in text
+    assert "✗ FAIL Nginx serves the static content itself [web.static]" in text
+    assert "web-01: / answered HTTP 404" in text
+    assert "hint: Let Nginx serve the application's static files" in text
+    assert "- SKIP" in text and "not run: app.server did not pass" in text
+    assert "score 10/20 · 1 passed, 1 failed, 1 not run · 1.2 s" in text
+
+
+def test_no_colour_codes_when_not_a_terminal():
+    console = make_console(width=80, file=io.StringIO())
+    console.print(check_report(report()))
+    assert "\x1b[" not in console.file.getvalue()
+
+
+def test_json_schema_is_stable():
+    data = json.loads(to_json(report()))
+    assert data["schema"] == SCHEMA
+    assert (data["score"], data["max_score"]) == (10, 20)
+    assert (data["passed"], data["failed"], data["not_run"]) == (1, 1, 1)
+    assert set(data["checks"][0]) == {
+        "id",
+        "section",
+        "title",
+        "requirement",
+        "status",
+        "points",
+        "awarded",
+        "evidence",
+        "hint",
+        "seconds",
+    }
+    assert [c["status"] for c in data["checks"]] == ["fail", "not-run", "pass"]
+    assert to_dict(report())["checks"][2]["hint"] == ""
+
+
+def test_junit_has_a_suite_per_section_with_failures_and_skips():
+    root = ET.fromstring(to_junit(report()).split("\n", 1)[1])
+    assert root.get("tests") == "3" and root.get("failures") == "1" and root.get("skipped") == "1"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"web server", "application files", "load balancer"}
+    failure = suites["web server"].find("testcase/failure")
+    assert "hint:" in failure.text and failure.get("message") == "web-01: / answered HTTP 404"
+
+
+def test_catalogue_covers_every_section_with_ids_titles_requirements_and_hints():
+    assert {cls.section for cls in CATALOGUE.values()} == set(SECTIONS)
+    for check_id, cls in CATALOGUE.items():
+        assert check_id.split(".")[0] and cls.title and cls.requirement and cls.hint
+        assert cls.points > 0
+        assert all(dep in CATALOGUE for dep in cls.needs), check_id
+    assert sum(cls.points for cls in CATALOGUE.values()) == 105
+
+
+def test_selection_by_section_or_id_and_dependencies():
+    chosen = select(CATALOGUE, ["domain"])
+    assert [c.id for c in chosen] == ["dns.www"]
+    assert [c.id for c in with_dependencies(CATALOGUE, chosen)] == ["servers.reachable", "dns.www"]
+    assert [c.id for c in select(CATALOGUE, ["db.replication"])] == ["db.replication"]
+    with pytest.raises(LabError, match="unknown check or section 'cache'"):
+        select(CATALOGUE, ["cache"])
