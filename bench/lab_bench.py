@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
-Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision]
+Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision,check]
 
 Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
@@ -104,6 +104,14 @@ def provision(bench: Bench, runs: int) -> None:
         bench.lab("destroy")
         bench.record("lab up --provision (image cached)", bench.lab("up", "--provision"))
         bench.record("lab provision again (0 changed)", bench.lab("provision"))
+
+
+@scenario("check")
+def check(bench: Bench, runs: int) -> None:
+    """lab check, the whole catalogue, on a provisioned lab (provisions it when needed)."""
+    bench.lab("up", "--provision")
+    for _ in range(max(runs, 5)):
+        bench.record("lab check (whole catalogue, 3 hosts)", bench.lab("check"))
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from lab import __version__, providers, render, sshconfig, topology
+from lab import __version__, exercises, providers, render, sshconfig, topology
 from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
 from lab.state import LabState, write_private
@@ -101,6 +101,14 @@ def cmd_check(lab: Lab) -> ExitCode:
     return ExitCode.OK if report.all_passed else ExitCode.FAILED
 
 
+def cmd_exercise(lab: Lab) -> ExitCode:
+    if lab.args.name:
+        lab.console.print(render.exercise(exercises.find(lab.args.name)))
+    else:
+        lab.console.print(render.exercise_list(exercises.all_exercises()))
+    return ExitCode.OK
+
+
 def cmd_hosts(lab: Lab) -> ExitCode:
     lb = lab.topology.one_with_role("lb")
     domain = lab.topology.domain
@@ -164,6 +172,7 @@ COMMANDS = {
     "status": (cmd_status, "show each host, its address and state"),
     "provision": (cmd_provision, "build the infrastructure on the lab (all, or named components)"),
     "check": (cmd_check, "grade the live lab against every requirement of the design"),
+    "exercise": (cmd_exercise, "list the self-paced exercises, or show one: lab exercise 02"),
     "hosts": (cmd_hosts, "print /etc/hosts lines for foobar.com, www.foobar.com and the hosts"),
     "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
     "ssh-config": (cmd_ssh_config, "print an OpenSSH config for `ssh -F FILE HOST`"),
@@ -216,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["check"].add_argument("--json", action="store_true", help="print the JSON report")
     subs["check"].add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     subs["check"].add_argument("--list", action="store_true", help="list the checks and exit")
+    subs["exercise"].add_argument("name", nargs="?", help="number or name, e.g. 02 or web-server")
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")
     subs["ssh"].add_argument(
         "remote",

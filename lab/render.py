@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 
 from rich.console import Console, Group
+from rich.markdown import Markdown
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -171,3 +172,16 @@ def check_list(catalogue) -> Table:
     for cls in catalogue.values():
         table.add_row(cls.id, cls.section, str(cls.points), cls.title)
     return table
+
+
+def exercise_list(items) -> Table:
+    table = Table(title="exercises (lab exercise NUMBER shows one)", title_justify="left")
+    for column in ("#", "exercise", "graded by"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(item.number, item.title, item.graded_by)
+    return table
+
+
+def exercise(item) -> Markdown:
+    return Markdown(item.path.read_text())
