@@ -12,6 +12,7 @@ from lab import __version__, exercises, providers, render, sshconfig, topology
 from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
 from lab.state import LabState, write_private
+from lab.system import require_root
 from provision import COMPONENTS
 from provision.runner import run_components
 
@@ -109,6 +110,14 @@ def cmd_exercise(lab: Lab) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_box(lab: Lab) -> ExitCode:
+    from lab.providers.vagrant import VagrantProvider
+
+    require_root("lab box build")
+    VagrantProvider(lab.topology, lab.state).build_box(lab.reporter)
+    return ExitCode.OK
+
+
 def cmd_hosts(lab: Lab) -> ExitCode:
     lb = lab.topology.one_with_role("lb")
     domain = lab.topology.domain
@@ -158,8 +167,8 @@ def cmd_destroy(lab: Lab) -> ExitCode:
 
 
 def cmd_doctor(lab: Lab) -> ExitCode:
-    name = providers.choose(
-        lab.args.provider, lab.state.load().get("provider"), lab.topology.provider
+    name = lab.args.provider or providers.choose(
+        None, lab.state.load().get("provider"), lab.topology.provider
     )
     lab.console.print(f"provider: [host]{name}[/] (topology {lab.topology.source})")
     results = providers.load(name, lab.topology, lab.state).doctor()
@@ -173,6 +182,7 @@ COMMANDS = {
     "provision": (cmd_provision, "build the infrastructure on the lab (all, or named components)"),
     "check": (cmd_check, "grade the live lab against every requirement of the design"),
     "exercise": (cmd_exercise, "list the self-paced exercises, or show one: lab exercise 02"),
+    "box": (cmd_box, "build the lab's Debian 12 box for Vagrant's lxc provider: lab box build"),
     "hosts": (cmd_hosts, "print /etc/hosts lines for foobar.com, www.foobar.com and the hosts"),
     "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
     "ssh-config": (cmd_ssh_config, "print an OpenSSH config for `ssh -F FILE HOST`"),
@@ -226,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["check"].add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     subs["check"].add_argument("--list", action="store_true", help="list the checks and exit")
     subs["exercise"].add_argument("name", nargs="?", help="number or name, e.g. 02 or web-server")
+    subs["box"].add_argument("action", choices=["build"], help="build (and add) the box")
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")
     subs["ssh"].add_argument(
         "remote",

@@ -36,7 +36,8 @@ def connect(spec: HostSpec) -> Connection:
     )
     if spec.known_hosts and Path(spec.known_hosts).is_file():
         conn.client.load_host_keys(str(spec.known_hosts))
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if spec.host_keys_pinned:
+            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn
 
 

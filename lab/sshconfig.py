@@ -22,6 +22,10 @@ def render(specs: Iterable[HostSpec]) -> str:
             "  LogLevel ERROR",
         ]
         if spec.known_hosts:
-            lines += [f'  UserKnownHostsFile "{spec.known_hosts}"', "  StrictHostKeyChecking yes"]
+            strict = "yes" if spec.host_keys_pinned else "accept-new"
+            lines += [
+                f'  UserKnownHostsFile "{spec.known_hosts}"',
+                f"  StrictHostKeyChecking {strict}",
+            ]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -12,6 +12,7 @@ from lab.topology import Topology
 
 REGISTRY = {
     "lxc": "lab.providers.lxc:LxcProvider",
+    "vagrant": "lab.providers.vagrant:VagrantProvider",
 }
 
 

@@ -20,6 +20,7 @@ class HostSpec:
     user: str
     key_file: Path
     known_hosts: Path | None = None
+    host_keys_pinned: bool = True  # False: keys are learnt on first contact (Vagrant's machines)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lab.connection import wait_for_ssh
 from lab.errors import HostFailure, LabError
+from lab.providers.aptcache import host_cache
 from lab.providers.base import HostSpec, HostStatus
 from lab.providers.lxcimage import LAB_USER, BaseImage, lab_user_ids, write_into
 from lab.providers.lxcnet import LabNetwork, conflicting_routes, upstream_resolver
@@ -270,9 +271,7 @@ class LxcProvider:
             and not line.startswith("#")
             and not line.startswith(("lxc.net.", "lxc.uts.name", "lxc.start.auto"))
         ]
-        cache = self.cache / self.container(host)
-        for part in ("archives", "lists"):
-            (cache / part).mkdir(parents=True, exist_ok=True)
+        cache = host_cache(self.cache, self.container(host), host.name)
         mac = hashlib.sha256(f"{self.topology.name}/{host.name}".encode()).hexdigest()
         ours = [
             f"lxc.uts.name = {host.name}",
