@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
-Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision,check]
+Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision,check,vagrant]
 
 Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
@@ -26,13 +26,13 @@ IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
 DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
 
 
-def bench_topology(directory: Path) -> Path:
+def bench_topology(directory: Path, name: str = "bench", octet: int = 60) -> Path:
     data = yaml.safe_load((ROOT / "lab.yml").read_text())
-    data["name"] = "bench"
-    data["network"]["subnet"] = "192.168.60.0/24"
+    data["name"] = name
+    data["network"]["subnet"] = f"192.168.{octet}.0/24"
     for host in data["hosts"].values():
-        host["address"] = host["address"].replace("192.168.56.", "192.168.60.")
-    path = directory / "bench.yml"
+        host["address"] = host["address"].replace("192.168.56.", f"192.168.{octet}.")
+    path = directory / f"{name}.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -112,6 +112,25 @@ def check(bench: Bench, runs: int) -> None:
     bench.lab("up", "--provision")
     for _ in range(max(runs, 5)):
         bench.record("lab check (whole catalogue, 3 hosts)", bench.lab("check"))
+
+
+@scenario("vagrant")
+def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
+    """lab up + provision with Vagrant (vagrant-lxc) against the embedded lxc provider."""
+    vagrant = Bench(bench_topology(Path(bench.env["LAB_TOPOLOGY"]).parent, "bench-vag", 66))
+    vagrant.env["LAB_VAGRANT_PROVIDER"] = "lxc"
+    vagrant.results = bench.results
+    try:
+        for _ in range(runs):
+            bench.lab("destroy")
+            vagrant.lab("destroy")
+            lxc = bench.lab("up", "--provision")
+            bench.record("lxc: lab up --provision", lxc)
+            seconds = vagrant.lab("up", "--provider", "vagrant") + vagrant.lab("provision")
+            vagrant.record("vagrant (lxc): lab up --provider vagrant + provision", seconds)
+            vagrant.record("ratio vagrant / lxc", seconds / lxc)
+    finally:
+        vagrant.lab("destroy")
 
 
 def main() -> None:

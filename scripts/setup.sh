@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     lxc debootstrap distro-info nftables iproute2 openssh-client ca-certificates \
+    vagrant vagrant-lxc \
     python3 python3-venv python3-pip >/dev/null
 
 if [ ! -x .venv/bin/python ]; then

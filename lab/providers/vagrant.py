@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import paramiko
-import vagrant
 
 from lab.errors import HostFailure, LabError
 from lab.providers import vagrantbox
@@ -39,6 +38,18 @@ def usable_vagrant_providers() -> dict[str, str]:
     if "vagrant-lxc" in plugins and shutil.which("lxc-start"):
         found["lxc"] = "vagrant-lxc and LXC are installed"
     return found
+
+
+def require_vagrant():
+    """python-vagrant, once the vagrant command is known to exist (its import warns otherwise)."""
+    if not shutil.which("vagrant"):
+        raise LabError(
+            "vagrant is not installed",
+            hint="install Vagrant (Debian: apt-get install vagrant vagrant-lxc)",
+        )
+    import vagrant
+
+    return vagrant
 
 
 def pick_vagrant_provider() -> tuple[str, str]:
@@ -113,12 +124,8 @@ class VagrantProvider:
             env["VAGRANT_DEFAULT_PROVIDER"] = vagrant_provider
         return env
 
-    def _vagrant(self, log_name: str, vagrant_provider: str | None = None) -> vagrant.Vagrant:
-        if not shutil.which("vagrant"):
-            raise LabError(
-                "vagrant is not installed",
-                hint="install Vagrant (Debian: apt-get install vagrant vagrant-lxc)",
-            )
+    def _vagrant(self, log_name: str, vagrant_provider: str | None = None):
+        vagrant = require_vagrant()
         log = self.state.dir / f"vagrant-{log_name}.log"
         self.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return vagrant.Vagrant(
@@ -141,6 +148,7 @@ class VagrantProvider:
 
     # -- provider interface -----------------------------------------------------------------
     def up(self, progress) -> None:
+        require_vagrant()
         vagrant_provider, reason = pick_vagrant_provider()
         self.state.save(
             provider=self.name,
@@ -271,8 +279,9 @@ class VagrantProvider:
 
 
 def _state_word(state: str | None) -> str:
-    if state == vagrant.Vagrant.RUNNING:
+    """python-vagrant's state names, in the lab's words."""
+    if state == "running":
         return "running"
-    if state in (None, vagrant.Vagrant.NOT_CREATED):
+    if state in (None, "not_created"):
         return "absent"
     return "stopped"

@@ -1,0 +1,57 @@
+"""The Vagrant provider for real: the Vagrantfile's machines through vagrant-lxc, provisioned
+and graded by the same code as the embedded lab, then destroyed without a trace."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def vagrant_lab(tmp_path_factory):
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("vagrant"), "e2e-vag", 65))
+    env = {"LAB_VAGRANT_PROVIDER": "lxc"}
+    try:
+        runner("up", "--provider", "vagrant", **env)
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def test_doctor_says_which_vagrant_provider_and_box(vagrant_lab):
+    out = " ".join(vagrant_lab("doctor", "--provider", "vagrant").stdout.split())
+    assert "Vagrant provider lxc" in out and "webstack-lab/debian-12" in out
+
+
+def test_vagrant_machines_are_the_topologys_hosts(vagrant_lab):
+    status = vagrant_lab("status").stdout
+    for host in vagrant_lab.hosts:
+        line = next(line for line in status.splitlines() if f" {host} " in line)
+        assert vagrant_lab.address(host) in line and "running" in line and "vagrant" in line
+        assert vagrant_lab.ssh(host, "hostname").strip() == host
+        assert vagrant_lab.address(host) in vagrant_lab.ssh(host, "ip -br -4 addr show eth0")
+
+
+def test_provision_and_check_work_unchanged_on_vagrant_machines(vagrant_lab):
+    assert "FAILED" not in vagrant_lab("provision").stdout
+    result = vagrant_lab("check", check=False)
+    assert result.returncode == 0, result.stdout
+    assert "score 105/105" in result.stdout
+    assert "0 changed" in vagrant_lab("provision").stdout
+
+
+def test_destroy_leaves_nothing_behind(vagrant_lab):
+    vagrant_lab("destroy")
+    containers = subprocess.run(["lxc-ls", "-1"], capture_output=True, text=True).stdout.split()
+    assert not [c for c in containers if c.startswith("vagrant-e2e-vag-")], containers
+    assert not Path("/sys/class/net/wsl-e2e-vag").exists(), "bridge left behind"
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert "webstack_lab_e2e_vag" not in tables, "nft table left behind"
+    assert not Path("/var/lib/webstack-lab/labs/e2e-vag").exists(), "state left behind"
