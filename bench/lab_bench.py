@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
-Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only up,provision,check,vagrant]
+Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only SCENARIO,...]
 
 Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
@@ -24,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
 DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
+LABS = Path("/var/lib/webstack-lab/labs")
 
 
 def bench_topology(directory: Path, name: str = "bench", octet: int = 60) -> Path:
@@ -81,6 +82,9 @@ def scenario(name):
 def cold_up(bench: Bench, runs: int) -> None:
     """lab up with no image and no debootstrap cache (once: it downloads Debian)."""
     bench.lab("destroy")
+    others = [p.name for p in LABS.glob("*") if p.name != "bench"]
+    if others:
+        sys.exit(f"--cold rebuilds the base image: destroy the other labs first ({others})")
     shutil.rmtree(DEBOOTSTRAP_CACHE, ignore_errors=True)
     subprocess.run(["lxc-destroy", "-P", str(IMAGE.parent), "-n", IMAGE.name], capture_output=True)
     shutil.rmtree(IMAGE, ignore_errors=True)
