@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from lab.topology import variant
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
 DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
@@ -28,13 +30,8 @@ LABS = Path("/var/lib/webstack-lab/labs")
 
 
 def bench_topology(directory: Path, name: str = "bench", octet: int = 60) -> Path:
-    data = yaml.safe_load((ROOT / "lab.yml").read_text())
-    data["name"] = name
-    data["network"]["subnet"] = f"192.168.{octet}.0/24"
-    for host in data["hosts"].values():
-        host["address"] = host["address"].replace("192.168.56.", f"192.168.{octet}.")
     path = directory / f"{name}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml.safe_dump(variant(name, octet, ROOT / "lab.yml"), sort_keys=False))
     return path
 
 

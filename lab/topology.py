@@ -153,3 +153,14 @@ def _parse_host(name, spec, subnet, seen, fail) -> Host:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def variant(name: str, third_octet: int, source: Path = PACKAGED) -> dict:
+    """The topology of source under another lab name and 192.168.N.0/24 (a second lab)."""
+    data = yaml.safe_load(source.read_text())
+    old_prefix = str(data["network"]["subnet"]).rsplit(".", 1)[0] + "."
+    data["name"] = name
+    data["network"]["subnet"] = f"192.168.{third_octet}.0/24"
+    for host in data["hosts"].values():
+        host["address"] = host["address"].replace(old_prefix, f"192.168.{third_octet}.")
+    return data

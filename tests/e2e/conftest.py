@@ -13,20 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.topology import PACKAGED
+from lab.topology import variant
 
 pytestmark = pytest.mark.e2e
 
 
 def write_topology(directory: Path, name: str, third_octet: int) -> Path:
     """The packaged topology under another name and subnet: tests never touch a user's lab."""
-    data = yaml.safe_load(PACKAGED.read_text())
-    data["name"] = name
-    data["network"]["subnet"] = f"192.168.{third_octet}.0/24"
-    for host in data["hosts"].values():
-        host["address"] = host["address"].replace("192.168.56.", f"192.168.{third_octet}.")
     path = directory / f"{name}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml.safe_dump(variant(name, third_octet), sort_keys=False))
     return path
 
 

@@ -86,3 +86,9 @@ def test_second_lab_on_its_own_subnet():
         host["address"] = f"192.168.57.{10 + i}"
     topo = topology.parse(data)
     assert topo.subnet == ipaddress.IPv4Network("192.168.57.0/24")
+
+
+def test_variant_moves_every_host_to_the_new_subnet():
+    topo = topology.parse(topology.variant("class3", 70))
+    assert topo.name == "class3" and str(topo.subnet) == "192.168.70.0/24"
+    assert [h.address for h in topo.hosts] == ["192.168.70.10", "192.168.70.11", "192.168.70.12"]
