@@ -53,6 +53,10 @@ class Lab:
 
 
 def cmd_up(lab: Lab) -> ExitCode:
+    why = providers.reason(
+        lab.args.provider, lab.state.load().get("provider"), lab.topology.provider
+    )
+    lab.console.print(f"provider [host]{lab.provider.name}[/]: {why}")
     with lab.state.lock():
         lab.provider.up(lab.reporter)
         lab.write_ssh_config()

@@ -46,6 +46,19 @@ def choose(flag: str | None, recorded: str | None, configured: str) -> str:
     return name
 
 
+def reason(flag: str | None, recorded: str | None, configured: str) -> str:
+    """Why choose() picked what it picked, in words for the user."""
+    if recorded:
+        return "the provider this lab was brought up with"
+    if flag:
+        return "chosen with --provider"
+    if configured != "auto":
+        return "set in lab.yml"
+    if default_for_machine() == "lxc":
+        return "LXC is installed on this Linux machine (--provider vagrant for Vagrant)"
+    return "Vagrant is installed and LXC is not"
+
+
 def load(name: str, topology: Topology, state: LabState):
     """An instance of the provider called name."""
     module_name, class_name = REGISTRY[name].split(":")

@@ -82,3 +82,18 @@ def _raw():
         "network": {"subnet": "192.168.56.0/24"},
         "hosts": {"lb-01": {"address": "192.168.56.10", "roles": ["lb"]}},
     }
+
+
+def test_the_reason_for_a_provider_is_said(monkeypatch):
+    monkeypatch.setattr(providers, "default_for_machine", lambda: "lxc")
+    assert "LXC is installed" in providers.reason(None, None, "auto")
+    assert providers.reason("vagrant", None, "auto") == "chosen with --provider"
+    assert providers.reason(None, "lxc", "auto").startswith("the provider this lab")
+
+
+def test_lxc_needs_root(monkeypatch):
+    from lab import system
+
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="needs root; run it with sudo"):
+        system.require_root("lab up with the lxc provider")
