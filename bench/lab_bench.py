@@ -52,7 +52,8 @@ class Bench:
 
     def record(self, label: str, seconds: float) -> None:
         self.results.setdefault(label, []).append(seconds)
-        print(f"  {label}: {seconds:.1f} s", flush=True)
+        unit = "" if label.startswith("ratio") else " s"
+        print(f"  {label}: {seconds:.2f}{unit}", flush=True)
 
     def table(self) -> str:
         lines = [f"{'scenario':<44} {'runs':>4} {'min':>7} {'median':>7} {'max':>7}"]
@@ -151,7 +152,8 @@ def main() -> None:
                 SCENARIOS[name](bench, args.runs)
         finally:
             bench.lab("destroy")
-    print(f"\n{os.cpu_count()} cores; seconds, wall clock, whole `lab` process\n{bench.table()}")
+    print(f"\n{os.cpu_count()} cores; seconds (ratios: none), wall clock, whole `lab` processes")
+    print(bench.table())
 
 
 if __name__ == "__main__":
