@@ -8,9 +8,14 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
+from checks import CATALOGUE
+from checks.live import LiveLab
+from checks.report import to_json, to_junit
+from checks.runner import run_checks, select
 from lab import __version__, exercises, providers, render, sshconfig, topology
 from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
+from lab.providers.vagrant import VagrantProvider
 from lab.state import LabState, write_private
 from lab.system import require_root
 from provision import COMPONENTS
@@ -85,11 +90,6 @@ def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
 
 
 def cmd_check(lab: Lab) -> ExitCode:
-    from checks import CATALOGUE
-    from checks.live import LiveLab
-    from checks.report import to_json, to_junit
-    from checks.runner import run_checks, select
-
     if lab.args.list:
         lab.console.print(render.check_list(CATALOGUE))
         return ExitCode.OK
@@ -115,8 +115,6 @@ def cmd_exercise(lab: Lab) -> ExitCode:
 
 
 def cmd_box(lab: Lab) -> ExitCode:
-    from lab.providers.vagrant import VagrantProvider
-
     require_root("lab box build")
     VagrantProvider(lab.topology, lab.state).build_box(lab.reporter)
     return ExitCode.OK
