@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    lxc debootstrap distro-info nftables iproute2 openssh-client ca-certificates \
+    lxc lxc-templates debootstrap debian-archive-keyring distro-info rsync \
+    nftables iproute2 openssh-client ca-certificates \
     vagrant vagrant-lxc \
     python3 python3-venv python3-pip >/dev/null
 

@@ -28,10 +28,12 @@ TOOLS = (
     "lxc-info",
     "lxc-destroy",
     "debootstrap",
+    "rsync",
     "nft",
     "ip",
 )
-PACKAGES = "apt-get install lxc debootstrap nftables iproute2 openssh-client"
+PACKAGES = "apt-get install lxc lxc-templates debootstrap rsync nftables iproute2 openssh-client"
+DEBIAN_TEMPLATE = Path("/usr/share/lxc/templates/lxc-debian")
 
 
 def boot_timeout() -> float:
@@ -72,6 +74,8 @@ class LxcProvider:
     def up(self, progress) -> None:
         require_root("lab up with the lxc provider")
         require_tools(*TOOLS, package_hint=PACKAGES)
+        if not DEBIAN_TEMPLATE.is_file():
+            raise LabError("LXC's Debian template is missing", hint="apt-get install lxc-templates")
         resolver = upstream_resolver()
         self.state.save(provider=self.name, topology=str(self.topology.source or ""))
         self.state.ensure_key()
@@ -134,6 +138,7 @@ class LxcProvider:
                 not missing,
                 f"missing {', '.join(missing)}: {PACKAGES}",
             ),
+            ("LXC's Debian template", DEBIAN_TEMPLATE.is_file(), "apt-get install lxc-templates"),
             (
                 "overlayfs in the kernel",
                 "overlay" in Path("/proc/filesystems").read_text(),
