@@ -46,10 +46,10 @@ def network_pattern(run: Run) -> str:
     return f"{run.topology.subnet.network_address}/{run.topology.subnet.netmask}"
 
 
-def accounts_sql(run: Run, flavour: dbflavour.Flavour) -> str:
-    """The application's least-privilege accounts and the replication account."""
+def accounts(run: Run, flavour: dbflavour.Flavour) -> list[tuple[str, str, str, list[str]]]:
+    """(user, account host, secret name, grants): replication and least-privilege app accounts."""
     lab_net = network_pattern(run)
-    accounts = [
+    return [
         (REPLICATION_USER, lab_net, "db_replication_password", ["REPLICATION SLAVE ON *.*"]),
         (
             READ_USER,
@@ -59,14 +59,32 @@ def accounts_sql(run: Run, flavour: dbflavour.Flavour) -> str:
         ),
         (WRITE_USER, lab_net, "db_write_password", [f"SELECT, INSERT ON {DB_NAME}.guestbook"]),
     ]
+
+
+def accounts_sql(run: Run, flavour: dbflavour.Flavour) -> str:
+    """CREATE/ALTER USER and GRANT statements for every account, with this lab's passwords."""
     lines = []
-    for user, host, secret, grants in accounts:
+    for user, host, secret, grants in accounts(run, flavour):
         account = f"'{user}'@'{host}'"
         password = run.secret(secret)
         lines.append(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';")
         lines.append(f"ALTER USER {account} IDENTIFIED BY '{password}';")
         lines += [f"GRANT {grant} TO {account};" for grant in grants]
     return "\n".join(lines) + "\n"
+
+
+def logins_work(hr: HostRun, run: Run, host) -> bool:
+    """Whether every account accepts this lab's password (socket or the lab address)."""
+    for user, account_host, secret, _ in accounts(run, run.flavour(host)):
+        where = "" if account_host == "localhost" else f"-h {host.address} "
+        login = hr.sh(
+            f"MYSQL_PWD={shlex.quote(run.secret(secret))} mysql {where}-u {user} -e 'SELECT 1'",
+            sudo=False,
+            check=False,
+        )
+        if login.failed:
+            return False
+    return True
 
 
 def server_config(hr: HostRun, run: Run, host, role: str) -> bool:
@@ -95,9 +113,10 @@ def primary(run: Run):
             f"SELECT COUNT(*) FROM mysql.user WHERE user IN "
             f"('{REPLICATION_USER}','{READ_USER}','{WRITE_USER}');",
         ).split()
-        if present != ["1", "3"]:
+        if present != ["1", "3"] or not logins_work(hr, run, host):
             sql(hr, SCHEMA + accounts_sql(run, run.flavour(host)), secret=True)
-            hr.changed("created the database, its table and accounts")
+            run.accounts_changed = True
+            hr.changed("database, table and accounts with this lab's passwords")
 
     return step
 
@@ -126,6 +145,14 @@ def replica(run: Run):
                 secret=True,
             )
             hr.changed(f"replicating from {source.name} ({first_log})")
+        elif run.accounts_changed:  # the replication account got this lab's password
+            password = run.secret("db_replication_password")
+            sql(
+                hr,
+                f"STOP REPLICA;\n{flavour.source_password_sql(password)};\nSTART REPLICA;",
+                secret=True,
+            )
+            hr.changed("replication password updated")
         elif not status.running:
             sql(hr, "START REPLICA;")
             hr.changed("started replication")

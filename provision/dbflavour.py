@@ -16,6 +16,10 @@ class Flavour:
     monitor_privilege: str
     change_source: str  # format string: host, user, password, log_file, log_pos
     read_only_settings: tuple[str, ...]
+    change_password: str  # format string: password (keeps the replica's position)
+
+    def source_password_sql(self, password: str) -> str:
+        return self.change_password.format(password=password)
 
     def change_source_sql(
         self, host: str, user: str, password: str, log_file: str, log_pos: int
@@ -37,6 +41,7 @@ MARIADB = Flavour(
         "MASTER_CONNECT_RETRY=2"
     ),
     read_only_settings=("read_only = ON",),
+    change_password="CHANGE MASTER TO MASTER_PASSWORD='{password}'",
 )
 
 MYSQL = Flavour(
@@ -51,6 +56,7 @@ MYSQL = Flavour(
         "SOURCE_LOG_POS={log_pos}, SOURCE_CONNECT_RETRY=2, GET_SOURCE_PUBLIC_KEY=1"
     ),
     read_only_settings=("read_only = ON", "super_read_only = ON"),
+    change_password="CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='{password}'",
 )
 
 FLAVOURS = {f.name: f for f in (MARIADB, MYSQL)}

@@ -37,6 +37,7 @@ class Run:
     hosts: dict[str, HostRun]
     failures: dict[str, str] = field(default_factory=dict)
     flavours: dict[str, dbflavour.Flavour] = field(default_factory=dict)
+    accounts_changed: bool = False  # set by the database step when passwords were (re)set
 
     def secret(self, name: str) -> str:
         return self.state.secret(name)

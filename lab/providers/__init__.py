@@ -13,6 +13,7 @@ from lab.topology import Topology
 REGISTRY = {
     "lxc": "lab.providers.lxc:LxcProvider",
     "vagrant": "lab.providers.vagrant:VagrantProvider",
+    "ssh": "lab.providers.ssh:SshProvider",
 }
 
 

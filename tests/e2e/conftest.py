@@ -47,6 +47,7 @@ class LabRunner:
         return {**os.environ, "LAB_TOPOLOGY": str(self.topology), **extra}
 
     def __call__(self, *args, check=True, timeout=900, **env) -> subprocess.CompletedProcess:
+        """Run `lab ARGS` (extra environment variables as keywords)."""
         result = subprocess.run(
             [sys.executable, "-m", "lab", *args],
             capture_output=True,

@@ -1,0 +1,159 @@
+"""Existing servers (cloud machines, a student's own) listed in an inventory file.
+
+The provider creates nothing and destroys nothing: `lab up` checks that every server answers,
+`lab destroy` forgets the lab's state and leaves the servers as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import yaml
+
+from lab.connection import wait_for_ssh
+from lab.errors import HostFailure, LabError
+from lab.providers.base import HostSpec, HostStatus
+
+INVENTORY_ENV = "LAB_INVENTORY"
+FIELDS = {"ssh", "port", "user", "key"}
+
+
+def inventory_file(topology, recorded: str | None = None) -> Path:
+    """$LAB_INVENTORY, else what `lab up` recorded, else inventory.yml beside lab.yml."""
+    if os.environ.get(INVENTORY_ENV):
+        return Path(os.environ[INVENTORY_ENV])
+    if recorded:
+        return Path(recorded)
+    base = topology.source.parent if topology.source else Path.cwd()
+    return base / "inventory.yml"
+
+
+def parse_inventory(data: object, topology, where: str = "inventory") -> list[HostSpec]:
+    """Validate inventory data against the topology; every mistake names its field."""
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
+        raise LabError(f"{where}: expected `hosts:` with one entry per host of the lab")
+    entries = data["hosts"]
+    unknown = sorted(set(entries) - set(topology.names))
+    if unknown:
+        raise LabError(
+            f"{where}: unknown host {unknown[0]!r}; the lab has {', '.join(topology.names)}"
+        )
+    missing = [name for name in topology.names if name not in entries]
+    if missing:
+        raise LabError(f"{where}: no entry for {', '.join(missing)}")
+    specs = []
+    for host in topology.hosts:
+        entry = entries[host.name] or {}
+        if not isinstance(entry, dict) or set(entry) - FIELDS:
+            extra = sorted(set(entry) - FIELDS) if isinstance(entry, dict) else ["?"]
+            raise LabError(
+                f"{where}: hosts.{host.name}: unknown field {extra[0]!r}; "
+                f"fields: {', '.join(sorted(FIELDS))}"
+            )
+        port = entry.get("port", 22)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise LabError(f"{where}: hosts.{host.name}.port must be a port number")
+        user, key = entry.get("user"), entry.get("key")
+        if not isinstance(user, str) or not user:
+            raise LabError(f"{where}: hosts.{host.name}.user is required")
+        if not isinstance(key, str) or not key:
+            raise LabError(f"{where}: hosts.{host.name}.key (a private key file) is required")
+        specs.append(
+            HostSpec(
+                host.name,
+                str(entry.get("ssh", host.address)),
+                port,
+                user,
+                Path(key).expanduser(),
+                None,
+                host_keys_pinned=False,
+            )
+        )
+    return specs
+
+
+class SshProvider:
+    """The servers of an inventory file, reached over SSH; never created or destroyed here."""
+
+    name = "ssh"
+
+    def __init__(self, topology, state):
+        self.topology = topology
+        self.state = state
+
+    def _inventory(self) -> Path:
+        return inventory_file(self.topology, self.state.load().get("inventory"))
+
+    def specs(self) -> list[HostSpec]:
+        path = self._inventory()
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise LabError(
+                f"inventory {path}: {exc.strerror}",
+                hint=f"list your servers there, or set {INVENTORY_ENV}",
+            ) from None
+        except yaml.YAMLError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise LabError(f"inventory {path}: not valid YAML: {first}") from None
+        specs = parse_inventory(data, self.topology, f"inventory {path}")
+        missing = [str(s.key_file) for s in specs if not s.key_file.is_file()]
+        if missing:
+            raise LabError(f"inventory {path}: key file {missing[0]} does not exist")
+        known_hosts = self.state.known_hosts
+        return [
+            HostSpec(s.name, s.address, s.port, s.user, s.key_file, known_hosts, False)
+            for s in specs
+        ]
+
+    def up(self, progress) -> None:
+        specs = self.specs()  # a malformed inventory fails here, before anything is saved
+        self.state.save(provider=self.name, inventory=str(self._inventory().resolve()))
+        with progress.step("SSH to every server") as step:
+            deadline = time.monotonic() + 15
+            failures = []
+            for spec in specs:
+                try:
+                    wait_for_ssh(spec, deadline)
+                except LabError as exc:
+                    failures.append(str(exc))
+            if failures:
+                raise HostFailure("; ".join(failures))
+            step.done(", ".join(s.name for s in specs))
+
+    def status(self) -> list[HostStatus]:
+        specs = {s.name: s for s in self.specs()}
+        return [
+            HostStatus(h.name, h.address, _reachable(specs[h.name]), self.name)
+            for h in self.topology.hosts
+        ]
+
+    def destroy(self, progress, purge: bool = False) -> None:
+        with progress.step("forget the servers (they are yours: nothing on them changes)") as s:
+            self.state.remove()
+            s.done("lab state removed")
+
+    def doctor(self) -> list[tuple[str, bool, str]]:
+        try:
+            specs = self.specs()
+        except LabError as exc:
+            return [(str(exc), False, exc.hint or "fix the inventory")]
+        return [
+            (
+                f"{s.name}: {s.user}@{s.address}:{s.port} answers",
+                _reachable(s) == "running",
+                "start the server, open its SSH port",
+            )
+            for s in specs
+        ]
+
+
+def _reachable(spec: HostSpec) -> str:
+    try:
+        with socket.create_connection((spec.address, spec.port), timeout=2):
+            return "running"
+    except OSError:
+        return "unreachable"

@@ -1,0 +1,70 @@
+"""The ssh provider on existing servers: the provisioned lab's hosts, reached only through an
+inventory, graded and provisioned by the same code, and left untouched by `lab destroy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import LabRunner, write_topology
+
+pytestmark = pytest.mark.e2e
+
+
+def write_inventory(path: Path, servers: LabRunner, **port_overrides) -> Path:
+    key = f"/var/lib/webstack-lab/labs/{servers.name}/id_ed25519"
+    hosts = {
+        h: {"user": "lab", "key": key, "port": port_overrides.get(h, 22)} for h in servers.hosts
+    }
+    path.write_text(yaml.safe_dump({"hosts": hosts}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ssh_lab(provisioned_lab, tmp_path_factory):
+    """A lab named e2e-ssh whose servers are the provisioned lab's, listed in an inventory."""
+    directory = tmp_path_factory.mktemp("ssh")
+    runner = LabRunner(write_topology(directory, "e2e-ssh", 62))  # the same addresses
+    inventory = write_inventory(directory / "inventory.yml", provisioned_lab)
+    runner.inventory = inventory
+    try:
+        yield runner
+    finally:
+        runner("destroy", check=False, LAB_INVENTORY=str(inventory))
+
+
+def test_a_malformed_inventory_is_one_clear_line(ssh_lab, tmp_path):
+    bad = tmp_path / "inventory.yml"
+    bad.write_text("hosts:\n  lb-01: {user: lab}\n")
+    result = ssh_lab("up", "--provider", "ssh", check=False, LAB_INVENTORY=str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: inventory") and "no entry for web-01" in result.stderr
+
+
+def test_an_unreachable_server_is_named(ssh_lab, provisioned_lab, tmp_path):
+    inventory = write_inventory(tmp_path / "inventory.yml", provisioned_lab, **{"web-01": 2})
+    result = ssh_lab("up", "--provider", "ssh", check=False, LAB_INVENTORY=str(inventory))
+    assert result.returncode == 1
+    assert "web-01 did not accept SSH" in result.stderr and "lb-01" not in result.stderr
+    ssh_lab("destroy", LAB_INVENTORY=str(inventory))
+
+
+def test_existing_servers_are_graded_and_provisioned_like_any_lab(ssh_lab):
+    env = {"LAB_INVENTORY": str(ssh_lab.inventory)}
+    ssh_lab("up", "--provider", "ssh", **env)
+    assert "running" in ssh_lab("status", **env).stdout
+    assert ssh_lab("ssh", "web-02", "--", "hostname", **env).stdout.strip() == "web-02"
+    checked = ssh_lab("check", check=False, **env)
+    assert checked.returncode == 0 and "score 105/105" in checked.stdout, checked.stdout
+    # this lab has its own passwords: the first provision rotates them, and all still works
+    assert "FAILED" not in ssh_lab("provision", **env).stdout
+    assert ssh_lab("check", check=False, **env).returncode == 0
+    assert "0 changed" in ssh_lab("provision", **env).stdout
+
+
+def test_destroy_forgets_the_lab_and_leaves_the_servers(ssh_lab, provisioned_lab):
+    ssh_lab("destroy", LAB_INVENTORY=str(ssh_lab.inventory))
+    assert not Path("/var/lib/webstack-lab/labs/e2e-ssh").exists()
+    assert provisioned_lab.ssh("web-01", "systemctl is-active nginx").strip() == "active"
