@@ -116,3 +116,10 @@ def test_components_and_application_files():
     assert list(COMPONENTS) == ["database", "app", "web", "lb", "dns"]
     files = application_files()
     assert {"app.py", "static/index.html", "static/style.css", "static/app.js"} <= set(files)
+
+
+def test_replication_password_changes_keep_the_replicas_position():
+    assert dbflavour.MARIADB.source_password_sql("pw") == "CHANGE MASTER TO MASTER_PASSWORD='pw'"
+    mysql = dbflavour.MYSQL.source_password_sql("pw")
+    assert mysql == "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='pw'"
+    assert "LOG_POS" not in mysql
