@@ -103,6 +103,7 @@ class RoundRobin(Check):
     exclusive = True  # other checks' requests through the balancer would interleave
 
     def observe(self, lab):
+        wait_until_servers_up(lab)
         return {
             "web": lab.web_hosts(),
             "answers": [_through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)],

@@ -233,6 +233,7 @@ SYSTEMD_NOISE = (
     "Scheduled restart",
     "Stopped ",
     "Consumed ",
+    "Deactivated successfully",
 )
 
 

@@ -176,7 +176,7 @@ SABOTAGES = [
     Sabotage(
         "dns.www",
         "lb-01",
-        "sudo sed -i 's/^www .*/www IN A 8.8.8.8/' /etc/nsd/foobar.com.zone && "
+        "sudo sed -i 's/^www .*/www IN A 127.0.0.1/' /etc/nsd/foobar.com.zone && "
         "sudo systemctl restart nsd",
         "not the load balancer's address",
         restore_component="dns",

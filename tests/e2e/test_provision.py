@@ -21,10 +21,10 @@ def lb_url(lab, path="/"):
 
 
 def served_by(lab, count: int, path="/") -> list[str]:
+    """Who answered count requests through the balancer (or the HTTP status when nobody did)."""
     with requests.Session() as session:
-        return [
-            session.get(lb_url(lab, path), timeout=5).headers["X-Served-By"] for _ in range(count)
-        ]
+        replies = [session.get(lb_url(lab, path), timeout=5) for _ in range(count)]
+    return [r.headers.get("X-Served-By", f"HTTP {r.status_code}") for r in replies]
 
 
 def test_requests_alternate_between_both_web_servers(provisioned_lab):
