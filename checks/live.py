@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 
 import dns.exception
 import dns.flags
@@ -13,7 +12,7 @@ import dns.rdatatype
 import requests
 
 from checks.base import CheckError
-from lab.connection import Fleet, describe
+from lab.connection import Fleet, describe, fan_out
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
@@ -54,8 +53,11 @@ class LiveLab:
 
     def on_each(self, hosts: list[str], func) -> dict:
         """func(host) for each host in parallel, results by host (exceptions re-raised)."""
-        with ThreadPoolExecutor(max_workers=max(len(hosts), 1)) as pool:
-            return dict(zip(hosts, pool.map(func, hosts), strict=True))
+        outcomes = fan_out(hosts, func)
+        for outcome in outcomes.values():
+            if outcome.error:
+                raise outcome.error
+        return {host: outcome.value for host, outcome in outcomes.items()}
 
     def mysql(self, host: str, statements: str, check: bool = True) -> str:
         """SQL as the database's administrator on host (socket authentication via sudo)."""

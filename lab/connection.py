@@ -54,6 +54,25 @@ class Outcome:
         return self.error is None
 
 
+def fan_out(items: Iterable, func: Callable, key: Callable = lambda item: item) -> dict:
+    """func(item) for every item in parallel, never stopping at the first failure.
+
+    Returns {key(item): Outcome}, in the items' order.
+    """
+    items = list(items)
+
+    def call(item) -> Outcome:
+        try:
+            return Outcome(key(item), value=func(item))
+        except Exception as exc:  # each item's failure is reported, the others go on
+            return Outcome(key(item), error=exc)
+
+    if not items:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return {outcome.host: outcome for outcome in pool.map(call, items)}
+
+
 class Fleet:
     """Connections to the lab's hosts, opened once per run and shared by every step."""
 
@@ -82,16 +101,7 @@ class Fleet:
         """Call func(connection) on each host in parallel; never stops at the first failure."""
         names = list(hosts) if hosts is not None else self.names
 
-        def call(name: str) -> Outcome:
-            try:
-                return Outcome(name, value=func(self[name]))
-            except Exception as exc:  # each host's failure is reported, the others go on
-                return Outcome(name, error=exc)
-
-        if not names:
-            return {}
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            return {outcome.host: outcome for outcome in pool.map(call, names)}
+        return fan_out(names, lambda name: func(self[name]))
 
     def close(self) -> None:
         for conn in self._connections.values():

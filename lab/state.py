@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +114,4 @@ class LabState:
 
     def remove(self) -> None:
         """Delete the state directory and everything in it."""
-        if self.dir.is_dir():
-            for path in sorted(self.dir.rglob("*"), reverse=True):
-                path.rmdir() if path.is_dir() else path.unlink()
-            self.dir.rmdir()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -26,7 +26,7 @@ def run(args: list[str], *, input: str | None = None, check: bool = True, timeou
 
 def last_lines(text: str, count: int = 3) -> str:
     """The last non-empty lines of a command's output, joined on one line."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return " | ".join(lines[-count:]) or "(no output)"
 
 

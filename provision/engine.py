@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import shlex
-import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,8 @@ from pathlib import Path
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from lab.system import last_lines
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _jinja = Environment(
@@ -55,7 +56,6 @@ class HostRun:
     changes: list[Change] = field(default_factory=list)
     component: str = ""
     _packages: set[str] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- commands -----------------------------------------------------------------------
     def sh(
@@ -81,7 +81,7 @@ class HostRun:
             raise StepFailed(
                 self.name,
                 self.component or "command",
-                _tail(exc.result.stderr or exc.result.stdout),
+                last_lines(exc.result.stderr or exc.result.stdout),
             ) from None
         except CommandTimedOut:
             raise StepFailed(self.name, self.component, f"timed out: {command[:60]}") from None
@@ -185,7 +185,7 @@ class HostRun:
         result = self.sh(f"{command} 2>&1", check=False)
         if result.failed:
             raise StepFailed(
-                self.name, self.component, f"{what} is invalid: {_tail(result.stdout)}"
+                self.name, self.component, f"{what} is invalid: {last_lines(result.stdout)}"
             )
 
     def service(self, name: str, *, restart: bool = False, reload: bool = False) -> bool:
@@ -204,7 +204,7 @@ class HostRun:
                 self.sh(f"systemctl {'reload' if reload and not restart else 'restart'} {unit}")
         except StepFailed as failure:
             journal = self.sh(f"journalctl -u {unit} -n 30 --no-pager -o cat", check=False).stdout
-            detail = _tail(own_lines(journal), 3) if own_lines(journal) else failure.detail
+            detail = last_lines(own_lines(journal), 3) if own_lines(journal) else failure.detail
             raise StepFailed(self.name, self.component, f"{name} did not start: {detail}") from None
         if not (enabled and active) or restart or reload:
             verb = "started" if not active else ("restarted" if restart else "reloaded")
@@ -244,8 +244,3 @@ def own_lines(journal: str) -> str:
         for line in journal.splitlines()
         if line.strip() and not any(noise in line for noise in SYSTEMD_NOISE)
     )
-
-
-def _tail(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    return " | ".join(lines[-count:]) or "(no output)"

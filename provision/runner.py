@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from lab.connection import Fleet, describe
+from lab.connection import Fleet, describe, fan_out
 from lab.state import LabState
 from lab.topology import Host, Topology
 from provision import dbflavour
@@ -54,16 +53,13 @@ class Run:
         def call(host: Host) -> None:
             run = self.hosts[host.name]
             run.component = component
-            try:
-                step(run, host)
-            except StepFailed as exc:
-                self.failures[host.name] = f"{exc.step}: {exc.detail}"
-            except Exception as exc:  # a connection dropped, a command crashed: report, go on
-                self.failures[host.name] = f"{component}: {describe(exc)}"
+            step(run, host)
 
-        if targets:
-            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-                list(pool.map(call, targets))
+        for name, outcome in fan_out(targets, call, key=lambda host: host.name).items():
+            if isinstance(outcome.error, StepFailed):
+                self.failures[name] = f"{outcome.error.step}: {outcome.error.detail}"
+            elif outcome.error:  # a connection dropped, a command crashed: report, go on
+                self.failures[name] = f"{component}: {describe(outcome.error)}"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ import shutil
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab.connection import wait_for_ssh
+from lab.connection import fan_out, wait_for_ssh
 from lab.errors import HostFailure, LabError
 from lab.providers.aptcache import host_cache
 from lab.providers.base import HostSpec, HostStatus
@@ -176,18 +175,14 @@ class LxcProvider:
 
     def _fan_out(self, func) -> list:
         """Run func for every host in parallel; raise one HostFailure naming each failed host."""
-        hosts = self.topology.hosts
-        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-            futures = [(host, pool.submit(func, host)) for host in hosts]
-        results, failures = [], []
-        for host, future in futures:
-            try:
-                results.append(future.result())
-            except LabError as exc:
-                failures.append(f"{host.name}: {exc}")
+        outcomes = fan_out(self.topology.hosts, func, key=lambda host: host.name).values()
+        unexpected = [o.error for o in outcomes if o.error and not isinstance(o.error, LabError)]
+        if unexpected:
+            raise unexpected[0]
+        failures = [f"{o.host}: {o.error}" for o in outcomes if o.error]
         if failures:
             raise HostFailure("; ".join(failures))
-        return results
+        return [o.value for o in outcomes]
 
     def _ensure_host(self, host: Host, resolver: str, update) -> None:
         name, marker = self.container(host), self._marker(host)

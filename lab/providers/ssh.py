@@ -31,7 +31,9 @@ def inventory_file(topology, recorded: str | None = None) -> Path:
     return base / "inventory.yml"
 
 
-def parse_inventory(data: object, topology, where: str = "inventory") -> list[HostSpec]:
+def parse_inventory(
+    data: object, topology, where: str = "inventory", known_hosts: Path | None = None
+) -> list[HostSpec]:
     """Validate inventory data against the topology; every mistake names its field."""
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
         raise LabError(f"{where}: expected `hosts:` with one entry per host of the lab")
@@ -68,7 +70,7 @@ def parse_inventory(data: object, topology, where: str = "inventory") -> list[Ho
                 port,
                 user,
                 Path(key).expanduser(),
-                None,
+                known_hosts,
                 host_keys_pinned=False,
             )
         )
@@ -99,15 +101,11 @@ class SshProvider:
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0]
             raise LabError(f"inventory {path}: not valid YAML: {first}") from None
-        specs = parse_inventory(data, self.topology, f"inventory {path}")
+        specs = parse_inventory(data, self.topology, f"inventory {path}", self.state.known_hosts)
         missing = [str(s.key_file) for s in specs if not s.key_file.is_file()]
         if missing:
             raise LabError(f"inventory {path}: key file {missing[0]} does not exist")
-        known_hosts = self.state.known_hosts
-        return [
-            HostSpec(s.name, s.address, s.port, s.user, s.key_file, known_hosts, False)
-            for s in specs
-        ]
+        return specs
 
     def up(self, progress) -> None:
         specs = self.specs()  # a malformed inventory fails here, before anything is saved
