@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -52,9 +53,25 @@ class BaseImage:
             return False
 
     def ensure(self, log) -> bool:
-        """Build the image unless a complete one is cached; True when it was built now."""
+        """Build the image unless a complete one is cached; True when it was built now.
+
+        Labs brought up at the same moment wait for one build instead of racing it.
+        """
         if self.ready:
             return False
+        self.lxcpath.mkdir(parents=True, exist_ok=True)
+        with open(self.lxcpath / f".{self.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log("waiting for another lab's build of the image")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.ready:
+                return False
+            self._build(log)
+        return True
+
+    def _build(self, log) -> None:
         if self.dir.exists():
             log("removing an incomplete or outdated image")
             self.remove()
@@ -62,7 +79,6 @@ class BaseImage:
         self._create(log)
         self._customise(log)
         self.marker.write_text(json.dumps({"recipe": RECIPE_VERSION, "release": RELEASE}) + "\n")
-        return True
 
     def _create(self, log) -> None:
         log("debootstrap Debian 12 (first run only; later runs reuse the image)")
