@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facts.mysql import ReplicaStatus, parse_vertical, replica_status  # noqa: F401 (re-export)
+
 
 @dataclass(frozen=True)
 class Flavour:
@@ -71,60 +73,3 @@ def for_os(os_release: str) -> Flavour:
 def for_version(version: str) -> Flavour:
     """The flavour from `SELECT VERSION()` (e.g. '10.11.6-MariaDB-0+deb12u1' or '8.0.36')."""
     return MARIADB if "mariadb" in version.lower() else MYSQL
-
-
-def parse_vertical(text: str) -> list[dict[str, str]]:
-    """Rows of `mysql ... \\G` output (the vertical format) as dicts of strings."""
-    rows: list[dict[str, str]] = []
-    for line in text.splitlines():
-        if line.startswith("*****"):
-            rows.append({})
-            continue
-        key, sep, value = line.partition(":")
-        if sep and rows is not None and key.strip():
-            if not rows:
-                rows.append({})
-            rows[-1][key.strip()] = value.strip()
-    return rows
-
-
-@dataclass(frozen=True)
-class ReplicaStatus:
-    """A replica's state in flavour-neutral names."""
-
-    configured: bool
-    io_running: str = ""
-    sql_running: str = ""
-    source_host: str = ""
-    seconds_behind: int | None = None
-    last_error: str = ""
-
-    @property
-    def running(self) -> bool:
-        return self.io_running == "Yes" and self.sql_running == "Yes"
-
-
-def _pick(row: dict[str, str], *names: str) -> str:
-    return next((row[name] for name in names if name in row), "")
-
-
-def replica_status(vertical_output: str) -> ReplicaStatus:
-    """Parse `SHOW REPLICA STATUS\\G` from either flavour (MariaDB keeps the Slave_ names)."""
-    rows = parse_vertical(vertical_output)
-    if not rows:
-        return ReplicaStatus(configured=False)
-    row = rows[0]
-    behind = _pick(row, "Seconds_Behind_Source", "Seconds_Behind_Master")
-    errors = [
-        _pick(row, "Last_IO_Error"),
-        _pick(row, "Last_SQL_Error"),
-        _pick(row, "Last_Error"),
-    ]
-    return ReplicaStatus(
-        configured=True,
-        io_running=_pick(row, "Replica_IO_Running", "Slave_IO_Running"),
-        sql_running=_pick(row, "Replica_SQL_Running", "Slave_SQL_Running"),
-        source_host=_pick(row, "Source_Host", "Master_Host"),
-        seconds_behind=int(behind) if behind.isdigit() else None,
-        last_error=next((e for e in errors if e), ""),
-    )

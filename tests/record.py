@@ -1,0 +1,70 @@
+"""Record fixtures from a live lab: raw command outputs for the fact parsers, and each check's
+observation for the judgement tests.
+
+    sudo .venv/bin/python -m tests.record [--raw NAME HOST COMMAND] [--observations]
+
+A raw fixture is the command, then its exact output (pyinfra-style); the header says where it
+was recorded. The lab is the one `lab` would use ($LAB_TOPOLOGY or lab.yml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from checks import CATALOGUE
+from checks.live import LiveLab
+from lab import providers, topology
+from lab.connection import Fleet
+from lab.remote import as_root
+from lab.state import LabState
+
+FIXTURES = Path(__file__).parent / "unit" / "fixtures"
+RAW = FIXTURES / "raw"
+
+
+def raw_fixture(text: str) -> tuple[str, str]:
+    """(command, output) of a raw fixture file."""
+    lines = text.split("\n")
+    body = next(i for i, line in enumerate(lines) if line.startswith("$ "))
+    return lines[body][2:], "\n".join(lines[body + 1 :])
+
+
+def read_raw(name: str) -> str:
+    """The recorded output of fixture name."""
+    return raw_fixture((RAW / f"{name}.txt").read_text())[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--raw", nargs=3, action="append", metavar=("NAME", "HOST", "COMMAND"))
+    parser.add_argument("--note", default="a reference lab (Debian 12)")
+    parser.add_argument("--observations", action="store_true")
+    args = parser.parse_args()
+    topo = topology.load(topology.find_topology_file())
+    provider = providers.select(topo, LabState(topo.name), None)
+    with Fleet(provider.specs()) as fleet:
+        for name, host, command in args.raw or []:
+            result = fleet.run(host, as_root(command), timeout=30)
+            day = datetime.date.today().isoformat()
+            header = f"# recorded on {host} of {args.note}, {day}, as root\n"
+            (RAW / f"{name}.txt").write_text(f"{header}$ {command}\n{result.stdout}")
+            print(f"wrote {RAW / name}.txt ({len(result.stdout)} bytes)")
+        if args.observations:
+            lab = LiveLab(topo, fleet)
+            try:
+                for check_id, cls in CATALOGUE.items():
+                    observation = cls().observe(lab)
+                    path = FIXTURES / "observations" / f"{check_id}.json"
+                    path.write_text(json.dumps(observation, indent=1, sort_keys=True) + "\n")
+                    print(f"wrote {path}")
+            finally:
+                lab.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
