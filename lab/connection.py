@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,11 +13,49 @@ from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
+from fabric.runners import Remote, Result
 
 from lab.errors import LabError
-from lab.providers.base import HostSpec
 
 CONNECT_TIMEOUT = 5
+# sshd frees a finished session one turn of its loop after the channel closes, so a client
+# running N commands back to back can hold 2N of sshd's MaxSessions (10) for a moment
+CHANNELS = 5
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to reach one host over SSH."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    key_file: Path
+    known_hosts: Path | None = None
+    host_keys_pinned: bool = True  # False: keys are learnt on first contact (Vagrant's machines)
+
+
+class SafeRemote(Remote):
+    """Fabric's remote runner, safe when a command exits before it has read all its stdin."""
+
+    def _write_proc_stdin(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data)
+        except OSError:
+            if not self.channel.closed:
+                raise  # else the command has exited without reading its input, like EPIPE
+
+    def close_proc_stdin(self) -> None:
+        # paramiko's shutdown_write() sends EOF after releasing the channel's lock, so the EOF
+        # can follow the CLOSE of a command that just exited; sshd then drops the whole
+        # connection ("packet referred to nonexistent channel") and every command sharing it
+        # fails with "Channel closed.". Send EOF under the lock, and only on an open channel.
+        channel = self.channel
+        with channel.lock:
+            eof = None if channel.closed else channel._send_eof()
+            if eof is not None:
+                channel.transport._send_user_message(eof)
 
 
 def connect(spec: HostSpec) -> Connection:
@@ -24,7 +64,7 @@ def connect(spec: HostSpec) -> Connection:
         host=spec.address,
         port=spec.port,
         user=spec.user,
-        config=Config(lazy=True),
+        config=Config(lazy=True, overrides={"runners": {"remote": SafeRemote}}),
         connect_timeout=CONNECT_TIMEOUT,
         connect_kwargs={
             "key_filename": str(spec.key_file),
@@ -79,6 +119,8 @@ class Fleet:
     def __init__(self, specs: Iterable[HostSpec]):
         self.specs = {spec.name: spec for spec in specs}
         self._connections: dict[str, Connection] = {}
+        self._locks = {name: threading.Lock() for name in self.specs}
+        self._channels = {name: threading.BoundedSemaphore(CHANNELS) for name in self.specs}
 
     def __enter__(self) -> Fleet:
         return self
@@ -87,11 +129,33 @@ class Fleet:
         self.close()
 
     def __getitem__(self, name: str) -> Connection:
+        """The host's one connection (opened on first use); run() is the thread-safe way in."""
         if name not in self.specs:
             raise LabError(f"unknown host {name!r}; this lab has: {', '.join(self.specs)}")
-        if name not in self._connections:
-            self._connections[name] = connect(self.specs[name])
-        return self._connections[name]
+        with self._locks[name]:
+            if name not in self._connections:
+                self._connections[name] = connect(self.specs[name])
+            return self._connections[name]
+
+    def run(
+        self, host: str, command: str, *, timeout: float = 15, stdin: str | None = None
+    ) -> Result:
+        """Run command on host from any thread; a non-zero exit is in the Result, not raised.
+
+        One thread opens the connection while the others wait (logins started at once are
+        dropped by sshd's MaxStartups), and at most CHANNELS commands share it at a time.
+        """
+        conn = self[host]
+        with self._locks[host]:
+            conn.open()  # returns at once when connected
+        with self._channels[host]:
+            return conn.run(
+                command,
+                hide=True,
+                warn=True,
+                timeout=timeout,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+            )
 
     @property
     def names(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from lab.providers.base import HostSpec
+from lab.connection import HostSpec
 
 
 def render(specs: Iterable[HostSpec]) -> str:

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from lab.connection import HostSpec
 from lab.state import LabState
 from lab.topology import Topology
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """How to reach one host over SSH."""
-
-    name: str
-    address: str
-    port: int
-    user: str
-    key_file: Path
-    known_hosts: Path | None = None
-    host_keys_pinned: bool = True  # False: keys are learnt on first contact (Vagrant's machines)
 
 
 @dataclass(frozen=True)

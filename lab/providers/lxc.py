@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from lab.connection import fan_out, wait_for_ssh
+from lab.connection import HostSpec, fan_out, wait_for_ssh
 from lab.errors import HostFailure, LabError
 from lab.providers.aptcache import host_cache
-from lab.providers.base import HostSpec, HostStatus
+from lab.providers.base import HostStatus
 from lab.providers.lxcimage import LAB_USER, BaseImage, lab_user_ids, write_into
 from lab.providers.lxcnet import LabNetwork, conflicting_routes, upstream_resolver
 from lab.state import lab_home, write_private

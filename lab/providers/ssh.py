@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from lab.connection import wait_for_ssh
+from lab.connection import HostSpec, wait_for_ssh
 from lab.errors import HostFailure, LabError
-from lab.providers.base import HostSpec, HostStatus
+from lab.providers.base import HostStatus
 
 INVENTORY_ENV = "LAB_INVENTORY"
 FIELDS = {"ssh", "port", "user", "key"}

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import paramiko
 
+from lab.connection import HostSpec
 from lab.errors import HostFailure, LabError
 from lab.providers import vagrantbox
 from lab.providers.aptcache import host_cache
-from lab.providers.base import HostSpec, HostStatus
+from lab.providers.base import HostStatus
 from lab.providers.lxcimage import BaseImage
 from lab.providers.lxcnet import LabNetwork, upstream_resolver
 from lab.state import lab_home, write_private

@@ -3,7 +3,7 @@
 import os
 import stat
 
-from lab.providers.base import HostSpec
+from lab.connection import HostSpec
 from lab.providers.lxcimage import write_into
 from lab.sshconfig import render
 from lab.state import LabState, write_private
