@@ -1,4 +1,4 @@
-"""The lab's topology, read from lab.yml: hosts, addresses, roles, network and domain."""
+"""The lab's topology, read from lab.yml: hosts, addresses, roles, network, domain, code base."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 KNOWN_ROLES = frozenset({"lb", "dns", "web", "app", "db-primary", "db-replica"})
 PROVIDERS = ("auto", "lxc", "vagrant", "ssh")
 PACKAGED = Path(__file__).resolve().parent.parent / "lab.yml"
+ENTRY_RE = re.compile(
+    r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):([A-Za-z_][A-Za-z0-9_]*)$"
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,24 @@ class Host:
 
 
 @dataclass(frozen=True)
+class AppSource:
+    """The code base the app component deploys: a directory and gunicorn's module:callable."""
+
+    path: Path
+    entry: str = "app:app"
+
+    @property
+    def schema(self) -> Path:
+        """The code base's own database schema (applied instead of the built-in one if present)."""
+        return self.path / "schema.sql"
+
+
+REFERENCE_APP = AppSource(PACKAGED.parent / "provision" / "app")
+
+
+@dataclass(frozen=True)
 class Topology:
-    """The whole lab: its name, network, domain and hosts (in file order)."""
+    """The whole lab: its name, network, domain, hosts (in file order) and code base."""
 
     name: str
     provider: str
@@ -39,6 +58,7 @@ class Topology:
     subnet: ipaddress.IPv4Network
     hosts: tuple[Host, ...]
     source: Path | None = None
+    app: AppSource = REFERENCE_APP
 
     @property
     def gateway(self) -> str:
@@ -124,7 +144,31 @@ def parse(data: object, source: Path | None = None) -> Topology:
     hosts, seen = [], {str(next(subnet.hosts()))}
     for host_name, spec in raw_hosts.items():
         hosts.append(_parse_host(str(host_name), spec, subnet, seen, fail))
-    return Topology(name, provider, domain, subnet, tuple(hosts), source)
+    app = _parse_app(data.get("app"), source, fail) if "app" in data else REFERENCE_APP
+    return Topology(name, provider, domain, subnet, tuple(hosts), source, app)
+
+
+def _parse_app(spec, source, fail) -> AppSource:
+    """The optional app: section: a code base directory (relative to lab.yml) and its entry."""
+    if not isinstance(spec, dict):
+        raise fail("app: expected a mapping with source and optionally entry")
+    unknown = sorted(set(spec) - {"source", "entry"})
+    if unknown:
+        raise fail(f"app: unknown key {unknown[0]!r}; known: source, entry")
+    if not isinstance(spec.get("source"), str) or not spec["source"].strip():
+        raise fail("app.source: expected the code base's directory (relative to lab.yml)")
+    base = source.absolute().parent if source else Path.cwd()
+    path = (base / spec["source"]).resolve()
+    if not path.is_dir():
+        raise fail(f"app.source: no directory {path}")
+    entry = spec.get("entry", AppSource.entry)
+    match = ENTRY_RE.match(entry) if isinstance(entry, str) else None
+    if not match:
+        raise fail(f"app.entry {entry!r} must be module:callable, e.g. wsgi:application")
+    module = path.joinpath(*match.group(1).split("."))
+    if not (module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()):
+        raise fail(f"app.entry: module {match.group(1)!r} is not in {path}")
+    return AppSource(path, entry)
 
 
 def _parse_host(name, spec, subnet, seen, fail) -> Host:
@@ -163,4 +207,6 @@ def variant(name: str, third_octet: int, source: Path = PACKAGED) -> dict:
     data["network"]["subnet"] = f"192.168.{third_octet}.0/24"
     for host in data["hosts"].values():
         host["address"] = host["address"].replace(old_prefix, f"192.168.{third_octet}.")
+    if isinstance(data.get("app"), dict) and "source" in data["app"]:  # written elsewhere
+        data["app"]["source"] = str((source.absolute().parent / data["app"]["source"]).resolve())
     return data

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 
+from facts import mysql as mysql_facts
 from provision import dbflavour
 from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run
@@ -27,6 +29,29 @@ CREATE TABLE IF NOT EXISTS {DB_NAME}.guestbook (
 """
 
 
+CREATED_TABLE = re.compile(
+    r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:`?\w+`?\.)?`?(\w+)", re.IGNORECASE
+)
+
+
+def schema(run: Run) -> str:
+    """The application database's schema: the code base's schema.sql, else the built-in one."""
+    own = run.topology.app.schema
+    if not own.is_file():
+        return SCHEMA
+    return f"CREATE DATABASE IF NOT EXISTS {DB_NAME};\nUSE {DB_NAME};\n{own.read_text()}\n"
+
+
+def own_schema(run: Run) -> bool:
+    """Whether the code base brings its own schema.sql (the reference app does not)."""
+    return run.topology.app.schema.is_file()
+
+
+def schema_tables(text: str) -> list[str]:
+    """The tables a schema creates: present on the primary means the schema was applied."""
+    return sorted(set(CREATED_TABLE.findall(text)))
+
+
 def sql(hr: HostRun, statements: str, secret: bool = False) -> str:
     """Run SQL as the database's root (socket authentication); tab-separated rows back.
 
@@ -37,8 +62,8 @@ def sql(hr: HostRun, statements: str, secret: bool = False) -> str:
     return hr.sh(f"mysql --batch --skip-column-names -e {shlex.quote(statements)}").stdout
 
 
-def replica_status(hr: HostRun) -> dbflavour.ReplicaStatus:
-    return dbflavour.replica_status(hr.sh("mysql --vertical -e 'SHOW REPLICA STATUS'").stdout)
+def replica_status(hr: HostRun) -> mysql_facts.ReplicaStatus:
+    return mysql_facts.replica_status(hr.sh(mysql_facts.REPLICA_STATUS).stdout)
 
 
 def network_pattern(run: Run) -> str:
@@ -47,8 +72,16 @@ def network_pattern(run: Run) -> str:
 
 
 def accounts(run: Run, flavour: dbflavour.Flavour) -> list[tuple[str, str, str, list[str]]]:
-    """(user, account host, secret name, grants): replication and least-privilege app accounts."""
+    """(user, account host, secret name, grants): replication and least-privilege app accounts.
+
+    The reference app only reads and inserts guestbook rows; a code base with its own schema
+    may read and change data (not the schema) anywhere in the application database.
+    """
     lab_net = network_pattern(run)
+    if own_schema(run):
+        writes = f"SELECT, INSERT, UPDATE, DELETE ON {DB_NAME}.*"
+    else:
+        writes = f"SELECT, INSERT ON {DB_NAME}.guestbook"
     return [
         (REPLICATION_USER, lab_net, "db_replication_password", ["REPLICATION SLAVE ON *.*"]),
         (
@@ -57,7 +90,7 @@ def accounts(run: Run, flavour: dbflavour.Flavour) -> list[tuple[str, str, str, 
             "db_read_password",
             [f"SELECT ON {DB_NAME}.*", f"{flavour.monitor_privilege} ON *.*"],
         ),
-        (WRITE_USER, lab_net, "db_write_password", [f"SELECT, INSERT ON {DB_NAME}.guestbook"]),
+        (WRITE_USER, lab_net, "db_write_password", [writes]),
     ]
 
 
@@ -69,8 +102,41 @@ def accounts_sql(run: Run, flavour: dbflavour.Flavour) -> str:
         password = run.secret(secret)
         lines.append(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';")
         lines.append(f"ALTER USER {account} IDENTIFIED BY '{password}';")
+        lines.append(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account};")  # exactly these:
         lines += [f"GRANT {grant} TO {account};" for grant in grants]
     return "\n".join(lines) + "\n"
+
+
+GRANTS_QUERY = (
+    "SELECT GRANTEE, CONCAT(TABLE_SCHEMA, '.*'), PRIVILEGE_TYPE "
+    f"FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = '{DB_NAME}' UNION ALL "
+    "SELECT GRANTEE, CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), PRIVILEGE_TYPE "
+    f"FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = '{DB_NAME}';"
+)
+
+
+def wanted_grants(run: Run, flavour: dbflavour.Flavour) -> set[tuple[str, str, str]]:
+    """(grantee, scope, privilege) the accounts should hold in the application database."""
+    wanted = set()
+    for user, host, _, grants in accounts(run, flavour):
+        for grant in grants:
+            privileges, _, scope = grant.partition(" ON ")
+            if scope.split(".")[0] == DB_NAME:
+                wanted |= {(f"'{user}'@'{host}'", scope, p.strip()) for p in privileges.split(",")}
+    return wanted
+
+
+def held_grants(output: str, grantees: set[str]) -> set[tuple[str, str, str]]:
+    """The grants of GRANTS_QUERY's tab-separated rows that belong to the given accounts."""
+    rows = (tuple(line.split("\t")) for line in output.splitlines())
+    return {row for row in rows if len(row) == 3 and row[0] in grantees}
+
+
+def grants_match(hr: HostRun, run: Run, host) -> bool:
+    """Whether the accounts hold exactly their grants in the application database."""
+    wanted = wanted_grants(run, run.flavour(host))  # another code base may have needed others
+    grantees = {f"'{user}'@'{where}'" for user, where, _, _ in accounts(run, run.flavour(host))}
+    return held_grants(sql(hr, GRANTS_QUERY), grantees) == wanted
 
 
 def logins_work(hr: HostRun, run: Run, host) -> bool:
@@ -104,19 +170,27 @@ def server_config(hr: HostRun, run: Run, host, role: str) -> bool:
 
 
 def primary(run: Run):
+    statements = schema(run)
+    tables = schema_tables(statements)
+    quoted_tables = ", ".join(f"'{table}'" for table in tables) or "''"
+
     def step(hr: HostRun, host) -> None:
         server_config(hr, run, host, "primary")
         present = sql(
             hr,
             f"SELECT COUNT(*) FROM information_schema.tables WHERE "
-            f"table_schema='{DB_NAME}' AND table_name='guestbook';"
+            f"table_schema='{DB_NAME}' AND table_name IN ({quoted_tables});"
             f"SELECT COUNT(*) FROM mysql.user WHERE user IN "
             f"('{REPLICATION_USER}','{READ_USER}','{WRITE_USER}');",
         ).split()
-        if present != ["1", "3"] or not logins_work(hr, run, host):
-            sql(hr, SCHEMA + accounts_sql(run, run.flavour(host)), secret=True)
+        if (
+            present != [str(len(tables)), "3"]
+            or not logins_work(hr, run, host)
+            or not grants_match(hr, run, host)
+        ):
+            sql(hr, statements + accounts_sql(run, run.flavour(host)), secret=True)
             run.accounts_changed = True
-            hr.changed("database, table and accounts with this lab's passwords")
+            hr.changed("database schema and accounts with this lab's passwords")
 
     return step
 
@@ -164,7 +238,7 @@ def replica(run: Run):
 def wait_until_replicating(hr: HostRun) -> None:
     """Poll until both replication threads run and the replica has caught up."""
     deadline = time.monotonic() + CATCH_UP_SECONDS
-    status = dbflavour.ReplicaStatus(configured=False)
+    status = mysql_facts.ReplicaStatus(configured=False)
     while time.monotonic() < deadline:
         status = replica_status(hr)
         if status.running and status.seconds_behind == 0:

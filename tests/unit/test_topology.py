@@ -3,6 +3,7 @@
 import ipaddress
 
 import pytest
+import yaml
 
 from lab import topology
 from lab.errors import LabError
@@ -92,3 +93,64 @@ def test_variant_moves_every_host_to_the_new_subnet():
     topo = topology.parse(topology.variant("class3", 70))
     assert topo.name == "class3" and str(topo.subnet) == "192.168.70.0/24"
     assert [h.address for h in topo.hosts] == ["192.168.70.10", "192.168.70.11", "192.168.70.12"]
+
+
+def code_base(tmp_path, module="wsgi.py"):
+    directory = tmp_path / "mine"
+    (directory / "static").mkdir(parents=True)
+    (directory / module).write_text("application = None\n")
+    return directory
+
+
+def test_the_reference_app_is_the_default_code_base():
+    topo = topology.parse(base())
+    assert topo.app == topology.REFERENCE_APP
+    assert topo.app.entry == "app:app" and (topo.app.path / "app.py").is_file()
+    assert not topo.app.schema.exists()
+
+
+def test_app_source_is_relative_to_the_topology_file(tmp_path):
+    directory = code_base(tmp_path)
+    data = base() | {"app": {"source": "mine", "entry": "wsgi:application"}}
+    topo = topology.parse(data, source=tmp_path / "lab.yml")
+    assert topo.app == topology.AppSource(directory, "wsgi:application")
+    assert topo.app.schema == directory / "schema.sql"
+
+
+def test_app_entry_defaults_to_app_app_and_may_name_a_package(tmp_path):
+    code_base(tmp_path, module="app.py")
+    topo = topology.parse(base() | {"app": {"source": "mine"}}, source=tmp_path / "lab.yml")
+    assert topo.app.entry == "app:app"
+    (tmp_path / "mine" / "site").mkdir()
+    (tmp_path / "mine" / "site" / "__init__.py").write_text("")
+    (tmp_path / "mine" / "site" / "wsgi.py").write_text("")
+    data = base() | {"app": {"source": str(tmp_path / "mine"), "entry": "site.wsgi:app"}}
+    assert topology.parse(data).app.entry == "site.wsgi:app"  # an absolute source, no lab.yml
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("mine", "app: expected a mapping"),
+        ({"entry": "wsgi:application"}, "app.source: expected"),
+        ({"source": "mine", "workers": 4}, "app: unknown key 'workers'"),
+        ({"source": "missing"}, "app.source: no directory .*missing"),
+        ({"source": "mine", "entry": "wsgi"}, "app.entry 'wsgi' must be module:callable"),
+        ({"source": "mine", "entry": "wsgi:app; rm -rf /"}, "app.entry"),
+        ({"source": "mine", "entry": "-b 0.0.0.0:80 wsgi:app"}, "app.entry"),
+        ({"source": "mine", "entry": "main:app"}, "app.entry: module 'main' is not in"),
+    ],
+)
+def test_invalid_code_bases_are_refused_with_the_field_named(tmp_path, app, message):
+    code_base(tmp_path)
+    with pytest.raises(LabError, match=message):
+        topology.parse(base() | {"app": app}, source=tmp_path / "lab.yml")
+
+
+def test_variant_keeps_a_relative_code_base_pointing_at_the_same_directory(tmp_path):
+    directory = code_base(tmp_path)
+    source = tmp_path / "lab.yml"
+    source.write_text(yaml.safe_dump(base() | {"app": {"source": "mine", "entry": "wsgi:x"}}))
+    data = topology.variant("other", 71, source=source)
+    assert data["app"] == {"source": str(directory), "entry": "wsgi:x"}
+    assert topology.parse(data).app.path == directory
