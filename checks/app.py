@@ -1,40 +1,9 @@
 """Application server: runs the application files, reachable only by Nginx, uses the database."""
 
-import ipaddress
-import re
+from __future__ import annotations
 
+from checks import probes
 from checks.base import Check, failed, passed
-
-
-def app_pid(lab, host: str) -> str:
-    """The pid of the process that answered /api/status on host (through Nginx)."""
-    reply = lab.http(f"http://{lab.address(host)}/api/status")
-    try:
-        return str(reply.json().get("pid", ""))
-    except ValueError:
-        return ""
-
-
-def listen_addresses(ss_output: str, pid: str) -> list[str]:
-    """Local addresses of the listening sockets that process pid holds (from `ss -lnpH`)."""
-    found = []
-    for line in ss_output.splitlines():
-        if f"pid={pid}," in line:
-            found.append(line.split()[3])  # State Recv-Q Send-Q Local Peer Process
-    return found
-
-
-def is_local_only(address: str) -> bool:
-    """True for loopback TCP addresses and unix socket paths."""
-    if address.startswith("/") or address.startswith("@"):
-        return True
-    host = address.rsplit(":", 1)[0].strip("[]")
-    if host in ("*", "0.0.0.0", "::"):
-        return False
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class AppServer(Check):
@@ -48,99 +17,82 @@ class AppServer(Check):
     points = 5
     hint = (
         "Run the application with a WSGI server (e.g. gunicorn under systemd) bound to "
-        "127.0.0.1 (or a unix socket), so that only Nginx on the same host reaches it."
+        "127.0.0.1 or a unix socket, so that only Nginx on the same host reaches it."
     )
     needs = ("web.reverse-proxy",)
 
     def observe(self, lab):
-        def probe(host):
-            pid = app_pid(lab, host)
-            sockets = lab.sh(host, "ss -lntpH; ss -lxpH", sudo=True) if pid.isdigit() else ""
-            process = lab.sh(host, f"ps -o comm= -p {pid}", check=False).strip() if pid else ""
-            return {
-                "pid": pid,
-                "process": process,
-                "listening": listen_addresses(sockets, pid) if pid else [],
-            }
-
-        return lab.on_each(lab.web_hosts(), probe)
+        return lab.on_each(lab.web_hosts(), lambda host: probes.application(lab, host))
 
     def judge(self, hosts):
         problems, seen = [], []
-        for host, info in hosts.items():
-            if not info["listening"]:
+        for host, app in hosts.items():
+            master = app["master"]
+            if master is None:
+                problems.append(f"{host}: no process holds {', '.join(app['targets'])}")
+            elif not app["local_only"]:
                 problems.append(
-                    f"{host}: the application process (pid {info['pid'] or '?'}) listens nowhere"
-                )
-                continue
-            public = [a for a in info["listening"] if not is_local_only(a)]
-            if public:
-                problems.append(
-                    f"{host}: {info['process']} listens on {', '.join(public)}, "
-                    "reachable from the network, not only by Nginx"
+                    f"{host}: {master['name']} (pid {master['pid']}) listens on "
+                    f"{', '.join(app['sockets'])}: reachable from the network, not only by Nginx"
                 )
             else:
-                seen.append(f"{host}: {info['process']} on {', '.join(info['listening'])}")
+                seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}")
         if problems:
             return failed("; ".join(problems))
         return passed("; ".join(seen))
 
 
+WRITE_HINT = (
+    "Writes must reach the primary from every web server: give the write account a host part "
+    "that matches how each application connects (web-01's own application uses TCP too, not "
+    "only 'user'@'localhost'), and the privileges it needs on the application's table."
+)
+
+
 class UsesDatabase(Check):
     id = "app.database"
     section = "application server"
-    title = "The application serves data from the database"
+    title = "The application stores and serves data through the database"
     requirement = (
         "Application servers handle dynamic information, make web application "
         "business logic, and interact with application files and databases."
     )
     points = 5
     hint = (
-        "Give the application its database settings (WEBSTACK_DB_* in its environment) "
-        "and make sure MySQL runs: /api/status must show no database error."
+        "The application needs its database settings and accounts: POST /api/guestbook must "
+        "store an entry, and GET /api/guestbook must show it (docs/app-contract.md)."
     )
     needs = ("web.reverse-proxy",)
 
     def observe(self, lab):
-        def probe(host):
-            status = lab.http(f"http://{lab.address(host)}/api/status")
-            book = lab.http(f"http://{lab.address(host)}/api/guestbook")
-            return {
-                "status": status.status_code,
-                "database": _json(status).get("database", {}),
-                "guestbook": book.status_code,
-                "read_from": _json(book).get("read_from"),
-            }
+        return probes.front_door(lab)
 
-        return lab.on_each(lab.web_hosts(), probe)
-
-    def judge(self, hosts):
-        problems = []
-        for host, info in hosts.items():
-            database = info["database"] if isinstance(info["database"], dict) else {}
-            if info["status"] != 200 or "error" in database or "entries" not in database:
-                reason = database.get("error") or f"HTTP {info['status']}"
-                problems.append(f"{host}: /api/status has no database data ({_short(reason)})")
-            elif info["guestbook"] != 200 or info["read_from"] != host:
-                problems.append(f"{host}: /api/guestbook answered HTTP {info['guestbook']}")
+    def judge(self, o):
+        problems, hint, notes = [], "", []
+        stored = {**o["on_replica"], **o["on_primary"]}
+        local = {o["primary"]: o["on_primary"], o["replica"]: o["on_replica"]}
+        for host, post in o["posts"].items():
+            token = post["token"]
+            if post["status"] not in (200, 201):
+                problems.append(
+                    f"{host}: POST /api/guestbook answered HTTP {post['status']}: "
+                    "the application could not store the entry"
+                )
+                hint = WRITE_HINT if post["status"] >= 500 else ""
+            elif token not in stored:
+                problems.append(
+                    f"{host}: the entry it accepted is in neither database "
+                    f"({o['primary']}, {o['replica']})"
+                )
+            elif token not in local.get(host, o["on_primary"]):
+                notes.append(f"{host}'s own database has not received its entry yet")
+            elif token not in o["reads"].get(host, []):
+                problems.append(f"{host}: GET /api/guestbook does not show the entry it stored")
         if problems:
-            return failed("; ".join(problems))
+            return failed("; ".join(problems), hint)
+        tables = ", ".join(sorted(set(stored.values())))
+        note = f" ({'; '.join(notes)}: see db.replication)" if notes else ""
         return passed(
-            ", ".join(
-                f"{h}: {i['database']['entries']} guestbook entries read from "
-                f"its {i['database'].get('role', '?')} database"
-                for h, i in hosts.items()
-            )
+            f"entries posted through {', '.join(o['posts'])} were stored in {tables} and read "
+            f"back through the same server{note}"
         )
-
-
-def _json(reply) -> dict:
-    try:
-        body = reply.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _short(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text))[:120]

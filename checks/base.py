@@ -27,18 +27,19 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Verdict:
-    """A judgement: passed or not, with what was observed, in words."""
+    """A judgement: passed or not, with what was observed, in words (and a fitting hint)."""
 
     passed: bool
     evidence: str
+    hint: str = ""  # replaces the check's general hint when the evidence calls for another
 
 
 def passed(evidence: str) -> Verdict:
     return Verdict(True, evidence)
 
 
-def failed(evidence: str) -> Verdict:
-    return Verdict(False, evidence)
+def failed(evidence: str, hint: str = "") -> Verdict:
+    return Verdict(False, evidence, hint)
 
 
 @dataclass(frozen=True)
@@ -129,16 +130,24 @@ class Check:
         raise NotImplementedError
 
     def run(self, lab) -> Result:
+        """Observe and judge; never raises: whatever goes wrong becomes this check's failure."""
         started = time.monotonic()
         try:
-            verdict = self.judge(self.observe(lab))
+            observation = self.observe(lab)
         except CheckError as exc:
             verdict = failed(str(exc))
+        except Exception as exc:  # a check must never take the report down with it
+            verdict = failed(f"the grader could not observe this: {_describe(exc)}")
+        else:
+            try:
+                verdict = self.judge(observation)
+            except Exception as exc:
+                verdict = failed(f"the grader could not judge what it saw: {_describe(exc)}")
         status = Status.PASS if verdict.passed else Status.FAIL
-        return self.result(status, verdict.evidence, time.monotonic() - started)
+        return self.result(status, verdict.evidence, time.monotonic() - started, verdict.hint)
 
-    def result(self, status: Status, evidence: str, seconds: float = 0.0) -> Result:
-        hint = "" if status is Status.PASS else self.hint
+    def result(self, status: Status, evidence: str, seconds: float = 0.0, hint: str = "") -> Result:
+        hint = "" if status is Status.PASS else (hint or self.hint)
         return Result(
             self.id,
             self.section,
@@ -150,3 +159,8 @@ class Check:
             hint,
             round(seconds, 3),
         )
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

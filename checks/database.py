@@ -1,41 +1,34 @@
 """Database (MySQL): a primary and a replica, and what each role means to the application."""
 
+from __future__ import annotations
+
 import secrets
-import time
 
+from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.live import SCRATCH_DB
-from provision import dbflavour
+from checks.live import SCRATCH_DB, TOKEN_PREFIX
+from checks.web import service_error
+from facts import mysql
 
-REPLICATION_WAIT = 5.0
-SCRATCH_TABLE = f"{SCRATCH_DB}.probe"
-
-
-def roles(lab) -> tuple[str, str]:
-    return lab.name("db-primary"), lab.name("db-replica")
+GRADER_ACCOUNTS = "SELECT user, host FROM mysql.user WHERE user LIKE 'lab\\_check\\_%'"
 
 
-def ensure_scratch(lab, primary: str) -> None:
-    lab.mysql(
-        primary,
-        f"CREATE DATABASE IF NOT EXISTS {SCRATCH_DB}; CREATE TABLE IF NOT EXISTS "
-        f"{SCRATCH_TABLE} (token VARCHAR(64) PRIMARY KEY)",
+def sweep(lab, host: str) -> None:
+    """Remove what an interrupted grader run may have left on host (accounts, scratch db)."""
+    rows = probes.admin_sql(lab, host, GRADER_ACCOUNTS, check=False)
+    drops = [
+        f"DROP USER IF EXISTS {mysql.literal(u)}@{mysql.literal(h)};"
+        for u, _, h in (line.partition("\t") for line in rows.splitlines())
+        if u.startswith("lab_check_")
+    ]
+    probes.admin_sql(
+        lab,
+        host,
+        "SET SESSION sql_log_bin = 0; "
+        + " ".join(drops)
+        + f" DROP DATABASE IF EXISTS {SCRATCH_DB};",
+        check=False,
     )
-
-
-def drop_scratch(lab, primary: str) -> None:
-    lab.mysql(primary, f"DROP DATABASE IF EXISTS {SCRATCH_DB}", check=False)
-
-
-def poll(func, seconds: float):
-    """func() until it returns something truthy or seconds pass; returns the last value."""
-    deadline, value = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        value = func()
-        if value:
-            return value
-        time.sleep(0.1)
-    return value
 
 
 class DatabaseServers(Check):
@@ -48,50 +41,68 @@ class DatabaseServers(Check):
         "Install MySQL/MariaDB on both web servers; give each its own server-id and turn "
         "on the binary log (log_bin) on the primary."
     )
-    needs = ("servers.reachable",)
 
     def observe(self, lab):
         def probe(host):
             try:
-                row = lab.mysql(host, "SELECT VERSION(), @@server_id, @@log_bin, @@read_only")
-                return dict(
-                    zip(
-                        ("version", "server_id", "log_bin", "read_only"),
-                        row.split("\t"),
-                        strict=False,
-                    )
+                row = probes.admin_sql(
+                    lab, host, "SELECT VERSION(), @@server_id, @@log_bin, @@read_only"
                 )
             except CheckError as exc:
-                return {"error": str(exc)}
+                unit = "mariadb" if "mariadb" in str(exc).lower() else "mysql"
+                return {"error": str(exc), "journal": service_error(lab, host, unit)}
+            sweep(lab, host)
+            keys = ("version", "server_id", "log_bin", "read_only")
+            return dict(zip(keys, row.strip().split("\t"), strict=False))
 
-        primary, replica = roles(lab)
+        primary, replica = probes.roles(lab)
         return {
             "primary": primary,
             "replica": replica,
             "hosts": lab.on_each([primary, replica], probe),
         }
 
-    def judge(self, observation):
-        hosts = observation["hosts"]
-        errors = [info["error"] for info in hosts.values() if "error" in info]
+    def judge(self, o):
+        hosts = o["hosts"]
+        errors = [
+            info["error"] + (f" ({info['journal']})" if info.get("journal") else "")
+            for info in hosts.values()
+            if "error" in info
+        ]
         if errors:
             return failed("; ".join(errors))
-        primary, replica = hosts[observation["primary"]], hosts[observation["replica"]]
+        primary, replica = hosts[o["primary"]], hosts[o["replica"]]
         if primary["server_id"] == replica["server_id"]:
             return failed(f"both servers have server-id {primary['server_id']}")
         if primary["log_bin"] != "1":
-            return failed(f"{observation['primary']} (primary) has no binary log")
+            return failed(f"{o['primary']} (primary) has no binary log")
         return passed(
-            f"{observation['primary']}: {primary['version']} primary, binary log on, "
-            f"server-id {primary['server_id']}; {observation['replica']}: replica, "
-            f"server-id {replica['server_id']}"
+            f"{o['primary']}: {primary['version']} primary, binary log on, "
+            f"server-id {primary['server_id']}; {o['replica']}: server-id {replica['server_id']}"
         )
+
+
+def replica_state(lab) -> dict:
+    """The replica's threads and source, with the source's name resolved on the replica."""
+    primary, replica = probes.roles(lab)
+    status = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
+    source = status.source_host
+    addresses = probes.resolve(lab, replica, [source]).get(source, []) if source else []
+    return {
+        "configured": status.configured,
+        "io_running": status.io_running,
+        "sql_running": status.sql_running,
+        "last_error": status.last_error,
+        "source_host": source,
+        "source_addresses": addresses,
+        "primary_address": lab.address(primary),
+    }
 
 
 class Replication(Check):
     id = "db.replication"
     section = "database"
-    title = "Writes on the primary reach the replica within seconds"
+    title = "The application's writes on the primary reach the replica within seconds"
     requirement = (
         "The Primary-Replica (Master-Slave) cluster involves a Primary node (Master) "
         "that handles write operations and ... Replica nodes (Slaves) that replicate "
@@ -99,61 +110,58 @@ class Replication(Check):
     )
     points = 10
     hint = (
-        "Create a replication user on the primary, point the replica at it (CHANGE MASTER "
-        "TO / CHANGE REPLICATION SOURCE TO) and START REPLICA; SHOW REPLICA STATUS must "
-        "show both threads running."
+        "Create a replication user on the primary, load the primary's data on the replica, "
+        "point the replica at the primary (CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO) "
+        "and START REPLICA; SHOW REPLICA STATUS must show both threads running."
     )
-    needs = ("db.servers",)
+    needs = ("db.servers", "app.database")
 
     def observe(self, lab):
-        primary, replica = roles(lab)
-        token = secrets.token_hex(16)
-        status = dbflavour.replica_status(
-            lab.sh(replica, "mysql --vertical -e 'SHOW REPLICA STATUS'", sudo=True)
-        )
-        started = time.monotonic()
-        try:
-            ensure_scratch(lab, primary)
-            lab.mysql(primary, f"INSERT INTO {SCRATCH_TABLE} VALUES ('{token}')")
-            seen = poll(
-                lambda: (
-                    token
-                    in lab.mysql(
-                        replica,
-                        f"SELECT token FROM {SCRATCH_TABLE} WHERE token='{token}'",
-                        check=False,
-                    )
-                ),
-                REPLICATION_WAIT,
-            )
-        finally:
-            drop_scratch(lab, primary)
-        return {
-            "primary": primary,
-            "replica": replica,
-            "seen": bool(seen),
-            "seconds": round(time.monotonic() - started, 2),
-            "io_running": status.io_running,
-            "sql_running": status.sql_running,
-            "source_host": status.source_host,
-            "last_error": status.last_error,
-            "primary_address": lab.address(primary),
-        }
+        return {"state": replica_state(lab), "writes": probes.front_door(lab)}
 
     def judge(self, o):
-        if not o["seen"]:
-            state = f"io={o['io_running'] or '-'}, sql={o['sql_running'] or '-'}" + (
-                f", error: {o['last_error']}" if o["last_error"] else ""
-            )
+        state, w = o["state"], o["writes"]
+        replica = w["replica"]
+        if not state["configured"]:
+            return failed(f"{replica} replicates from nothing (SHOW REPLICA STATUS is empty)")
+        if state["io_running"] != "Yes" or state["sql_running"] != "Yes":
+            error = f", error: {state['last_error']}" if state["last_error"] else ""
             return failed(
-                f"a value written on {o['primary']} did not appear on {o['replica']} "
-                f"within {REPLICATION_WAIT:.0f} s (replica threads: {state})"
+                f"{replica}: replication threads io={state['io_running'] or '-'}, "
+                f"sql={state['sql_running'] or '-'}{error}"
             )
-        if o["source_host"] not in ("", o["primary_address"], o["primary"]):
-            return failed(f"{o['replica']} replicates from {o['source_host']}, not the primary")
+        if state["primary_address"] not in state["source_addresses"]:
+            where = ", ".join(state["source_addresses"]) or "does not resolve"
+            return failed(
+                f"{replica} replicates from {state['source_host']} ({where}), not from "
+                f"{w['primary']} ({state['primary_address']})"
+            )
+        if not w["on_primary"]:
+            return failed(
+                f"the entries written through the site are not in {w['primary']}'s database: "
+                "there is nothing to follow to the replica"
+            )
+        missing = sorted(set(w["on_primary"]) - set(w["on_replica"]))
+        if missing:
+            return failed(
+                f"{len(missing)} entr{'y' if len(missing) == 1 else 'ies'} written on "
+                f"{w['primary']} ({', '.join(sorted(set(w['on_primary'].values())))}) did not "
+                f"appear on {replica} within {probes.WAIT:.0f} s"
+            )
+        remote = {
+            t: e for t, e in w["replica_engines"].items() if e.upper() in mysql.REMOTE_ENGINES
+        }
+        if remote:
+            table, engine = next(iter(remote.items()))
+            return failed(
+                f"{replica}'s {table} is a {engine} table: it reads the primary over the "
+                "network instead of holding a replicated copy"
+            )
         return passed(
-            f"a random value written on {o['primary']} appeared on {o['replica']} "
-            f"after {o['seconds']:.1f} s"
+            f"entries written through the site reached {w['primary']} "
+            f"({', '.join(sorted(set(w['on_primary'].values())))}) and appeared on {replica} "
+            f"after {w['replicated_after']:.1f} s; replica threads running, source "
+            f"{state['source_host']}"
         )
 
 
@@ -167,37 +175,35 @@ class ReplicaReadOnly(Check):
     )
     points = 5
     hint = "Set read_only = ON (and super_read_only on MySQL 8) on the replica."
-    needs = ("db.replication",)
+    needs = ("db.servers",)
 
     def observe(self, lab):
-        primary, replica = roles(lab)
+        _, replica = probes.roles(lab)
+        flags = probes.admin_sql(lab, replica, "SHOW GLOBAL VARIABLES LIKE '%read_only'")
+        variables = dict(line.split("\t", 1) for line in flags.splitlines() if "\t" in line)
+        if variables.get("super_read_only") == "ON":
+            return {"replica": replica, "attempt": "super_read_only=ON refuses every write"}
         user, password = f"lab_check_{secrets.token_hex(4)}", secrets.token_hex(16)
         account = f"'{user}'@'localhost'"
+        local = "SET SESSION sql_log_bin = 0;"  # the grader's own things stay on this server
+        undo = f"{local} DROP USER IF EXISTS {account}; DROP DATABASE IF EXISTS {SCRATCH_DB};"
+        what = f"grader account on {replica}"
+        lab.on_cleanup(what, lambda: probes.admin_sql(lab, replica, undo, check=False))
         try:
-            ensure_scratch(lab, primary)
-            lab.mysql(
-                primary,
-                f"CREATE USER {account} IDENTIFIED BY '{password}'; "
-                f"GRANT INSERT ON {SCRATCH_DB}.* TO {account}",
-            )
-            poll(
-                lambda: (
-                    user
-                    in lab.mysql(
-                        replica, f"SELECT user FROM mysql.user WHERE user='{user}'", check=False
-                    )
-                ),
-                REPLICATION_WAIT,
+            probes.admin_sql(
+                lab,
+                replica,
+                f"{local} CREATE DATABASE IF NOT EXISTS {SCRATCH_DB}; CREATE TABLE IF NOT EXISTS "
+                f"{SCRATCH_DB}.probe (token VARCHAR(64)); CREATE USER {account} IDENTIFIED BY "
+                f"'{password}'; GRANT INSERT ON {SCRATCH_DB}.* TO {account}",
             )
             attempt = lab.sh(
                 replica,
-                f"MYSQL_PWD={password} mysql -u {user} -e "
-                f"\"INSERT INTO {SCRATCH_TABLE} VALUES ('from-replica')\" 2>&1 "
-                "&& echo WRITE-ACCEPTED; true",
+                f'MYSQL_PWD={password} mysql -u {user} -e "INSERT INTO {SCRATCH_DB}.probe '
+                f"VALUES ('{TOKEN_PREFIX}replica')\" 2>&1 && echo WRITE-ACCEPTED; true",
             )
         finally:
-            lab.mysql(primary, f"DROP USER IF EXISTS {account}", check=False)
-            drop_scratch(lab, primary)
+            lab.done_with(what)
         errors = [line for line in attempt.splitlines() if line.startswith("ERROR")]
         return {"replica": replica, "attempt": (errors[-1] if errors else attempt).strip()}
 
@@ -222,51 +228,67 @@ class ApplicationRoles(Check):
     )
     points = 5
     hint = (
-        "On every web server set WEBSTACK_DB_PRIMARY_HOST to the primary's address and "
-        "let the application read from the local database."
+        "Point every web server's application at the primary for writes, and let it read from "
+        "the database on its own host (the replica on the replica's host)."
     )
-    needs = ("app.database",)
+    needs = ("app.database", "db.replication")
+    exclusive = True  # pauses the replica's SQL thread for a moment
 
     def observe(self, lab):
-        def probe(host):
-            reply = lab.http(f"http://{lab.address(host)}/api/status").json()
-            pid = str(reply.get("pid", ""))
-            environ = (
-                lab.sh(host, f"tr '\\0' '\\n' < /proc/{pid}/environ", sudo=True, check=False)
-                if pid.isdigit()
-                else ""
+        writes = probes.front_door(lab)
+        primary, replica = writes["primary"], writes["replica"]
+        what = f"replication paused on {replica}"
+        lab.on_cleanup(
+            what, lambda: probes.admin_sql(lab, replica, "START REPLICA SQL_THREAD", check=False)
+        )
+        probes.admin_sql(lab, replica, "STOP REPLICA SQL_THREAD")
+        try:
+            post = probes.post_entry(lab, primary)
+            found = probes.find_tokens(lab, primary, [post["token"]])
+            lab.on_cleanup(
+                "paused entry", lambda: probes.forget_tokens(lab, primary, replica, found, {})
             )
-            settings = dict(line.split("=", 1) for line in environ.splitlines() if "=" in line)
-            return {
-                "role": reply.get("database", {}).get("role"),
-                "writes_to": settings.get("WEBSTACK_DB_PRIMARY_HOST", ""),
-            }
-
-        primary, replica = roles(lab)
+            token, where = post["token"], found.get(post["token"], "")
+            primary_read = bool(
+                probes.poll(lambda: token in probes.read_entries(lab, primary), 2.0)
+            )
+            replica_read_paused = token in probes.read_entries(lab, replica)
+        finally:
+            lab.done_with(what)
+        replica_read_later = bool(
+            probes.poll(lambda: token in probes.read_entries(lab, replica), probes.WAIT)
+        )
         return {
             "primary": primary,
             "replica": replica,
-            "primary_address": lab.address(primary),
-            "hosts": lab.on_each([primary, replica], probe),
+            "origins": {h: p["token"] in writes["on_primary"] for h, p in writes["posts"].items()},
+            "paused": {
+                "stored": post["status"] in (200, 201) and bool(where),
+                "primary_read": primary_read,
+                "replica_read_paused": replica_read_paused,
+                "replica_read_later": replica_read_later,
+            },
         }
 
     def judge(self, o):
-        problems = []
-        expected_roles = {o["primary"]: "primary", o["replica"]: "replica"}
-        for host, info in o["hosts"].items():
-            if info["role"] != expected_roles[host]:
-                problems.append(
-                    f"{host}: the application reads from a {info['role']} database, "
-                    f"expected its local {expected_roles[host]}"
-                )
-            if info["writes_to"] not in (o["primary_address"], o["primary"]):
-                problems.append(
-                    f"{host}: the application writes to "
-                    f"{info['writes_to'] or 'nowhere'}, not the primary"
-                )
-        if problems:
-            return failed("; ".join(problems))
+        primary, replica, p = o["primary"], o["replica"], o["paused"]
+        astray = [h for h, ok in o["origins"].items() if not ok]
+        if astray:
+            return failed(f"writes through {', '.join(astray)} did not reach the primary {primary}")
+        if not p["stored"]:
+            return failed(f"an entry written through {primary} was not stored on {primary}")
+        if not p["primary_read"]:
+            return failed(f"{primary}'s application did not show an entry its own primary holds")
+        if p["replica_read_paused"]:
+            return failed(
+                f"with {replica}'s replication paused, {replica}'s application still showed a "
+                f"new entry: it reads from the primary, not from its own replica"
+            )
+        if not p["replica_read_later"]:
+            return failed(
+                f"{replica}'s application did not show the entry once replication went on"
+            )
         return passed(
-            f"writes go to {o['primary']} from both web servers; {o['primary']} reads "
-            f"its primary, {o['replica']} its replica"
+            f"writes through {' and '.join(o['origins'])} reached {primary}; with replication "
+            f"paused {replica} did not see a new entry until its replica had it: reads are local"
         )

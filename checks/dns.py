@@ -1,10 +1,17 @@
 """Domain: the lab's DNS answers www.foobar.com with the load balancer's address."""
 
+from __future__ import annotations
+
+import secrets
+
 import dns.flags
 import dns.rcode
 import dns.rdatatype
 
 from checks.base import Check, failed, passed
+from checks.live import TOKEN_PREFIX as TOKEN
+
+MAX_CHAIN = 16  # CNAMEs followed at most (resolvers follow about as many)
 
 
 def answer_records(message) -> list[tuple[str, str, str]]:
@@ -16,6 +23,50 @@ def answer_records(message) -> list[tuple[str, str, str]]:
                 (rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), record.to_text())
             )
     return records
+
+
+def follow(records: list, name: str) -> tuple[list[str], list[str], str]:
+    """Walk CNAMEs from name through records: (chain, addresses at its end, last name)."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for owner, rtype, value in records:
+        by_name.setdefault(owner.lower(), []).append((rtype, value))
+    chain, seen = [], set()
+    for _ in range(MAX_CHAIN + 1):
+        entries = by_name.get(name.lower(), [])
+        addresses = [v for t, v in entries if t == "A"]
+        cnames = [v for t, v in entries if t == "CNAME"]
+        if addresses or not cnames or name.lower() in seen:
+            return chain, addresses, name
+        seen.add(name.lower())
+        chain.append(f"{name} CNAME {cnames[0]}")
+        name = cnames[0]
+    return chain, [], name
+
+
+def ask(lab, server: str, name: str) -> dict:
+    """One non-recursive question to server, as plain data."""
+    reply = lab.dns_query(server, name, "A")
+    return {
+        "rcode": dns.rcode.to_text(reply.rcode()),
+        "authoritative": bool(reply.flags & dns.flags.AA),
+        "records": answer_records(reply),
+    }
+
+
+def resolve_www(lab) -> dict:
+    """www's records at the lab's DNS, following CNAMEs that leave the first answer."""
+    server, name = lab.address("dns"), f"www.{lab.topology.domain}."
+    first = ask(lab, server, name)
+    records = list(first["records"])
+    for _ in range(MAX_CHAIN):
+        chain, addresses, end = follow(records, name)
+        if addresses or not chain or len(chain) > MAX_CHAIN:
+            break
+        more = ask(lab, server, end)["records"]
+        if not more:
+            break
+        records += more
+    return {**first, "server": server, "name": name, "records": records}
 
 
 class WwwRecord(Check):
@@ -31,48 +82,38 @@ class WwwRecord(Check):
         "Serve the zone from the lab's DNS on the load balancer: `www` as an A record to "
         "its address, or a CNAME to a name that has one. A CNAME cannot hold an address."
     )
-    needs = ("servers.reachable",)
 
     def observe(self, lab):
-        server, name = lab.address("dns"), f"www.{lab.topology.domain}."
-        reply = lab.dns_query(server, name, "A")
-        return {
-            "server": server,
-            "name": name,
-            "lb": lab.address("lb"),
-            "rcode": dns.rcode.to_text(reply.rcode()),
-            "authoritative": bool(reply.flags & dns.flags.AA),
-            "records": answer_records(reply),
-        }
+        o = resolve_www(lab)
+        probe = f"{TOKEN}{secrets.token_hex(4)}.{lab.topology.domain}."
+        o["any_name"] = ask(lab, o["server"], probe)["records"]
+        o["lb"] = lab.address("lb")
+        return o
 
     def judge(self, o):
         if o["rcode"] != "NOERROR" or not o["records"]:
             return failed(f"{o['server']} answered {o['rcode']} with no records for {o['name']}")
-        chain, name = [], o["name"]
-        by_name = {}
-        for owner, rtype, value in o["records"]:
-            by_name.setdefault(owner.lower(), []).append((rtype, value))
-        addresses = []
-        for _ in range(5):  # follow at most a few CNAMEs
-            entries = by_name.get(name.lower(), [])
-            cnames = [v for t, v in entries if t == "CNAME"]
-            addresses = [v for t, v in entries if t == "A"]
-            if cnames and not addresses:
-                chain.append(f"{name} CNAME {cnames[0]}")
-                name = cnames[0]
-                continue
-            break
+        chain, addresses, end = follow(o["records"], o["name"])
+        if len(chain) > MAX_CHAIN:
+            return failed(f"{o['name']}: more than {MAX_CHAIN} CNAMEs in a row")
         if not addresses:
             return failed(
                 f"{' → '.join(chain) or o['name']}: no A record at the end "
                 f"(records: {o['records']})"
             )
-        chain.append(f"{name} A {', '.join(addresses)}")
+        chain.append(f"{end} A {', '.join(addresses)}")
         if addresses != [o["lb"]]:
             return failed(f"{' → '.join(chain)}: not the load balancer's address {o['lb']}")
         if not o["authoritative"]:
             return failed(
                 f"{o['server']} answered, but not authoritatively: it is not the "
                 "domain's own server"
+            )
+        wildcard = sorted(v for _, t, v in o["any_name"] if t == "A")
+        if wildcard and wildcard == sorted(addresses):
+            return failed(
+                f"any name under the domain resolves to {', '.join(wildcard)} (a wildcard "
+                "record): www needs a record of its own",
+                "Add a `www` record to the zone; a `*` record answers for every name.",
             )
         return passed(f"{' → '.join(chain)} (authoritative answer from {o['server']})")

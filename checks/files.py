@@ -1,71 +1,95 @@
-"""Application files: both web servers run the lab's code base, the same version."""
+"""Application files: both web servers run the same code base, the one behind Nginx."""
 
-import hashlib
-import shlex
+from __future__ import annotations
 
-from checks.app import app_pid
+import posixpath
+
+from checks import probes
 from checks.base import Check, failed, passed
-from provision.app import application_files
+from facts import proc
+from lab.remote import quote
 
-
-def expected_checksums() -> dict[str, str]:
-    return {path: hashlib.sha256(data).hexdigest() for path, data in application_files().items()}
+MAX_FILES = 500
+CHECKSUMS = (
+    "find . -type f ! -path '*/__pycache__/*' ! -path './.git/*' ! -name '*.pyc' ! -name '*.log' "
+    f"-size -4M -print0 2>/dev/null | sort -z | head -z -n {MAX_FILES} | xargs -0 -r sha256sum"
+)
 
 
 class CodeBase(Check):
     id = "files.code-base"
     section = "application files"
-    title = "Both web servers run the application files of the code base"
+    title = "Both web servers run the same application files"
     requirement = (
         "1 Application Files (Your Code Base): Contains the code, logic, templates, "
         "and resources necessary for the web application."
     )
     points = 5
     hint = (
-        "Deploy the files of provision/app unchanged to both web servers (the application "
-        "server's working directory), then restart the application server."
+        "Deploy the same version of the code base to both web servers and restart the "
+        "application server there: the entry point it runs and every file beside it must match."
     )
     needs = ("app.server",)
 
     def observe(self, lab):
-        paths = sorted(expected_checksums())
-
         def probe(host):
-            pid = app_pid(lab, host)
-            cwd = lab.sh(host, f"readlink /proc/{pid}/cwd", sudo=True).strip() if pid else ""
-            files = " ".join(shlex.quote(p) for p in paths)
-            out = (
-                lab.sh(
-                    host, f"cd {shlex.quote(cwd)} && sha256sum {files} 2>/dev/null; true", sudo=True
-                )
-                if cwd
-                else ""
-            )
-            found = {}
+            master = probes.application(lab, host)["master"]
+            if master is None:
+                return {"entry": "", "files": {}}
+            cwd = lab.sh(host, f"readlink /proc/{int(master['pid'])}/cwd", sudo=True).strip()
+            candidates = proc.entry_candidates(master["args"], cwd)
+            found = lab.sh(
+                host,
+                "for f in "
+                + " ".join(quote(c) for c in candidates)
+                + '; do [ -f "$f" ] && echo "$f" && break; done; true',
+                sudo=True,
+            ).strip()
+            if not candidates:  # a server whose command line names no code: its directory
+                found = posixpath.join(cwd, ".")
+            directory = posixpath.dirname(found) if found else cwd
+            out = lab.sh(host, f"cd {quote(directory)} && {CHECKSUMS}", sudo=True, check=False)
+            files = {}
             for line in out.splitlines():
                 digest, _, path = line.partition("  ")
-                found[path.strip()] = digest
-            return {"directory": cwd, "files": found}
+                files[path.strip().removeprefix("./")] = digest
+            return {
+                "args": master["args"],
+                "entry": posixpath.basename(found),
+                "directory": directory,
+                "files": files,
+            }
 
-        return {"expected": expected_checksums(), "hosts": lab.on_each(lab.web_hosts(), probe)}
+        return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, observation):
-        expected, problems = observation["expected"], []
-        for host, info in observation["hosts"].items():
-            missing = [p for p in expected if p not in info["files"]]
-            changed = [
-                p for p in expected if p in info["files"] and info["files"][p] != expected[p]
-            ]
-            if not info["directory"]:
-                problems.append(f"{host}: no application process found")
-            elif missing or changed:
-                details = [f"missing {', '.join(missing)}"] if missing else []
-                details += [f"different {', '.join(changed)}"] if changed else []
-                problems.append(f"{host} ({info['directory']}): {'; '.join(details)}")
+    def judge(self, hosts):
+        problems = []
+        for host, info in hosts.items():
+            if not info["entry"]:
+                problems.append(
+                    f"{host}: the grader could not find the code the application server runs "
+                    f"({info.get('args') or 'no process'})"
+                )
         if problems:
             return failed("; ".join(problems))
-        hosts = observation["hosts"]
+        (first, a), *others = hosts.items()
+        for host, b in others:
+            if a["entry"] != b["entry"]:
+                problems.append(f"{first} runs {a['entry']} but {host} runs {b['entry']}")
+                continue
+            differ = sorted(
+                p
+                for p in set(a["files"]) | set(b["files"])
+                if a["files"].get(p) != b["files"].get(p)
+            )
+            if differ:
+                shown = ", ".join(differ[:5]) + (" ..." if len(differ) > 5 else "")
+                problems.append(
+                    f"{first} ({a['directory']}) and {host} ({b['directory']}) differ: {shown}"
+                )
+        if problems:
+            return failed("; ".join(problems))
         return passed(
-            f"{len(expected)} files identical to the code base on "
+            f"{len(a['files'])} files identical, entry point {a['entry']}: "
             + ", ".join(f"{h} ({i['directory']})" for h, i in hosts.items())
         )

@@ -1,6 +1,10 @@
 """How the user's computer reaches the site: HTTP to www.foobar.com, through the lab's DNS."""
 
+import secrets
+
+from checks import probes
 from checks.base import Check, CheckError, failed, passed
+from checks.dns import follow, resolve_www
 
 
 class BrowseWww(Check):
@@ -20,18 +24,26 @@ class BrowseWww(Check):
     needs = ("dns.www", "lb.haproxy")
 
     def observe(self, lab):
-        domain = f"www.{lab.topology.domain}"
-        reply = lab.dns_query(lab.address("dns"), domain + ".", "A")
-        addresses = [r.to_text() for rrset in reply.answer for r in rrset if rrset.rdtype == 1]
+        answer = resolve_www(lab)
+        _, addresses, _ = follow(answer["records"], answer["name"])
         if not addresses:
-            raise CheckError(f"{domain} does not resolve")
-        page = lab.http(f"http://{addresses[0]}/", headers={"Host": domain})
+            raise CheckError(f"{lab.site} does not resolve")
+        token = secrets.token_hex(6)
+        page = lab.http(f"http://{addresses[0]}/?lab-check={token}-0")
+        by = probes.served_by(page)
+        host = by[0] if by and by[0] in lab.web_hosts() else None
+        try:  # the web server's own log, when it can be read (a host down is not this check's)
+            received = probes.received(lab, host, token) if host else None
+        except CheckError:
+            received = None
         return {
-            "url": f"http://{domain}/",
+            "received": received,
+            "url": f"http://{lab.site}/",
             "address": addresses[0],
             "status": page.status_code,
             "html": "<html" in page.text.lower(),
-            "served_by": page.headers.get("X-Served-By"),
+            "served_by": probes.served_by(page),
+            "web": lab.web_hosts(),
         }
 
     def judge(self, o):
@@ -40,7 +52,12 @@ class BrowseWww(Check):
                 f"{o['url']} ({o['address']}) answered HTTP {o['status']}"
                 + ("" if o["html"] else " without a page")
             )
-        return passed(
-            f"{o['url']} → {o['address']}: HTTP 200, a page served by "
-            f"{o['served_by'] or 'a web server'}"
-        )
+        by = o["served_by"][0] if o["served_by"] else None
+        if by not in o["web"]:
+            return failed(f"{o['url']}: a page, but not from a web server (X-Served-By {by})")
+        if o["received"] is not None and 0 not in o["received"]:
+            return failed(
+                f"{o['url']}: a page saying X-Served-By {by}, but {by}'s Nginx never received "
+                "the request"
+            )
+        return passed(f"{o['url']} → {o['address']}: HTTP 200, a page served by {by}")

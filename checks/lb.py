@@ -1,31 +1,37 @@
 """Load balancer (HAProxy): round robin, active-active, health checks."""
 
+from __future__ import annotations
+
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.web import listeners
-from provision.lb import backend_servers, parse_show_stat, runtime_api
+from checks.web import service_error
+from facts import haproxy, ss
+from lab.remote import quote
 
-ROUND_ROBIN_REQUESTS = 12
+ROUND_ROBIN_REQUESTS = 8
 BURST = 8
-# the grader reads HAProxy's own view through whichever stats socket haproxy.cfg declares
-SHOW_STAT = (
-    "sock=$(grep -hoE '^\\s*stats socket\\s+\\S+' /etc/haproxy/haproxy.cfg | awk '{print $3}' "
-    "| head -1); [ -n \"$sock\" ] || { echo 'no stats socket in haproxy.cfg' >&2; exit 3; }; "
-    + runtime_api("show stat", '"$sock"')
-)
+LEAVE_WINDOW = 20.0  # seconds a failing server may take to leave the rotation (defaults: ~7 s)
 
 
-def wait_until_servers_up(lab, seconds: float = 4.0) -> None:
-    """Give HAProxy a moment to see freshly (re)started servers UP before counting requests."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        out = lab.sh(lab.name("lb"), SHOW_STAT, sudo=True, check=False)
-        rows = backend_servers(parse_show_stat(out), lab.web_hosts())
-        if not rows or all(r.get("status", "").startswith("UP") for r in rows.values()):
-            return
-        time.sleep(0.2)
+def through_lb(lab, path: str = "/", timeout: float = 5) -> dict:
+    reply = lab.http(f"http://{lab.address('lb')}{path}", timeout=timeout)
+    values = probes.served_by(reply)
+    return {"status": reply.status_code, "served_by": values[0] if values else None}
+
+
+def balancer_problem(o: dict) -> str:
+    """Whether HAProxy's servers are the web servers (by address), or what they are instead."""
+    found = probes.web_servers_in_balancer(o)
+    missing = [h for h in o["web"] if h not in found]
+    if not missing:
+        return ""
+    others = ", ".join(f"{s['name']} {s['host']}:{s['port']}" for s in o["servers"]) or "none"
+    wanted = ", ".join(f"{h} ({o['web'][h]})" for h in missing)
+    return f"HAProxy's servers ({others}) do not include {wanted}"
 
 
 class HaproxyAnswers(Check):
@@ -38,79 +44,109 @@ class HaproxyAnswers(Check):
     )
     points = 5
     hint = "Install HAProxy on the load balancer with a frontend on port 80 and start it."
-    needs = ("servers.reachable",)
 
     def observe(self, lab):
-        lb = lab.name("lb")
-        info = {"host": lb, "listeners": listeners(lab, lb, 80)}
+        o = dict(probes.balancer(lab))
+        owners = ss.on_port(probes.listeners(lab, o["host"]), 80)
+        o["listeners"] = sorted({n for item in owners for n in item.names})
         try:
-            info["status"] = lab.http(f"http://{lab.address(lb)}/").status_code
+            o["status"] = through_lb(lab)["status"]
         except CheckError as exc:
-            info["error"] = str(exc)
-        return info
+            o["error"] = str(exc)
+            o["journal"] = service_error(lab, o["host"], "haproxy")
+        return o
 
-    def judge(self, info):
-        if "error" in info:
-            return failed(f"{info['host']}: {info['error']}")
-        if "haproxy" not in info["listeners"]:
-            return failed(f"{info['host']}: port 80 belongs to {info['listeners'] or 'nobody'}")
-        if info["status"] >= 500:
-            return failed(f"{info['host']}: HAProxy answers HTTP {info['status']}: no server")
-        return passed(f"{info['host']}: haproxy on port 80 (HTTP {info['status']})")
-
-
-def _through_lb(lab):
-    reply = lab.http(f"http://{lab.address('lb')}/api/status")
-    try:
-        host = reply.json().get("host")
-    except ValueError:
-        host = None
-    return {
-        "header": reply.headers.get("X-Served-By"),
-        "app_host": host,
-        "status": reply.status_code,
-    }
+    def judge(self, o):
+        lb = o["host"]
+        if "error" in o:
+            why = o["config_error"] or o.get("journal") or ""
+            return failed(f"{lb}: {o['error']}" + (f" ({why})" if why else ""))
+        if "haproxy" not in o["listeners"]:
+            return failed(f"{lb}: port 80 belongs to {o['listeners'] or 'nobody'}")
+        if not o["config_ok"]:
+            return failed(
+                f"{lb}: haproxy -c fails on {', '.join(o['files'])} "
+                f"({o['config_error'] or 'no detail'}): what runs is an older configuration, "
+                "lost at the next restart",
+                "Fix what `sudo haproxy -c -f /etc/haproxy/haproxy.cfg` reports, then reload.",
+            )
+        if o["status"] >= 500:
+            return failed(f"{lb}: HAProxy answers HTTP {o['status']}: no server could answer")
+        return passed(f"{lb}: haproxy on port 80 (HTTP {o['status']}), haproxy -c ok")
 
 
 class RoundRobin(Check):
     id = "lb.round-robin"
     section = "load balancer"
-    title = "Requests are distributed round robin"
+    title = "Requests are distributed round robin over both web servers"
     requirement = (
         "HAProxy is configured with the Round Robin distribution algorithm. This "
         "algorithm cycles through the list of servers, directing each new request "
         "to the next server in the list."
     )
     points = 10
-    hint = "Use `balance roundrobin` in the backend, with both web servers in it."
+    hint = "Use `balance roundrobin` in the backend, with both web servers (by address) in it."
     needs = ("lb.haproxy", "web.served-by")
     exclusive = True  # other checks' requests through the balancer would interleave
 
     def observe(self, lab):
-        wait_until_servers_up(lab)
+        o = probes.balancer(lab)
+        wait_until_servers_up(lab, o)
+        token = secrets.token_hex(6)
+        answers = [through_lb(lab, f"/?lab-check={token}-{i}") for i in range(ROUND_ROBIN_REQUESTS)]
+
         return {
-            "web": lab.web_hosts(),
-            "answers": [_through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)],
+            "balancer": {k: o[k] for k in ("servers", "web")},
+            "answers": answers,
+            "received": lab.on_each(lab.web_hosts(), lambda h: probes.received(lab, h, token)),
         }
 
-    def judge(self, observation):
-        answers, web = observation["answers"], observation["web"]
-        order = [a["header"] for a in answers]
-        mismatched = [a for a in answers if a["header"] != a["app_host"]]
+    def judge(self, o):
+        problem = balancer_problem(o["balancer"])
+        if problem:
+            return failed(problem)
+        used = probes.web_servers_in_balancer(o["balancer"])
+        algorithms = sorted({s["balance"] for s in used.values()})
+        if any(a not in haproxy.ROUND_ROBIN for a in algorithms):
+            return failed(f"the backend balances with `balance {', '.join(algorithms)}`")
+        answers = o["answers"]
+        order = [a["served_by"] for a in answers]
         if any(a["status"] != 200 for a in answers):
             codes = sorted({a["status"] for a in answers})
             return failed(f"requests through the load balancer got HTTP {codes}")
-        if mismatched:
-            m = mismatched[0]
-            return failed(f"X-Served-By {m['header']} but the application ran on {m['app_host']}")
-        if set(order) != set(web):
+        for i, host in enumerate(order):
+            log = o["received"].get(host)
+            if log is not None and i not in log:
+                elsewhere = [h for h, seen in o["received"].items() if seen and i in seen]
+                return failed(
+                    f"request {i + 1} carried X-Served-By {host}, but {host}'s Nginx never "
+                    f"received it" + (f" ({', '.join(elsewhere)} did)" if elsewhere else "")
+                )
+        if set(order) != set(o["balancer"]["web"]):
             return failed(
-                f"only {', '.join(sorted(set(map(str, order))))} answered {len(order)} requests"
+                f"only {', '.join(sorted(map(str, set(order))))} answered {len(order)} requests"
             )
         repeats = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
         if repeats:
-            return failed(f"not round robin: {' '.join(order)}")
-        return passed(f"{len(order)} requests alternated: {' '.join(order[:6])} ...")
+            return failed(f"not round robin: {' '.join(map(str, order))}")
+        unlogged = [h for h, seen in o["received"].items() if seen is None]
+        note = f" (not cross-checked on {', '.join(unlogged)}: access log off)" if unlogged else ""
+        return passed(
+            f"{len(order)} requests alternated: {' '.join(order[:6])} ..., each found in the "
+            f"answering server's own Nginx log{note}"
+        )
+
+
+def wait_until_servers_up(lab, o: dict, seconds: float = 4.0) -> None:
+    """Give HAProxy a moment to see freshly (re)started servers UP before counting requests."""
+    if not o["stat"]:
+        return
+
+    def all_up():
+        rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
+        return len(rows) == len(o["web"]) and all(haproxy.server_up(r) for r in rows.values())
+
+    probes.poll(all_up, seconds, 0.2)
 
 
 class ActiveActive(Check):
@@ -127,20 +163,18 @@ class ActiveActive(Check):
 
     def observe(self, lab):
         with ThreadPoolExecutor(max_workers=BURST) as pool:
-            burst = list(pool.map(lambda _: _through_lb(lab)["header"], range(BURST)))
-        rows = parse_show_stat(lab.sh(lab.name("lb"), SHOW_STAT, sudo=True, check=False))
-        servers = backend_servers(rows, lab.web_hosts())
-        return {
-            "web": lab.web_hosts(),
-            "burst": burst,
-            "servers": {
-                n: {k: r.get(k, "") for k in ("status", "act", "bck")} for n, r in servers.items()
-            },
-        }
+            burst = list(pool.map(lambda _: through_lb(lab)["served_by"], range(BURST)))
+        o = probes.balancer(lab)
+        return {"balancer": {k: o[k] for k in ("servers", "web", "stat")}, "burst": burst}
 
-    def judge(self, observation):
-        web, burst, servers = observation["web"], observation["burst"], observation["servers"]
-        backups = [name for name, row in servers.items() if row.get("bck") == "1"]
+    def judge(self, o):
+        problem = balancer_problem(o["balancer"])
+        if problem:
+            return failed(problem)
+        web, burst = list(o["balancer"]["web"]), o["burst"]
+        used = probes.web_servers_in_balancer(o["balancer"])
+        stat = o["balancer"]["stat"] or {}
+        backups = [h for h, s in used.items() if s["backup"] or stat.get(h, {}).get("bck") == "1"]
         if backups:
             return failed(f"{', '.join(backups)} stand(s) by as backup (active-passive)")
         answered = {b for b in burst if b}
@@ -156,43 +190,118 @@ class ActiveActive(Check):
 class HealthChecks(Check):
     id = "lb.health-checks"
     section = "load balancer"
-    title = "HAProxy health-checks both servers"
+    title = "HAProxy health-checks both servers: a failing one leaves the rotation"
     requirement = (
         "HAProxy ... improves resource utilization, enhances availability: a server "
         "that fails leaves the rotation."
     )
     points = 5
     hint = (
-        "Add `check` to each server line (e.g. with `option httpchk GET /healthz`) and keep "
-        "the stats socket in haproxy.cfg so the grader can read HAProxy's view."
+        "Add `check` to each server line (e.g. with `option httpchk GET /` and "
+        "`default-server inter 1s fall 2 rise 2` for a quick reaction)."
     )
     needs = ("lb.haproxy",)
+    exclusive = True  # the behavioural test takes one server out of the rotation
 
     def observe(self, lab):
-        out = lab.sh(lab.name("lb"), SHOW_STAT, sudo=True)
-        servers = backend_servers(parse_show_stat(out), lab.web_hosts())
-        return {
-            "web": lab.web_hosts(),
-            "servers": {
-                n: {k: r.get(k, "") for k in ("status", "check_status")} for n, r in servers.items()
-            },
-        }
+        o = probes.balancer(lab)
+        used = probes.web_servers_in_balancer(o)
+        base = {"web": list(o["web"]), "configured": used, "socket": bool(o["stat"])}
+        if o["stat"]:
+            wait_until_servers_up(lab, o)
+            rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
+            keys = ("status", "check_status")
+            return {**base, "stat": {h: {k: r.get(k, "") for k in keys} for h, r in rows.items()}}
+        if len(used) < len(o["web"]) or not all(s["check"] for s in used.values()):
+            return {**base, "stat": None}
+        return {**base, "stat": None, "behaviour": failover(lab, lab.web_hosts()[-1])}
 
-    def judge(self, observation):
-        problems = []
-        for host in observation["web"]:
-            row = observation["servers"].get(host)
-            if row is None:
-                problems.append(f"{host} is not a server of any HAProxy backend")
-            elif not row["check_status"]:
-                problems.append(f"{host} is not health-checked")
-            elif not row["status"].startswith("UP"):
-                problems.append(f"{host} is {row['status']} ({row['check_status']})")
-        if problems:
-            return failed("; ".join(problems))
-        return passed(
-            ", ".join(
-                f"{h} {r['status']} ({r['check_status']})"
-                for h, r in observation["servers"].items()
+    def judge(self, o):
+        if o["stat"] is not None:
+            return _judge_stat(o)
+        configured = o["configured"]
+        unchecked = [h for h in o["web"] if h not in configured or not configured[h]["check"]]
+        if unchecked:
+            return failed(
+                f"{', '.join(unchecked)}: no `check` on the server line in haproxy.cfg (and no "
+                "stats socket to ask HAProxy): a failing server would stay in the rotation"
             )
+        b = o["behaviour"]
+        if b["left_after"] is None:
+            return failed(
+                f"{b['host']} could not answer {b['lb']} for {LEAVE_WINDOW:.0f} s, yet HAProxy "
+                "kept it in the rotation: its health checks do not run (or run too rarely)"
+            )
+        if b["back_after"] is None:
+            return failed(
+                f"{b['host']} left the rotation after {b['left_after']:.1f} s but did not come "
+                f"back within {LEAVE_WINDOW:.0f} s after it recovered"
+            )
+        return passed(
+            f"no stats socket, so tried: {b['host']} made unable to answer {b['lb']} left the "
+            f"rotation after {b['left_after']:.1f} s and was back {b['back_after']:.1f} s after "
+            "it recovered"
         )
+
+
+def _judge_stat(o):
+    problems, seen = [], []
+    for host in o["web"]:
+        row = o["stat"].get(host)
+        if row is None:
+            problems.append(f"HAProxy has no server at {host}'s address")
+        elif row["status"].startswith("MAINT"):
+            problems.append(f"{host} is in maintenance ({row['status']}): it takes no requests")
+        elif not row["check_status"]:
+            problems.append(f"{host} is not health-checked (no `check` on its server line)")
+        elif row["check_status"].startswith("INI"):
+            problems.append(
+                f"{host}: its first health check has not completed ({row['status']}, "
+                f"{row['check_status']}): checks that never run cannot take it out"
+            )
+        elif not row["status"].startswith("UP"):
+            problems.append(f"{host} is {row['status']} ({row['check_status']})")
+        else:
+            seen.append(f"{host} {row['status']} ({row['check_status']})")
+    if problems:
+        return failed("; ".join(problems))
+    return passed("HAProxy's view: " + ", ".join(seen))
+
+
+def failover(lab, victim: str) -> dict:
+    """Make victim unable to answer the balancer (a blackhole route to lb-01 on victim) and time
+    how long until HAProxy stops sending it requests, then how long until it takes it back."""
+    lb = lab.address("lb")
+    route = f"ip route {{}} blackhole {quote(lb)}/32"
+    what = f"blackhole route on {victim}"
+    lab.on_cleanup(what, lambda: lab.sh(victim, route.format("del"), sudo=True, check=False))
+    lab.sh(victim, route.format("add"), sudo=True)
+    started = time.monotonic()
+    left = _first_streak(lab, lambda a: a["served_by"] not in (None, victim), started)
+    lab.done_with(what)
+    recovered = time.monotonic()
+    back = _first_streak(lab, lambda a: a["served_by"] == victim, recovered, streak=1)
+    return {
+        "host": victim,
+        "lb": lab.name("lb"),
+        "left_after": None if left is None else round(left - started, 1),
+        "back_after": None if back is None else round(back - recovered, 1),
+    }
+
+
+def _first_streak(lab, good, since: float, streak: int = 4):
+    """When answers through the balancer first satisfied good() streak times in a row."""
+    run, first = 0, None
+    while time.monotonic() - since < LEAVE_WINDOW:
+        try:
+            answer = through_lb(lab, timeout=1.5)
+        except CheckError:
+            answer = {"status": 0, "served_by": None}
+        if answer["status"] == 200 and good(answer):
+            run, first = run + 1, first or time.monotonic()
+            if run >= streak:
+                return first
+        else:
+            run, first = 0, None
+        time.sleep(0.1)
+    return None

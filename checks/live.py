@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-import shlex
+import threading
+from collections.abc import Callable
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.query
-import dns.rdatatype
 import requests
 
 from checks.base import CheckError
 from lab.connection import Fleet, describe, fan_out
+from lab.remote import as_root
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
+TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
 
 
 class LiveLab:
-    """Observation tools shared by every check of a run; connections are opened once."""
+    """Observation tools shared by every check of a run; connections are opened once.
+
+    Observations that several checks use are made once per run (memo); what a check changes
+    on a host is undone by the cleanups it registers, also when the run is interrupted.
+    """
 
     def __init__(self, topology: Topology, fleet: Fleet):
         self.topology = topology
         self.fleet = fleet
+        self.site = f"www.{topology.domain}"
+        self._memo: dict[object, object] = {}
+        self._locks: dict[object, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._cleanups: list[tuple[str, Callable[[], object]]] = []
+        self._unreachable: dict[str, str] = {}
 
     # -- hosts ----------------------------------------------------------------------------
     def address(self, role_or_host: str) -> str:
@@ -38,17 +50,22 @@ class LiveLab:
     def web_hosts(self) -> list[str]:
         return [h.name for h in self.topology.with_role("web")]
 
-    def sh(self, host: str, command: str, sudo: bool = False, check: bool = True) -> str:
-        """Run a command on host; a failure becomes a CheckError naming host and command."""
-        full = f"sudo -n sh -c {shlex.quote(command)}" if sudo else command
+    def web_addresses(self) -> dict[str, str]:
+        return {h: self.address(h) for h in self.web_hosts()}
+
+    def sh(self, host: str, command: str, sudo: bool = False, check: bool = True, timeout=15):
+        """Run a command on host; a failure becomes a CheckError naming host and what failed."""
+        if host in self._unreachable:
+            raise CheckError(self._unreachable[host])
         try:
-            result = self.fleet[host].run(full, hide=True, warn=True, timeout=15)
+            result = self.fleet.run(host, as_root(command) if sudo else command, timeout=timeout)
         except Exception as exc:
-            raise CheckError(f"{host}: could not run `{command[:40]}`: {describe(exc)}") from None
+            message = f"{host}: unreachable over SSH: {describe(exc)}"
+            self._unreachable.setdefault(host, message)
+            raise CheckError(message) from None
         if check and result.failed:
             output = (result.stderr or result.stdout).strip().splitlines()
-            last = output[-1] if output else f"exit code {result.exited}"
-            raise CheckError(f"{host}: `{command[:50]}` failed: {last}")
+            raise CheckError(f"{host}: {output[-1] if output else f'exit code {result.exited}'}")
         return result.stdout
 
     def on_each(self, hosts: list[str], func) -> dict:
@@ -59,25 +76,59 @@ class LiveLab:
                 raise outcome.error
         return {host: outcome.value for host, outcome in outcomes.items()}
 
-    def mysql(self, host: str, statements: str, check: bool = True) -> str:
-        """SQL as the database's administrator on host (socket authentication via sudo)."""
-        return self.sh(
-            host,
-            f"mysql --batch --skip-column-names -e {shlex.quote(statements)}",
-            sudo=True,
-            check=check,
-        )
+    def memo(self, key, make: Callable[[], object]):
+        """make() once per run for key; concurrent callers wait for the first one."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                try:
+                    self._memo[key] = make()
+                except CheckError as exc:
+                    self._memo[key] = exc
+            value = self._memo[key]
+        if isinstance(value, CheckError):
+            raise value
+        return value
+
+    def on_cleanup(self, what: str, undo: Callable[[], object]) -> None:
+        """Register undo for something a check changed on a host (run by cleanup())."""
+        with self._guard:
+            self._cleanups.append((what, undo))
+
+    def done_with(self, what: str) -> None:
+        """Run and forget the cleanup registered as what."""
+        with self._guard:
+            undos = [u for w, u in self._cleanups if w == what]
+            self._cleanups = [(w, u) for w, u in self._cleanups if w != what]
+        for undo in undos:
+            undo()
+
+    def cleanup(self) -> list[str]:
+        """Undo whatever checks left changed (interrupted or crashed); returns what failed."""
+        failed = []
+        while self._cleanups:
+            what, undo = self._cleanups.pop()
+            try:
+                undo()
+            except Exception as exc:  # report and go on: every other cleanup must still run
+                failed.append(f"{what}: {exc}")
+        return failed
 
     # -- network from this machine ----------------------------------------------------------
-    def http(self, url: str, method: str = "GET", **kwargs) -> requests.Response:
-        """One HTTP request on a fresh connection (so the balancer decides every time)."""
-        headers = {"Connection": "close", **kwargs.pop("headers", {})}
+    def http(self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, **kwargs):
+        """One HTTP request on a fresh connection, for the site's name (as a browser sends it)."""
+        headers = {"Connection": "close", "Host": self.site, **kwargs.pop("headers", {})}
         try:
             return requests.request(
-                method, url, headers=headers, timeout=HTTP_TIMEOUT, allow_redirects=False, **kwargs
+                method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
             )
         except requests.RequestException as exc:
             raise CheckError(f"{method} {url}: {_reason(exc)}") from None
+
+    def web(self, host: str, path: str, method: str = "GET", **kwargs):
+        """A request to host (by address) for the site, as the load balancer sends it."""
+        return self.http(f"http://{self.address(host)}{path}", method, **kwargs)
 
     def dns_query(self, server: str, name: str, rdtype: str = "A") -> dns.message.Message:
         """Ask server directly (no resolver, no recursion) about name."""
@@ -97,3 +148,12 @@ def _reason(exc: requests.RequestException) -> str:
         if marker in text:
             return marker.lower()
     return type(exc).__name__
+
+
+def json_object(reply) -> dict | None:
+    """A reply's body as a JSON object, or None (a list or a number is not the contract)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -36,11 +36,12 @@ def with_dependencies(catalogue, chosen: list[type[Check]]) -> list[type[Check]]
 
 
 def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_result=None) -> Report:
-    """Run chosen checks (and what they need) against a live lab."""
+    """Run chosen checks (and what they need) against a live lab; undo what they changed."""
     started = time.monotonic()
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    pool = ThreadPoolExecutor(max_workers=8)
+    try:
         while pending:
             ready, blocked = [], []
             for check in pending.values():
@@ -51,9 +52,13 @@ def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_resu
                     ready.append(check)
             for check in blocked:
                 broken = next(
-                    d for d in check.needs if d in results and results[d].status is not Status.PASS
+                    results[d]
+                    for d in check.needs
+                    if d in results and results[d].status is not Status.PASS
                 )
-                results[check.id] = check.result(Status.NOT_RUN, f"not run: {broken} did not pass")
+                results[check.id] = check.result(
+                    Status.NOT_RUN, f"not run: {broken.id} did not pass"
+                )
                 del pending[check.id]
             shared = [c for c in ready if not c.exclusive]
             ready = shared or ready[:1]  # an exclusive check runs once nothing else does
@@ -64,6 +69,12 @@ def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_resu
                     on_result(result)
             if not ready and not blocked and pending:
                 raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
-    wanted = {cls.id for cls in chosen}
-    ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in wanted)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # running checks finish their own cleanup
+        lab.cleanup()
+    # a prerequisite that did not pass is shown with its own result, even from another section
+    shown = {cls.id for cls in chosen} | {
+        cid for cid, r in results.items() if r.status is not Status.PASS
+    }
+    ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in shown)
     return Report(lab_name, ordered, round(time.monotonic() - started, 2))

@@ -1,54 +1,106 @@
 """Web server (Nginx): serves static content itself, forwards dynamic requests, says who it is."""
 
+from __future__ import annotations
+
+import hashlib
 import re
+import secrets
 
+from checks import probes
 from checks.base import Check, CheckError, failed, passed
+from facts import nginx, ss, systemd
+from lab.remote import pid as valid_pid
+from lab.remote import quote
 
-NGINX_ETAG = re.compile(r'^"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size>" of a file on disk
-STATIC_PATHS = ("/", "/static/style.css")
+NGINX_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size>" of a file
 
 
-def listeners(lab, host: str, port: int) -> list[str]:
-    """Names of the processes listening on TCP port on host."""
-    out = lab.sh(host, f"ss -ltnpH 'sport = :{port}'", sudo=True)
-    return sorted(set(re.findall(r'\(\("([^"]+)"', out)))
+def service_error(lab, host: str, unit: str) -> str:
+    """The service's own last words in its journal (why it is down), or ''."""
+    return systemd.first_error(lab.sh(host, systemd.journal(unit), sudo=True, check=False))
 
 
 class NginxAnswers(Check):
     id = "web.nginx"
     section = "web server"
-    title = "Nginx answers HTTP on each web server"
+    title = "Nginx answers HTTP on each web server, with the configuration on disk"
     requirement = "1 Web Server (Nginx): Handles incoming HTTP requests."
     points = 5
     hint = "Install and start Nginx on both web servers (`systemctl status nginx`)."
-    needs = ("servers.reachable",)
 
     def observe(self, lab):
         def probe(host):
-            info = {"listeners": listeners(lab, host, 80)}
+            info = {"listeners": ss.on_port(probes.listeners(lab, host), 80)}
+            info["listeners"] = sorted({n for item in info["listeners"] for n in item.names})
+            test = lab.sh(host, nginx.TEST + '; echo "exit=$?"', sudo=True, check=False)
+            info["config_ok"] = test.rstrip().endswith("exit=0")
+            info["config_error"] = nginx.first_error(test)
             try:
-                reply = lab.http(f"http://{lab.address(host)}/")
+                reply = lab.web(host, "/")
                 info.update(status=reply.status_code, server=reply.headers.get("Server", ""))
             except CheckError as exc:
                 info["error"] = str(exc)
+                info["journal"] = service_error(lab, host, "nginx")
             return info
 
         return lab.on_each(lab.web_hosts(), probe)
 
     def judge(self, hosts):
-        problems = []
+        problems, hint = [], ""
         for host, info in hosts.items():
+            why = info.get("config_error") or info.get("journal") or ""
             if "error" in info:
-                problems.append(f"{host}: {info['error']}")
-            elif not info["server"].lower().startswith("nginx") or info["status"] >= 500:
-                problems.append(f"{host}: HTTP {info['status']} from {info['server'] or '?'}")
+                problems.append(f"{host}: {info['error']}" + (f" ({why})" if why else ""))
             elif "nginx" not in info["listeners"]:
                 problems.append(f"{host}: port 80 belongs to {info['listeners'] or 'nobody'}")
+            elif not info["config_ok"]:
+                problems.append(
+                    f"{host}: nginx -t fails on the configuration on disk ({why or 'no detail'}): "
+                    "what runs is an older configuration, lost at the next restart"
+                )
+                hint = "Fix the error `sudo nginx -t` shows, then `sudo systemctl reload nginx`."
+            elif info["status"] >= 500 or not info["server"].lower().startswith("nginx"):
+                problems.append(f"{host}: HTTP {info['status']} from {info['server'] or '?'}")
         if problems:
-            return failed("; ".join(problems))
+            return failed("; ".join(problems), hint)
         return passed(
-            ", ".join(f"{h}: nginx on port 80 (HTTP {i['status']})" for h, i in hosts.items())
+            ", ".join(
+                f"{h}: nginx on port 80 (HTTP {i['status']}), nginx -t ok" for h, i in hosts.items()
+            )
         )
+
+
+def _fetch(lab, host: str, path: str) -> dict:
+    reply = lab.web(host, path, headers={"Accept-Encoding": "identity"})
+    return {
+        "status": reply.status_code,
+        "server": reply.headers.get("Server", ""),
+        "etag": reply.headers.get("ETag", ""),
+        "type": reply.headers.get("Content-Type", ""),
+        "length": len(reply.content),
+        "sha256": hashlib.sha256(reply.content).hexdigest(),
+        "assets": probes.page_assets(reply.text) if path == "/" else [],
+    }
+
+
+def files_on_disk(lab, host: str, sizes: set[int]) -> dict[str, str]:
+    """sha256 → path of files of the given sizes under Nginx's root and alias directories."""
+    roots = nginx.document_roots(probes.nginx_dump(lab, host))
+    if not roots or not sizes:
+        return {}
+    size_test = " -o ".join(f"-size {int(s)}c" for s in sorted(sizes))
+    out = lab.sh(
+        host,
+        f"find {' '.join(quote(r) for r in roots)} -maxdepth 8 -type f \\( {size_test} \\) "
+        "-print0 2>/dev/null | head -z -n 200 | xargs -0 -r sha256sum",
+        sudo=True,
+        check=False,
+    )
+    found = {}
+    for line in out.splitlines():
+        digest, _, path = line.partition("  ")
+        found.setdefault(digest, path)
+    return found
 
 
 class StaticContent(Check):
@@ -58,25 +110,20 @@ class StaticContent(Check):
     requirement = "Nginx processes incoming HTTP requests, serves static content."
     points = 5
     hint = (
-        "Let Nginx serve the application's static files from disk (`root`/`alias` pointing "
-        "at the app's static directory) instead of proxying them."
+        "Let Nginx serve the page and its static files from disk (`root`/`alias` pointing at "
+        "the application's static directory) instead of proxying them."
     )
     needs = ("web.nginx",)
 
     def observe(self, lab):
         def probe(host):
-            files = {}
-            for path in STATIC_PATHS:
-                reply = lab.http(
-                    f"http://{lab.address(host)}{path}", headers={"Accept-Encoding": "identity"}
-                )
-                files[path] = {
-                    "status": reply.status_code,
-                    "server": reply.headers.get("Server", ""),
-                    "etag": reply.headers.get("ETag", ""),
-                    "length": reply.headers.get("Content-Length", ""),
-                    "last_modified": reply.headers.get("Last-Modified", ""),
-                }
+            page = _fetch(lab, host, "/")
+            files = {"/": page}
+            for path in page["assets"]:
+                files[path] = _fetch(lab, host, path)
+            disk = files_on_disk(lab, host, {f["length"] for f in files.values()})
+            for reply in files.values():
+                reply["file"] = disk.get(reply["sha256"], "")
             return files
 
         return lab.on_each(lab.web_hosts(), probe)
@@ -86,24 +133,28 @@ class StaticContent(Check):
         for host, files in hosts.items():
             for path, reply in files.items():
                 match = NGINX_ETAG.match(reply["etag"])
-                from_disk = (
-                    match
-                    and reply["last_modified"]
-                    and reply["length"].isdigit()
-                    and int(match.group(2), 16) == int(reply["length"])
+                etag_ok = not reply["etag"] or (
+                    match and int(match.group(2), 16) == reply["length"]
                 )
                 if reply["status"] != 200:
                     problems.append(f"{host}: {path} answered HTTP {reply['status']}")
-                elif not reply["server"].lower().startswith("nginx") or not from_disk:
+                elif not reply["file"]:
                     problems.append(
-                        f"{host}: {path} did not come from a file served by Nginx "
-                        f"(ETag {reply['etag'] or 'none'})"
+                        f"{host}: {path} ({reply['length']} bytes) matches no file under Nginx's "
+                        "root/alias directories"
+                    )
+                elif not reply["server"].lower().startswith("nginx") or not etag_ok:
+                    problems.append(
+                        f"{host}: {path} was not sent by Nginx from {reply['file']} (ETag "
+                        f"{reply['etag']}: another server made it)"
                     )
                 else:
-                    seen.append(f"{host} {path}")
+                    seen.append(f"{host} {path} = {reply['file']}")
+            if "/" in files and not files["/"]["assets"] and files["/"]["status"] == 200:
+                seen.append(f"({host}: the page references no other static file)")
         if problems:
             return failed("; ".join(problems))
-        return passed(f"served from disk by Nginx (file ETag, Last-Modified): {', '.join(seen)}")
+        return passed(f"served by Nginx from disk: {', '.join(seen)}")
 
 
 class ReverseProxy(Check):
@@ -115,56 +166,67 @@ class ReverseProxy(Check):
     )
     points = 10
     hint = (
-        "Proxy dynamic paths such as /api/ to the application server "
-        "(`proxy_pass http://127.0.0.1:8000;`) and keep the application server running."
+        "Forward dynamic paths such as /api/ to the application server (`proxy_pass "
+        "http://127.0.0.1:8000;` or `proxy_pass http://unix:/run/app.sock;`) and keep it running."
     )
     needs = ("web.nginx",)
 
     def observe(self, lab):
-        def probe(host):
-            bodies = []
-            for _ in range(2):
-                reply = lab.http(f"http://{lab.address(host)}/api/status")
-                try:
-                    bodies.append({"status": reply.status_code, "json": reply.json()})
-                except ValueError:
-                    bodies.append({"status": reply.status_code, "json": None})
-            pid = str((bodies[0]["json"] or {}).get("pid", ""))
-            process = ""
-            if pid.isdigit():
-                process = lab.sh(host, f"ps -o comm= -p {pid}", check=False).strip()
-            return {"replies": bodies, "pid": pid, "process": process}
-
-        return lab.on_each(lab.web_hosts(), probe)
+        return lab.on_each(lab.web_hosts(), lambda host: probes.application(lab, host))
 
     def judge(self, hosts):
         problems, seen = [], []
-        for host, info in hosts.items():
-            replies = info["replies"]
-            # the application answers JSON, even when it reports a problem (503)
-            if any(not isinstance(r["json"], dict) for r in replies):
-                codes = ", ".join(str(r["status"]) for r in replies)
-                problems.append(f"{host}: /api/status answered HTTP {codes}, not the application")
-                continue
-            ids = {r["json"].get("request_id") for r in replies} - {None, ""}
-            if len(ids) != len(replies):
-                problems.append(
-                    f"{host}: two requests got the same answer (a fixed response, "
-                    "not the application)"
-                )
-            elif not info["process"] or info["process"].startswith("nginx"):
-                problems.append(
-                    f"{host}: the answer names pid {info['pid'] or '?'}, which is not "
-                    "a running application process"
-                )
+        for host, app in hosts.items():
+            problem = _proxy_problem(host, app)
+            if problem:
+                problems.append(problem)
             else:
-                seen.append(f"{host}: {info['process']} (pid {info['pid']})")
+                pid = app["replies"][0]["json"]["pid"]
+                target = next(t for t, held in app["holders"].items() if held)
+                seen.append(f"{host}: Nginx → {target}, answered by {app['master']['name']} {pid}")
         if problems:
             return failed("; ".join(problems))
         return passed(
-            "dynamic requests answered by the application server through Nginx, "
-            f"fresh on every request: {', '.join(seen)}"
+            "the application server answered /api/status behind Nginx, fresh on every request: "
+            + "; ".join(seen)
         )
+
+
+def _proxy_problem(host: str, app: dict) -> str:
+    """What is wrong with host's Nginx → application path, or ''."""
+    if not app["targets"]:
+        return f"{host}: Nginx forwards nothing (nginx -T has no proxy_pass or upstream)"
+    held = {t: h for t, h in app["holders"].items() if h}
+    if not held:
+        return f"{host}: Nginx forwards to {', '.join(app['targets'])}, but nothing listens there"
+    replies = app["replies"]
+    if any(r["json"] is None for r in replies):
+        codes = ", ".join(str(r["status"]) for r in replies)
+        return f"{host}: /api/status answered HTTP {codes} without the application's JSON object"
+    ids = {str(v) for r in replies if (v := r["json"].get("request_id")) not in (None, "")}
+    if len(ids) != len(replies):
+        return f"{host}: two requests to /api/status got the same request_id (a fixed answer)"
+    pids = {int(p) for r in replies if (p := valid_pid(r["json"].get("pid")))}
+    owners = {p for h in held.values() for _, p in h}
+    if not pids:
+        return f"{host}: /api/status names no process id (pid), as the contract asks"
+    if pids & set(app["nginx_pids"]):
+        return f"{host}: /api/status was answered by Nginx itself (pid {min(pids)})"
+    if not pids <= owners:
+        names = ", ".join(f"{n} {p}" for t in held.values() for n, p in t)
+        return (
+            f"{host}: /api/status names pid {', '.join(map(str, sorted(pids)))}, which does not "
+            f"hold {', '.join(held)} (held by {names})"
+        )
+    direct = app["direct"]
+    if direct is not None and direct.get("error"):
+        return f"{host}: the grader could not reach {direct['target']}: {direct['error']}"
+    if direct is not None and not (direct["json"] or {}).get("request_id"):
+        return (
+            f"{host}: the application at {direct['target']} answered /api/status itself with "
+            f"HTTP {direct['status']}, not the contract's JSON"
+        )
+    return ""
 
 
 class ServedBy(Check):
@@ -173,34 +235,52 @@ class ServedBy(Check):
     title = "Every response names the server that really answered (X-Served-By)"
     requirement = "Each web server adds an X-Served-By header with its own hostname."
     points = 5
-    hint = "Use `add_header X-Served-By $hostname always;` in Nginx, not a fixed name."
+    hint = "Add `add_header X-Served-By $hostname;` to the site in Nginx, not a fixed name."
     needs = ("web.nginx",)
 
     def observe(self, lab):
         def probe(host):
             hostname = lab.sh(host, "hostname").strip()
-            headers = [
-                lab.http(f"http://{lab.address(host)}{path}").headers.get("X-Served-By")
-                for path in ("/", "/api/status", "/no-such-page")
-            ]
-            return {"hostname": hostname, "headers": headers}
+            page = lab.web(host, "/")
+            paths = ["/", *probes.page_assets(page.text, 1), "/api/status"]
+            seen = {}
+            for path in paths:
+                reply = page if path == "/" else lab.web(host, path)
+                seen[path] = {"status": reply.status_code, "values": probes.served_by(reply)}
+            missing = lab.web(host, f"/lab-check-{secrets.token_hex(4)}")
+            return {
+                "hostname": hostname,
+                "responses": seen,
+                "not_found": {"status": missing.status_code, "values": probes.served_by(missing)},
+            }
 
         return lab.on_each(lab.web_hosts(), probe)
 
     def judge(self, hosts):
-        problems = []
+        problems, seen, notes = [], [], []
         for host, info in hosts.items():
-            wrong = [h for h in info["headers"] if h != info["hostname"]]
-            if wrong:
-                problems.append(
-                    f"{host} (hostname {info['hostname']}) sent X-Served-By: "
-                    f"{', '.join(str(w) for w in wrong)}"
-                )
+            name = info["hostname"]
+            good = {p: r for p, r in info["responses"].items() if 200 <= r["status"] < 300}
+            if not good:
+                codes = ", ".join(f"{p} {r['status']}" for p, r in info["responses"].items())
+                problems.append(f"{host}: no successful response to look at ({codes})")
+                continue
+            for path, reply in good.items():
+                values = reply["values"]
+                if not values:
+                    problems.append(f"{host}: {path} (HTTP {reply['status']}) has no X-Served-By")
+                elif len(values) > 1:
+                    problems.append(
+                        f"{host}: {path} sent X-Served-By twice ({', '.join(values)}): "
+                        "one add_header too many"
+                    )
+                elif values[0] != name:
+                    problems.append(
+                        f"{host} (hostname {name}): {path} sent X-Served-By: {values[0]}"
+                    )
+            seen.append(f"{host}: X-Served-By {name} on {', '.join(good)}")
+            if not info["not_found"]["values"]:
+                notes.append(f"{host}'s error pages carry none (fine; `always` would add it)")
         if problems:
             return failed("; ".join(problems))
-        return passed(
-            ", ".join(
-                f"{h}: X-Served-By {i['hostname']} on pages, API and errors"
-                for h, i in hosts.items()
-            )
-        )
+        return passed("; ".join(seen) + (f" ({'; '.join(notes)})" if notes else ""))

@@ -1,5 +1,8 @@
 """Run the CLI as `python -m lab`."""
 
-from lab.cli import main
+try:
+    from lab.cli import main
+except KeyboardInterrupt:  # Ctrl-C while starting up: nothing ran yet
+    raise SystemExit(130) from None
 
 raise SystemExit(main())

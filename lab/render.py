@@ -103,9 +103,9 @@ def doctor_table(results) -> Table:
 
 def error_line(console: Console, message: str, hint: str = "") -> None:
     """The one line an expected failure gets (plus its hint)."""
-    console.print(f"[error]error:[/] {message}", soft_wrap=True)
+    console.print(Text.assemble(("error:", "error"), " ", message), soft_wrap=True)
     if hint:
-        console.print(f"[hint]hint:[/] {hint}", soft_wrap=True)
+        console.print(Text.assemble(("hint:", "hint"), " ", hint), soft_wrap=True)
 
 
 def provision_summary(summary) -> Table:
@@ -123,7 +123,10 @@ def provision_summary(summary) -> Table:
     if summary.failures:
         caption += f", {len(summary.failures)} host(s) failed"
     table.caption = caption
-    failures = [f"[fail]✗[/] [host]{host}[/] {reason}" for host, reason in summary.failures.items()]
+    failures = [
+        Text.assemble(("✗", "fail"), " ", (host, "host"), " ", reason)
+        for host, reason in summary.failures.items()
+    ]
     return Group(table, *failures)
 
 

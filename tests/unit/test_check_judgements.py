@@ -1,4 +1,7 @@
-"""Each check's judgement on observations recorded from the reference lab, and on broken ones."""
+"""Each check's judgement on observations recorded from the reference lab, and on broken ones.
+
+`python -m tests.record --observations` records them again from a live reference lab.
+"""
 
 import copy
 import json
@@ -7,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from checks import CATALOGUE
-from checks.app import is_local_only, listen_addresses
-from checks.lb import backend_servers, parse_show_stat
+from checks.base import CheckError, Status
 
 RECORDED = Path(__file__).parent / "fixtures" / "observations"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def recorded(check_id):
@@ -39,81 +40,126 @@ def _set(path, value):
     return mutate
 
 
-def _rr(order):
+def _order(hosts):
     def mutate(o):
-        o["answers"] = [{"header": h, "app_host": h, "status": 200} for h in order]
+        o["answers"] = [{"status": 200, "served_by": h} for h in hosts]
+        o["received"] = {
+            h: [i for i, x in enumerate(hosts) if x == h] for h in ("web-01", "web-02")
+        }
 
     return mutate
 
 
+def _behaviour(left, back):
+    def mutate(o):
+        o["stat"] = None
+        o["socket"] = False
+        o["behaviour"] = {"host": "web-02", "lb": "lb-01", "left_after": left, "back_after": back}
+
+    return mutate
+
+
+def _servers(**changes):
+    def mutate(o):
+        for server in o["balancer"]["servers"]:
+            server.update(changes)
+
+    return mutate
+
+
+def _fake_backends(o):
+    for i, server in enumerate(o["balancer"]["servers"]):
+        server.update(host="127.0.0.1", addresses=["127.0.0.1"], port=9001 + i)
+
+
+def _hint(check_id, observation):
+    return judge(check_id, observation).hint
+
+
 BROKEN = [
-    (
-        "servers.reachable",
-        _set(["web-02"], {"error": "web-02: could not run `hostname`: timed out"}),
-        "timed out",
-    ),
+    ("servers.reachable", _set(["web-02"], {"error": "web-02: unreachable"}), "unreachable"),
     ("servers.reachable", _set(["web-02", "hostname"], "localhost"), "calls itself 'localhost'"),
     ("web.nginx", _set(["web-01", "server"], "Apache/2.4"), "Apache"),
     ("web.nginx", _set(["web-02", "listeners"], ["python3"]), "port 80 belongs to"),
-    ("web.static", _set(["web-01", "/", "etag"], ""), "did not come from a file"),
+    ("web.nginx", _set(["web-02", "config_ok"], False), "nginx -t fails"),
+    ("web.static", _set(["web-01", "/", "file"], ""), "matches no file"),
+    ("web.static", _set(["web-01", "/", "etag"], '"1732800000.0-27-2263498011"'), "not sent by"),
     ("web.static", _set(["web-02", "/static/style.css", "status"], 404), "HTTP 404"),
+    ("web.reverse-proxy", _set(["web-01", "targets"], []), "forwards nothing"),
+    ("web.reverse-proxy", _set(["web-01", "holders"], {"127.0.0.1:8000": []}), "nothing listens"),
     (
         "web.reverse-proxy",
         _set(["web-01", "replies", 1, "json", "request_id"], None),
-        "same answer",
+        "same request_id",
     ),
     (
         "web.reverse-proxy",
-        _set(["web-02", "replies", 0], {"status": 502, "json": None}),
-        "HTTP 502",
+        _set(["web-02", "replies", 0], {"status": 200, "json": None}),
+        "HTTP 200",
     ),
-    ("web.reverse-proxy", _set(["web-01", "process"], ""), "not a running application"),
+    ("web.reverse-proxy", _set(["web-01", "replies", 0, "json", "pid"], 1), "does not hold"),
+    (
+        "web.reverse-proxy",
+        lambda o: [
+            r["json"].update(pid=o["web-01"]["nginx_pids"][0]) for r in o["web-01"]["replies"]
+        ],
+        "Nginx itself",
+    ),
+    ("web.reverse-proxy", _set(["web-01", "direct", "json"], None), "not the contract"),
     (
         "web.served-by",
-        _set(["web-02", "headers"], ["web-01", "web-01", "web-01"]),
+        _set(["web-02", "responses", "/", "values"], ["web-01"]),
         "sent X-Served-By: web-01",
     ),
-    ("app.server", _set(["web-01", "listening"], ["0.0.0.0:8000"]), "reachable from the network"),
-    ("app.server", _set(["web-02", "listening"], []), "listens nowhere"),
-    (
-        "app.database",
-        _set(["web-01", "database"], {"error": "(2003, 'Can't connect')"}),
-        "no database data",
-    ),
-    (
-        "files.code-base",
-        lambda o: o["hosts"]["web-02"]["files"].update({"app.py": "0" * 64}),
-        "different app.py",
-    ),
+    ("web.served-by", _set(["web-02", "responses", "/", "values"], ["web-02", "web-02"]), "twice"),
+    ("web.served-by", _set(["web-01", "responses", "/api/status", "values"], []), "no X-Served-By"),
+    ("app.server", _set(["web-01", "local_only"], False), "reachable from the network"),
+    ("app.server", _set(["web-02", "master"], None), "no process holds"),
+    ("app.database", _set(["posts", "web-01", "status"], 500), "HTTP 500"),
+    ("app.database", lambda o: o.update(on_primary={}, on_replica={}), "in neither database"),
+    ("app.database", _set(["reads", "web-02"], []), "does not show the entry it stored"),
     (
         "files.code-base",
-        lambda o: o["hosts"]["web-01"]["files"].pop("static/app.js"),
-        "missing static/app.js",
+        lambda o: o["web-02"]["files"].update({"app.py": "0" * 64}),
+        "differ: app.py",
     ),
+    ("files.code-base", lambda o: o["web-01"]["files"].pop("static/app.js"), "static/app.js"),
+    ("files.code-base", _set(["web-02", "entry"], "evil.py"), "runs evil.py"),
+    ("files.code-base", _set(["web-01", "entry"], ""), "could not find the code"),
     ("lb.haproxy", _set(["listeners"], ["nginx"]), "port 80 belongs to"),
-    ("lb.haproxy", _set(["status"], 503), "no server"),
-    ("lb.round-robin", _rr(["web-01", "web-01", "web-02", "web-02"]), "not round robin"),
-    ("lb.round-robin", _rr(["web-01"] * 6), "only web-01 answered"),
-    (
-        "lb.round-robin",
-        lambda o: o["answers"][0].update(header="web-02", app_host="web-01"),
-        "but the application ran on",
-    ),
-    ("lb.active-active", _set(["servers", "web-02", "bck"], "1"), "backup"),
+    ("lb.haproxy", _set(["status"], 503), "no server could answer"),
+    ("lb.haproxy", _set(["config_ok"], False), "haproxy -c fails"),
+    ("lb.round-robin", _order(["web-01", "web-01", "web-02", "web-02"]), "not round robin"),
+    ("lb.round-robin", _order(["web-01"] * 6), "only web-01 answered"),
+    ("lb.round-robin", _servers(balance="leastconn"), "balance leastconn"),
+    ("lb.round-robin", _fake_backends, "do not include web-01"),
+    ("lb.round-robin", _set(["received", "web-01"], []), "never received it"),
+    ("lb.active-active", _servers(backup=True), "backup"),
     ("lb.active-active", _set(["burst"], ["web-01"] * 8), "all served by web-01"),
-    ("lb.health-checks", _set(["servers", "web-01", "check_status"], ""), "not health-checked"),
-    ("lb.health-checks", _set(["servers", "web-02", "status"], "DOWN"), "web-02 is DOWN"),
+    ("lb.health-checks", _set(["stat", "web-01", "check_status"], ""), "not health-checked"),
+    ("lb.health-checks", _set(["stat", "web-02", "status"], "DOWN"), "web-02 is DOWN"),
+    ("lb.health-checks", _set(["stat", "web-02", "check_status"], "INI"), "has not completed"),
+    ("lb.health-checks", _set(["stat", "web-02", "status"], "MAINT"), "in maintenance"),
+    ("lb.health-checks", _set(["stat", "web-02"], None), "no server at web-02's address"),
+    ("lb.health-checks", _behaviour(None, None), "kept it in the rotation"),
+    ("lb.health-checks", _behaviour(2.1, None), "did not come back"),
     ("db.servers", _set(["hosts", "web-01", "log_bin"], "0"), "no binary log"),
     ("db.servers", _set(["hosts", "web-02", "server_id"], "2"), "both servers have server-id"),
-    ("db.replication", _set(["seen"], False), "did not appear"),
-    ("db.replica-read-only", _set(["attempt"], "WRITE-ACCEPTED"), "accepted a write"),
-    ("db.app-roles", _set(["hosts", "web-02", "writes_to"], "127.0.0.1"), "not the primary"),
-    ("db.app-roles", _set(["hosts", "web-02", "role"], "primary"), "expected its local replica"),
+    ("db.replication", _set(["writes", "on_replica"], {}), "did not appear"),
+    ("db.replication", _set(["state", "io_running"], "No"), "io=No"),
+    ("db.replication", _set(["state", "configured"], False), "replicates from nothing"),
+    ("db.replication", _set(["state", "source_addresses"], ["10.0.0.9"]), "not from web-01"),
     (
-        "dns.www",
-        _set(["records"], [["www.foobar.com.", "A", "8.8.8.8"]]),
-        "not the load balancer's address",
+        "db.replication",
+        _set(["writes", "replica_engines", "webstack.guestbook.message"], "FEDERATED"),
+        "FEDERATED table",
     ),
+    ("db.replica-read-only", _set(["attempt"], "WRITE-ACCEPTED"), "accepted a write"),
+    ("db.replica-read-only", _set(["attempt"], "ERROR 1045 Access denied"), "not because"),
+    ("db.app-roles", _set(["origins", "web-02"], False), "did not reach the primary"),
+    ("db.app-roles", _set(["paused", "replica_read_paused"], True), "reads from the primary"),
+    ("db.app-roles", _set(["paused", "replica_read_later"], False), "once replication went on"),
+    ("dns.www", _set(["records"], [["www.foobar.com.", "A", "8.8.8.8"]]), "not the load balancer"),
     (
         "dns.www",
         _set(["records"], [["www.foobar.com.", "CNAME", "nowhere.foobar.com."]]),
@@ -121,7 +167,9 @@ BROKEN = [
     ),
     ("dns.www", _set(["authoritative"], False), "not authoritatively"),
     ("dns.www", _set(["rcode"], "NXDOMAIN"), "NXDOMAIN"),
+    ("dns.www", lambda o: o.update(any_name=[["x.foobar.com.", "A", o["lb"]]]), "wildcard"),
     ("http.www", _set(["status"], 503), "HTTP 503"),
+    ("http.www", _set(["served_by"], ["imposter"]), "not from a web server"),
 ]
 
 
@@ -142,25 +190,63 @@ def test_every_check_has_a_broken_case():
     assert {c for c, _, _ in BROKEN} == set(CATALOGUE)
 
 
-def test_show_stat_parsing_recorded_from_haproxy():
-    rows = parse_show_stat((FIXTURES / "haproxy-2.6-show-stat.csv").read_text())
-    servers = backend_servers(rows, ["web-01", "web-02"])
-    assert set(servers) == {"web-01", "web-02"}
-    assert servers["web-01"]["check_status"] == "L7OK" and servers["web-02"]["bck"] == "0"
-    backend = next(r for r in rows if r["pxname"] == "web" and r["svname"] == "BACKEND")
-    assert backend["algo"] == "roundrobin"
+def test_correct_variants_pass():
+    o = recorded("dns.www")
+    a_record = dict(o, records=[["www.foobar.com.", "A", o["lb"]]])
+    chain = [[f"n{i}.foobar.com.", "CNAME", f"n{i + 1}.foobar.com."] for i in range(6)]
+    six = dict(o, records=[["www.foobar.com.", "CNAME", "n0.foobar.com."], *chain,
+                           ["n6.foobar.com.", "A", o["lb"]]])  # fmt: skip
+    assert judge("dns.www", a_record).passed and judge("dns.www", six).passed
+    served = recorded("web.served-by")
+    for host in served.values():
+        host["not_found"]["values"] = []  # no `always`: error pages carry no header
+    verdict = judge("web.served-by", served)
+    assert verdict.passed and "error pages carry none" in verdict.evidence
+    static = recorded("web.static")
+    for files in static.values():
+        for reply in files.values():
+            reply["etag"] = ""  # etag off
+    assert judge("web.static", static).passed
+    behaviour = copy.deepcopy(recorded("lb.health-checks"))
+    _behaviour(3.2, 1.1)(behaviour)
+    assert "left the rotation after 3.2 s" in judge("lb.health-checks", behaviour).evidence
 
 
-def test_listen_addresses_of_a_process_from_ss():
-    ss = (
-        'LISTEN 0 2048 127.0.0.1:8000 0.0.0.0:* users:(("gunicorn",pid=2048,fd=5),'
-        '("gunicorn",pid=2031,fd=5))\n'
-        'LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:(("nginx",pid=2232,fd=5))\n'
-        'LISTEN 0 4096 /run/app.sock 12345 * 0 users:(("uwsgi",pid=77,fd=3))\n'
-    )
-    assert listen_addresses(ss, "2031") == ["127.0.0.1:8000"]
-    assert listen_addresses(ss, "77") == ["/run/app.sock"]
-    assert is_local_only("127.0.0.1:8000") and is_local_only("[::1]:8000")
-    assert is_local_only("/run/app.sock")
-    assert not is_local_only("0.0.0.0:8000") and not is_local_only("192.168.56.11:8000")
-    assert not is_local_only("*:8000")
+def test_hints_follow_the_evidence():
+    o = recorded("app.database")
+    o["posts"]["web-01"]["status"] = 500
+    assert "'user'@'localhost'" in _hint("app.database", o)
+    nginx = recorded("web.nginx")
+    nginx["web-01"]["config_ok"] = False
+    assert "nginx -t" in _hint("web.nginx", nginx)
+
+
+class Boom(CATALOGUE["web.reverse-proxy"]):
+    """A check whose observation is an odd reply: its judge meets a list, not an object."""
+
+    id = "test.boom"
+    section = "web server"
+
+    def observe(self, lab):
+        return {"web-01": [1]}
+
+
+class Unreachable(CATALOGUE["servers.reachable"]):
+    id = "test.unreachable"
+
+    def observe(self, lab):
+        raise CheckError("web-02: unreachable over SSH: timed out")
+
+
+def test_a_check_never_raises():
+    from checks.base import Check
+
+    try:
+        result = Boom().run(lab=None)
+        assert result.status is Status.FAIL
+        assert result.evidence.startswith("the grader could not judge what it saw:")
+        result = Unreachable().run(lab=None)
+        assert result.status is Status.FAIL and "timed out" in result.evidence
+    finally:
+        Check.registry.pop("test.boom", None)
+        Check.registry.pop("test.unreachable", None)

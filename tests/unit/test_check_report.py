@@ -35,7 +35,7 @@ def test_report_renders_sections_evidence_hints_and_score_in_80_columns():
     assert "web server" in text and "load balancer" in text
     assert "✗ FAIL Nginx serves the static content itself [web.static]" in text
     assert "web-01: / answered HTTP 404" in text
-    assert "hint: Let Nginx serve the application's static files" in text
+    assert "hint: Let Nginx serve the page and its static files" in text
     assert "- SKIP" in text and "not run: app.server did not pass" in text
     assert "score 10/20 · 1 passed, 1 failed, 1 not run · 1.2 s" in text
 
@@ -86,9 +86,59 @@ def test_catalogue_covers_every_section_with_ids_titles_requirements_and_hints()
 
 
 def test_selection_by_section_or_id_and_dependencies():
-    chosen = select(CATALOGUE, ["domain"])
-    assert [c.id for c in chosen] == ["dns.www"]
-    assert [c.id for c in with_dependencies(CATALOGUE, chosen)] == ["servers.reachable", "dns.www"]
+    chosen = select(CATALOGUE, ["http"])
+    assert [c.id for c in chosen] == ["http.www"]
+    assert [c.id for c in with_dependencies(CATALOGUE, chosen)] == [
+        "lb.haproxy",
+        "dns.www",
+        "http.www",
+    ]
+    assert with_dependencies(CATALOGUE, select(CATALOGUE, ["domain"])) == [CATALOGUE["dns.www"]]
     assert [c.id for c in select(CATALOGUE, ["db.replication"])] == ["db.replication"]
     with pytest.raises(LabError, match="unknown check or section 'cache'"):
         select(CATALOGUE, ["cache"])
+
+
+def test_text_from_hosts_is_never_read_as_markup():
+    evidence = "web-01: nginx -t: [emerg] unknown directive [/bold] in /etc/nginx/[x].conf"
+    bad = CATALOGUE["web.nginx"]().result(Status.FAIL, evidence, 0.1)
+    console = make_console(width=200, file=io.StringIO(), record=True)
+    console.print(check_report(Report("webstack", (bad,), 0.1)))
+    assert evidence in console.export_text()
+
+
+class FakeLab:
+    """Stands in for a live lab: records cleanups (the checks below observe nothing)."""
+
+    def __init__(self):
+        self.cleaned = 0
+
+    def cleanup(self):
+        self.cleaned += 1
+
+
+def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_runs():
+    from checks.runner import run_checks
+
+    class Down(CATALOGUE["lb.haproxy"]):
+        id = "test.down"
+
+        def observe(self, lab):
+            raise RuntimeError("odd reply [1]")
+
+    class Needs(CATALOGUE["http.www"]):
+        id = "test.needs"
+        needs = ("test.down",)
+
+    catalogue = {"test.down": Down, "test.needs": Needs}
+    lab = FakeLab()
+    try:
+        result = run_checks(catalogue, [Needs], lab, "webstack")
+    finally:
+        from checks.base import Check
+
+        Check.registry.pop("test.down")
+        Check.registry.pop("test.needs")
+    assert [r.id for r in result.results] == ["test.down", "test.needs"]
+    assert result.results[0].evidence.endswith("RuntimeError: odd reply [1]")
+    assert result.results[1].status is Status.NOT_RUN and lab.cleaned == 1
