@@ -1,0 +1,497 @@
+"""The grader on builds that differ from the reference: correct ones pass, fakes fail.
+
+Each variant changes the provisioned lab as a student (or a cheat) would, asserts the verdict of
+every check, then puts the reference back (../shared/style.md, "How a check earns trust").
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from checks import CATALOGUE
+
+pytestmark = pytest.mark.e2e
+SITE = "/etc/nginx/sites-available/webstack"
+HAPROXY = "/etc/haproxy/haproxy.cfg"
+ZONE = "/etc/nsd/foobar.com.zone"
+UNIT = "/etc/systemd/system/webstack-app.service"
+DB_CONF = "/etc/mysql/mariadb.conf.d/60-webstack.cnf"
+VARIANTS_DIR = Path(__file__).parent / "variants"
+RELOAD_NGINX = "sudo systemctl reload nginx"
+RESTART_HAPROXY = "sudo systemctl reset-failed haproxy; sudo systemctl restart haproxy"
+RESTART_APP = "sudo systemctl daemon-reload && sudo systemctl restart webstack-app"
+WEB_DEPENDENTS = ("web.static", "web.reverse-proxy", "web.served-by", "app.server")
+APP_DEPENDENTS = ("app.server", "app.database", "files.code-base", "db.replication", "db.app-roles")
+LB_DEPENDENTS = ("lb.round-robin", "lb.active-active", "lb.health-checks", "http.www")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    steps: tuple  # (host, shell) run as the lab user; {lb}, {web1}, {web2}, {net} filled in
+    fail: tuple = ()  # checks that must fail; every check not named here or in not_run passes
+    not_run: tuple = ()
+    evidence: dict = field(default_factory=dict)  # check id → words its evidence must contain
+    restore: tuple = ()  # `lab provision` components that bring the reference back
+    undo: tuple = ()  # (host, shell) run before restore
+
+
+def not_run(*checks, but=()):
+    return tuple(c for c in dict.fromkeys(checks) if c not in but)
+
+
+def sed(path: str, expression: str, then: str) -> str:
+    return f"sudo sed -i {expression} {path} && {then}"
+
+
+FAKE_SITE = """server {
+    listen 80 default_server;
+    add_header X-Served-By $hostname;
+    root /srv/webstack/app/static;
+    location = /api/status {
+        default_type application/json;
+        return 200 '{"host": "$hostname", "pid": $pid, "request_id": "$request_id"}';
+    }
+    location = /api/guestbook { default_type application/json; return 200 '{"entries": []}'; }
+    location / { try_files $uri /index.html; }
+    location /admin/ { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+ODD_JSON_SITE = """server {
+    listen 80 default_server;
+    add_header X-Served-By $hostname always;
+    root /srv/webstack/app/static;
+    location = / { try_files /index.html =404; }
+    location /static/ { alias /srv/webstack/app/static/; }
+    location = /api/status { default_type application/json; return 200 '[1]'; }
+    location / { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+
+
+def put(path: str, text: str, then: str) -> str:
+    """Shell writing text to path (base64: nothing in it is read by the shell), then then."""
+    encoded = base64.b64encode(text.encode()).decode()
+    return f"echo {encoded} | base64 -d | sudo tee {path} >/dev/null && {then}"
+
+
+LOCAL_FAKES = (
+    "sudo sed -i -e 's/server web-01 [^ ]*/server web-01 127.0.0.1:9001/' "
+    "-e 's/server web-02 [^ ]*/server web-02 127.0.0.1:9002/' " + HAPROXY + " && "
+    "printf 'listen f1\\n  bind 127.0.0.1:9001\\n  http-request return status 200 content-type "
+    'text/html string "<html>fake</html>" hdr X-Served-By web-01\\n'
+    "listen f2\\n  bind 127.0.0.1:9002\\n  http-request return status 200 content-type "
+    'text/html string "<html>fake</html>" hdr X-Served-By web-02\\n\' | sudo tee -a '
+    + HAPROXY
+    + " >/dev/null && sudo systemctl reload haproxy"
+)
+REPOINT = (  # the replica follows the primary under another name, from where it stands
+    "sudo mysql -e 'STOP REPLICA'; "
+    "f=$(sudo mysql -e 'SHOW REPLICA STATUS\\G' | awk '/Relay_Master_Log_File/{{print $2}}'); "
+    "p=$(sudo mysql -e 'SHOW REPLICA STATUS\\G' | awk '/Exec_Master_Log_Pos/{{print $2}}'); "
+    "sudo mysql -e \"CHANGE MASTER TO MASTER_HOST='{target}', MASTER_LOG_FILE='$f', "
+    'MASTER_LOG_POS=$p; START REPLICA"'
+)
+BY_NAME = "db-primary.foobar.com"
+
+VARIANTS = [
+    # correct builds that differ from the reference: everything passes
+    Variant(
+        "header-without-always",
+        (
+            ("web-01", sed(SITE, "'s/ always;/;/'", RELOAD_NGINX)),
+            ("web-02", sed(SITE, "'s/ always;/;/'", RELOAD_NGINX)),
+        ),
+        evidence={"web.served-by": "error pages carry none"},
+        restore=("web",),
+    ),
+    Variant(
+        "servers-named-otherwise-no-stats-socket",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "-e 's/server web-01 /server 1234-web-01 /' -e "
+                    "'s/server web-02 /server s2 /' -e '/stats socket/d'",
+                    RESTART_HAPROXY,
+                ),
+            ),
+        ),
+        evidence={"lb.health-checks": "no stats socket, so tried", "lb.round-robin": "alternated"},
+        restore=("lb",),
+    ),
+    Variant(
+        "www-as-an-a-record",
+        (("lb-01", sed(ZONE, "'s/^www .*/www IN A {lb}/'", "sudo systemctl restart nsd")),),
+        evidence={"dns.www": "www.foobar.com. A {lb}"},
+        restore=("dns",),
+    ),
+    Variant(
+        "binlog-do-db-for-the-application-only",
+        (
+            (
+                "web-01",
+                f"echo 'binlog_do_db = webstack' | sudo tee -a {DB_CONF} >/dev/null && "
+                "sudo systemctl restart mariadb",
+            ),
+            ("web-02", "sleep 3"),
+        ),
+        evidence={"db.replication": "webstack.guestbook"},
+        restore=("database",),
+    ),
+    Variant(
+        "primary-named-by-a-resolvable-name",
+        (
+            ("web-01", f"echo '{{web1}} {BY_NAME}' | sudo tee -a /etc/hosts"),
+            ("web-02", f"echo '{{web1}} {BY_NAME}' | sudo tee -a /etc/hosts"),
+            ("web-02", REPOINT.format(target=BY_NAME)),
+            (
+                "web-01",
+                sed(
+                    "/etc/webstack/app.env",
+                    f"'s/^WEBSTACK_DB_PRIMARY_HOST=.*/WEBSTACK_DB_PRIMARY_HOST={BY_NAME}/'",
+                    RESTART_APP,
+                ),
+            ),
+            (
+                "web-02",
+                sed(
+                    "/etc/webstack/app.env",
+                    f"'s/^WEBSTACK_DB_PRIMARY_HOST=.*/WEBSTACK_DB_PRIMARY_HOST={BY_NAME}/'",
+                    RESTART_APP,
+                ),
+            ),
+        ),
+        evidence={"db.replication": f"source {BY_NAME}"},
+        undo=(
+            ("web-02", REPOINT.format(target="{web1}")),
+            ("web-01", f"sudo sed -i '/{BY_NAME}/d' /etc/hosts"),
+            ("web-02", f"sudo sed -i '/{BY_NAME}/d' /etc/hosts"),
+        ),
+        restore=("app",),
+    ),
+    # fakes and broken builds: exactly these checks fail
+    Variant(
+        "nginx-alone-fakes-the-application",
+        (("web-01", put(SITE, FAKE_SITE, RELOAD_NGINX)),),
+        fail=("web.reverse-proxy",),
+        not_run=not_run(*APP_DEPENDENTS),
+        evidence={"web.reverse-proxy": "answered by Nginx itself"},
+        restore=("web",),
+    ),
+    Variant(
+        "an-odd-json-reply",
+        (("web-02", put(SITE, ODD_JSON_SITE, RELOAD_NGINX)),),
+        fail=("web.reverse-proxy",),
+        not_run=not_run(*APP_DEPENDENTS),
+        evidence={"web.reverse-proxy": "without the application's JSON object"},
+        restore=("web",),
+    ),
+    Variant(
+        "an-nginx-configuration-that-never-loaded",
+        (
+            (
+                "web-02",
+                f"echo 'bogus_directive on;' | sudo tee -a {SITE} >/dev/null; "
+                f"{RELOAD_NGINX} || true",
+            ),
+        ),
+        fail=("web.nginx",),
+        not_run=not_run(*WEB_DEPENDENTS, *APP_DEPENDENTS, "lb.round-robin", "lb.active-active"),
+        evidence={
+            "web.nginx": "nginx -t fails on the configuration on disk ([emerg] unknown "
+            'directive "bogus_directive"'
+        },
+        restore=("web",),
+    ),
+    Variant(
+        "a-haproxy-configuration-that-never-loaded",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'/^defaults/a\\    bogus_keyword'",
+                    "sudo systemctl reload haproxy || true",
+                ),
+            ),
+        ),
+        fail=("lb.haproxy",),
+        not_run=LB_DEPENDENTS,
+        evidence={"lb.haproxy": "haproxy -c fails"},
+        restore=("lb",),
+    ),
+    Variant(
+        "a-write-account-for-localhost-only",
+        (
+            (
+                "web-01",
+                "sudo mysql -e \"RENAME USER 'webstack_write'@'{net}' TO "
+                "'webstack_write'@'localhost'\"",
+            ),
+        ),
+        fail=("app.database",),
+        not_run=("db.replication", "db.app-roles"),
+        evidence={"app.database": "POST /api/guestbook answered HTTP 500"},
+        undo=(("web-01", "sudo mysql -e \"DROP USER 'webstack_write'@'localhost'\""),),
+        restore=("database",),
+    ),
+    Variant(
+        "haproxy-pointing-at-local-fakes",
+        (("lb-01", LOCAL_FAKES),),
+        fail=("lb.round-robin", "lb.active-active", "lb.health-checks", "http.www"),
+        evidence={"lb.round-robin": "do not include web-01", "http.www": "never received"},
+        restore=("lb",),
+    ),
+    Variant(
+        "a-different-entry-point-on-one-server",
+        (
+            (
+                "web-02",
+                "sudo cp /srv/webstack/app/app.py /srv/webstack/app/evil.py && "
+                + sed(UNIT, "'s/ app:app/ evil:app/'", RESTART_APP),
+            ),
+        ),
+        fail=("files.code-base",),
+        evidence={"files.code-base": "runs evil.py"},
+        undo=(("web-02", "sudo rm -f /srv/webstack/app/evil.py"),),
+        restore=("app",),
+    ),
+    Variant(
+        "balance-leastconn",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'s/balance roundrobin/balance leastconn/'",
+                    "sudo systemctl reload haproxy",
+                ),
+            ),
+        ),
+        fail=("lb.round-robin",),
+        evidence={"lb.round-robin": "balance leastconn"},
+        restore=("lb",),
+    ),
+    Variant(
+        "a-server-in-maintenance",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY, "'s/\\(server web-02 .*\\) check/\\1 check disabled/'", RESTART_HAPROXY
+                ),
+            ),
+        ),
+        fail=("lb.round-robin", "lb.active-active", "lb.health-checks"),
+        evidence={"lb.health-checks": "web-02 is in maintenance"},
+        restore=("lb",),
+    ),
+    Variant(
+        "a-wildcard-instead-of-www",
+        (("lb-01", sed(ZONE, "'s/^www .*/* IN A {lb}/'", "sudo systemctl restart nsd")),),
+        fail=("dns.www",),
+        not_run=("http.www",),
+        evidence={"dns.www": "wildcard"},
+        restore=("dns",),
+    ),
+]
+
+
+def check_json(lab, *what) -> dict:
+    result = lab("check", *what, "--json", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in report["checks"]}
+
+
+def expected(variant: Variant) -> dict[str, str]:
+    want = dict.fromkeys(CATALOGUE, "pass")
+    want.update(dict.fromkeys(variant.not_run, "not-run"))
+    want.update(dict.fromkeys(variant.fail, "fail"))
+    return want
+
+
+def fill(lab, text: str) -> str:
+    """text with {lb}, {web1}, {web2} and {net} (the lab network as MySQL writes it) filled in."""
+    values = {
+        "{lb}": lab.address("lb-01"),
+        "{web1}": lab.address("web-01"),
+        "{web2}": lab.address("web-02"),
+        "{net}": f"{lab.address('web-01').rsplit('.', 1)[0]}.0/255.255.255.0",
+    }
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def settle(lab, want: dict, timeout: float = 20.0) -> dict:
+    """The report once it shows want (services take a moment), or the last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = check_json(lab)
+        if statuses(report) == want or time.monotonic() > deadline:
+            return report
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_the_grader_on_a_variant(provisioned_lab, variant):
+    lab = provisioned_lab
+    want = expected(variant)
+    try:
+        for host, shell in variant.steps:
+            lab.ssh(host, fill(lab, shell))
+        report = settle(lab, want)
+        evidence = {c["id"]: c["evidence"] for c in report["checks"]}
+        assert statuses(report) == want, {
+            k: (v, evidence[k]) for k, v in statuses(report).items() if v != want[k]
+        }
+        for check_id, words in variant.evidence.items():
+            assert fill(lab, words) in evidence[check_id], evidence[check_id]
+    finally:
+        for host, shell in variant.undo:
+            lab.ssh(host, fill(lab, shell), check=False)
+        if variant.restore:
+            lab("provision", *variant.restore)
+    assert statuses(settle(lab, expected(Variant("reference", ())))) == expected(
+        Variant("reference", ())
+    )
+
+
+def _tarball(folder: Path) -> str:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return base64.b64encode(data.getvalue()).decode()
+
+
+def test_another_code_base_behind_a_unix_socket_and_a_named_virtual_host(provisioned_lab):
+    """docs/app-contract.md met by other code: plain WSGI, own database, unix socket, settings
+    in a file, `server_name` site beside Debian's default site, no `always` on the header."""
+    lab = provisioned_lab
+    read, write = secrets.token_hex(12), secrets.token_hex(12)
+    env = (
+        f"GUEST_READ_PASSWORD={read} GUEST_WRITE_PASSWORD={write} "
+        f"GUEST_PRIMARY={lab.address('web-01')}"
+    )
+    unpack = f"echo {_tarball(VARIANTS_DIR / 'altapp')} | base64 -d | tar -xz -C /tmp"
+    scripts = {
+        name: (VARIANTS_DIR / name).read_text()
+        for name in ("altapp-db.sh", "altapp-deploy.sh", "altapp-lb.sh")
+    }
+
+    def run_script(host, name, args=""):
+        encoded = base64.b64encode(scripts[name].encode()).decode()
+        lab.ssh(
+            host, f"echo {encoded} | base64 -d > /tmp/{name} && sudo {env} sh /tmp/{name} {args}"
+        )
+
+    try:
+        run_script("web-01", "altapp-db.sh")
+        for host in ("web-01", "web-02"):
+            lab.ssh(host, unpack)
+            lab.ssh(
+                host,
+                "sudo ln -sf /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default",
+            )
+            run_script(host, "altapp-deploy.sh", "/tmp/altapp")
+        run_script("lb-01", "altapp-lb.sh")
+        want = expected(Variant("altapp", ()))
+        report = settle(lab, want)
+        evidence = {c["id"]: c["evidence"] for c in report["checks"]}
+        assert statuses(report) == want, {
+            k: evidence[k] for k, v in statuses(report).items() if v != "pass"
+        }
+        assert "unix:/run/guest/guest.sock" in evidence["web.reverse-proxy"]
+        assert "gb.posts" in evidence["db.replication"]
+        assert "guest.py" in evidence["files.code-base"]
+    finally:
+        for host in ("web-01", "web-02"):
+            lab.ssh(
+                host,
+                "sudo systemctl disable --now guest; sudo rm -f /etc/nginx/conf.d/guest.conf",
+                check=False,
+            )
+        lab("provision", "app", "web", "lb")
+    assert statuses(check_json(lab)) == expected(Variant("reference", ()))
+
+
+def test_one_host_down_fails_only_what_needs_it(provisioned_lab):
+    lab = provisioned_lab
+    lab.ssh("web-02", "sudo systemctl stop ssh.socket ssh 2>/dev/null; true", check=False)
+    try:
+        found = statuses(check_json(lab))
+        assert found["servers.reachable"] == "fail"
+        for check_id in ("lb.haproxy", "lb.health-checks", "dns.www", "http.www"):
+            assert found[check_id] == "pass", (check_id, found)
+        assert found["web.nginx"] == "fail" and found["web.static"] == "not-run"
+    finally:
+        subprocess.run(
+            ["lxc-attach", "-P", "/var/lib/webstack-lab/containers", "-n", f"{lab.name}-web-02",
+             "--", "systemctl", "start", "ssh"], check=True)  # fmt: skip
+    assert lab.ssh("web-02", "hostname").strip() == "web-02"
+
+
+def test_a_stopped_database_is_not_a_load_balancer_failure(provisioned_lab):
+    lab = provisioned_lab
+    lab.ssh("web-02", "sudo systemctl stop mariadb")
+    try:
+        found = statuses(check_json(lab))
+        assert found["db.servers"] == "fail"
+        for check_id in ("lb.haproxy", "lb.round-robin", "lb.active-active", "lb.health-checks"):
+            assert found[check_id] == "pass", (check_id, found)
+    finally:
+        lab.ssh("web-02", "sudo systemctl start mariadb")
+
+
+GRADER_USERS = (
+    "sudo mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'lab\\_check\\_%'\""
+)
+
+
+def test_stale_grader_accounts_are_removed_and_an_interrupt_leaves_none(provisioned_lab):
+    lab = provisioned_lab
+    for host in ("web-01", "web-02"):
+        lab.ssh(
+            host, "sudo mysql -e \"SET sql_log_bin=0; CREATE USER 'lab_check_stale'@'localhost'\""
+        )
+    check_json(lab, "db.servers")
+    for host in ("web-01", "web-02"):
+        assert lab.ssh(host, GRADER_USERS).strip() == "0"
+    for delay in (0.6, 0.9, 1.2, 1.5):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lab", "check", "database"], env=lab.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        for host in ("web-01", "web-02"):
+            assert lab.ssh(host, GRADER_USERS).strip() == "0", (delay, out, err)
+        assert "Slave_SQL_Running: Yes" in lab.ssh(
+            "web-02", "sudo mysql -e 'SHOW REPLICA STATUS\\G'"
+        )
+
+
+def test_many_consecutive_runs_on_a_healthy_lab_all_pass(provisioned_lab):
+    for run in range(20):
+        report = check_json(provisioned_lab)
+        failing = [(c["id"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"]
+        assert not failing, (run, failing)
