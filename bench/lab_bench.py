@@ -2,6 +2,7 @@
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
 Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only SCENARIO,...]
+(--only stability runs `lab check` 200 times on a healthy lab and counts the runs that failed)
 
 Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
@@ -10,6 +11,7 @@ Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's la
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
 DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
 LABS = Path("/var/lib/webstack-lab/labs")
+STABILITY_RUNS = 200
 
 
 def bench_topology(directory: Path, name: str = "bench", octet: int = 60) -> Path:
@@ -39,14 +42,16 @@ class Bench:
     def __init__(self, topology: Path):
         self.env = {**os.environ, "LAB_TOPOLOGY": str(topology)}
         self.results: dict[str, list[float]] = {}
+        self.last: subprocess.CompletedProcess | None = None
 
-    def lab(self, *args: str) -> float:
+    def lab(self, *args: str, check: bool = True) -> float:
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "lab", *args], env=self.env, capture_output=True, text=True
         )
         elapsed = time.monotonic() - started
-        if result.returncode != 0:
+        self.last = result
+        if check and result.returncode != 0:
             sys.exit(f"lab {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return elapsed
 
@@ -116,6 +121,42 @@ def check(bench: Bench, runs: int) -> None:
         bench.record("lab check (whole catalogue, 3 hosts)", bench.lab("check"))
 
 
+@scenario("stability")
+def stability(bench: Bench, runs: int) -> None:
+    """lab check 200 times in a row on a healthy lab: every run must pass every check."""
+    bench.lab("up", "--provision")
+    failed = []
+    for i in range(STABILITY_RUNS):
+        bench.results.setdefault("lab check, stability runs", []).append(
+            bench.lab("check", "--json", check=False)
+        )
+        report = json.loads(bench.last.stdout or "{}")
+        bad = [c["id"] for c in report.get("checks", []) if c["status"] != "pass"]
+        if bench.last.returncode != 0 or bad:
+            failed.append(i)
+            print(f"  run {i}: exit {bench.last.returncode}, not passing: {bad}", flush=True)
+    print(f"  {STABILITY_RUNS - len(failed)} of {STABILITY_RUNS} runs passed every check")
+    bench.record("lab check, stability: runs that failed", float(len(failed)))
+
+
+@scenario("health-behaviour")
+def health_behaviour(bench: Bench, runs: int) -> None:
+    """lb.health-checks without a stats socket: the grader takes web-02 out and times it."""
+    bench.lab("up", "--provision")
+    drop = (
+        "sudo sed -i '/stats socket/d' /etc/haproxy/haproxy.cfg && sudo systemctl restart haproxy"
+    )
+    bench.lab("ssh", "lb-01", "--", drop)
+    try:
+        for _ in range(runs):
+            bench.record(
+                "lab check lb.health-checks, no stats socket",
+                bench.lab("check", "lb.health-checks"),
+            )
+    finally:
+        bench.lab("provision", "lb")
+
+
 @scenario("vagrant")
 def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
     """lab up + provision with Vagrant (vagrant-lxc) against the embedded lxc provider."""
@@ -135,13 +176,16 @@ def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
         vagrant.lab("destroy")
 
 
+OPT_IN = ("cold", "stability")  # run only when named (--cold, --only stability)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="also time a first-ever lab up")
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
     args = parser.parse_args()
-    chosen = args.only.split(",") if args.only else [n for n in SCENARIOS if n != "cold"]
+    chosen = args.only.split(",") if args.only else [n for n in SCENARIOS if n not in OPT_IN]
     if args.cold and "cold" not in chosen:
         chosen.insert(0, "cold")
     with tempfile.TemporaryDirectory() as tmp:
