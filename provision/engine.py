@@ -143,9 +143,10 @@ class HostRun:
             return False
         tmp = f"/tmp/.webstack-{uuid.uuid4().hex}"
         self.conn.put(io.BytesIO(data), tmp)
-        self.sh(
+        self.sh(  # the upload is removed either way; a failed mkdir or install fails the step
             f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
-            f"install -m {mode} -o {owner} -g {group} {tmp} {quoted}; rm -f {tmp}"
+            f"install -m {mode} -o {owner} -g {group} {tmp} {quoted}; "
+            f"status=$?; rm -f {tmp}; exit $status"
         )
         self.changed(f"wrote {path}")
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,16 @@ def provisioned_lab(tmp_path_factory):
         yield runner
     finally:
         runner("destroy", check=False)
+
+
+SUMMARY_LINE = re.compile(r"^\s*(\d+) changed(?:, \d+ host\(s\) failed)?\s*$", re.MULTILINE)
+
+
+def changed_count(output: str) -> int:
+    """The total on `lab provision`'s summary line ("N changed"), which must appear once."""
+    totals = SUMMARY_LINE.findall(output)
+    assert len(totals) == 1, f"expected one 'N changed' summary line in:\n{output}"
+    return int(totals[0])
 
 
 def lab_secret(runner: LabRunner, name: str) -> str:

@@ -63,31 +63,55 @@ def test_replica_config_is_read_only_and_primary_logs_binary():
     assert "log_bin = mysql-bin" in primary and "read_only" not in primary
 
 
+def config_lines(text: str) -> list[str]:
+    """The lines of a rendered configuration, stripped, without comments and blank lines."""
+    return [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
+
+
+def haproxy_sections(cfg: str) -> dict[str, list[str]]:
+    """HAProxy's sections ("backend web", ...) and their settings, from a rendered config."""
+    sections: dict[str, list[str]] = {}
+    for line in cfg.splitlines():
+        if line[:1].isalpha():
+            current = sections.setdefault(line.strip(), [])
+        elif line.strip()[:1] not in ("", "#"):
+            current.append(line.strip())
+    return sections
+
+
 def test_nginx_site_adds_the_real_hostname_and_proxies_to_the_app():
-    site = render(
-        "nginx-site.conf.j2",
-        host="web-01",
-        domain="foobar.com",
-        app_dir="/srv/webstack/app",
-        app_bind="127.0.0.1:8000",
+    site = config_lines(
+        render(
+            "nginx-site.conf.j2",
+            host="shop-7",
+            domain="example.test",
+            app_dir="/opt/shop",
+            app_bind="127.0.0.1:9123",
+        )
     )
+    assert "server_name example.test www.example.test shop-7;" in site
     assert "add_header X-Served-By $hostname always;" in site
-    assert "proxy_pass http://127.0.0.1:8000;" in site
-    assert "root /srv/webstack/app/static;" in site
+    assert "proxy_pass http://127.0.0.1:9123;" in site
+    assert "root /opt/shop/static;" in site
+    assert "listen 80 default_server;" in site
 
 
 def test_haproxy_is_round_robin_with_health_checks_on_every_web_server():
-    topo = topology.load(topology.PACKAGED)
-    cfg = render(
-        "haproxy.cfg.j2",
-        servers=topo.with_role("web"),
-        address="192.168.56.10",
-        subnet="192.168.56.0/24",
-    )
-    assert "balance roundrobin" in cfg and "option httpchk GET /healthz" in cfg
-    assert "server web-01 192.168.56.11:80 check" in cfg
-    assert "server web-02 192.168.56.12:80 check" in cfg
+    web = [topology.Host(f"app-{n}", f"10.9.8.{n}", ("web",)) for n in (21, 22, 23)]
+    cfg = render("haproxy.cfg.j2", servers=web, address="10.9.8.1", subnet="10.9.8.0/24")
+    sections = haproxy_sections(cfg)
+    assert "default_backend web" in sections["frontend www"]
+    backend = sections["backend web"]
+    assert "balance roundrobin" in backend and "option httpchk GET /healthz" in backend
+    assert [line for line in backend if line.startswith("server ")] == [
+        "server app-21 10.9.8.21:80 check",
+        "server app-22 10.9.8.22:80 check",
+        "server app-23 10.9.8.23:80 check",
+    ]  # one per web host
     assert "backup" not in cfg  # active-active: no server stands by
+    assert {"bind 10.9.8.1:8404", "acl lab_network src 10.9.8.0/24"} <= set(
+        sections["listen stats"]
+    )
 
 
 def test_zone_points_www_at_the_load_balancer_with_a_cname_to_an_a_record():

@@ -1,0 +1,73 @@
+"""Many threads share one Fleet, as `lab check` does: no command is lost, mixed up or refused."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import paramiko
+import pytest
+
+from lab import providers, topology
+from lab.connection import Fleet, describe
+from lab.state import LabState
+
+pytestmark = pytest.mark.e2e
+
+HOST = "web-01"
+
+
+def fleet_of(lab) -> Fleet:
+    topo = topology.load(lab.topology)
+    return Fleet(providers.select(topo, LabState(topo.name)).specs())
+
+
+def hammer(fleet: Fleet, threads: int, commands: int, barrier=None, **run) -> list[str]:
+    """Each thread runs `commands` echoes through fleet.run; returns what went wrong."""
+
+    def worker(thread: int) -> list[str]:
+        if barrier:
+            barrier.wait()
+        problems = []
+        for n in range(commands):
+            token = f"token-{thread}-{n}"
+            try:
+                result = fleet.run(HOST, f"echo {token}; hostname", **run)
+            except Exception as exc:
+                problems.append(f"{token}: {type(exc).__name__}: {describe(exc)}")
+                continue
+            if result.exited != 0 or result.stdout.split() != [token, HOST]:
+                problems.append(f"{token}: exit {result.exited}, {result.stdout!r}")
+        return problems
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [p for problems in pool.map(worker, range(threads)) for p in problems]
+
+
+def test_forty_threads_share_one_connection_and_every_command_succeeds(lab):
+    with fleet_of(lab) as fleet:
+        problems = hammer(fleet, threads=40, commands=25)
+    assert not problems, f"{len(problems)} of 1000 commands failed, e.g. {problems[:3]}"
+
+
+def test_threads_hitting_a_fresh_fleet_at_once_log_in_once(lab, monkeypatch):
+    logins = []
+    transport_init = paramiko.Transport.__init__
+
+    def counted(self, *args, **kwargs):
+        logins.append(self)
+        transport_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(paramiko.Transport, "__init__", counted)
+    for _ in range(5):
+        with fleet_of(lab) as fleet:
+            problems = hammer(fleet, threads=12, commands=2, barrier=threading.Barrier(12))
+        assert not problems, f"{len(problems)} of 24 commands failed, e.g. {problems[:3]}"
+    assert len(logins) == 5  # one SSH connection per fleet, however many threads start at once
+
+
+def test_stdin_reaches_the_command_and_an_unread_stdin_is_harmless(lab):
+    with fleet_of(lab) as fleet:
+        assert fleet.run(HOST, "cat", stdin="fed through stdin\n").stdout == "fed through stdin\n"
+        problems = hammer(fleet, threads=10, commands=10, stdin="never read\n")
+    assert not problems, f"{len(problems)} of 100 commands failed, e.g. {problems[:3]}"
