@@ -6,29 +6,9 @@ import secrets
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.live import SCRATCH_DB, TOKEN_PREFIX
+from checks.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX
 from checks.web import service_error
 from facts import mysql
-
-GRADER_ACCOUNTS = "SELECT user, host FROM mysql.user WHERE user LIKE 'lab\\_check\\_%'"
-
-
-def sweep(lab, host: str) -> None:
-    """Remove what an interrupted grader run may have left on host (accounts, scratch db)."""
-    rows = probes.admin_sql(lab, host, GRADER_ACCOUNTS, check=False)
-    drops = [
-        f"DROP USER IF EXISTS {mysql.literal(u)}@{mysql.literal(h)};"
-        for u, _, h in (line.partition("\t") for line in rows.splitlines())
-        if u.startswith("lab_check_")
-    ]
-    probes.admin_sql(
-        lab,
-        host,
-        "SET SESSION sql_log_bin = 0; "
-        + " ".join(drops)
-        + f" DROP DATABASE IF EXISTS {SCRATCH_DB};",
-        check=False,
-    )
 
 
 class DatabaseServers(Check):
@@ -51,7 +31,6 @@ class DatabaseServers(Check):
             except CheckError as exc:
                 unit = "mariadb" if "mariadb" in str(exc).lower() else "mysql"
                 return {"error": str(exc), "journal": service_error(lab, host, unit)}
-            sweep(lab, host)
             keys = ("version", "server_id", "log_bin", "read_only")
             return dict(zip(keys, row.strip().split("\t"), strict=False))
 
@@ -238,10 +217,9 @@ class ApplicationRoles(Check):
         writes = probes.front_door(lab)
         primary, replica = writes["primary"], writes["replica"]
         what = f"replication paused on {replica}"
-        lab.on_cleanup(
-            what, lambda: probes.admin_sql(lab, replica, "START REPLICA SQL_THREAD", check=False)
-        )
-        probes.admin_sql(lab, replica, "STOP REPLICA SQL_THREAD")
+        resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
+        lab.on_cleanup(what, lambda: lab.sh(replica, resume, sudo=True, check=False))
+        lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
         try:
             post = probes.post_entry(lab, primary)
             found = probes.find_tokens(lab, primary, [post["token"]])

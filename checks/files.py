@@ -10,10 +10,13 @@ from facts import proc
 from lab.remote import quote
 
 MAX_FILES = 500
-CHECKSUMS = (
-    "find . -type f ! -path '*/__pycache__/*' ! -path './.git/*' ! -name '*.pyc' ! -name '*.log' "
-    f"-size -4M -print0 2>/dev/null | sort -z | head -z -n {MAX_FILES} | xargs -0 -r sha256sum"
+CHECKSUMS = (  # the entry point first, then Python files, then the rest, in a fixed order
+    "{{ printf '%s\\0' {entry}; find . -xdev -type f -name '*.py' ! -path '*/__pycache__/*' "
+    "-print0 | LC_ALL=C sort -z; find . -xdev -type f ! -name '*.py' ! -name '*.pyc' "
+    "! -name '*.log' ! -path './.git/*' -size -4M -print0 | LC_ALL=C sort -z; }} "
+    f"| head -z -n {MAX_FILES + 1} | xargs -0 -r sha256sum"
 )
+SYSTEM_DIRECTORIES = ("/", "/root", "/usr", "/etc", "/var", "/home", "/tmp", "/run")
 
 
 class CodeBase(Check):
@@ -37,7 +40,12 @@ class CodeBase(Check):
             if master is None:
                 return {"entry": "", "files": {}}
             cwd = lab.sh(host, f"readlink /proc/{int(master['pid'])}/cwd", sudo=True).strip()
-            candidates = proc.entry_candidates(master["args"], cwd)
+            config_path = proc.config_file(master["args"])
+            config = ""
+            if config_path:
+                config_path = posixpath.join(cwd, config_path)
+                config = lab.sh(host, f"head -c 65536 {quote(config_path)}", sudo=True, check=False)
+            candidates = proc.entry_candidates(master["args"], cwd, config)
             found = lab.sh(
                 host,
                 "for f in "
@@ -45,19 +53,23 @@ class CodeBase(Check):
                 + '; do [ -f "$f" ] && echo "$f" && break; done; true',
                 sudo=True,
             ).strip()
-            if not candidates:  # a server whose command line names no code: its directory
-                found = posixpath.join(cwd, ".")
-            directory = posixpath.dirname(found) if found else cwd
-            out = lab.sh(host, f"cd {quote(directory)} && {CHECKSUMS}", sudo=True, check=False)
+            if not found:
+                return {"args": master["args"], "entry": "", "files": {}}
+            directory = posixpath.dirname(found)
+            if directory in SYSTEM_DIRECTORIES:
+                return {"args": master["args"], "entry": "", "files": {}}
+            command = CHECKSUMS.format(entry=quote("./" + posixpath.basename(found)))
+            out = lab.sh(host, f"cd {quote(directory)} && {command}", sudo=True, check=False)
             files = {}
             for line in out.splitlines():
                 digest, _, path = line.partition("  ")
-                files[path.strip().removeprefix("./")] = digest
+                files.setdefault(path.strip().removeprefix("./"), digest)
             return {
                 "args": master["args"],
                 "entry": posixpath.basename(found),
                 "directory": directory,
                 "files": files,
+                "capped": len(out.splitlines()) > MAX_FILES,
             }
 
         return lab.on_each(lab.web_hosts(), probe)
@@ -89,7 +101,8 @@ class CodeBase(Check):
                 )
         if problems:
             return failed("; ".join(problems))
+        capped = f" (the first {MAX_FILES}: Python files first)" if a.get("capped") else ""
         return passed(
-            f"{len(a['files'])} files identical, entry point {a['entry']}: "
+            f"{len(a['files'])} files identical{capped}, entry point {a['entry']}: "
             + ", ".join(f"{h} ({i['directory']})" for h, i in hosts.items())
         )

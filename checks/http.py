@@ -5,6 +5,7 @@ import secrets
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
+from checks.lb import misrouted
 
 
 class BrowseWww(Check):
@@ -32,12 +33,15 @@ class BrowseWww(Check):
         page = lab.http(f"http://{addresses[0]}/?lab-check={token}-0")
         by = probes.served_by(page)
         host = by[0] if by and by[0] in lab.web_hosts() else None
-        try:  # the web server's own log, when it can be read (a host down is not this check's)
-            received = probes.received(lab, host, token) if host else None
-        except CheckError:
-            received = None
+
+        def log(web_host):  # a host that cannot be read (down) is not this check's business
+            try:
+                return probes.received(lab, web_host, token)
+            except CheckError:
+                return None
+
         return {
-            "received": received,
+            "received": lab.on_each(lab.web_hosts(), log) if host else {},
             "url": f"http://{lab.site}/",
             "address": addresses[0],
             "status": page.status_code,
@@ -55,9 +59,7 @@ class BrowseWww(Check):
         by = o["served_by"][0] if o["served_by"] else None
         if by not in o["web"]:
             return failed(f"{o['url']}: a page, but not from a web server (X-Served-By {by})")
-        if o["received"] is not None and 0 not in o["received"]:
-            return failed(
-                f"{o['url']}: a page saying X-Served-By {by}, but {by}'s Nginx never received "
-                "the request"
-            )
+        problem = misrouted([by], o["received"], None)
+        if problem:
+            return failed(f"{o['url']}: {problem}")
         return passed(f"{o['url']} → {o['address']}: HTTP 200, a page served by {by}")

@@ -93,12 +93,14 @@ class RoundRobin(Check):
         o = probes.balancer(lab)
         wait_until_servers_up(lab, o)
         token = secrets.token_hex(6)
+        before = sessions(lab, o)
         answers = [through_lb(lab, f"/?lab-check={token}-{i}") for i in range(ROUND_ROBIN_REQUESTS)]
-
+        after = sessions(lab, o)
         return {
-            "balancer": {k: o[k] for k in ("servers", "web")},
+            "balancer": {k: o[k] for k in ("servers", "web", "algorithms")},
             "answers": answers,
             "received": lab.on_each(lab.web_hosts(), lambda h: probes.received(lab, h, token)),
+            "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
         }
 
     def judge(self, o):
@@ -106,7 +108,8 @@ class RoundRobin(Check):
         if problem:
             return failed(problem)
         used = probes.web_servers_in_balancer(o["balancer"])
-        algorithms = sorted({s["balance"] for s in used.values()})
+        running = o["balancer"].get("algorithms") or {}
+        algorithms = sorted({running.get(s["backend"]) or s["balance"] for s in used.values()})
         if any(a not in haproxy.ROUND_ROBIN for a in algorithms):
             return failed(f"the backend balances with `balance {', '.join(algorithms)}`")
         answers = o["answers"]
@@ -114,14 +117,9 @@ class RoundRobin(Check):
         if any(a["status"] != 200 for a in answers):
             codes = sorted({a["status"] for a in answers})
             return failed(f"requests through the load balancer got HTTP {codes}")
-        for i, host in enumerate(order):
-            log = o["received"].get(host)
-            if log is not None and i not in log:
-                elsewhere = [h for h, seen in o["received"].items() if seen and i in seen]
-                return failed(
-                    f"request {i + 1} carried X-Served-By {host}, but {host}'s Nginx never "
-                    f"received it" + (f" ({', '.join(elsewhere)} did)" if elsewhere else "")
-                )
+        problem = misrouted(order, o["received"], o["sent"])
+        if problem:
+            return failed(problem)
         if set(order) != set(o["balancer"]["web"]):
             return failed(
                 f"only {', '.join(sorted(map(str, set(order))))} answered {len(order)} requests"
@@ -129,12 +127,42 @@ class RoundRobin(Check):
         repeats = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
         if repeats:
             return failed(f"not round robin: {' '.join(map(str, order))}")
-        unlogged = [h for h, seen in o["received"].items() if seen is None]
-        note = f" (not cross-checked on {', '.join(unlogged)}: access log off)" if unlogged else ""
+        proofs = []
+        if any(seen for seen in o["received"].values()):
+            proofs.append("each found in the answering server's own Nginx log")
+        if o["sent"]:
+            proofs.append("HAProxy's session counters agree")
         return passed(
-            f"{len(order)} requests alternated: {' '.join(order[:6])} ..., each found in the "
-            f"answering server's own Nginx log{note}"
+            f"{len(order)} requests alternated: {' '.join(order[:6])} ..."
+            + (f", {' and '.join(proofs)}" if proofs else "")
         )
+
+
+def sessions(lab, o: dict) -> dict[str, int]:
+    """HAProxy's session count per web server (stot), when it has a stats socket."""
+    if not o["stat"]:
+        return {}
+    rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
+    return {h: int(r["stot"]) for h, r in rows.items() if r.get("stot", "").isdigit()}
+
+
+def misrouted(order: list, received: dict, sent: dict | None) -> str:
+    """Positive evidence that X-Served-By lied about who answered, in words, or ''."""
+    for i, host in enumerate(order):
+        elsewhere = [h for h, seen in received.items() if seen and i in seen and h != host]
+        if elsewhere:
+            return (
+                f"request {i + 1} carried X-Served-By {host}, but it reached "
+                f"{', '.join(elsewhere)}'s Nginx"
+            )
+    for host, count in (sent or {}).items():
+        claimed = order.count(host)
+        if count < claimed:
+            return (
+                f"HAProxy sent {host} {count} of the requests, yet {claimed} answers carried "
+                f"X-Served-By {host}"
+            )
+    return ""
 
 
 def wait_until_servers_up(lab, o: dict, seconds: float = 4.0) -> None:
@@ -212,7 +240,8 @@ class HealthChecks(Check):
             rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
             keys = ("status", "check_status")
             return {**base, "stat": {h: {k: r.get(k, "") for k in keys} for h, r in rows.items()}}
-        if len(used) < len(o["web"]) or not all(s["check"] for s in used.values()):
+        unchecked = len(used) < len(o["web"]) or not all(s["check"] for s in used.values())
+        if unchecked or too_slow({**base, "stat": None}):
             return {**base, "stat": None}
         return {**base, "stat": None, "behaviour": failover(lab, lab.web_hosts()[-1])}
 
@@ -220,6 +249,9 @@ class HealthChecks(Check):
         if o["stat"] is not None:
             return _judge_stat(o)
         configured = o["configured"]
+        slow = too_slow(o)
+        if slow:
+            return failed("; ".join(slow))
         unchecked = [h for h in o["web"] if h not in configured or not configured[h]["check"]]
         if unchecked:
             return failed(
@@ -244,8 +276,25 @@ class HealthChecks(Check):
         )
 
 
+def too_slow(o) -> list[str]:
+    """Servers whose health checks would take longer than the window to take them out."""
+    slow = []
+    for host, server in o["configured"].items():
+        fall = ((o["stat"] or {}).get(host) or {}).get("check_fall") or server.get("fall")
+        estimate = haproxy.detection_seconds(server.get("inter"), fall)
+        if estimate > LEAVE_WINDOW:
+            slow.append(
+                f"{host}: checks every {server.get('inter') or '2s'}, out after {fall or 3} "
+                f"failures: about {estimate:.0f} s before a dead server leaves the rotation"
+            )
+    return slow
+
+
 def _judge_stat(o):
     problems, seen = [], []
+    slow = too_slow(o)
+    if slow:
+        return failed("; ".join(slow))
     for host in o["web"]:
         row = o["stat"].get(host)
         if row is None:
@@ -275,7 +324,7 @@ def failover(lab, victim: str) -> dict:
     route = f"ip route {{}} blackhole {quote(lb)}/32"
     what = f"blackhole route on {victim}"
     lab.on_cleanup(what, lambda: lab.sh(victim, route.format("del"), sudo=True, check=False))
-    lab.sh(victim, route.format("add"), sudo=True)
+    lab.sh(victim, route.format("replace"), sudo=True)
     started = time.monotonic()
     left = _first_streak(lab, lambda a: a["served_by"] not in (None, victim), started)
     lab.done_with(what)

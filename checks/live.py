@@ -10,15 +10,17 @@ import dns.flags
 import dns.message
 import dns.query
 import requests
+from invoke.exceptions import CommandTimedOut
 
 from checks.base import CheckError
 from lab.connection import Fleet, describe, fan_out
-from lab.remote import as_root
+from lab.remote import as_root, quote
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
 TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
+PAUSED = "/run/webstack-lab-check.paused"  # on a replica whose SQL thread the grader paused
 
 
 class LiveLab:
@@ -54,15 +56,25 @@ class LiveLab:
         return {h: self.address(h) for h in self.web_hosts()}
 
     def sh(self, host: str, command: str, sudo: bool = False, check: bool = True, timeout=15):
-        """Run a command on host; a failure becomes a CheckError naming host and what failed."""
+        """Run a command on host; a failure becomes a CheckError naming host and what failed.
+
+        The host's own `timeout` ends the command, so nothing of the grader's keeps running.
+        """
         if host in self._unreachable:
             raise CheckError(self._unreachable[host])
+        bounded = f"timeout -k 2 {int(timeout)} sh -c {quote(command)}"
         try:
-            result = self.fleet.run(host, as_root(command) if sudo else command, timeout=timeout)
+            result = self.fleet.run(
+                host, as_root(bounded) if sudo else bounded, timeout=timeout + 5
+            )
+        except CommandTimedOut:
+            raise CheckError(f"{host}: a command of the grader did not finish in time") from None
         except Exception as exc:
             message = f"{host}: unreachable over SSH: {describe(exc)}"
             self._unreachable.setdefault(host, message)
             raise CheckError(message) from None
+        if result.exited == 124:
+            raise CheckError(f"{host}: a command of the grader did not finish within {timeout} s")
         if check and result.failed:
             output = (result.stderr or result.stdout).strip().splitlines()
             raise CheckError(f"{host}: {output[-1] if output else f'exit code {result.exited}'}")
@@ -111,9 +123,26 @@ class LiveLab:
             what, undo = self._cleanups.pop()
             try:
                 undo()
-            except Exception as exc:  # report and go on: every other cleanup must still run
+            except BaseException as exc:  # go on: every other cleanup must still run
                 failed.append(f"{what}: {exc}")
         return failed
+
+    def sweep(self) -> None:
+        """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,
+        grader accounts and the scratch database (the grader's entries go in front_door)."""
+        lb = self.address("lb")
+        accounts = (
+            "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
+            "WHERE user LIKE 'lab\\_check\\_%'"
+        )
+        script = (
+            f"ip route del blackhole {quote(lb)}/32 2>/dev/null; "
+            f"if [ -e {PAUSED} ]; then mysql -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
+            "if command -v mysql >/dev/null && mysql -e 'SELECT 1' >/dev/null 2>&1; then "
+            f"{{ echo 'SET SESSION sql_log_bin = 0;'; mysql -N -e {quote(accounts)}; "
+            f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | mysql; fi; true"
+        )
+        fan_out(self.topology.names, lambda host: self.sh(host, script, sudo=True, check=False))
 
     # -- network from this machine ----------------------------------------------------------
     def http(self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, **kwargs):

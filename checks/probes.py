@@ -13,6 +13,7 @@ from checks.live import SCRATCH_DB, TOKEN_PREFIX, LiveLab, json_object
 from facts import dns as dns_facts
 from facts import haproxy, mysql, nginx, proc, ss
 from facts import http as host_http
+from lab.remote import pid as valid_pid
 from lab.remote import quote
 
 WAIT = 5.0  # seconds a write may take to reach a replica or a read
@@ -74,43 +75,56 @@ def application(lab: LiveLab, host: str) -> dict:
 def _application(lab: LiveLab, host: str) -> dict:
     targets = nginx.targets(nginx_dump(lab, host))
     held = {str(t): holders(lab, host, t) for t in targets}
-    pids = sorted({pid for sockets in held.values() for s in sockets for pid in s.pids})
     replies = []
     for _ in range(2):
         reply = lab.web(host, "/api/status")
         replies.append({"status": reply.status_code, "json": json_object(reply)})
-    direct = None
-    for target in targets:
-        if held[str(target)] and target.protocol == "proxy_pass":
-            request = host_http.get(str(target), "/api/status", lab.site)
-            raw = lab.sh(host, request + " 2>&1", sudo=True, check=False)
-            reply = host_http.parse_reply(raw)
-            body = reply.json()
-            direct = {
-                "target": str(target),
-                "status": reply.status,
-                "json": body if isinstance(body, dict) else None,
-                "error": "" if reply.status else (raw.strip().splitlines() or ["no answer"])[0],
-            }
-            break
-    procs = processes(lab, host, pids) if pids else {}
-    master = proc.eldest(procs)
+    answered = {int(p) for r in replies if r["json"] and (p := valid_pid(r["json"].get("pid")))}
+
+    def pids(target) -> set[int]:
+        return {pid for sockets in held[str(target)] for pid in sockets.pids}
+
+    # the target that serves /api/status: the one the answering process holds
+    target = (
+        next((t for t in targets if pids(t) & answered), None)
+        or next((t for t in targets if held[str(t)] and t.protocol == "proxy_pass"), None)
+        or next((t for t in targets if held[str(t)]), None)
+    )
+    direct = (
+        _ask_directly(lab, host, target) if target and target.protocol == "proxy_pass" else None
+    )
+    owners = pids(target) - {1} if target else set()  # pid 1: systemd holding an activated socket
+    master = proc.eldest(processes(lab, host, owners)) if owners else None
+    own = [s for s in listeners(lab, host) if master and master.pid in s.pids]
     nginx_pids = sorted(
         {p for s in ss.on_port(listeners(lab, host), 80) for n, p in s.processes if n == "nginx"}
     )
     return {
         "targets": [str(t) for t in targets],
+        "target": str(target) if target else None,
         "holders": {
             t: [[n, p] for s in sockets for n, p in s.processes] for t, sockets in held.items()
         },
-        "sockets": [str(s) for s in listeners(lab, host) if master and master.pid in s.pids],
-        "local_only": all(
-            s.local_only for s in listeners(lab, host) if master and master.pid in s.pids
-        ),
+        "sockets": [str(s) for s in own],
+        "local_only": all(s.local_only for s in own),
         "replies": replies,
         "direct": direct,
         "nginx_pids": nginx_pids,
         "master": {"pid": master.pid, "name": master.name, "args": master.args} if master else None,
+    }
+
+
+def _ask_directly(lab: LiveLab, host: str, target) -> dict:
+    """GET /api/status straight from the socket Nginx forwards to, inside host."""
+    request = host_http.get(str(target), "/api/status", lab.site)
+    raw = lab.sh(host, request + " 2>&1", sudo=True, check=False)
+    reply = host_http.parse_reply(raw)
+    body = reply.json()
+    return {
+        "target": str(target),
+        "status": reply.status,
+        "json": body if isinstance(body, dict) else None,
+        "error": "" if reply.status else (raw.strip().splitlines() or ["no answer"])[0],
     }
 
 
@@ -143,13 +157,17 @@ def _balancer(lab: LiveLab) -> dict:
                     "backup": server.backup,
                     "disabled": server.disabled,
                     "inter": server.option("inter"),
+                    "fall": server.option("fall"),
                 }
             )
-    stat = None
+    stat, algorithms = None, {}
     for socket in config.sockets:
-        rows = server_rows(lab, lb, socket)
-        if rows is not None:
-            stat = {h: {k: r.get(k, "") for k in STAT_FIELDS} for h, r in rows.items()}
+        out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+        if out.startswith("# pxname"):
+            rows = haproxy.parse_show_stat(out)
+            found = haproxy.servers_at(rows, lab.web_addresses())
+            stat = {h: {k: r.get(k, "") for k in STAT_FIELDS} for h, r in found.items()}
+            algorithms = {r["pxname"]: r.get("algo", "") for r in rows if r["svname"] == "BACKEND"}
             break
     return {
         "host": lb,
@@ -160,11 +178,12 @@ def _balancer(lab: LiveLab) -> dict:
         "sockets": config.sockets,
         "servers": servers,
         "stat": stat,
+        "algorithms": algorithms,  # as HAProxy runs them (show stat), by backend
         "web": lab.web_addresses(),
     }
 
 
-STAT_FIELDS = ("svname", "status", "check_status", "bck", "addr")
+STAT_FIELDS = ("pxname", "svname", "status", "check_status", "check_fall", "bck", "addr", "stot")
 
 
 def server_rows(lab: LiveLab, lb: str, socket: str) -> dict[str, dict] | None:
@@ -191,7 +210,16 @@ def roles(lab: LiveLab) -> tuple[str, str]:
 
 
 def admin_sql(lab: LiveLab, host: str, statements: str, check: bool = True) -> str:
-    return lab.sh(host, mysql.command(statements), sudo=True, check=check)
+    """SQL as the database's administrator (`sudo mysql`, socket authentication)."""
+    try:
+        return lab.sh(host, mysql.command(statements), sudo=True, check=check)
+    except CheckError as exc:
+        if "Access denied for user 'root'" in str(exc):
+            raise CheckError(
+                f"{host}: the grader cannot log in as the MySQL administrator with `sudo mysql` "
+                "(root must keep socket authentication, or /root/.my.cnf must hold its password)"
+            ) from None
+        raise
 
 
 def post_entry(lab: LiveLab, host: str) -> dict:
@@ -246,6 +274,8 @@ def front_door(lab: LiveLab) -> dict:
 def _front_door(lab: LiveLab) -> dict:
     primary, replica = roles(lab)
     web = lab.web_hosts()
+    stale = find_tokens(lab, primary, [TOKEN_PREFIX])  # left by a run that was killed
+    forget_tokens(lab, primary, replica, stale, {})
     posts = lab.on_each(web, lambda host: post_entry(lab, host))
     tokens = [p["token"] for p in posts.values() if p["status"] in (200, 201)]
     on_primary = find_tokens(lab, primary, tokens)

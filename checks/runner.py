@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checks.base import Check, Report, Result, Status
 from lab.errors import LabError
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _signal(signum, handler):
+    """Set a signal handler where Python allows it (the main thread); returns the old one."""
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(signum, handler)
 
 
 def select(catalogue: dict[str, type[Check]], wanted: list[str]) -> list[type[Check]]:
@@ -41,7 +54,9 @@ def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_resu
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}
     pool = ThreadPoolExecutor(max_workers=8)
+    stop_on_sigterm = _signal(signal.SIGTERM, _interrupt)
     try:
+        lab.sweep()
         while pending:
             ready, blocked = [], []
             for check in pending.values():
@@ -70,8 +85,14 @@ def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_resu
             if not ready and not blocked and pending:
                 raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # running checks finish their own cleanup
-        lab.cleanup()
+        # once stopping, a second Ctrl-C must not cut the cleanup short
+        keep_sigint = _signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)  # running checks finish their cleanup
+            lab.cleanup()
+        finally:
+            _signal(signal.SIGINT, keep_sigint)
+            _signal(signal.SIGTERM, stop_on_sigterm)
     # a prerequisite that did not pass is shown with its own result, even from another section
     shown = {cls.id for cls in chosen} | {
         cid for cid, r in results.items() if r.status is not Status.PASS

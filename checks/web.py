@@ -122,8 +122,10 @@ class StaticContent(Check):
             for path in page["assets"]:
                 files[path] = _fetch(lab, host, path)
             disk = files_on_disk(lab, host, {f["length"] for f in files.values()})
-            for reply in files.values():
+            dump = probes.nginx_dump(lab, host)
+            for path, reply in files.items():
                 reply["file"] = disk.get(reply["sha256"], "")
+                reply["location"], reply["passes"] = nginx.location_for(dump, lab.site, path)
             return files
 
         return lab.on_each(lab.web_hosts(), probe)
@@ -138,6 +140,12 @@ class StaticContent(Check):
                 )
                 if reply["status"] != 200:
                     problems.append(f"{host}: {path} answered HTTP {reply['status']}")
+                elif reply.get("passes"):
+                    problems.append(
+                        f"{host}: Nginx hands {path} to another server (location "
+                        f"{reply['location']}: {', '.join(reply['passes'])}) instead of "
+                        "serving the file itself"
+                    )
                 elif not reply["file"]:
                     problems.append(
                         f"{host}: {path} ({reply['length']} bytes) matches no file under Nginx's "
@@ -182,8 +190,8 @@ class ReverseProxy(Check):
                 problems.append(problem)
             else:
                 pid = app["replies"][0]["json"]["pid"]
-                target = next(t for t, held in app["holders"].items() if held)
-                seen.append(f"{host}: Nginx → {target}, answered by {app['master']['name']} {pid}")
+                name = app["master"]["name"] if app["master"] else "?"
+                seen.append(f"{host}: Nginx → {app['target']}, answered by {name} {pid}")
         if problems:
             return failed("; ".join(problems))
         return passed(

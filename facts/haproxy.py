@@ -178,3 +178,20 @@ def first_alert(check_output: str) -> str:
         if line.startswith("[ALERT]"):
             return re.sub(r"^\[ALERT\]\s*(\(\d+\))?\s*:\s*(config\s*:\s*)?", "", line).strip()
     return ""
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: str | None, default: float) -> float:
+    """An HAProxy time value ('1s', '500', '2m'; bare numbers are milliseconds) in seconds."""
+    match = re.match(r"^(\d+(?:\.\d+)?)(us|ms|s|m|h|d)?$", (value or "").strip())
+    if not match:
+        return default
+    return float(match.group(1)) * _UNITS[match.group(2) or "ms"]
+
+
+def detection_seconds(inter: str | None, fall: str | None) -> float:
+    """Seconds until HAProxy takes a dead server out: inter times fall (2 s, 3 by default)."""
+    count = int(fall) if (fall or "").isdigit() else 3
+    return seconds(inter, 2.0) * count

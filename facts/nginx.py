@@ -18,27 +18,99 @@ class Directive:
     name: str
     args: tuple[str, ...]
     context: tuple[str, ...]
+    parent: int = -1  # the number of the block it sits in (-1: top level)
+    block: int = -1  # the number of the block it opens, if it opens one
 
 
 def directives(dump: str) -> list[Directive]:
     """Every directive of an `nginx -T` dump, in order (the dump's file markers are comments)."""
-    found, stack, words = [], [], []
+    found, stack, ids, words = [], [], [], []
     for token in _TOKEN.findall(dump):
         if token.startswith("#"):
             continue
         if token in ("{", ";"):
             if words:
-                found.append(Directive(words[0], tuple(words[1:]), tuple(stack)))
+                opens = len(found) if token == "{" else -1
+                parent = ids[-1] if ids else -1
+                found.append(Directive(words[0], tuple(words[1:]), tuple(stack), parent, opens))
                 if token == "{":
                     stack.append(" ".join(words))
+                    ids.append(opens)
             words = []
         elif token == "}":
             if stack:
                 stack.pop()
+                ids.pop()
             words = []
         else:
             words.append(token[1:-1] if token[0] in "\"'" else token)
     return found
+
+
+def _server_for(items: list[Directive], site: str) -> Directive | None:
+    """The server block that answers site on port 80: by server_name, else the default."""
+    # nginx -T prints included files one after another: a site's server {} is at the top level
+    servers = [
+        d for d in items if d.name == "server" and d.block >= 0 and d.context in ((), ("http",))
+    ]
+
+    def inside(server, name):
+        return [d for d in items if d.parent == server.block and d.name == name]
+
+    def on_80(server):
+        listens = inside(server, "listen")
+        return not listens or any(re.search(r"(^|:)80$", d.args[0]) for d in listens if d.args)
+
+    candidates = [s for s in servers if on_80(s)]
+    for server in candidates:
+        for names in inside(server, "server_name"):
+            if any(n == site or (n.startswith("*.") and site.endswith(n[1:])) for n in names.args):
+                return server
+    for server in candidates:
+        if any("default_server" in d.args for d in inside(server, "listen")):
+            return server
+    return candidates[0] if candidates else None
+
+
+def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
+    """The location of site's server block that handles path, and what it passes requests to
+    (proxy_pass and the like). Nginx's order: exact, then the longest prefix (^~ stops there),
+    then the first matching regular expression, else that longest prefix."""
+    items = directives(dump)
+    server = _server_for(items, site)
+    if server is None:
+        return "", []
+    locations = [d for d in items if d.name == "location" and d.parent == server.block and d.args]
+    exact = [d for d in locations if d.args[0] == "=" and d.args[1:2] == (path,)]
+    prefixes = [
+        d
+        for d in locations
+        if (d.args[0] == "^~" and path.startswith(d.args[1]))
+        or (len(d.args) == 1 and not d.args[0].startswith("@") and path.startswith(d.args[0]))
+    ]
+    longest = max(prefixes, key=lambda d: len(d.args[-1]), default=None)
+    chosen = exact[0] if exact else None
+    if chosen is None and longest is not None and longest.args[0] == "^~":
+        chosen = longest
+    if chosen is None:
+        for d in locations:
+            if d.args[0] in ("~", "~*") and len(d.args) > 1:
+                flags = re.IGNORECASE if d.args[0] == "~*" else 0
+                try:
+                    if re.search(d.args[1], path, flags):
+                        chosen = d
+                        break
+                except re.error:
+                    continue
+    chosen = chosen or longest
+    if chosen is None:
+        return "", []
+    passes = [
+        f"{d.name} {d.args[0]}"
+        for d in items
+        if d.parent == chosen.block and d.name in PASSES and d.args
+    ]
+    return " ".join(chosen.args), passes
 
 
 @dataclass(frozen=True)

@@ -55,23 +55,44 @@ def _option(args: list[str], *names: str) -> str | None:
     return None
 
 
-def entry_candidates(args: str, cwd: str) -> list[str]:
+CONFIG_OPTIONS = ("-c", "--config")
+_SETTING = re.compile(r"""^\s*(wsgi_app|chdir|pythonpath)\s*=\s*['"]([^'"]+)['"]""", re.M)
+
+
+def config_file(args: str) -> str | None:
+    """The gunicorn configuration file on a command line (-c FILE), if any."""
+    return _option([w.strip("[]") for w in args.split()], *CONFIG_OPTIONS)
+
+
+def entry_candidates(args: str, cwd: str, config: str = "") -> list[str]:
     """Files that may hold the entry point of a WSGI server or script, most likely first.
 
-    Understands gunicorn (`[--chdir D] module:callable`), uwsgi (`--module`, `--wsgi-file`,
-    `--chdir`) and `python FILE`.
+    Understands gunicorn (`[--chdir D] [--pythonpath P] module:callable`, or `wsgi_app`, `chdir`
+    and `pythonpath` in its -c configuration file), uwsgi (`--module`, `--wsgi-file`, `--chdir`)
+    and `python FILE`.
     """
     words = [w.strip("[]") for w in args.split()]
-    base = _option(words, "--chdir") or cwd
+    settings = dict(_SETTING.findall(config))
+    base = _option(words, "--chdir") or settings.get("chdir") or cwd
+    paths = (_option(words, "--pythonpath") or settings.get("pythonpath") or "").split(",")
+    roots = [base, *(posixpath.join(base, p) for p in paths if p)]
     wsgi_file = _option(words, "--wsgi-file", "--file")
     if wsgi_file:
         return [posixpath.join(base, wsgi_file)]
-    module = _option(words, "--module", "-w", "--wsgi")
+    module = _option(words, "--module", "-w", "--wsgi") or settings.get("wsgi_app")
     if not module:
         specs = [w for w in words[1:] if _WSGI_SPEC.match(w)]
         module = specs[-1] if specs else None
     if module:
         dotted = module.split(":")[0].replace(".", "/")
-        return [posixpath.join(base, f"{dotted}.py"), posixpath.join(base, dotted, "__init__.py")]
-    scripts = [w for w in words if w.endswith(".py")]
+        return [
+            path
+            for root in roots
+            for path in (
+                posixpath.join(root, f"{dotted}.py"),
+                posixpath.join(root, dotted, "__init__.py"),
+            )
+        ]
+    skip = {_option(words, *CONFIG_OPTIONS)}
+    scripts = [w for w in words if w.endswith(".py") and w not in skip]
     return [posixpath.join(base, scripts[0])] if scripts else []

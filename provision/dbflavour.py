@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facts.mysql import ReplicaStatus, parse_vertical, replica_status  # noqa: F401 (re-export)
-
 
 @dataclass(frozen=True)
 class Flavour:

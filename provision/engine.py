@@ -13,6 +13,9 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from facts import systemd
+from facts.systemd import own_lines
+from lab.remote import as_root
 from lab.system import last_lines
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -68,7 +71,7 @@ class HostRun:
         timeout: int = 600,
     ):
         """Run a shell command on the host (as root unless sudo=False)."""
-        full = f"sudo -n sh -c {shlex.quote(command)}" if sudo else command
+        full = as_root(command) if sudo else command
         try:
             result = self.conn.run(
                 full,
@@ -204,7 +207,7 @@ class HostRun:
             elif restart or reload:
                 self.sh(f"systemctl {'reload' if reload and not restart else 'restart'} {unit}")
         except StepFailed as failure:
-            journal = self.sh(f"journalctl -u {unit} -n 30 --no-pager -o cat", check=False).stdout
+            journal = self.sh(systemd.journal(name), check=False).stdout
             detail = last_lines(own_lines(journal), 3) if own_lines(journal) else failure.detail
             raise StepFailed(self.name, self.component, f"{name} did not start: {detail}") from None
         if not (enabled and active) or restart or reload:
@@ -223,25 +226,3 @@ class HostRun:
         )
         self.changed(f"created user {name}")
         return True
-
-
-SYSTEMD_NOISE = (
-    "code=exited",
-    "Failed with result",
-    "Failed to start",
-    "Starting ",
-    "Control process exited",
-    "Scheduled restart",
-    "Stopped ",
-    "Consumed ",
-    "Deactivated successfully",
-)
-
-
-def own_lines(journal: str) -> str:
-    """A unit's journal without systemd's own lines: what the service itself said."""
-    return "\n".join(
-        line
-        for line in journal.splitlines()
-        if line.strip() and not any(noise in line for noise in SYSTEMD_NOISE)
-    )

@@ -46,6 +46,7 @@ def _order(hosts):
         o["received"] = {
             h: [i for i, x in enumerate(hosts) if x == h] for h in ("web-01", "web-02")
         }
+        o["sent"] = {h: hosts.count(h) for h in ("web-01", "web-02")}
 
     return mutate
 
@@ -131,9 +132,16 @@ BROKEN = [
     ("lb.haproxy", _set(["config_ok"], False), "haproxy -c fails"),
     ("lb.round-robin", _order(["web-01", "web-01", "web-02", "web-02"]), "not round robin"),
     ("lb.round-robin", _order(["web-01"] * 6), "only web-01 answered"),
-    ("lb.round-robin", _servers(balance="leastconn"), "balance leastconn"),
+    (  # no stats socket: the configuration on disk tells the algorithm
+        "lb.round-robin",
+        lambda o: [_servers(balance="leastconn")(o), o["balancer"].update(algorithms={})],
+        "balance leastconn",
+    ),
     ("lb.round-robin", _fake_backends, "do not include web-01"),
-    ("lb.round-robin", _set(["received", "web-01"], []), "never received it"),
+    ("lb.round-robin", _set(["received", "web-02"], [0, 1, 2, 3, 4, 5, 6, 7]), "reached web-02"),
+    ("lb.round-robin", _set(["sent", "web-02"], 0), "HAProxy sent web-02 0 of the requests"),
+    ("lb.round-robin", lambda o: o["balancer"]["algorithms"].update(web="leastconn"), "leastconn"),
+    ("lb.health-checks", _set(["configured", "web-02", "inter"], "1h"), "about 7200 s"),
     ("lb.active-active", _servers(backup=True), "backup"),
     ("lb.active-active", _set(["burst"], ["web-01"] * 8), "all served by web-01"),
     ("lb.health-checks", _set(["stat", "web-01", "check_status"], ""), "not health-checked"),
@@ -170,6 +178,7 @@ BROKEN = [
     ("dns.www", lambda o: o.update(any_name=[["x.foobar.com.", "A", o["lb"]]]), "wildcard"),
     ("http.www", _set(["status"], 503), "HTTP 503"),
     ("http.www", _set(["served_by"], ["imposter"]), "not from a web server"),
+    ("http.www", lambda o: o.update(received={h: [0] for h in o["web"]}), "but it reached"),
 ]
 
 

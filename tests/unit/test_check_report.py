@@ -112,6 +112,10 @@ class FakeLab:
 
     def __init__(self):
         self.cleaned = 0
+        self.swept = 0
+
+    def sweep(self):
+        self.swept += 1
 
     def cleanup(self):
         self.cleaned += 1
@@ -141,4 +145,4 @@ def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_
         Check.registry.pop("test.needs")
     assert [r.id for r in result.results] == ["test.down", "test.needs"]
     assert result.results[0].evidence.endswith("RuntimeError: odd reply [1]")
-    assert result.results[1].status is Status.NOT_RUN and lab.cleaned == 1
+    assert result.results[1].status is Status.NOT_RUN and lab.cleaned == lab.swept == 1

@@ -156,3 +156,17 @@ def test_nginx_first_error_without_date_and_pid():
     assert nginx.first_error(out) == (
         '[emerg] unknown directive "bogus_directive" in /etc/nginx/sites-enabled/webstack:28'
     )
+
+
+def test_mysql8_replica_status_uses_source_and_replica_names():
+    status = mysql.replica_status(read_raw("replica-status-mysql-8.0"))
+    assert status.configured and not status.running
+    assert status.sql_running == "No" and status.source_host == "192.168.56.11"
+    assert status.seconds_behind is None
+    assert "Coordinator stopped" in status.last_error
+
+
+def test_no_replica_status_means_not_configured():
+    assert mysql.replica_status("") == mysql.ReplicaStatus(configured=False)
+    recorded = mysql.replica_status(read_raw("replica-status-web-02"))
+    assert recorded.seconds_behind == 0 and recorded.last_error == ""

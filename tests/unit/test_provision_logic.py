@@ -2,35 +2,15 @@
 
 from pathlib import Path
 
+from facts.systemd import own_lines
 from lab import topology
 from provision import COMPONENTS, dbflavour
 from provision.app import application_files
 from provision.dns import zone_text
-from provision.engine import own_lines, render
+from provision.engine import render
 from provision.runner import Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def test_mariadb_replica_status_recorded_from_the_lab():
-    text = (FIXTURES / "mariadb-10.11-replica-status.txt").read_text()
-    status = dbflavour.replica_status(text)
-    assert status.configured and status.running
-    assert status.io_running == "Yes" and status.sql_running == "Yes"
-    assert status.source_host == "192.168.56.11"
-    assert status.seconds_behind == 0 and status.last_error == ""
-
-
-def test_mysql8_replica_status_uses_source_and_replica_names():
-    status = dbflavour.replica_status((FIXTURES / "mysql-8.0-replica-status.txt").read_text())
-    assert status.configured and not status.running
-    assert status.sql_running == "No" and status.source_host == "192.168.56.11"
-    assert status.seconds_behind is None
-    assert "Coordinator stopped" in status.last_error
-
-
-def test_no_replica_status_means_not_configured():
-    assert dbflavour.replica_status("") == dbflavour.ReplicaStatus(configured=False)
 
 
 def test_flavour_by_distribution_and_version():
