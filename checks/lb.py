@@ -146,8 +146,9 @@ def sessions(lab, o: dict) -> dict[str, int]:
     return {h: int(r["stot"]) for h, r in rows.items() if r.get("stot", "").isdigit()}
 
 
-def misrouted(order: list, received: dict, sent: dict | None) -> str:
+def misrouted(order: list, received: dict, sent: dict | None, claims: list | None = None) -> str:
     """Positive evidence that X-Served-By lied about who answered, in words, or ''."""
+    claims = order if claims is None else claims
     for i, host in enumerate(order):
         elsewhere = [h for h, seen in received.items() if seen and i in seen and h != host]
         if elsewhere:
@@ -156,7 +157,7 @@ def misrouted(order: list, received: dict, sent: dict | None) -> str:
                 f"{', '.join(elsewhere)}'s Nginx"
             )
     for host, count in (sent or {}).items():
-        claimed = order.count(host)
+        claimed = claims.count(host)
         if count < claimed:
             return (
                 f"HAProxy sent {host} {count} of the requests, yet {claimed} answers carried "
@@ -190,10 +191,16 @@ class ActiveActive(Check):
     needs = ("lb.haproxy", "web.served-by")
 
     def observe(self, lab):
+        o = probes.balancer(lab)
+        before = sessions(lab, o)
         with ThreadPoolExecutor(max_workers=BURST) as pool:
             burst = list(pool.map(lambda _: through_lb(lab)["served_by"], range(BURST)))
-        o = probes.balancer(lab)
-        return {"balancer": {k: o[k] for k in ("servers", "web", "stat")}, "burst": burst}
+        after = sessions(lab, o)
+        return {
+            "balancer": {k: o[k] for k in ("servers", "web", "stat")},
+            "burst": burst,
+            "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
+        }
 
     def judge(self, o):
         problem = balancer_problem(o["balancer"])
@@ -205,6 +212,9 @@ class ActiveActive(Check):
         backups = [h for h, s in used.items() if s["backup"] or stat.get(h, {}).get("bck") == "1"]
         if backups:
             return failed(f"{', '.join(backups)} stand(s) by as backup (active-passive)")
+        problem = misrouted([], {}, o.get("sent"), burst)
+        if problem:
+            return failed(problem)
         answered = {b for b in burst if b}
         if answered != set(web):
             return failed(

@@ -143,7 +143,12 @@ BROKEN = [
     ("lb.round-robin", lambda o: o["balancer"]["algorithms"].update(web="leastconn"), "leastconn"),
     ("lb.health-checks", _set(["configured", "web-02", "inter"], "1h"), "about 7200 s"),
     ("lb.active-active", _servers(backup=True), "backup"),
-    ("lb.active-active", _set(["burst"], ["web-01"] * 8), "all served by web-01"),
+    (
+        "lb.active-active",
+        lambda o: o.update(burst=["web-01"] * 8, sent={"web-01": 8, "web-02": 0}),
+        "all served by web-01",
+    ),
+    ("lb.active-active", _set(["sent", "web-02"], 0), "HAProxy sent web-02 0 of the requests"),
     ("lb.health-checks", _set(["stat", "web-01", "check_status"], ""), "not health-checked"),
     ("lb.health-checks", _set(["stat", "web-02", "status"], "DOWN"), "web-02 is DOWN"),
     ("lb.health-checks", _set(["stat", "web-02", "check_status"], "INI"), "has not completed"),
