@@ -211,6 +211,8 @@ def test_correct_variants_pass():
     six = dict(o, records=[["www.foobar.com.", "CNAME", "n0.foobar.com."], *chain,
                            ["n6.foobar.com.", "A", o["lb"]]])  # fmt: skip
     assert judge("dns.www", a_record).passed and judge("dns.www", six).passed
+    beside = dict(o, any_name=[["x.foobar.com.", "A", o["lb"]]], www_in_zone=True)
+    assert judge("dns.www", beside).passed  # a wildcard beside www's own record
     served = recorded("web.served-by")
     for host in served.values():
         host["not_found"]["values"] = []  # no `always`: error pages carry no header
