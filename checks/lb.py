@@ -149,12 +149,17 @@ def sessions(lab, o: dict) -> dict[str, int]:
 def misrouted(order: list, received: dict, sent: dict | None, claims: list | None = None) -> str:
     """Positive evidence that X-Served-By lied about who answered, in words, or ''."""
     claims = order if claims is None else claims
+    every_log = bool(received) and all(seen is not None for seen in received.values())
     for i, host in enumerate(order):
         elsewhere = [h for h, seen in received.items() if seen and i in seen and h != host]
         if elsewhere:
             return (
                 f"request {i + 1} carried X-Served-By {host}, but it reached "
                 f"{', '.join(elsewhere)}'s Nginx"
+            )
+        if every_log and not any(i in seen for seen in received.values()):
+            return (
+                f"request {i + 1} carried X-Served-By {host}, but no web server's Nginx received it"
             )
     for host, count in (sent or {}).items():
         claimed = claims.count(host)
@@ -262,7 +267,10 @@ class HealthChecks(Check):
         slow = too_slow(o)
         if slow:
             return failed("; ".join(slow))
-        unchecked = [h for h in o["web"] if h not in configured or not configured[h]["check"]]
+        absent = [h for h in o["web"] if h not in configured]
+        if absent:
+            return failed(f"HAProxy has no server at the address of {', '.join(absent)}")
+        unchecked = [h for h in o["web"] if not configured[h]["check"]]
         if unchecked:
             return failed(
                 f"{', '.join(unchecked)}: no `check` on the server line in haproxy.cfg (and no "

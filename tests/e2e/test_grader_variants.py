@@ -277,7 +277,10 @@ VARIANTS = [
         "haproxy-pointing-at-local-fakes",
         (("lb-01", LOCAL_FAKES),),
         fail=("lb.round-robin", "lb.active-active", "lb.health-checks", "http.www"),
-        evidence={"lb.round-robin": "do not include web-01", "http.www": "never received"},
+        evidence={
+            "lb.round-robin": "do not include web-01",
+            "http.www": "no web server's Nginx received it",
+        },
         restore=("lb",),
     ),
     Variant(

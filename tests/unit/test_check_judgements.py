@@ -184,6 +184,7 @@ BROKEN = [
     ("http.www", _set(["status"], 503), "HTTP 503"),
     ("http.www", _set(["served_by"], ["imposter"]), "not from a web server"),
     ("http.www", lambda o: o.update(received={h: [0] for h in o["web"]}), "but it reached"),
+    ("http.www", lambda o: o.update(received={h: [] for h in o["web"]}), "no web server's Nginx"),
 ]
 
 
