@@ -340,7 +340,7 @@ def served_by(reply) -> list[str]:
 
 def received(lab: LiveLab, host: str, token: str) -> list[int] | None:
     """Which numbered requests `?lab-check=TOKEN-N` host's Nginx logged (None: no access log)."""
-    logs = nginx.access_logs(nginx_dump(lab, host))
+    logs = nginx.site_access_logs(nginx_dump(lab, host), lab.site)
     if not logs:
         return None
     out = lab.sh(

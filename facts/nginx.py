@@ -72,16 +72,13 @@ def _server_for(items: list[Directive], site: str) -> Directive | None:
     return candidates[0] if candidates else None
 
 
-def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
-    """The location of site's server block that handles path, and what it passes requests to
-    (proxy_pass and the like). Nginx's order: exact, then the longest prefix (^~ stops there),
+def _location(items: list[Directive], server: Directive, path: str) -> Directive | None:
+    """Nginx's choice of location for path: exact, then the longest prefix (^~ stops there),
     then the first matching regular expression, else that longest prefix."""
-    items = directives(dump)
-    server = _server_for(items, site)
-    if server is None:
-        return "", []
     locations = [d for d in items if d.name == "location" and d.parent == server.block and d.args]
     exact = [d for d in locations if d.args[0] == "=" and d.args[1:2] == (path,)]
+    if exact:
+        return exact[0]
     prefixes = [
         d
         for d in locations
@@ -89,20 +86,24 @@ def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
         or (len(d.args) == 1 and not d.args[0].startswith("@") and path.startswith(d.args[0]))
     ]
     longest = max(prefixes, key=lambda d: len(d.args[-1]), default=None)
-    chosen = exact[0] if exact else None
-    if chosen is None and longest is not None and longest.args[0] == "^~":
-        chosen = longest
-    if chosen is None:
-        for d in locations:
-            if d.args[0] in ("~", "~*") and len(d.args) > 1:
-                flags = re.IGNORECASE if d.args[0] == "~*" else 0
-                try:
-                    if re.search(d.args[1], path, flags):
-                        chosen = d
-                        break
-                except re.error:
-                    continue
-    chosen = chosen or longest
+    if longest is not None and longest.args[0] == "^~":
+        return longest
+    for d in locations:
+        if d.args[0] in ("~", "~*") and len(d.args) > 1:
+            try:
+                if re.search(d.args[1], path, re.IGNORECASE if d.args[0] == "~*" else 0):
+                    return d
+            except re.error:
+                continue
+    return longest
+
+
+def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
+    """The location of site's server block that handles path, and what it passes requests to
+    (proxy_pass and the like)."""
+    items = directives(dump)
+    server = _server_for(items, site)
+    chosen = _location(items, server, path) if server else None
     if chosen is None:
         return "", []
     passes = [
@@ -111,6 +112,25 @@ def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
         if d.parent == chosen.block and d.name in PASSES and d.args
     ]
     return " ".join(chosen.args), passes
+
+
+def site_access_logs(dump: str, site: str, path: str = "/") -> list[str] | None:
+    """The files a request for path on site is logged to; None when logging is off there.
+
+    The innermost access_log directives win: the location's, else the server's, else http's.
+    """
+    items = directives(dump)
+    server = _server_for(items, site)
+    location = _location(items, server, path) if server else None
+    http = [d.block for d in items if d.name == "http" and d.block >= 0]
+    for scopes in ([location.block] if location else [], [server.block] if server else [], http):
+        logs = [
+            d.args[0] for d in items if d.parent in scopes and d.name == "access_log" and d.args
+        ]
+        if logs:
+            files = [p for p in logs if p.startswith("/")]
+            return None if "off" in logs or not files else list(dict.fromkeys(files))
+    return [DEFAULT_ACCESS_LOG]
 
 
 @dataclass(frozen=True)
@@ -163,16 +183,6 @@ def targets(dump: str) -> list[Target]:
             if target and target not in found:
                 found.append(target)
     return found
-
-
-def access_logs(dump: str) -> list[str]:
-    """Files Nginx writes its access log to (the default when none is configured)."""
-    items = directives(dump)
-    logs = [d.args[0] for d in items if d.name == "access_log" and d.args]
-    files = [p for p in logs if p.startswith("/")]
-    if not logs:
-        return [DEFAULT_ACCESS_LOG]
-    return list(dict.fromkeys(files))
 
 
 def document_roots(dump: str) -> list[str]:

@@ -34,7 +34,9 @@ def test_ss_unix_sockets_are_parsed_by_field():
 def test_nginx_dump_gives_the_upstream_logs_and_roots():
     dump = read_raw("nginx-T-web-01")
     assert [str(t) for t in nginx.targets(dump)] == ["127.0.0.1:8000"]
-    assert nginx.access_logs(dump) == ["/var/log/nginx/access.log"]
+    assert nginx.site_access_logs(dump, "www.foobar.com") == ["/var/log/nginx/access.log"]
+    off = dump.replace("server_name foobar.com", "access_log off;\n    server_name foobar.com")
+    assert nginx.site_access_logs(off, "www.foobar.com") is None  # the site's server wins
     assert "/srv/webstack/app/static" in nginx.document_roots(dump)
 
 
@@ -48,7 +50,7 @@ def test_nginx_targets_through_upstream_blocks_and_sockets():
     """
     found = [str(t) for t in nginx.targets(dump)]
     assert found == ["unix:/run/app.sock", "127.0.0.1:9000", "unix:/run/x.sock", "localhost:8080"]
-    assert nginx.access_logs(dump) == []
+    assert nginx.site_access_logs(dump, "www.foobar.com") is None
 
 
 def test_nginx_first_error():
