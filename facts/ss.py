@@ -71,8 +71,3 @@ def parse(text: str) -> list[Listener]:
 def on_port(listeners: list[Listener], port: int) -> list[Listener]:
     """The TCP listeners on port."""
     return [item for item in listeners if item.kind == "tcp" and item.port == port]
-
-
-def held_by(listeners: list[Listener], pid: int) -> list[Listener]:
-    """The sockets process pid listens on."""
-    return [item for item in listeners if pid in item.pids]

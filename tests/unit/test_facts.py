@@ -28,7 +28,6 @@ def test_ss_unix_sockets_are_parsed_by_field():
     assert sock.kind == "unix" and sock.port is None and sock.local_only
     assert sock.names == ["gunicorn"] and len(sock.pids) == 3
     assert str(sock) == "unix:/tmp/lab-unix.sock"
-    assert ss.held_by(listeners, min(sock.pids)) == [sock]
 
 
 def test_nginx_dump_gives_the_upstream_logs_and_roots():
