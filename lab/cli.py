@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from functools import cached_property
@@ -193,6 +194,20 @@ COMMANDS = {
 }
 
 
+# Commands with a module of their own under lab/commands/: each module has HELP,
+# arguments(parser) and run(lab) -> ExitCode; the command's name is the module's, dashes for
+# underscores.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def command_modules() -> dict:
+    """The command modules by command name, in the order listed."""
+    return {
+        name.replace("_", "-"): importlib.import_module(f"lab.commands.{name}")
+        for name in COMMAND_MODULES
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lab",
@@ -231,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COMPONENT",
         help=f"one of: {', '.join(COMPONENTS)} (default: all)",
     )
+    for name, module in command_modules().items():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.arguments(sub)
+        sub.set_defaults(run=module.run)
     subs["check"].add_argument(
         "what", nargs="*", metavar="SECTION|ID", help="sections or check ids to run (default: all)"
     )
@@ -255,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     console = render.make_console()
     error_console = render.make_console(stderr=True)
     try:
-        return int(COMMANDS[args.cmd][0](Lab(args, console)))
+        run = getattr(args, "run", None) or COMMANDS[args.cmd][0]
+        return int(run(Lab(args, console)))
     except LabError as exc:
         render.error_line(error_console, str(exc), exc.hint)
         return int(exc.exit_code)

@@ -1,0 +1,1 @@
+"""Grading a class: assignments, submissions, one isolated lab per student, and the gradebook."""
