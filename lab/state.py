@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -11,16 +10,15 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+from lab import platform
 from lab.errors import LabError
 
 
 def lab_home() -> Path:
-    """Where the lab keeps everything it creates: $LAB_HOME, else a system or user directory."""
+    """Where the lab keeps everything it creates: $LAB_HOME, else the platform's data directory."""
     if os.environ.get("LAB_HOME"):
         return Path(os.environ["LAB_HOME"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/webstack-lab")
-    return Path.home() / ".local/share/webstack-lab"
+    return platform.data_home()
 
 
 def write_private(path: Path, data: str | bytes) -> None:
@@ -104,12 +102,8 @@ class LabState:
         """Hold the lab's lock so two commands never change one lab at once."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.dir / ".lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LabError(
-                    f"another lab command is changing lab {self.name!r}; wait for it"
-                ) from None
+            if not platform.lock(handle):
+                raise LabError(f"another lab command is changing lab {self.name!r}; wait for it")
             yield
 
     def remove(self) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
+from lab import platform
 from lab.errors import LabError
 
 
@@ -32,7 +32,7 @@ def last_lines(text: str, count: int = 3) -> str:
 
 def require_root(what: str) -> None:
     """Refuse clearly when not root."""
-    if os.geteuid() != 0:
+    if not platform.is_root():
         raise LabError(f"{what} needs root; run it with sudo")
 
 

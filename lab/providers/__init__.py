@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import sys
 
+from lab import platform
 from lab.errors import LabError
 from lab.state import LabState
 from lab.topology import Topology
@@ -21,17 +21,22 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
+def _lxc_installed() -> bool:
+    return platform.system() == "linux" and bool(shutil.which("lxc-start"))
+
+
 def default_for_machine() -> str:
-    """The provider this machine can run: LXC on Linux when installed, else Vagrant."""
-    if sys.platform.startswith("linux") and shutil.which("lxc-start"):
+    """The provider this machine can run: LXC on Linux as root, else Vagrant (no root needed)."""
+    vagrant = bool(shutil.which("vagrant")) and "vagrant" in REGISTRY
+    if _lxc_installed() and (platform.is_root() or not vagrant):
         return "lxc"
-    if shutil.which("vagrant") and "vagrant" in REGISTRY:
+    if vagrant:
         return "vagrant"
-    raise LabError(
-        "no provider available on this machine",
-        hint="install LXC (apt-get install lxc debootstrap) or Vagrant, "
-        "or run `lab doctor` to see what is missing",
-    )
+    if platform.system() == "linux":
+        hint = "install LXC (apt-get install lxc debootstrap) and run lab as root, or Vagrant"
+    else:
+        hint = "install Vagrant and VirtualBox (see the README's laptop quick start)"
+    raise LabError("no provider available on this machine", hint=hint)
 
 
 def choose(flag: str | None, recorded: str | None, configured: str) -> str:
@@ -57,6 +62,10 @@ def reason(flag: str | None, recorded: str | None, configured: str) -> str:
         return "set in lab.yml"
     if default_for_machine() == "lxc":
         return "LXC is installed on this Linux machine (--provider vagrant for Vagrant)"
+    if _lxc_installed():
+        return "Vagrant needs no root and lab runs without it (LXC needs sudo)"
+    if platform.system() != "linux":
+        return f"Vagrant is installed (LXC runs only on Linux, this is {platform.system()})"
     return "Vagrant is installed and LXC is not"
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 from pathlib import Path
 
+from lab import platform
 from lab.errors import LabError
 from lab.system import last_lines, run
 
@@ -61,11 +61,9 @@ class BaseImage:
             return False
         self.lxcpath.mkdir(parents=True, exist_ok=True)
         with open(self.lxcpath / f".{self.name}.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not platform.lock(lock):
                 log("waiting for another lab's build of the image")
-                fcntl.flock(lock, fcntl.LOCK_EX)
+                platform.lock(lock, wait=True)
             if self.ready:
                 return False
             self._build(log)

@@ -94,6 +94,6 @@ def test_the_reason_for_a_provider_is_said(monkeypatch):
 def test_lxc_needs_root(monkeypatch):
     from lab import system
 
-    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(system.platform, "is_root", lambda: False)
     with pytest.raises(LabError, match="needs root; run it with sudo"):
         system.require_root("lab up with the lxc provider")
