@@ -9,7 +9,7 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from checks import CATALOGUE
+from checks import CATALOGUE, history
 from checks.live import LiveLab
 from checks.report import to_json, to_junit
 from checks.runner import run_checks, select
@@ -19,6 +19,7 @@ from lab.errors import ExitCode, LabError
 from lab.providers.vagrant import VagrantProvider
 from lab.state import LabState, write_private
 from lab.system import require_root
+from lab.watch import positive_seconds, watch_checks
 from provision import COMPONENTS
 from provision.runner import run_components
 
@@ -96,8 +97,11 @@ def cmd_check(lab: Lab) -> ExitCode:
         return ExitCode.OK
     chosen = select(CATALOGUE, lab.args.what)
     specs = lab.specs()
+    if lab.args.watch:
+        return watch_checks(lab, chosen, lab.args.every, lab.args.times)
     with Fleet(specs) as fleet:
         report = run_checks(CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name)
+    history.save(lab.state.dir, report)
     if lab.args.junit:
         Path(lab.args.junit).write_text(to_junit(report))
     if lab.args.json:
@@ -197,7 +201,7 @@ COMMANDS = {
 # Commands with a module of their own under lab/commands/: each module has HELP,
 # arguments(parser) and run(lab) -> ExitCode; the command's name is the module's, dashes for
 # underscores.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("diagram",)
 
 
 def command_modules() -> dict:
@@ -256,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     subs["check"].add_argument("--json", action="store_true", help="print the JSON report")
     subs["check"].add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     subs["check"].add_argument("--list", action="store_true", help="list the checks and exit")
+    subs["check"].add_argument(
+        "--watch", action="store_true", help="re-run the checks every few seconds until Ctrl-C"
+    )
+    subs["check"].add_argument(
+        "--every", type=positive_seconds, default=3.0, metavar="N", help="seconds between runs"
+    )
+    subs["check"].add_argument("--times", type=int, default=0, help=argparse.SUPPRESS)
     subs["exercise"].add_argument("name", nargs="?", help="number or name, e.g. 02 or web-server")
     subs["box"].add_argument("action", choices=["build"], help="build (and add) the box")
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")

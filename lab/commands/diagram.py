@@ -1,0 +1,62 @@
+"""`lab diagram`: the design drawn from the lab, coloured by the last `lab check` results."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from checks import history
+from checks.base import CheckError
+from checks.dns import follow, resolve_www
+from checks.live import LiveLab
+from lab import diagram
+from lab.errors import ExitCode, LabError
+
+HELP = "draw the design from the lab, coloured by the last check results (--svg, --html)"
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--svg", metavar="FILE", help="also write a standalone SVG drawing")
+    parser.add_argument("--html", metavar="FILE", help="also write a standalone HTML page")
+
+
+def dns_lines(lab) -> tuple[list[str], str]:
+    """www's records as the lab's DNS answers them, else what the topology says it should be."""
+    topology = lab.topology
+    www = f"www.{topology.domain}"
+    if lab.state.exists and topology.with_role("dns"):
+        try:
+            answer = resolve_www(LiveLab(topology, fleet=None))
+        except CheckError as exc:
+            why = str(exc)
+        else:
+            chain, addresses, end = follow(answer["records"], answer["name"])
+            if addresses:
+                lines = [link.replace(". CNAME ", " CNAME ").rstrip(".") for link in chain]
+                lines.append(f"{end.rstrip('.')} A {', '.join(addresses)}")
+                return lines, "DNS as the lab's DNS server answers now"
+            why = f"{answer['rcode']}, no address for {www}"
+    else:
+        why = "the lab is not up" if not lab.state.exists else "no host has the dns role"
+    lbs = topology.with_role("lb")
+    target = ", ".join(f"{h.address} ({h.name})" for h in lbs) or "the load balancer"
+    return [f"{www} → {target}", "(from lab.yml: the DNS did not answer)"], f"DNS: {why}"
+
+
+def run(lab) -> ExitCode:
+    saved = history.load(lab.state.dir)
+    statuses = history.statuses(saved)
+    lines, dns_source = dns_lines(lab)
+    when = saved.get("updated")
+    checks = f"last `lab check` {when}, {len(statuses)} checks" if when else "no `lab check` yet"
+    drawing = diagram.build(lab.topology, statuses, lines, f"{checks} · {dns_source}")
+    lab.console.print(diagram.to_rich(drawing))
+    for option, render in (("svg", diagram.to_svg), ("html", diagram.to_html)):
+        target = getattr(lab.args, option)
+        if target:
+            try:
+                Path(target).write_text(render(drawing))
+            except OSError as exc:
+                raise LabError(f"cannot write {target}: {exc.strerror or exc}") from None
+            lab.console.print(f"wrote {target}")
+    return ExitCode.OK
