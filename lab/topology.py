@@ -45,7 +45,7 @@ class AppSource:
         return self.path / "schema.sql"
 
 
-REFERENCE_APP = AppSource(PACKAGED.parent / "provision" / "app")
+REFERENCE_APP = AppSource(PACKAGED.parent / "app")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from lab.topology import REFERENCE_APP
 from provision.database import DB_NAME
 from provision.runner import Component, Run
 
-SOURCE = REFERENCE_APP.path  # the reference code base; lab.yml's app.source may name another
+SOURCE = REFERENCE_APP.path  # the reference code base, app/; lab.yml's app.source may name another
 APP_DIR = "/srv/webstack/app"
 APP_USER = "webstack"
 APP_BIND = "127.0.0.1:8000"  # only Nginx on the same host can reach it
