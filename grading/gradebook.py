@@ -10,6 +10,7 @@ import re
 import statistics
 from pathlib import Path
 
+from checks import CATALOGUE
 from grading import html
 from grading.model import ERROR, GRADED, INVALID, StudentResult
 from grading.similarity import Pair, near_identical
@@ -82,6 +83,16 @@ def copy_scripts(source: Path, out: Path, student: str) -> None:
     files = load_scripts(source).get(student)
     if files is not None:
         save_scripts(out, student, files)
+
+
+def assignment_checks(points: dict[str, int]) -> list[dict]:
+    """An assignment's checks (id -> points) for the gradebook, titled from the catalogue."""
+    found = []
+    for check_id, value in points.items():
+        check = CATALOGUE.get(check_id)
+        section, title = (check.section, check.title) if check else ("", "")
+        found.append({"id": check_id, "section": section, "title": title, "points": value})
+    return found
 
 
 def read_checks(dirs: list[Path], results: list[StudentResult]) -> list[dict]:

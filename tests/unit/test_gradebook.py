@@ -6,12 +6,20 @@ import csv
 import io
 import json
 import random
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import yaml
 
-from grading.gradebook import report_names, safe_stem, save_scripts, write_gradebook
+from grading.gradebook import (
+    assignment_checks,
+    report_names,
+    safe_stem,
+    save_scripts,
+    write_gradebook,
+)
 from grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult
 from grading.shard import in_shard, merge, merge_command, parse_shard
 from grading.similarity import near_identical, normalise
@@ -214,6 +222,16 @@ def test_grades_json_holds_every_result_and_the_class_summary(tmp_path):
     }
 
 
+def test_an_assignments_checks_come_in_its_order_titled_by_the_catalogue():
+    found = assignment_checks({"lb.round-robin": 25, "web.served-by": 20})
+    assert [(c["id"], c["points"]) for c in found] == [
+        ("lb.round-robin", 25),
+        ("web.served-by", 20),
+    ]
+    assert found[1]["title"].startswith("Every response names the server")
+    assert found[0]["section"] == "load balancer"
+
+
 # the HTML pages
 
 
@@ -410,8 +428,8 @@ def write_shard(out: Path, results: list[StudentResult], scripts: dict) -> None:
 
 @pytest.mark.parametrize("n", [2, 3, 5])
 def test_merging_the_shards_gives_the_gradebook_of_one_run(tmp_path, n):
-    results = synthetic_class(30, seed=n)
-    scripts = {r.student: files for r, files in zip(results, _class_scripts(30), strict=True)}
+    results = synthetic_class(20, seed=n)
+    scripts = {r.student: files for r, files in zip(results, _class_scripts(20), strict=True)}
     write_shard(tmp_path / "one", results, scripts)
     shards = []
     for k in range(1, n + 1):
@@ -429,13 +447,13 @@ def test_merging_the_shards_gives_the_gradebook_of_one_run(tmp_path, n):
 
 
 def _class_scripts(size: int) -> list[dict[str, str]]:
-    """Scripts for a class: students 3 and 21 hand in alice's, the others write their own."""
+    """Scripts for a class: students 3 and 17 hand in alice's, the others write their own."""
     words = [f"w{i}" for i in range(300)]
     found = []
     for index in range(size):
         pick = random.Random(index)
         own = "\n".join(" ".join(pick.choices(words, k=6)) for _ in range(20))
-        found.append(fixture_submissions()["alice"] if index in (3, 21) else {"script": own})
+        found.append(fixture_submissions()["alice"] if index in (3, 17) else {"script": own})
     return found
 
 
@@ -468,3 +486,12 @@ def test_merge_refuses_what_is_not_a_shard_and_shards_of_other_assignments(tmp_p
     write_shard(tmp_path / "B", [other], {})
     with pytest.raises(LabError, match="different versions of the assignment"):
         merge([tmp_path / "A", tmp_path / "B"], tmp_path / "OUT")
+
+
+def test_the_ci_examples_in_the_docs_are_valid_yaml_with_one_job_per_shard():
+    text = (Path(__file__).parents[2] / "docs" / "grading.md").read_text()
+    github, gitlab = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    assert github["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4]
+    assert github["jobs"]["merge"]["needs"] == "grade"
+    assert gitlab["grade"]["parallel"]["matrix"] == [{"SHARD": ["1", "2", "3", "4"]}]
+    assert "lab grade merge OUT-* --out OUT" in gitlab["merge"]["script"]
