@@ -58,6 +58,8 @@ def watch_table(report, rounds: int, every: float, state: str) -> Group:
             f" · {report.count_pass} passed, {report.count_fail} failed, "
             f"{report.count_not_run} not run · run {rounds} {state}",
         )
+    if state.endswith("stopped"):
+        return Group(table, summary)
     footer = Text(f"every {every:g} s · Ctrl-C stops", style="muted")
     return Group(table, summary, footer)
 

@@ -1,0 +1,70 @@
+"""lab quiz on the reference lab: every observed question's design answer is what the lab shows,
+a wrong prediction is marked wrong, and the lab is left as it was; lab check --watch stops
+cleanly on Ctrl-C with its last table."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from lab import quiz
+
+
+def run_quiz(lab, *answers: str) -> dict:
+    args = [arg for answer in answers for arg in ("--answer", answer)]
+    return json.loads(lab("quiz", "--json", *args, timeout=120).stdout)
+
+
+def test_observed_questions_are_answered_right_on_the_reference_lab(provisioned_lab):
+    observed = [q for q in quiz.load_bank().questions if q.experiment]
+    assert observed
+    started = time.monotonic()
+    result = run_quiz(provisioned_lab, *(f"{q.id}={q.design_letter}" for q in observed))
+    seconds = time.monotonic() - started
+    by_id = {r["id"]: r for r in result["results"]}
+    assert set(by_id) == {q.id for q in observed}
+    for question in observed:
+        r = by_id[question.id]
+        assert r["error"] == "", r
+        assert r["observed"] and r["observed"]["evidence"], r
+        assert r["right_choice"] == r["design_choice"] == question.design_letter, r
+        assert r["right"] is True, r
+    assert result["right"] == len(observed)
+    assert seconds < 60, f"the observed questions took {seconds:.0f} s"
+    # what the experiments stopped and wrote is back: the whole catalogue passes
+    report = json.loads(provisioned_lab("check", "--json").stdout)
+    assert report["failed"] == 0 and report["not_run"] == 0, report
+
+
+def test_a_wrong_prediction_is_marked_wrong_and_saved(provisioned_lab):
+    result = run_quiz(provisioned_lab, "www-record-type=b", "how-many-servers=a")
+    by_id = {r["id"]: r for r in result["results"]}
+    record = by_id["www-record-type"]
+    assert record["choice"] == "b"
+    assert record["right"] is False and record["right_choice"] == "c"
+    assert "CNAME" in record["observed"]["evidence"]
+    assert by_id["how-many-servers"]["right"] is False
+    assert by_id["how-many-servers"]["observed"] is None
+    assert result["saved"]["answered"] >= 2
+
+
+def test_watch_stops_on_ctrl_c_with_its_last_table(provisioned_lab):
+    lab = provisioned_lab
+    done = lab("check", "--watch", "--times", "2", "--every", "0.5", "dns.www")
+    assert "dns.www" in done.stdout and "run 2" in done.stdout
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "lab", "check", "--watch", "--every", "1", "domain"],
+        env=lab.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    watching.send_signal(signal.SIGINT)
+    out, err = watching.communicate(timeout=30)
+    assert watching.returncode == 0, err
+    assert "Traceback" not in err
+    assert "dns.www" in out and "stopped" in out
