@@ -387,6 +387,15 @@ def test_the_overview_lists_the_pairs_as_something_to_look_at(tmp_path):
     assert [(p["a"], p["b"]) for p in data["similar"]] == [("alice", "bob")]
 
 
+def test_the_overview_shows_the_hundred_most_alike_pairs_and_grades_json_all(tmp_path):
+    copies = {f"s{i:03d}": fixture_submissions()["carol"] for i in range(16)}  # 120 pairs
+    write_gradebook([result(name) for name in copies], CHECKS, tmp_path, near_identical(copies))
+    text = " ".join(Page((tmp_path / "index.html").read_text()).all_text.split())
+    assert text.count("100.0 % 0-custom") == 100
+    assert "And 20 more pairs, less alike" in text
+    assert len(json.loads((tmp_path / "grades.json").read_text())["similar"]) == 120
+
+
 # shards
 
 
