@@ -13,7 +13,7 @@ from checks import CATALOGUE, history
 from checks.live import LiveLab
 from checks.report import to_json, to_junit
 from checks.runner import run_checks, select
-from lab import __version__, exercises, providers, render, sshconfig, topology
+from lab import __version__, providers, render, sshconfig, topology
 from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
 from lab.providers.vagrant import VagrantProvider
@@ -111,14 +111,6 @@ def cmd_check(lab: Lab) -> ExitCode:
     return ExitCode.OK if report.all_passed else ExitCode.FAILED
 
 
-def cmd_exercise(lab: Lab) -> ExitCode:
-    if lab.args.name:
-        lab.console.print(render.exercise(exercises.find(lab.args.name)))
-    else:
-        lab.console.print(render.exercise_list(exercises.all_exercises()))
-    return ExitCode.OK
-
-
 def cmd_box(lab: Lab) -> ExitCode:
     require_root("lab box build")
     VagrantProvider(lab.topology, lab.state).build_box(lab.reporter)
@@ -188,7 +180,6 @@ COMMANDS = {
     "status": (cmd_status, "show each host, its address and state"),
     "provision": (cmd_provision, "build the infrastructure on the lab (all, or named components)"),
     "check": (cmd_check, "grade the live lab against every requirement of the design"),
-    "exercise": (cmd_exercise, "list the self-paced exercises, or show one: lab exercise 02"),
     "box": (cmd_box, "build the lab's Debian 12 box for Vagrant's lxc provider: lab box build"),
     "hosts": (cmd_hosts, "print /etc/hosts lines for foobar.com, www.foobar.com and the hosts"),
     "ssh": (cmd_ssh, "open a shell on a host, or run one command: lab ssh HOST -- CMD"),
@@ -201,7 +192,7 @@ COMMANDS = {
 # Commands with a module of their own under lab/commands/: each module has HELP,
 # arguments(parser) and run(lab) -> ExitCode; the command's name is the module's, dashes for
 # underscores.
-COMMAND_MODULES: tuple[str, ...] = ("diagram", "quiz")
+COMMAND_MODULES: tuple[str, ...] = ("diagram", "quiz", "exercise", "progress", "snapshot")
 
 
 def command_modules() -> dict:
@@ -267,7 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=positive_seconds, default=3.0, metavar="N", help="seconds between runs"
     )
     subs["check"].add_argument("--times", type=int, default=0, help=argparse.SUPPRESS)
-    subs["exercise"].add_argument("name", nargs="?", help="number or name, e.g. 02 or web-server")
     subs["box"].add_argument("action", choices=["build"], help="build (and add) the box")
     subs["ssh"].add_argument("host", help="host name, e.g. web-01")
     subs["ssh"].add_argument(

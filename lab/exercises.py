@@ -1,4 +1,4 @@
-"""The self-paced exercises in docs/exercises: find them by number or name."""
+"""The self-paced exercises: pages in docs/exercises, and what each builds and is graded by."""
 
 from __future__ import annotations
 
@@ -12,12 +12,54 @@ EXERCISES = Path(__file__).resolve().parent.parent / "docs" / "exercises"
 
 
 @dataclass(frozen=True)
+class Work:
+    """What an exercise's reference solution applies, and the checks that grade the exercise."""
+
+    components: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+
+
+# One definition per exercise. A check belongs to the first exercise after which it can pass
+# when the exercises before it are done the reference way: Nginx's static files and
+# X-Served-By need the application files (03); the application's database, and everything
+# the grader writes through it, needs the database (04).
+WORK = {
+    "01": Work((), ("servers.reachable",)),
+    "02": Work(("web",), ("web.nginx",)),
+    "03": Work(
+        ("app",),
+        ("web.static", "web.reverse-proxy", "web.served-by", "app.server", "files.code-base"),
+    ),
+    "04": Work(
+        ("database",),
+        ("app.database", "db.servers", "db.replication", "db.replica-read-only", "db.app-roles"),
+    ),
+    "05": Work(("lb",), ("lb.haproxy", "lb.round-robin", "lb.active-active", "lb.health-checks")),
+    "06": Work(("dns",), ("dns.www", "http.www")),
+}
+
+
+@dataclass(frozen=True)
 class Exercise:
     number: str
     slug: str
     title: str
     graded_by: str
     path: Path
+
+    @property
+    def work(self) -> Work:
+        return WORK.get(self.number, Work())
+
+    @property
+    def name(self) -> str:
+        return f"{self.number}-{self.slug}"
+
+
+def starting_components(exercise: Exercise, directory: Path | None = None) -> tuple[str, ...]:
+    """The components the exercises before this one apply: its starting point."""
+    found = all_exercises(directory or EXERCISES)
+    return tuple(c for e in found if e.number < exercise.number for c in e.work.components)
 
 
 def all_exercises(directory: Path = EXERCISES) -> list[Exercise]:

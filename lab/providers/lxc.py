@@ -213,11 +213,7 @@ class LxcProvider:
 
     def _upper_dir(self, name: str) -> Path:
         """The clone's own writable layer (overlay upper dir)."""
-        for line in (self._dir(name) / "config").read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "lxc.rootfs.path":
-                return Path(value.strip().rsplit(":", 1)[-1])
-        raise LabError(f"container {name} has no rootfs in its config")
+        return Path(self._rootfs_value(name).rsplit(":", 1)[-1])
 
     def _give_identity(self, host: Host, resolver: str) -> None:
         """Hostname, hosts file, resolver, own SSH host key and the lab's login key."""
@@ -297,5 +293,190 @@ class LxcProvider:
         if not self._dir(name).exists():
             return None
         self._lxc("lxc-stop", name, "-k", check=False)
+        if (self._dir(name) / "config").is_file() and self._lowers(name):
+            self._set_rootfs(name, [])  # lxc-destroy reads "overlay:LOWER:UPPER" only
         self._lxc("lxc-destroy", name)
         return name
+
+    # -- snapshots: a host's own changes are its overlay upper dir -----------------------
+    layers = True  # hosts can start from read-only layers (the reference-state cache)
+
+    def base_id(self) -> str:
+        """What fresh hosts start from: the image's recipe and when it was built."""
+        if not self.image.ready:
+            return ""
+        return f"{self.image.marker.read_text().strip()}@{self.image.marker.stat().st_mtime_ns}"
+
+    def snapshot_save(self, name: str, directory: Path, progress) -> dict:
+        """Stop each host, copy its upper dir into directory/HOST, start it again."""
+        self._require_hosts("lab snapshot save")
+
+        def save(host: Host) -> None:
+            container = self.container(host)
+            self._lxc("lxc-stop", container, check=False)
+            try:
+                _copy_tree(self._upper_dir(container), directory / host.name)
+            finally:
+                self._lxc("lxc-start", container, "-d")
+
+        with progress.step(f"snapshot {name}") as step:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fan_out(save)
+            self._wait_ssh()
+            step.done(", ".join(self.topology.names))
+        return {
+            host.name: [str(p) for p in self._lowers(self.container(host))]
+            for host in self.topology.hosts
+        }
+
+    def snapshot_restore(self, name: str, directory: Path, layers: dict, progress) -> None:
+        """Replace each host's upper dir with the snapshot's copy and start it on its layers."""
+        self._require_hosts("lab snapshot restore")
+        missing = [h.name for h in self.topology.hosts if not (directory / h.name).is_dir()]
+        if missing:
+            raise LabError(f"snapshot {name} has no copy of {', '.join(missing)}")
+        with progress.step(f"restore {name}") as step:
+            self._restart_on(
+                lambda host, upper: _copy_tree(directory / host.name, upper),
+                {h.name: [Path(p) for p in layers.get(h.name, [])] for h in self.topology.hosts},
+            )
+            step.done(", ".join(self.topology.names))
+
+    def snapshot_delete(self, name: str, directory: Path) -> None:
+        """Nothing lives outside directory for LXC snapshots."""
+
+    def restore_layers(self, layers: dict[str, list[Path]], progress) -> None:
+        """Fresh hosts: an empty upper dir over read-only layers (top first), SSH ready."""
+        self._require_hosts("lab exercise start")
+        resolver = upstream_resolver()
+
+        def fresh(host: Host, upper: Path) -> None:
+            upper.mkdir(mode=0o755)
+            self._give_identity(host, resolver)
+
+        with progress.step("fresh hosts") as step:
+            self._restart_on(fresh, layers)
+            step.done(", ".join(self.topology.names))
+
+    def save_layer(self, directory: Path, progress) -> dict[str, list[Path]]:
+        """Stop each host, move its upper dir to directory/HOST as a new read-only layer on top
+        of its current ones, start it again on them; returns each host's layers, top first."""
+        stacks: dict[str, list[Path]] = {}
+
+        def save(host: Host) -> None:
+            container = self.container(host)
+            self._lxc("lxc-stop", container, check=False)
+            upper = self._upper_dir(container)
+            os.replace(upper, directory / host.name)
+            upper.mkdir(mode=0o755)
+            stacks[host.name] = [directory / host.name, *self._lowers(container)]
+            self._set_rootfs(container, stacks[host.name])
+            self._renew_keys(host, upper)
+            self._lxc("lxc-start", container, "-d")
+
+        with progress.step("saving the reference state") as step:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fan_out(save)
+            self._write_known_hosts()
+            self._wait_ssh()
+            step.done(str(directory))
+        return stacks
+
+    def layers_in_use(self) -> set[Path]:
+        """Every read-only layer a container of any lab on this machine starts from."""
+        used = set()
+        for config in self.lxcpath.glob("*/config"):
+            for line in config.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "lxc.rootfs.path":
+                    used.update(Path(p) for p in value.strip().split(":")[1:-1])
+        return used
+
+    def _require_hosts(self, what: str) -> None:
+        require_root(what)
+        absent = [s.name for s in self.status() if s.state == "absent"]
+        if absent:
+            raise LabError(f"{', '.join(absent)} do not exist", hint="run `lab up` first")
+
+    def _restart_on(self, fill, layers: dict[str, list[Path]]) -> None:
+        """Kill each host, give it a new upper dir (filled by fill) over layers, start it."""
+        trash: list[Path] = []
+
+        def restart(host: Host) -> None:
+            container = self.container(host)
+            self._lxc("lxc-stop", container, "-k", check=False)
+            upper = self._upper_dir(container)
+            old = upper.with_name(f"trash-{time.time_ns()}")
+            if upper.exists():
+                os.replace(upper, old)
+                trash.append(old)
+            fill(host, upper)
+            self._set_rootfs(container, layers.get(host.name, []))
+            self._renew_keys(host, upper)
+            self._lxc("lxc-start", container, "-d")
+
+        self._fan_out(restart)
+        self._write_known_hosts()
+        if trash:  # removed in the background: never in the way of the hosts' boot
+            subprocess.Popen(
+                ["rm", "-rf", "--one-file-system", *map(str, trash)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._wait_ssh()
+
+    def _wait_ssh(self) -> None:
+        deadline = time.monotonic() + boot_timeout()
+        self._fan_out(lambda host: wait_for_ssh(self._spec(host), deadline))
+
+    def _renew_keys(self, host: Host, upper: Path) -> None:
+        """The lab's current login key and this host's key, whatever the layers below hold."""
+        host_key = self._host_key(host)
+        owner = lab_user_ids(self.image.rootfs)
+        files = {
+            "etc/ssh/ssh_host_ed25519_key": (host_key.read_text(), 0o600, (0, 0)),
+            "etc/ssh/ssh_host_ed25519_key.pub": (
+                host_key.with_suffix(".pub").read_text(),
+                0o644,
+                (0, 0),
+            ),
+            f"home/{LAB_USER}/.ssh/authorized_keys": (self.state.public_key + "\n", 0o600, owner),
+        }
+        for rel, (data, mode, ids) in files.items():
+            write_into(upper, self.image.rootfs, rel, data, mode, ids)
+
+    def _rootfs_parts(self, name: str) -> list[str]:
+        return str(self._rootfs_value(name)).split(":")
+
+    def _rootfs_value(self, name: str) -> str:
+        for line in (self._dir(name) / "config").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "lxc.rootfs.path":
+                return value.strip()
+        raise LabError(f"container {name} has no rootfs in its config")
+
+    def _lowers(self, name: str) -> list[Path]:
+        """The read-only layers between the image and the host's upper dir, top first."""
+        return [Path(p) for p in self._rootfs_parts(name)[1:-2]]
+
+    def _set_rootfs(self, name: str, lowers: list[Path]) -> None:
+        """Point the container at lowers (top first) over the image, its upper dir unchanged."""
+        if any(":" in str(p) for p in lowers):
+            raise LabError(f"a layer path may not contain ':' ({lowers})")
+        parts = ["overlay", *map(str, lowers), str(self.image.rootfs), str(self._upper_dir(name))]
+        config = self._dir(name) / "config"
+        lines = [
+            f"lxc.rootfs.path = {':'.join(parts)}"
+            if line.partition("=")[0].strip() == "lxc.rootfs.path"
+            else line
+            for line in config.read_text().splitlines()
+        ]
+        config.write_text("\n".join(lines) + "\n")
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a directory tree exactly: owners, modes, xattrs, and overlay whiteouts (0/0 devices)."""
+    if target.exists():
+        shutil.rmtree(target)
+    run(["cp", "-a", "--reflink=auto", str(source), str(target)])

@@ -134,6 +134,20 @@ class SshProvider:
             self.state.remove()
             s.done("lab state removed")
 
+    layers = False
+
+    def snapshot_save(self, name, directory, progress) -> dict:
+        raise _no_snapshots()
+
+    def snapshot_restore(self, name, directory, layers, progress) -> None:
+        raise _no_snapshots()
+
+    def snapshot_delete(self, name, directory) -> None:
+        raise _no_snapshots()
+
+    def base_id(self) -> str:
+        return ""
+
     def doctor(self) -> list[tuple[str, bool, str]]:
         try:
             specs = self.specs()
@@ -147,6 +161,13 @@ class SshProvider:
             )
             for s in specs
         ]
+
+
+def _no_snapshots() -> LabError:
+    return LabError(
+        "snapshots are not supported with the ssh provider: the lab does not own these servers",
+        hint="use your cloud's or hypervisor's own snapshots",
+    )
 
 
 def _reachable(spec: HostSpec) -> str:

@@ -248,6 +248,47 @@ class VagrantProvider:
             for name, info in found.items()
         ]
 
+    # -- snapshots: Vagrant's own, where its provider has them -----------------------------
+    layers = False
+
+    def _snapshots(self, what: str):
+        """python-vagrant for a snapshot command, refusing providers without snapshots."""
+        vagrant_provider = self.state.load().get("vagrant_provider")
+        if vagrant_provider == "lxc":
+            raise LabError(
+                "Vagrant's lxc provider has no snapshots",
+                hint="use the lxc provider (`lab up --provider lxc`) or VirtualBox/libvirt",
+            )
+        return self._vagrant(f"snapshot-{what}", vagrant_provider)
+
+    def snapshot_save(self, name: str, directory: Path, progress) -> dict:
+        machine = self._snapshots("save")
+        with progress.step(f"vagrant snapshot save {name}") as step:
+            self._call(
+                "snapshot save", lambda: machine.snapshot_save(f"lab-{name}"), "snapshot-save"
+            )
+            step.done(", ".join(self.topology.names))
+        return {}
+
+    def snapshot_restore(self, name: str, directory: Path, layers: dict, progress) -> None:
+        machine = self._snapshots("restore")
+        with progress.step(f"vagrant snapshot restore {name}") as step:
+            self._call(
+                "snapshot restore",
+                lambda: machine.snapshot_restore(f"lab-{name}"),
+                "snapshot-restore",
+            )
+            step.done(", ".join(self.topology.names))
+
+    def snapshot_delete(self, name: str, directory: Path) -> None:
+        machine = self._snapshots("delete")
+        self._call(
+            "snapshot delete", lambda: machine.snapshot_delete(f"lab-{name}"), "snapshot-delete"
+        )
+
+    def base_id(self) -> str:
+        return ""
+
     def doctor(self) -> list[tuple[str, bool, str]]:
         usable = usable_vagrant_providers()
         try:

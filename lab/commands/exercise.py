@@ -1,0 +1,322 @@
+"""`lab exercise`: list and show the exercises; start one, check it, get hints, solve it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Group
+from rich.prompt import Confirm
+from rich.table import Table
+from rich.text import Text
+
+from checks import CATALOGUE
+from checks.base import Report, Status
+from checks.live import LiveLab
+from checks.runner import run_checks
+from lab import exercises, render
+from lab.connection import Fleet, describe, fan_out
+from lab.errors import ExitCode, LabError
+from lab.remote import quote
+from lab.snapshots import cached_components, ensure_reference_state
+from lab.state import write_private
+
+HELP = (
+    "the self-paced exercises: lab exercise [list], lab exercise 02 (show), "
+    "lab exercise start|check|hint|solve 02"
+)
+ACTIONS = ("list", "start", "check", "hint", "solve")
+HINTS = exercises.EXERCISES / "hints.yml"
+PROGRESS = "exercises.json"
+MARKER = "/var/lib/webstack-lab-exercise"  # touched on every host when an exercise starts
+# where a student's work shows; noise (logs, caches, the database's own files) left out
+WATCHED = ("/etc", "/srv", "/home", "/root", "/opt", "/var/www", "/var/lib/dpkg")
+NOISE = ("*/.cache/*", "*/.bash_history", "*/.lesshst", "*/.viminfo", "*/.sudo_as_admin_successful")
+
+
+def arguments(parser) -> None:
+    parser.add_argument(
+        "action",
+        nargs="?",
+        metavar="ACTION|EXERCISE",
+        help="list (default), start, check, hint or solve; or an exercise to show (02, web-server)",
+    )
+    parser.add_argument("exercise", nargs="?", metavar="N", help="the exercise, e.g. 05")
+    parser.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="start and solve: do not ask before throwing work away (needed without a terminal)",
+    )
+
+
+def run(lab) -> ExitCode:
+    action, number = lab.args.action, lab.args.exercise
+    if action in (None, "list"):
+        return show_list(lab)
+    if action not in ACTIONS:
+        if number:
+            raise LabError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+        lab.console.print(render.exercise(exercises.find(action)))
+        return ExitCode.OK
+    if not number:
+        raise LabError(f"which exercise? e.g. `lab exercise {action} 05`")
+    exercise = exercises.find(number)
+    return {"start": start, "check": check, "hint": hint, "solve": solve}[action](lab, exercise)
+
+
+# -- start ------------------------------------------------------------------------------
+
+
+def start(lab, exercise) -> ExitCode:
+    """Fresh hosts at the exercise's starting point: the reference of the exercises before it."""
+    given = exercises.starting_components(exercise)
+    if lab.state.exists:
+        changed = changes(lab)
+        if changed:
+            confirm(
+                lab,
+                f"lab {lab.topology.name!r} {changed}",
+                f"Start exercise {exercise.number} on fresh hosts and throw that away?",
+            )
+    started = time.monotonic()
+    with lab.state.lock():
+        if not lab.state.exists or any(s.state != "running" for s in lab.provider.status()):
+            lab.provider.up(lab.reporter)
+            lab.write_ssh_config()
+        warm = set(given) in [set(c) for c in cached_components(lab.topology, lab.provider)]
+        key = ensure_reference_state(lab.topology, lab.state, lab.provider, given, lab.reporter)
+        on_hosts(lab, f"sudo touch {quote(MARKER)}")
+        progress = load_progress(lab)
+        progress["started"] = {"exercise": exercise.number, "key": key, "at": time.time()}
+        save_progress(lab, progress)
+    seconds = time.monotonic() - started
+    what = ", ".join(given) if given else "nothing: bare Debian hosts"
+    source = (
+        "fresh hosts, not cached (this provider has no layers)"
+        if not lab.provider.layers
+        else ("fresh hosts from the cache" if warm or not given else "built now and cached")
+    )
+    lab.console.print(
+        f"[ok]✓[/] exercise {exercise.title}: ready in {seconds:.1f} s\n"
+        f"  reference applied: {what} ({source})\n"
+        f"  read it: [host]lab exercise {exercise.number}[/] · grade it: "
+        f"[host]lab exercise check {exercise.number}[/] · stuck: "
+        f"[host]lab exercise hint {exercise.number}[/]"
+    )
+    return ExitCode.OK
+
+
+def on_hosts(lab, command: str) -> dict[str, str]:
+    """command's output on every host; a host that fails it makes this fail."""
+    with Fleet(lab.provider.specs()) as fleet:
+        outcomes = fan_out(fleet.names, lambda name: fleet.run(name, command, timeout=60))
+    failed = [f"{h}: {describe(o.error)}" for h, o in outcomes.items() if o.error]
+    failed += [
+        f"{h}: {o.value.stderr.strip() or o.value.exited}"
+        for h, o in outcomes.items()
+        if not o.error and o.value.exited != 0
+    ]
+    if failed:
+        raise LabError("; ".join(failed))
+    return {h: o.value.stdout for h, o in outcomes.items()}
+
+
+def changes(lab) -> str:
+    """Why the lab may hold work (e.g. 'has changes on web-01: /etc/nginx/...'), or ''."""
+    if "started" not in load_progress(lab):
+        return "was not started by `lab exercise start`: its hosts may hold your work"
+    prune = " -o ".join(f"-path {quote(p)}" for p in NOISE)
+    command = (
+        f"test -e {quote(MARKER)} || {{ echo NO-MARKER; exit 0; }}; "
+        f"sudo find {' '.join(WATCHED)} -xdev \\( {prune} \\) -prune -o "
+        f"-newer {quote(MARKER)} -print 2>/dev/null | head -n 5"
+    )
+    try:
+        outputs = on_hosts(lab, command)
+    except LabError as exc:
+        return f"could not be inspected ({exc})"
+    found = []
+    for host, output in outputs.items():
+        lines = [line for line in output.splitlines() if line.strip()]
+        if lines[:1] == ["NO-MARKER"]:
+            found.append(f"{host}: not from `lab exercise start`")
+        elif lines:
+            found.append(f"{host}: {', '.join(lines[:3])}")
+    return "has changes since its exercise started (" + "; ".join(found) + ")" if found else ""
+
+
+def confirm(lab, situation: str, question: str) -> None:
+    """Go on only with --yes or a yes at the terminal."""
+    if lab.args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise LabError(f"{situation}: not without --yes", hint="run it again with --yes")
+    lab.console.print(Text(situation))
+    if not Confirm.ask(question, console=lab.console, default=False):
+        raise LabError("nothing changed", hint="`lab snapshot save NAME` keeps your work first")
+
+
+# -- check and hint ---------------------------------------------------------------------
+
+
+def graded_checks(exercise) -> list:
+    if not exercise.work.checks:
+        raise LabError(f"exercise {exercise.number} is not graded")
+    return [CATALOGUE[check_id] for check_id in exercise.work.checks]
+
+
+def grade(lab, exercise) -> Report:
+    """Run the exercise's checks (and what they need); the statuses are saved for the list."""
+    chosen = graded_checks(exercise)
+    with Fleet(lab.specs()) as fleet:
+        report = run_checks(CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name)
+    progress = load_progress(lab)
+    progress.setdefault("checks", {}).update({r.id: r.status.value for r in report.results})
+    progress.setdefault("ran", {})[exercise.number] = time.time()
+    save_progress(lab, progress)
+    return report
+
+
+def check(lab, exercise) -> ExitCode:
+    report = grade(lab, exercise)
+    lab.console.print(render.check_report(report))
+    return ExitCode.OK if report.all_passed else ExitCode.FAILED
+
+
+def hint(lab, exercise) -> ExitCode:
+    """The next hint for the first check that fails now (its prerequisites first)."""
+    report = grade(lab, exercise)
+    failing = [r for r in report.results if r.status is Status.FAIL]
+    if not failing:
+        lab.console.print(f"[check.pass]every check of exercise {exercise.number} passes[/]")
+        return ExitCode.OK
+    result = failing[0]
+    ladder = hint_ladder(result.id, lab.topology) or [result.hint]
+    progress = load_progress(lab)
+    positions = progress.setdefault("hints", {})
+    rung = min(positions.get(result.id, 0), len(ladder) - 1)
+    positions[result.id] = rung + 1
+    save_progress(lab, progress)
+    more = "next call: the next hint" if rung + 1 < len(ladder) else "the last hint"
+    lab.console.print(
+        Group(
+            Text.assemble(("✗ ", "check.fail"), f"{result.title} [{result.id}]"),
+            Text(result.evidence, style="muted"),
+            Text.assemble(
+                (f"hint {rung + 1}/{len(ladder)}: ", "hint"), ladder[rung], (f"  ({more})", "muted")
+            ),
+        )
+    )
+    return ExitCode.FAILED
+
+
+def hint_ladder(check_id: str, topology, path: Path = HINTS) -> list[str]:
+    """The hints for a check, from a nudge to the exact line, with the lab's own addresses."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabError(f"{path} is unreadable: {exc}") from None
+    values = {
+        "@lb@": topology.one_with_role("lb").address,
+        "@primary@": topology.one_with_role("db-primary").address,
+        "@domain@": topology.domain,
+    }
+    for index, host in enumerate(topology.with_role("web"), start=1):
+        values[f"@web{index}@"] = host.address
+    ladder = []
+    for text in data.get(check_id) or []:
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        ladder.append(text)
+    return ladder
+
+
+# -- solve ------------------------------------------------------------------------------
+
+
+def solve(lab, exercise) -> ExitCode:
+    """Apply the reference for this exercise only."""
+    from lab.cli import provision_lab
+
+    names = list(exercise.work.components)
+    if not names:
+        lab.console.print(
+            f"exercise {exercise.number} has no reference to apply"
+            + (": `lab up` brings the hosts up" if exercise.work.checks else "")
+        )
+        return ExitCode.OK
+    lab.require_up()
+    confirm(
+        lab,
+        f"the reference solution of exercise {exercise.number} ({', '.join(names)}) overwrites "
+        "your own files for it",
+        f"Apply it to lab {lab.topology.name!r}?",
+    )
+    with lab.state.lock():
+        code = provision_lab(lab, names)
+    lab.console.print(f"grade it: [host]lab exercise check {exercise.number}[/]")
+    return code
+
+
+# -- list and progress ------------------------------------------------------------------
+
+MARKS = {
+    "pass": ("✓", "check.pass"),
+    "fail": ("✗", "check.fail"),
+    "not-run": ("-", "check.not-run"),
+}
+
+
+def show_list(lab) -> ExitCode:
+    lab.console.print(progress_table(exercises.all_exercises(), load_progress(lab)))
+    return ExitCode.OK
+
+
+def progress_table(items, progress: dict) -> Table:
+    """One row per exercise: what it starts from, its checks and their last results."""
+    statuses = progress.get("checks", {})
+    started = progress.get("started", {}).get("exercise")
+    table = Table(
+        title="exercises (lab exercise N shows one; start, check, hint, solve N)",
+        title_justify="left",
+    )
+    for column in ("#", "exercise", "checks (last run)", "status"):
+        table.add_column(column)
+    for item in items:
+        checks = Text()
+        for check_id in item.work.checks:
+            mark, style = MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
+            checks.append(f"{mark} {check_id}\n", style=style)
+        seen = [statuses.get(c) for c in item.work.checks]
+        if not item.work.checks:
+            status = Text("not graded", style="muted")
+        elif all(s == "pass" for s in seen):
+            status = Text("done", style="check.pass")
+        elif any(s is None for s in seen):
+            status = Text("not checked yet", style="muted")
+        else:
+            passed = sum(s == "pass" for s in seen)
+            status = Text(f"{passed}/{len(seen)} pass", style="check.fail")
+        number = f"{item.number} ▸" if item.number == started else item.number
+        checks.rstrip()
+        table.add_row(number, item.title, checks or Text("-", style="muted"), status)
+    return table
+
+
+def load_progress(lab) -> dict:
+    path = lab.state.dir / PROGRESS
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{path} is unreadable: {exc}") from None
+
+
+def save_progress(lab, progress: dict) -> None:
+    if lab.state.exists:
+        write_private(lab.state.dir / PROGRESS, json.dumps(progress, indent=2) + "\n")

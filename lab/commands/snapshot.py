@@ -1,0 +1,68 @@
+"""`lab snapshot save|restore|list|delete NAME`: keep the hosts' state and go back to it."""
+
+from __future__ import annotations
+
+import datetime
+
+from rich.table import Table
+
+from lab import snapshots
+from lab.errors import ExitCode, LabError
+
+HELP = (
+    "save the hosts' state before something risky, and go back to it: "
+    "lab snapshot save|restore|list|delete NAME"
+)
+DESCRIPTION = (
+    HELP + ". LXC copies each host's own changes (its overlay layer); Vagrant uses its own "
+    "snapshots where its provider has them; the ssh provider has none. Snapshots are kept in "
+    "$LAB_HOME/snapshots/LAB, outside the lab's state: they survive `lab destroy` (restore one "
+    "after the next `lab up`) and only `lab snapshot delete` removes them. A restore brings back "
+    "the files exactly, with the lab's current login and host keys."
+)
+
+
+def arguments(parser) -> None:
+    parser.description = DESCRIPTION
+    parser.add_argument("action", choices=("save", "restore", "list", "delete"))
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the snapshot's name")
+    parser.add_argument("--force", action="store_true", help="save: replace a snapshot of NAME")
+
+
+def run(lab) -> ExitCode:
+    action, name = lab.args.action, lab.args.name
+    if action == "list":
+        lab.console.print(table(lab.topology.name, snapshots.list_snapshots(lab.topology.name)))
+        return ExitCode.OK
+    if not name:
+        raise LabError(f"which snapshot? `lab snapshot {action} NAME`")
+    if action == "delete":
+        snapshots.delete_snapshot(lab.state, lab.provider, name)
+        lab.console.print(f"snapshot {name!r} deleted")
+        return ExitCode.OK
+    lab.require_up()
+    with lab.state.lock():
+        if action == "save":
+            taken = snapshots.save_snapshot(
+                lab.state, lab.provider, name, lab.reporter, replace=lab.args.force
+            )
+            lab.console.print(
+                f"[ok]✓[/] snapshot {name!r} saved in {taken.seconds:.1f} s "
+                f"([muted]lab snapshot restore {name}[/] goes back to it)"
+            )
+        else:
+            seconds = snapshots.restore_snapshot(lab.state, lab.provider, name, lab.reporter)
+            lab.console.print(f"[ok]✓[/] snapshot {name!r} restored in {seconds:.1f} s")
+    return ExitCode.OK
+
+
+def table(lab_name: str, found) -> Table:
+    result = Table(title=f"snapshots of lab {lab_name}", title_justify="left")
+    for column in ("name", "taken", "provider", "save took"):
+        result.add_column(column)
+    for snapshot in found:
+        taken = datetime.datetime.fromtimestamp(snapshot.created).strftime("%Y-%m-%d %H:%M:%S")
+        result.add_row(snapshot.name, taken, snapshot.provider, f"{snapshot.seconds:.1f} s")
+    if not found:
+        result.caption = "none yet: lab snapshot save NAME"
+    return result
