@@ -192,7 +192,7 @@ COMMANDS = {
 # Commands with a module of their own under lab/commands/: each module has HELP,
 # arguments(parser) and run(lab) -> ExitCode; the command's name is the module's, dashes for
 # underscores.
-COMMAND_MODULES: tuple[str, ...] = ("diagram", "quiz", "exercise", "progress", "snapshot")
+COMMAND_MODULES: tuple[str, ...] = ("diagram", "quiz", "exercise", "progress", "snapshot", "fault")
 
 
 def command_modules() -> dict:
