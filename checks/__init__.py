@@ -30,6 +30,8 @@ def catalogue_markdown() -> str:
             "",
             f"> {cls.requirement}",
             "",
+            f"The design: [{cls.design}](design.md#{cls.design}).",
+            "",
             f"Hint when it fails: {cls.hint}{needs}",
         ]
     return "\n".join(lines) + "\n"

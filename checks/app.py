@@ -8,6 +8,7 @@ from checks.base import Check, failed, passed
 
 class AppServer(Check):
     id = "app.server"
+    design = "app-server"
     section = "application server"
     title = "An application server runs on each web server, reachable only by Nginx"
     requirement = (
@@ -51,6 +52,7 @@ WRITE_HINT = (
 
 class UsesDatabase(Check):
     id = "app.database"
+    design = "app-data"
     section = "application server"
     title = "The application stores and serves data through the database"
     requirement = (

@@ -108,6 +108,7 @@ class Check:
     section: ClassVar[str]
     title: ClassVar[str]
     requirement: ClassVar[str]  # the sentence of the design document this check grades
+    design: ClassVar[str]  # the anchor in docs/design.md of the requirement, in our words
     points: ClassVar[int] = 5
     hint: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()

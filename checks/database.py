@@ -13,6 +13,7 @@ from facts import mysql
 
 class DatabaseServers(Check):
     id = "db.servers"
+    design = "database"
     section = "database"
     title = "MySQL runs on both web servers: a primary with a binary log and a replica"
     requirement = "1 Database (MySQL): Stores and retrieves data for the web application."
@@ -80,6 +81,7 @@ def replica_state(lab) -> dict:
 
 class Replication(Check):
     id = "db.replication"
+    design = "replication"
     section = "database"
     title = "The application's writes on the primary reach the replica within seconds"
     requirement = (
@@ -146,6 +148,7 @@ class Replication(Check):
 
 class ReplicaReadOnly(Check):
     id = "db.replica-read-only"
+    design = "replica-read-only"
     section = "database"
     title = "The replica refuses writes"
     requirement = (
@@ -199,6 +202,7 @@ class ReplicaReadOnly(Check):
 
 class ApplicationRoles(Check):
     id = "db.app-roles"
+    design = "app-db-roles"
     section = "database"
     title = "The application writes to the primary and reads from its own database"
     requirement = (

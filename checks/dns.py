@@ -75,6 +75,7 @@ def resolve_www(lab) -> dict:
 
 class WwwRecord(Check):
     id = "dns.www"
+    design = "domain"
     section = "domain"
     title = "www.foobar.com resolves to the load balancer, with the right record type"
     requirement = (

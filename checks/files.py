@@ -21,6 +21,7 @@ SYSTEM_DIRECTORIES = ("/", "/root", "/usr", "/etc", "/var", "/home", "/tmp", "/r
 
 class CodeBase(Check):
     id = "files.code-base"
+    design = "app-files"
     section = "application files"
     title = "Both web servers run the same application files"
     requirement = (

@@ -10,6 +10,7 @@ from checks.lb import misrouted
 
 class BrowseWww(Check):
     id = "http.www"
+    design = "http"
     section = "http"
     title = "A user's browser gets the site at http://www.foobar.com/"
     requirement = (

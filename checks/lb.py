@@ -36,6 +36,7 @@ def balancer_problem(o: dict) -> str:
 
 class HaproxyAnswers(Check):
     id = "lb.haproxy"
+    design = "load-balancer"
     section = "load balancer"
     title = "HAProxy on the load balancer takes the incoming requests"
     requirement = (
@@ -77,6 +78,7 @@ class HaproxyAnswers(Check):
 
 class RoundRobin(Check):
     id = "lb.round-robin"
+    design = "round-robin"
     section = "load balancer"
     title = "Requests are distributed round robin over both web servers"
     requirement = (
@@ -185,6 +187,7 @@ def wait_until_servers_up(lab, o: dict, seconds: float = 4.0) -> None:
 
 class ActiveActive(Check):
     id = "lb.active-active"
+    design = "active-active"
     section = "load balancer"
     title = "Both servers are active at the same time (active-active)"
     requirement = (
@@ -232,6 +235,7 @@ class ActiveActive(Check):
 
 class HealthChecks(Check):
     id = "lb.health-checks"
+    design = "health-checks"
     section = "load balancer"
     title = "HAProxy health-checks both servers: a failing one leaves the rotation"
     requirement = (

@@ -5,6 +5,7 @@ from checks.base import Check, CheckError, failed, passed
 
 class Reachable(Check):
     id = "servers.reachable"
+    design = "servers"
     section = "servers"
     title = "Every server is up and reachable"
     requirement = (

@@ -22,6 +22,7 @@ def service_error(lab, host: str, unit: str) -> str:
 
 class NginxAnswers(Check):
     id = "web.nginx"
+    design = "web-server"
     section = "web server"
     title = "Nginx answers HTTP on each web server, with the configuration on disk"
     requirement = "1 Web Server (Nginx): Handles incoming HTTP requests."
@@ -105,6 +106,7 @@ def files_on_disk(lab, host: str, sizes: set[int]) -> dict[str, str]:
 
 class StaticContent(Check):
     id = "web.static"
+    design = "static-content"
     section = "web server"
     title = "Nginx serves the static content itself"
     requirement = "Nginx processes incoming HTTP requests, serves static content."
@@ -167,6 +169,7 @@ class StaticContent(Check):
 
 class ReverseProxy(Check):
     id = "web.reverse-proxy"
+    design = "reverse-proxy"
     section = "web server"
     title = "Nginx forwards dynamic requests to the application server"
     requirement = (
@@ -239,6 +242,7 @@ def _proxy_problem(host: str, app: dict) -> str:
 
 class ServedBy(Check):
     id = "web.served-by"
+    design = "served-by"
     section = "web server"
     title = "Every response names the server that really answered (X-Served-By)"
     requirement = "Each web server adds an X-Served-By header with its own hostname."
