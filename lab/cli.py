@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from functools import cached_property
 from pathlib import Path
+
+import argcomplete
 
 from checks import CATALOGUE, history
 from checks.live import LiveLab
 from checks.report import to_json, to_junit
 from checks.runner import run_checks, select
 from lab import __version__, providers, render, sshconfig, topology
+from lab.commands import completion
 from lab.connection import Fleet
 from lab.errors import ExitCode, LabError
 from lab.providers.vagrant import VagrantProvider
@@ -130,11 +134,34 @@ def cmd_hosts(lab: Lab) -> ExitCode:
 
 
 def cmd_status(lab: Lab) -> ExitCode:
+    if lab.args.json:
+        sys.stdout.write(json.dumps(status_record(lab), indent=2) + "\n")
+        return ExitCode.OK
     if not lab.state.exists:
         lab.console.print(f"lab {lab.topology.name!r} is not up ([muted]`lab up` creates it[/])")
         return ExitCode.OK
     lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
     return ExitCode.OK
+
+
+def status_record(lab: Lab) -> dict:
+    """`lab status --json`: the lab, whether it is up, its provider and each host's state."""
+    up = lab.state.exists
+    hosts = (
+        [vars(row) for row in lab.provider.status()]
+        if up
+        else [
+            {"name": host.name, "address": host.address, "state": "absent", "provider": None}
+            for host in lab.topology.hosts
+        ]
+    )
+    return {
+        "lab": lab.topology.name,
+        "up": up,
+        "provider": lab.provider.name if up else None,
+        "topology": str(lab.topology.source),
+        "hosts": hosts,
+    }
 
 
 def cmd_ssh(lab: Lab) -> ExitCode:
@@ -192,7 +219,16 @@ COMMANDS = {
 # Commands with a module of their own under lab/commands/: each module has HELP,
 # arguments(parser) and run(lab) -> ExitCode; the command's name is the module's, dashes for
 # underscores.
-COMMAND_MODULES: tuple[str, ...] = ("diagram", "quiz", "exercise", "progress", "snapshot", "fault")
+COMMAND_MODULES: tuple[str, ...] = (
+    "diagram",
+    "quiz",
+    "exercise",
+    "progress",
+    "snapshot",
+    "fault",
+    "completion",
+    "init",
+)
 
 
 def command_modules() -> dict:
@@ -203,18 +239,32 @@ def command_modules() -> dict:
     }
 
 
+class LabParser(argparse.ArgumentParser):
+    """A parser whose every subcommand, nested or added later, takes the global options too."""
+
+    def __init__(self, *args, top_level: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        unset = {} if top_level else {"default": argparse.SUPPRESS}  # keep a value given earlier
+        group = self.add_argument_group("global options")
+        group.add_argument(
+            "--topology",
+            metavar="FILE",
+            help="topology file (default: $LAB_TOPOLOGY, ./lab.yml, the packaged one)",
+            **unset,
+        )
+        group.add_argument(
+            "--no-color", action="store_true", help="no colours (as when NO_COLOR is set)", **unset
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = LabParser(
         prog="lab",
         description="webstack lab: bring up lb-01, web-01 and web-02, build the distributed web "
         "infrastructure on them, and grade it.",
+        top_level=True,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--topology",
-        metavar="FILE",
-        help="topology file (default: $LAB_TOPOLOGY, ./lab.yml, the packaged one)",
-    )
     commands = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     subs = {}
     for name, (_, help_text) in COMMANDS.items():
@@ -266,14 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="-- CMD",
         help="command to run instead of a shell",
     )
+    subs["status"].add_argument("--json", action="store_true", help="print the status as JSON")
+    completion.attach(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one error boundary for the whole program."""
-    args = build_parser().parse_args(argv)
-    console = render.make_console()
-    error_console = render.make_console(stderr=True)
+    parser = build_parser()
+    argcomplete.autocomplete(parser, always_complete_options=False)
+    args = parser.parse_args(argv)
+    console = render.make_console(no_color=args.no_color)
+    error_console = render.make_console(stderr=True, no_color=args.no_color)
     try:
         run = getattr(args, "run", None) or COMMANDS[args.cmd][0]
         return int(run(Lab(args, console)))

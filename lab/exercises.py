@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import resources
 from lab.errors import LabError
 
-EXERCISES = Path(__file__).resolve().parent.parent / "docs" / "exercises"
+EXERCISES = resources.exercises_dir()
 
 
 @dataclass(frozen=True)

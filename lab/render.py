@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 
@@ -32,9 +33,10 @@ THEME = Theme(
 )
 
 
-def make_console(**kwargs) -> Console:
-    """The console every command prints to (colour only on a terminal)."""
-    return Console(theme=THEME, highlight=False, **kwargs)
+def make_console(no_color: bool = False, **kwargs) -> Console:
+    """The console every command prints to: colour only on a terminal, none with NO_COLOR set."""
+    no_color = no_color or bool(os.environ.get("NO_COLOR"))
+    return Console(theme=THEME, highlight=False, no_color=no_color, **kwargs)
 
 
 class Step:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from lab import resources
 from lab.errors import LabError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
@@ -17,7 +18,7 @@ HOST_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 KNOWN_ROLES = frozenset({"lb", "dns", "web", "app", "db-primary", "db-replica"})
 PROVIDERS = ("auto", "lxc", "vagrant", "ssh")
-PACKAGED = Path(__file__).resolve().parent.parent / "lab.yml"
+PACKAGED = resources.topology_file()
 ENTRY_RE = re.compile(
     r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):([A-Za-z_][A-Za-z0-9_]*)$"
 )
