@@ -221,13 +221,14 @@ COMMANDS = {
 # underscores.
 COMMAND_MODULES: tuple[str, ...] = (
     "diagram",
+    "completion",
+    "init",
+    "fault",
     "quiz",
     "exercise",
     "progress",
     "snapshot",
-    "fault",
-    "completion",
-    "init",
+    "grade",
 )
 
 

@@ -46,6 +46,15 @@ class AppSource:
         return self.path / "schema.sql"
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """Limits for hosts that run untrusted code (a student's scripts): per host."""
+
+    memory_mib: int = 1024
+    processes: int = 1024
+    cpus: float = 1.0
+
+
 REFERENCE_APP = AppSource(PACKAGED.parent / "app")
 
 
@@ -60,6 +69,7 @@ class Topology:
     hosts: tuple[Host, ...]
     source: Path | None = None
     app: AppSource = REFERENCE_APP
+    sandbox: Sandbox | None = None  # set: limits per host and no shared download cache
 
     @property
     def gateway(self) -> str:
@@ -146,7 +156,24 @@ def parse(data: object, source: Path | None = None) -> Topology:
     for host_name, spec in raw_hosts.items():
         hosts.append(_parse_host(str(host_name), spec, subnet, seen, fail))
     app = _parse_app(data.get("app"), source, fail) if "app" in data else REFERENCE_APP
-    return Topology(name, provider, domain, subnet, tuple(hosts), source, app)
+    sandbox = _parse_sandbox(data["sandbox"], fail) if "sandbox" in data else None
+    return Topology(name, provider, domain, subnet, tuple(hosts), source, app, sandbox)
+
+
+def _parse_sandbox(spec, fail) -> Sandbox:
+    """The optional sandbox: section: memory_mib, processes and cpus per host."""
+    if not isinstance(spec, dict):
+        raise fail("sandbox: expected a mapping with memory_mib, processes, cpus")
+    unknown = sorted(set(spec) - {"memory_mib", "processes", "cpus"})
+    if unknown:
+        raise fail(f"sandbox: unknown key {unknown[0]!r}; known: memory_mib, processes, cpus")
+    values = {}
+    for key, low in (("memory_mib", 128), ("processes", 64), ("cpus", 0.1)):
+        value = spec.get(key, getattr(Sandbox, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+            raise fail(f"sandbox.{key}: expected a number of at least {low}")
+        values[key] = value
+    return Sandbox(int(values["memory_mib"]), int(values["processes"]), float(values["cpus"]))
 
 
 def _parse_app(spec, source, fail) -> AppSource:

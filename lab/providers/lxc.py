@@ -32,7 +32,30 @@ TOOLS = (
     "ip",
 )
 PACKAGES = "apt-get install lxc lxc-templates debootstrap rsync nftables iproute2 openssh-client"
+LISTS = "var/lib/apt/lists"
 DEBIAN_TEMPLATE = Path("/usr/share/lxc/templates/lxc-debian")
+
+
+def cgroup_v2() -> bool:
+    """Whether this machine mounts the unified cgroup hierarchy (else v1 controllers)."""
+    return Path("/sys/fs/cgroup/cgroup.controllers").is_file()
+
+
+def cgroup_limits(sandbox, v2: bool) -> list[str]:
+    """Container config lines limiting memory, processes and CPU per host."""
+    memory, quota = sandbox.memory_mib * 2**20, int(sandbox.cpus * 100_000)
+    if v2:
+        return [
+            f"lxc.cgroup2.memory.max = {memory}",
+            f"lxc.cgroup2.pids.max = {sandbox.processes}",
+            f"lxc.cgroup2.cpu.max = {quota} 100000",
+        ]
+    return [
+        f"lxc.cgroup.memory.limit_in_bytes = {memory}",
+        f"lxc.cgroup.pids.max = {sandbox.processes}",
+        "lxc.cgroup.cpu.cfs_period_us = 100000",
+        f"lxc.cgroup.cpu.cfs_quota_us = {quota}",
+    ]
 
 
 def boot_timeout() -> float:
@@ -267,7 +290,6 @@ class LxcProvider:
             and not line.startswith("#")
             and not line.startswith(("lxc.net.", "lxc.uts.name", "lxc.start.auto"))
         ]
-        cache = host_cache(self.cache, self.container(host), host.name)
         mac = hashlib.sha256(f"{self.topology.name}/{host.name}".encode()).hexdigest()
         ours = [
             f"lxc.uts.name = {host.name}",
@@ -279,9 +301,15 @@ class LxcProvider:
             f"lxc.net.0.hwaddr = 00:16:3e:{mac[0:2]}:{mac[2:4]}:{mac[4:6]}",
             f"lxc.net.0.ipv4.address = {host.address}/{self.topology.prefixlen}",
             f"lxc.net.0.ipv4.gateway = {self.topology.gateway}",
-            f"lxc.mount.entry = {cache}/archives var/cache/apt/archives none bind,create=dir 0 0",
-            f"lxc.mount.entry = {cache}/lists var/lib/apt/lists none bind,create=dir 0 0",
         ]
+        if self.topology.sandbox:  # untrusted code gets limits and no cache shared with labs
+            ours += cgroup_limits(self.topology.sandbox, cgroup_v2())
+        else:
+            cache = host_cache(self.cache, self.container(host), host.name)
+            ours += [
+                f"lxc.mount.entry = {cache}/{part} {target} none bind,create=dir 0 0"
+                for part, target in (("archives", "var/cache/apt/archives"), ("lists", LISTS))
+            ]
         config.write_text("\n".join([marker, *kept, *ours]) + "\n")
 
     def _remove_host(self, host: Host) -> str | None:

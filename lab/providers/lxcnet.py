@@ -14,8 +14,11 @@ from lab.topology import Topology
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
+BRIDGE_PREFIX = "wsl-"
+
+
 def bridge_name(topology: Topology) -> str:
-    return f"wsl-{topology.name}"
+    return f"{BRIDGE_PREFIX}{topology.name}"
 
 
 def table_name(topology: Topology) -> str:
@@ -67,14 +70,24 @@ def overlapping(routes: list[dict], subnet: ipaddress.IPv4Network, own_bridge: s
 
 
 def nft_ruleset(topology: Topology, resolver: str) -> str:
-    """The lab's nftables table: NAT out; nothing out but DNS to the resolver and HTTP(S)."""
+    """The lab's nftables table: NAT out; nothing out but DNS to the resolver and HTTP(S).
+
+    Hosts reach neither the machine itself (only its replies to connections it opened) nor
+    another lab's hosts.
+    """
     bridge, subnet = bridge_name(topology), topology.subnet
     return f"""\
 table ip {table_name(topology)} {{
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "{bridge}" ct state established,related accept
+        iifname "{bridge}" drop
+    }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname "{bridge}" oifname "{bridge}" accept
         ct state established,related accept
+        iifname "{bridge}" oifname "{BRIDGE_PREFIX}*" drop
         iifname "{bridge}" ip daddr {resolver} udp dport 53 accept
         iifname "{bridge}" ip daddr {resolver} tcp dport 53 accept
         iifname "{bridge}" tcp dport {{ 80, 443 }} accept

@@ -47,7 +47,8 @@ def test_nft_ruleset_masquerades_the_lab_and_fences_everything_else():
     rules = lxcnet.nft_ruleset(topo(), "10.255.255.53")
     assert 'ip saddr 192.168.56.0/24 oifname != "wsl-webstack" masquerade' in rules
     assert "ip daddr 10.255.255.53 udp dport 53 accept" in rules
-    assert rules.rstrip().count('iifname "wsl-webstack" drop') == 1
+    assert rules.rstrip().count('iifname "wsl-webstack" drop') == 2  # the machine; the rest
+    assert 'iifname "wsl-webstack" oifname "wsl-*" drop' in rules  # other labs
     assert "8.8.8.8" not in rules
 
 

@@ -1,0 +1,113 @@
+"""A fresh lab per submission: its own name, subnet, bridge and limits, always removed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+
+from grading.assignment import Limits
+from lab.connection import HostSpec
+from lab.errors import LabError
+from lab.providers.lxc import LxcProvider
+from lab.providers.lxcnet import conflicting_routes
+from lab.state import LabState, lab_home
+from lab.topology import Topology, parse, variant
+
+OCTETS = range(100, 200)  # grading labs take 192.168.100.0/24 to 192.168.199.0/24
+
+
+class QuietProgress:
+    """The provider's progress interface, reporting step titles to a callback only."""
+
+    def __init__(self, on_step=None):
+        self.on_step = on_step or (lambda text: None)
+
+    @contextmanager
+    def step(self, title: str):
+        self.on_step(title)
+        yield _Step()
+
+
+class _Step:
+    result, ok = "", True
+
+    def update(self, text: str) -> None:
+        pass
+
+    def done(self, result: str, ok: bool = True) -> None:
+        self.result, self.ok = result, ok
+
+
+class Slot:
+    """One lab name and subnet, held (machine-wide, by a lock file) while a submission uses it."""
+
+    def __init__(self, octet: int, handle):
+        self.octet, self._handle = octet, handle
+        self.name = f"grade{octet}"
+
+    def release(self) -> None:
+        self._handle.close()
+
+
+def claim_slot() -> Slot:
+    """The first grading lab name and subnet no other `lab grade` holds and nothing routes."""
+    import fcntl  # Linux only, like the LXC provider that grading needs
+
+    directory = lab_home() / "grading" / "slots"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for octet in OCTETS:
+        handle = open(directory / f"{octet}.lock", "w")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        slot = Slot(octet, handle)
+        subnet = parse(variant(slot.name, octet)).subnet
+        if LabState(slot.name).exists or not conflicting_routes(subnet, f"wsl-{slot.name}"):
+            return slot  # a lab left by a crash is ours to remove
+        slot.release()
+    raise LabError("no free subnet for a grading lab in 192.168.100-199.0/24")
+
+
+class SandboxLab:
+    """The submission's lab: brought up fresh, with the assignment's limits, then removed."""
+
+    def __init__(self, slot: Slot, limits: Limits):
+        data = variant(slot.name, slot.octet)
+        data["sandbox"] = {
+            "memory_mib": limits.memory_mib,
+            "processes": limits.processes,
+            "cpus": limits.cpus,
+        }
+        self.topology: Topology = parse(data)
+        self.state = LabState(slot.name)
+        self.provider = LxcProvider(self.topology, self.state)
+        self._lock = threading.Lock()
+
+    def up(self, on_step=None) -> None:
+        if self.state.exists:  # left by an interrupted run: never reuse a student's hosts
+            self.destroy()
+        self.provider.up(QuietProgress(on_step))
+
+    def specs(self) -> list[HostSpec]:
+        return self.provider.specs()
+
+    def addresses(self) -> dict[str, str]:
+        return {host.name: host.address for host in self.topology.hosts}
+
+    def secrets(self) -> dict[str, str]:
+        """The lab's generated secrets (given components' database passwords)."""
+        path = self.state.secrets_file
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def kill(self) -> None:
+        """Stop every host at once (Ctrl-C): whatever runs there ends now."""
+        for host in self.topology.hosts:
+            self.provider._lxc("lxc-stop", self.provider.container(host), "-k", check=False)
+
+    def destroy(self) -> None:
+        with self._lock:
+            if self.state.exists or self.provider.network.bridge_exists():
+                self.provider.destroy(QuietProgress())

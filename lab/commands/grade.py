@@ -1,0 +1,113 @@
+"""lab grade: grade a class of submissions, each in a fresh lab; or students' own servers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.live import Live
+from rich.table import Table
+
+from grading import assignment as assignments
+from grading import submissions as subs
+from grading.class_run import ClassRun
+from grading.gradebook import assignment_checks, write_gradebook
+from grading.model import load_results
+from grading.shard import in_shard, merge_command, parse_shard
+from lab.errors import ExitCode, LabError
+from lab.system import require_root
+
+HELP = "grade a class: lab grade ASSIGNMENT SUBMISSIONS (or --live CLASS.yml, or merge DIR...)"
+
+
+def arguments(parser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="ASSIGNMENT SUBMISSIONS",
+        help="an assignment file (assignments/*.yml) and a folder of submissions (one folder "
+        "or .zip/.tar.gz per student) or a roster .yml (git URLs); or: merge DIR...",
+    )
+    parser.add_argument("--out", metavar="DIR", help="where grades go (default: grades-NAME)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="K", help="labs side by side")
+    parser.add_argument(
+        "--regrade",
+        nargs="+",
+        default=[],
+        metavar="STUDENT",
+        help="grade these again even if unchanged (`all` for everyone)",
+    )
+    parser.add_argument("--shard", metavar="K/N", help="grade only share K of N of the class")
+    parser.add_argument(
+        "--live", metavar="CLASS.yml", help="grade students' own running servers (checks only)"
+    )
+
+
+def run(lab) -> ExitCode:
+    args = lab.args
+    if args.paths[:1] == ["merge"]:
+        return merge(lab, args.paths[1:])
+    if args.live:
+        from grading.live import grade_live
+
+        return grade_live(lab, Path(args.live), args.paths)
+    if len(args.paths) != 2:
+        raise LabError("usage: lab grade ASSIGNMENT SUBMISSIONS", hint="see `lab grade --help`")
+    if args.jobs < 1:
+        raise LabError("--jobs must be at least 1")
+    chosen = assignments.load(Path(args.paths[0]))
+    found = subs.discover(Path(args.paths[1]))
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        found = [s for s in found if in_shard(s.student, k, n)]
+    require_root("lab grade (each submission gets LXC hosts of its own)")
+    out = Path(args.out or f"grades-{chosen.name}")
+    board = Board([s.student for s in found])
+    grader = ClassRun(chosen, out, args.jobs, set(args.regrade), board.update)
+    started = time.monotonic()
+    with Live(board.table(), console=lab.console, refresh_per_second=2) as live:
+        board.live = live
+        grader.grade_all(found)
+    results = [r for r in load_results(out / "results") if r.student in board.rows]
+    facts = write_gradebook(results, assignment_checks(chosen.checks), out)
+    seconds = time.monotonic() - started
+    lab.console.print(
+        f"{len(results)} submissions in {seconds:.0f} s; mean {facts.get('mean', 0)} of "
+        f"{chosen.max_score}. Class overview: {out / 'index.html'}  grades: {out / 'grades.csv'}"
+    )
+    return ExitCode.OK
+
+
+def merge(lab, dirs: list[str]) -> ExitCode:
+    if not dirs or not lab.args.out:
+        raise LabError("usage: lab grade merge DIR... --out OUT")
+    summary = merge_command(dirs, lab.args.out)
+    for line in summary.lines():
+        lab.console.print(line)
+    return ExitCode.OK
+
+
+class Board:
+    """The live table: student, stage, score, re-run."""
+
+    def __init__(self, students: list[str]):
+        self.rows = {student: ["waiting", "", ""] for student in students}
+        self.live = None
+
+    def update(self, student, stage, result) -> None:
+        row = self.rows.setdefault(student, ["", "", ""])
+        row[0] = stage
+        if result is not None:
+            row[0] = f"{stage}: {result.error}" if result.error else stage
+            row[1] = f"{result.score}/{result.max_score}" if result.first else ""
+            row[2] = result.rerun
+        if self.live is not None:
+            self.live.update(self.table())
+
+    def table(self) -> Table:
+        table = Table(title="lab grade", title_justify="left")
+        for column in ("student", "stage", "score", "re-run"):
+            table.add_column(column)
+        for student, (stage, score, rerun) in self.rows.items():
+            table.add_row(student, stage, score, rerun)
+        return table
