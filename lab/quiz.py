@@ -21,11 +21,12 @@ from checks.database import ReplicaReadOnly
 from checks.dns import follow, resolve_www
 from checks.lb import ActiveActive, through_lb, wait_until_servers_up
 from checks.live import LiveLab
+from lab import resources
 from lab.errors import LabError
 from lab.state import write_private
 from lab.topology import Topology
 
-BANK = Path(__file__).resolve().parent.parent / "docs" / "quiz.yml"
+BANK = resources.docs_dir() / "quiz.yml"
 ANSWERS_FILE = "quiz.json"
 SCHEMA = "webstack-lab/quiz/1"
 LETTERS = string.ascii_lowercase

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paramiko
 
+from lab import resources
 from lab.connection import HostSpec
 from lab.errors import HostFailure, LabError
 from lab.providers import vagrantbox
@@ -20,7 +21,7 @@ from lab.providers.lxcnet import LabNetwork, upstream_resolver
 from lab.state import lab_home, write_private
 from lab.system import last_lines, require_root
 
-VAGRANTFILE_DIR = Path(__file__).resolve().parents[2]
+VAGRANTFILE_DIR = resources.vagrantfile_dir()
 PLUGINS = {"virtualbox": None, "libvirt": "vagrant-libvirt", "lxc": "vagrant-lxc"}
 
 
