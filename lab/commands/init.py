@@ -48,7 +48,9 @@ def run(lab) -> ExitCode:
     data = second_lab(yaml.safe_load(first.source.read_text()), first.source, name, subnet)
     topology.parse(data, source=target)  # what lab will read back must be valid
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = HEADER.format(path=target) + yaml.safe_dump(data, sort_keys=False)
+    text = HEADER.format(path=target) + yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None
+    )
     target.write_text(text)
     lab.console.print(f"wrote {target}: lab [host]{name}[/] on {subnet}, beside {first.name!r}")
     lab.console.print(f"[muted]next: edit it, then `lab --topology {target} up`[/]")

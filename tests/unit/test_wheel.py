@@ -102,3 +102,14 @@ def test_the_installed_lab_finds_its_topology_docs_and_exercises(wheel, tmp_path
     assert len(where) == 3
     assert all(Path(p).is_relative_to(target) and Path(p).is_dir() for p in where), where
     assert (Path(where[2]) / "Vagrantfile").is_file()
+
+
+def test_files_beside_the_code_are_found_through_lab_resources():
+    """A path climbing out of a package from __file__ breaks in an installed wheel."""
+    climbing = []
+    for package in ("lab", "checks", "facts", "provision", "grading", "faults"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if "__file__" in line and ("parent.parent" in line or ".parents[" in line):
+                    climbing.append(f"{path.relative_to(ROOT)}:{number}")
+    assert climbing == ["lab/resources.py:13"]
