@@ -121,6 +121,22 @@ def check(bench: Bench, runs: int) -> None:
         bench.record("lab check (whole catalogue, 3 hosts)", bench.lab("check"))
 
 
+@scenario("exercise-start")
+def exercise_start(bench: Bench, runs: int) -> None:
+    """lab exercise start 05 on a cold reference cache (this lab's entries removed), then warm."""
+    from lab.snapshots import cache_dir
+
+    bench.lab("destroy")
+    for meta in cache_dir().glob("*/meta.json"):
+        if json.loads(meta.read_text()).get("lab") == "bench":
+            shutil.rmtree(meta.parent)
+    bench.lab("up")
+    start = ("exercise", "start", "05", "--yes")
+    bench.record("lab exercise start 05, cold cache", bench.lab(*start))
+    for _ in range(max(runs, 3)):
+        bench.record("lab exercise start 05, warm cache", bench.lab(*start))
+
+
 @scenario("stability")
 def stability(bench: Bench, runs: int) -> None:
     """lab check 200 times in a row on a healthy lab: every run must pass every check."""

@@ -12,6 +12,7 @@ built.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import shutil
@@ -22,12 +23,11 @@ from pathlib import Path
 from lab.connection import Fleet
 from lab.errors import HostFailure, LabError
 from lab.state import LabState, lab_home, write_private
-from lab.topology import PACKAGED, Topology
+from lab.topology import Topology
 
 CACHE_FORMAT = 1  # bump when what a cache entry holds changes
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-SOURCE_ROOT = PACKAGED.parent
-PROVISIONING_CODE = ("provision", "facts")
+PROVISIONING_CODE = ("provision", "facts")  # packages whose code decides what hosts hold
 META = "meta.json"
 
 
@@ -144,7 +144,7 @@ def tree_hash(paths: list[Path]) -> str:
     """sha256 over the files under paths (relative names and contents), bytecode left out."""
     digest = hashlib.sha256()
     for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
         for path in files:
             rel = path.relative_to(root)
             if "__pycache__" in rel.parts or path.suffix == ".pyc" or path.name.startswith("."):
@@ -163,10 +163,14 @@ def key_parts(topology: Topology, provider) -> dict[str, str]:
     return {
         "format": str(CACHE_FORMAT),
         "base": provider.base_id(),
-        "code": tree_hash([SOURCE_ROOT / d for d in PROVISIONING_CODE] + [topology.app.path]),
+        "code": tree_hash([_package_dir(p) for p in PROVISIONING_CODE] + [topology.app.path]),
         "topology": hashlib.sha256(topo).hexdigest(),
         "lab": topology.name,
     }
+
+
+def _package_dir(name: str) -> Path:
+    return Path(importlib.import_module(name).__file__).parent
 
 
 def cache_key(parts: dict[str, str], components: list[str]) -> str:
