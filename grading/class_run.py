@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -74,10 +75,16 @@ class ClassRun:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
             self.stop.set()
-            for future in futures:
-                future.cancel()
-            for sandbox in list(self.active.values()):
-                sandbox.kill()  # scripts and checks fail at once; each worker then removes its lab
+            # a second Ctrl-C must not cut the removal of the labs short
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                for future in futures:
+                    future.cancel()
+                for sandbox in list(self.active.values()):
+                    sandbox.kill()  # scripts and checks end now; each worker removes its lab
+                pool.shutdown(wait=True, cancel_futures=True)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

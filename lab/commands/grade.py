@@ -8,10 +8,12 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
+from checks import CATALOGUE
 from grading import assignment as assignments
 from grading import submissions as subs
 from grading.class_run import ClassRun
 from grading.gradebook import assignment_checks, write_gradebook
+from grading.live import grade_live, load_class
 from grading.model import load_results
 from grading.shard import in_shard, merge_command, parse_shard
 from lab.errors import ExitCode, LabError
@@ -29,7 +31,9 @@ def arguments(parser) -> None:
         "or .zip/.tar.gz per student) or a roster .yml (git URLs); or: merge DIR...",
     )
     parser.add_argument("--out", metavar="DIR", help="where grades go (default: grades-NAME)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="K", help="labs side by side")
+    parser.add_argument(
+        "--jobs", type=int, metavar="K", help="labs side by side (default 1; live mode 8)"
+    )
     parser.add_argument(
         "--regrade",
         nargs="+",
@@ -48,13 +52,9 @@ def run(lab) -> ExitCode:
     if args.paths[:1] == ["merge"]:
         return merge(lab, args.paths[1:])
     if args.live:
-        from grading.live import grade_live
-
-        return grade_live(lab, Path(args.live), args.paths)
+        return grade_servers(lab, Path(args.live), args.paths)
     if len(args.paths) != 2:
         raise LabError("usage: lab grade ASSIGNMENT SUBMISSIONS", hint="see `lab grade --help`")
-    if args.jobs < 1:
-        raise LabError("--jobs must be at least 1")
     chosen = assignments.load(Path(args.paths[0]))
     found = subs.discover(Path(args.paths[1]))
     if args.shard:
@@ -63,7 +63,7 @@ def run(lab) -> ExitCode:
     require_root("lab grade (each submission gets LXC hosts of its own)")
     out = Path(args.out or f"grades-{chosen.name}")
     board = Board([s.student for s in found])
-    grader = ClassRun(chosen, out, args.jobs, set(args.regrade), board.update)
+    grader = ClassRun(chosen, out, jobs(args, 1), set(args.regrade), board.update)
     started = time.monotonic()
     with Live(board.table(), console=lab.console, refresh_per_second=2) as live:
         board.live = live
@@ -72,8 +72,40 @@ def run(lab) -> ExitCode:
     facts = write_gradebook(results, assignment_checks(chosen.checks), out)
     seconds = time.monotonic() - started
     lab.console.print(
-        f"{len(results)} submissions in {seconds:.0f} s; mean {facts.get('mean', 0)} of "
+        f"{len(results)} submissions in {seconds:.0f} s; mean {facts.get('mean') or 0} of "
         f"{chosen.max_score}. Class overview: {out / 'index.html'}  grades: {out / 'grades.csv'}"
+    )
+    return ExitCode.OK
+
+
+def jobs(args, default: int) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise LabError("--jobs must be at least 1")
+    return args.jobs or default
+
+
+def grade_servers(lab, class_file: Path, paths: list[str]) -> ExitCode:
+    """Checks only, on the servers each student lists (no scripts run)."""
+    if len(paths) > 1:
+        raise LabError("usage: lab grade --live CLASS.yml [ASSIGNMENT]")
+    chosen = assignments.load(Path(paths[0])) if paths else None
+    checks = chosen.checks if chosen else {cid: c.points for cid, c in CATALOGUE.items()}
+    name = chosen.name if chosen else "design"
+    students = load_class(class_file)
+    out = Path(lab.args.out or f"grades-live-{name}")
+    board = Board([s.name for s in students])
+    started = time.monotonic()
+    with Live(board.table(), console=lab.console, refresh_per_second=2) as view:
+        board.live = view
+        graded = grade_live(students, checks, name, jobs(lab.args, 8), board.update)
+    for result in graded:
+        result.save(out / "results")
+    facts = write_gradebook(graded, assignment_checks(checks), out)
+    seconds = time.monotonic() - started
+    lab.console.print(
+        f"{len(graded)} students' servers checked in {seconds:.0f} s "
+        f"({60 * len(graded) / max(seconds, 0.1):.0f} per minute); mean {facts.get('mean') or 0}. "
+        f"Class overview: {out / 'index.html'}"
     )
     return ExitCode.OK
 

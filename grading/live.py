@@ -1,0 +1,140 @@
+"""Live mode: grade students' own running servers (cloud machines, their own labs), checks only.
+
+A class file lists each student's servers:
+
+    students:
+      alice:
+        domain: foobar.com            # optional
+        hosts:
+          lb-01:  {address: 10.0.0.5, ssh: 203.0.113.5, user: ubuntu, key: keys/alice}
+          web-01: {address: 10.0.0.6, ssh: 203.0.113.6, user: ubuntu, key: keys/alice}
+          web-02: {address: 10.0.0.7, ssh: 203.0.113.7, user: ubuntu, key: keys/alice}
+
+`address` is the server's own (private) address, the one its configuration uses; `ssh` is
+where to reach it when that differs. The user needs passwordless sudo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from checks import CATALOGUE
+from checks.live import LiveLab
+from checks.report import to_dict
+from checks.runner import run_checks
+from grading.class_run import graded_checks
+from grading.model import ERROR, GRADED, Pass, StudentResult
+from grading.submissions import student_name
+from lab.connection import Fleet, HostSpec, describe
+from lab.errors import LabError
+from lab.topology import DOMAIN_RE, PACKAGED, Host, Topology, load
+
+HOST_FIELDS = {"address", "ssh", "port", "user", "key"}
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStudent:
+    """One student's servers, as the class file gives them."""
+
+    name: str
+    topology: Topology
+    specs: tuple[HostSpec, ...]
+    digest: str
+
+    @property
+    def servers(self) -> str:
+        """What identifies the servers: students sharing them are graded one after the other."""
+        return ",".join(sorted(spec.address for spec in self.specs))
+
+
+def load_class(path: Path) -> list[LiveStudent]:
+    """Read and validate a class file; every mistake names the student and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"class file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabError(f"{path}: cannot read the class file: {str(exc).splitlines()[0]}") from None
+    students = data.get("students") if isinstance(data, dict) else None
+    if not isinstance(students, dict) or not students:
+        raise LabError(f"{path}: expected `students:` with each student's hosts")
+    reference = load(PACKAGED)
+    return [_student(path, str(raw), entry, reference) for raw, entry in students.items()]
+
+
+def _student(path: Path, raw: str, entry, reference: Topology) -> LiveStudent:
+    where = f"{path}: students.{raw}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("hosts"), dict):
+        raise LabError(f"{where}: expected hosts: with {', '.join(reference.names)}")
+    domain = str(entry.get("domain", reference.domain)).lower()
+    if not DOMAIN_RE.match(domain):
+        raise LabError(f"{where}.domain: {domain!r} is not a domain name")
+    hosts, specs = [], []
+    for host in reference.hosts:
+        spec = entry["hosts"].get(host.name)
+        if not isinstance(spec, dict) or set(spec) - HOST_FIELDS or "address" not in spec:
+            raise LabError(f"{where}.hosts.{host.name}: expected address, user, key (ssh, port)")
+        if not spec.get("user") or not spec.get("key"):
+            raise LabError(f"{where}.hosts.{host.name}: user and key are required")
+        key = (path.parent / str(spec["key"])).expanduser()
+        if not key.is_file():
+            raise LabError(f"{where}.hosts.{host.name}.key: no file {key}")
+        hosts.append(Host(host.name, str(spec["address"]), host.roles))
+        ssh = str(spec.get("ssh", spec["address"]))
+        port = int(spec.get("port", 22))
+        specs.append(HostSpec(host.name, ssh, port, str(spec["user"]), key, None, False))
+    topology = dataclasses.replace(
+        reference, name="live", provider="ssh", domain=domain, hosts=tuple(hosts), source=None
+    )
+    digest = hashlib.sha256(yaml.safe_dump(entry, sort_keys=True).encode()).hexdigest()
+    return LiveStudent(student_name(raw), topology, tuple(specs), digest)
+
+
+def grade_live(
+    students: list[LiveStudent],
+    checks: dict[str, int],
+    assignment: str,
+    jobs: int = 8,
+    on_event: Callable = lambda student, stage, result: None,
+) -> list[StudentResult]:
+    """Run the checks on every student's servers, jobs at a time; shared servers in turn."""
+    by_servers: dict[str, list[LiveStudent]] = defaultdict(list)
+    for student in students:
+        by_servers[student.servers].append(student)
+
+    def grade_group(group: list[LiveStudent]) -> list[StudentResult]:
+        return [grade_one(student, checks, assignment, on_event) for student in group]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        graded = [r for group in pool.map(grade_group, by_servers.values()) for r in group]
+    order = {s.name: i for i, s in enumerate(students)}
+    return sorted(graded, key=lambda r: order[r.student])
+
+
+def grade_one(student: LiveStudent, checks: dict[str, int], assignment: str, on_event):
+    """One student's checks; whatever fails is in the result, never raised."""
+    result = StudentResult(student.name, "live", student.digest, assignment, "", lab="live")
+    on_event(student.name, "checks", None)
+    started = time.monotonic()
+    try:
+        chosen = [CATALOGUE[cid] for cid in checks]
+        with Fleet(student.specs) as fleet:
+            report = run_checks(CATALOGUE, chosen, LiveLab(student.topology, fleet), student.name)
+        graded = graded_checks(to_dict(report)["checks"], checks)
+        result.first = Pass([], graded, round(time.monotonic() - started, 1))
+        result.status = GRADED
+    except Exception as exc:  # one student's servers never stop the class
+        result.status, result.error = ERROR, describe(exc)
+    result.timings["checks"] = round(time.monotonic() - started, 1)
+    result.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    on_event(student.name, result.status, result)
+    return result
