@@ -170,6 +170,7 @@ class FaultRun:
         self.sessions: list[Session] = []
         self.origin = time.monotonic()
         self.held = 0.0
+        self.in_place = 0.0  # when the fault was in place (breaking can take a moment)
         self.interrupted = False
         self.restored = False
 
@@ -238,14 +239,15 @@ class FaultRun:
         )
 
     def hold(self, ctx: Context, plan: dict) -> None:
-        """Break the lab; time 0 is when the fault is in place; watch it until seconds pass."""
+        """Break the lab (time 0 is when breaking begins) and watch it until seconds pass."""
         stopped = ctx.host(self.scenario.stops) if self.scenario.stops else None
         if stopped:
             self.observer.skip.add(stopped)
-        self.scenario.inflict(ctx, plan)
         self.origin = self.traffic.origin = self.observer.origin = time.monotonic()
         self.traffic.start()
         self.observer.start()
+        self.scenario.inflict(ctx, plan)
+        self.in_place = round(time.monotonic() - self.origin, 2)
         while (left := self.seconds - (time.monotonic() - self.origin)) > 0:
             self.tick("fault")
             time.sleep(min(TICK, left))
@@ -273,6 +275,7 @@ class FaultRun:
             self.traffic.snapshot(),
             balancer,
             replica,
+            in_place=self.in_place,
             restored=self.restored,
             interrupted=self.interrupted,
         )

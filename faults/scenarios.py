@@ -105,12 +105,15 @@ class ServiceStopped(Scenario):
 
     host: ClassVar[str]
     unit: ClassVar[str]
+    kill: ClassVar[bool] = False  # killed at once (SIGKILL) before it is held stopped
 
     def prepare(self, ctx: Context) -> dict:
         return {"host": ctx.host(self.host), "unit": self.unit}
 
     def inflict(self, ctx: Context, plan: dict) -> None:
-        ctx.sh(plan["host"], f"systemctl stop {quote(plan['unit'])}")
+        unit = quote(plan["unit"])
+        kill = f"systemctl kill --signal=SIGKILL {unit}; " if self.kill else ""
+        ctx.sh(plan["host"], f"{kill}systemctl stop {unit}")
 
     def restore(self, ctx: Context, plan: dict) -> None:
         ctx.sh(plan["host"], f"systemctl start {quote(plan['unit'])}")

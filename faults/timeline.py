@@ -69,6 +69,7 @@ class Summary:
 
     scenario: str
     seconds: float  # how long the fault was held
+    in_place: float  # when it was in place (breaking began at 0)
     target: str | None  # the server the load balancer should notice, if any
     during: Counts
     reads: Counts
@@ -87,6 +88,7 @@ class Summary:
         return {
             "scenario": self.scenario,
             "seconds": self.seconds,
+            "in_place": self.in_place,
             "target": self.target,
             **self.during.as_dict(),
             "reads": self.reads.as_dict(),
@@ -154,10 +156,12 @@ def summarize(
     requests: list[Request],
     balancer: list[BalancerView],
     replica: list[ReplicaView],
+    in_place: float = 0.0,
     restored: bool = True,
     interrupted: bool = False,
 ) -> Summary:
-    """The summary of a run whose fault began at 0 and was restored at `seconds`."""
+    """The summary of a run whose fault began at 0, was in place at in_place and was restored
+    at `seconds`; the counts are of requests sent from 0 until the restore."""
     during = [r for r in requests if 0 <= r.at < seconds]
     served: dict[str, list[Request]] = {}
     for request in during:
@@ -168,6 +172,7 @@ def summarize(
     return Summary(
         scenario=scenario,
         seconds=seconds,
+        in_place=in_place,
         target=target,
         during=Counts.of(during),
         reads=Counts.of([r for r in during if not r.write]),

@@ -150,6 +150,14 @@ def test_summary_counts_reads_and_writes_apart():
     assert summary.seconds_to_recover == 5.0
 
 
+def test_counts_start_when_breaking_begins():
+    requests = [ok(-0.1), ok(0.1), ok(0.3), lost(0.5), lost(1.0), ok(9.0)]
+    summary = summarize("lb-01-down", 8.0, None, requests, [], [], in_place=0.4)
+    assert summary.during.as_dict() == {"requests": 4, "succeeded": 2, "failed": 2}
+    assert summary.as_dict()["in_place"] == 0.4
+    assert summary.seconds_to_recover == 9.0
+
+
 def test_a_write_is_ok_only_when_created():
     assert not Request(0, 0.1, 200, "web-01", write=True).ok
     assert Request(0, 0.1, 201, "web-01", write=True).ok
@@ -253,3 +261,11 @@ def test_cli_list(fault):
     assert code == 0
     for name in ISSUE_SCENARIOS:
         assert name in out
+
+
+def test_docs_page_has_a_section_for_every_scenario():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
+    for name in SCENARIOS:
+        assert f"### {name}:" in page and f"lab fault {name}" in page, name
