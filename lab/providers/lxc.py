@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from lab import platform
 from lab.connection import HostSpec, fan_out, wait_for_ssh
 from lab.errors import HostFailure, LabError
 from lab.providers.aptcache import host_cache
@@ -154,7 +155,7 @@ class LxcProvider:
             else []
         )
         return [
-            ("running as root", os.geteuid() == 0, "run lab with sudo"),
+            ("running as root", platform.is_root(), "run lab with sudo"),
             (
                 f"tools: {', '.join(TOOLS)}",
                 not missing,
