@@ -1,0 +1,118 @@
+"""The exercises as commands on real hosts: start N → its checks fail, solve N → they pass.
+
+One lab (e2e-ex, 192.168.67.0/24) goes through every exercise in order; each start after the
+first builds its reference state on top of the previous one (a cold cache costs one
+provisioning of each component) and restores fresh hosts from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.exercises import WORK
+from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
+
+pytestmark = pytest.mark.e2e
+
+GRADED = sorted(WORK)
+
+
+@pytest.fixture(scope="module")
+def ex(tmp_path_factory):
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("ex"), "e2e-ex", 67))
+    try:
+        runner("up")
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def statuses(runner: LabRunner, number: str) -> dict[str, str]:
+    """Each check's status as `lab exercise check` saved it for `lab exercise list`."""
+    result = runner("exercise", "check", number, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    path = f"/var/lib/webstack-lab/labs/{runner.name}/exercises.json"
+    with open(path) as handle:
+        saved = json.load(handle)["checks"]
+    return {check_id: saved[check_id] for check_id in WORK[number].checks}
+
+
+def next_hint(runner: LabRunner, number: str) -> str:
+    return runner("exercise", "hint", number, check=False).stdout
+
+
+def test_every_exercise_starts_failing_and_passes_once_solved(ex):
+    timings = {}
+    for number in GRADED:
+        started = time.monotonic()
+        ex("exercise", "start", number, "--yes")
+        timings[number] = round(time.monotonic() - started, 1)
+        before = statuses(ex, number)
+        if number == "01":  # exercise 01 is bringing the hosts up: start has done it
+            assert set(before.values()) == {"pass"}, before
+            continue
+        assert "pass" not in before.values(), f"{number} at its start: {before}"
+        first, second = next_hint(ex, number), next_hint(ex, number)
+        assert "hint 1/" in first and "hint 2/" in second, (first, second)
+        ex("exercise", "solve", number, "--yes")
+        after = statuses(ex, number)
+        assert set(after.values()) == {"pass"}, f"{number} after its solve: {after}"
+        assert "every check of exercise" in next_hint(ex, number)
+    print(f"exercise start seconds: {timings}")
+    table = ex("exercise", "list").stdout
+    assert "done" in table and "06" in table
+
+
+def test_a_changed_lab_is_not_thrown_away_without_a_yes(ex):
+    ex("exercise", "start", "02", "--yes")
+    ex.ssh("web-01", "echo mine | sudo tee /etc/student-work >/dev/null")
+    refused = subprocess.run(
+        [sys.executable, "-m", "lab", "exercise", "start", "02"],
+        capture_output=True,
+        text=True,
+        env=ex.env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "/etc/student-work" in refused.stderr and "--yes" in refused.stderr
+    assert "mine" in ex.ssh("web-01", "cat /etc/student-work")
+    ex("exercise", "start", "02", "--yes")
+    assert ex.ssh("web-01", "test -e /etc/student-work || echo gone").strip() == "gone"
+
+
+def test_warm_start_of_exercise_05_takes_seconds(ex):
+    ex("exercise", "start", "05", "--yes")  # cached by the walk through every exercise
+    started = time.monotonic()
+    output = ex("exercise", "start", "05", "--yes").stdout
+    seconds = time.monotonic() - started
+    assert "from the cache" in output, output
+    print(f"warm start of 05: {seconds:.1f} s")
+    assert seconds < 15, output
+
+
+def test_a_snapshot_restore_brings_back_the_exact_state(ex):
+    ex.ssh("web-01", "echo before | sudo tee /srv/before-save >/dev/null")
+    ex.ssh("web-02", "sudo rm -f /etc/nginx/sites-enabled/webstack")  # a whiteout in the copy
+    try:
+        saved = ex("snapshot", "save", "risky", "--force").stdout
+        assert re.search(r"saved in [\d.]+ s", saved), saved
+        ex.ssh("web-01", "echo after | sudo tee /srv/after-save >/dev/null")
+        ex.ssh("web-01", "sudo rm /srv/before-save")
+        restored = ex("snapshot", "restore", "risky").stdout
+        assert re.search(r"restored in [\d.]+ s", restored), restored
+        assert ex.ssh("web-01", "cat /srv/before-save").strip() == "before"
+        assert ex.ssh("web-01", "test -e /srv/after-save || echo gone").strip() == "gone"
+        assert ex.ssh("web-02", "test -e /etc/nginx/sites-enabled/webstack || echo gone") == (
+            "gone\n"
+        )
+        assert "risky" in ex("snapshot", "list").stdout
+    finally:
+        ex("snapshot", "delete", "risky", check=False)
+    assert "risky" not in ex("snapshot", "list").stdout

@@ -1,0 +1,191 @@
+"""Exercises, hints, cache keys and snapshot bookkeeping: the logic without hosts."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from rich.console import Console
+
+from checks import CATALOGUE
+from lab import exercises, snapshots
+from lab.commands import exercise as command
+from lab.errors import LabError
+from lab.state import LabState
+from lab.topology import variant
+from provision import COMPONENTS
+
+
+@pytest.fixture
+def topology():
+    from lab.topology import parse
+
+    return parse(variant("unit-ex", 99))
+
+
+def test_every_graded_check_belongs_to_exactly_one_exercise():
+    graded = [c for work in exercises.WORK.values() for c in work.checks]
+    assert sorted(graded) == sorted(CATALOGUE), "each check is graded by one exercise"
+    assert all(c in COMPONENTS for w in exercises.WORK.values() for c in w.components)
+    applied = [c for w in exercises.WORK.values() for c in w.components]
+    assert sorted(applied) == sorted(COMPONENTS), "each component is one exercise's solution"
+
+
+def test_a_check_is_graded_no_earlier_than_what_it_needs():
+    exercise_of = {c: n for n, w in exercises.WORK.items() for c in w.checks}
+    for check_id, number in exercise_of.items():
+        for need in CATALOGUE[check_id].needs:
+            assert exercise_of[need] <= number, f"{check_id} ({number}) needs {need}"
+
+
+def test_starting_points_are_the_earlier_exercises_solutions():
+    find = exercises.find
+    assert exercises.starting_components(find("01")) == ()
+    assert exercises.starting_components(find("02")) == ()
+    assert exercises.starting_components(find("03")) == ("web",)
+    assert exercises.starting_components(find("05")) == ("web", "app", "database")
+    assert exercises.starting_components(find("07")) == ("web", "app", "database", "lb", "dns")
+
+
+def test_every_check_has_a_hint_ladder_from_a_nudge_to_the_exact_line(topology):
+    data = yaml.safe_load(command.HINTS.read_text())
+    assert sorted(data) == sorted(CATALOGUE)
+    for check_id in CATALOGUE:
+        ladder = command.hint_ladder(check_id, topology)
+        assert len(ladder) >= 3, check_id
+        assert len(set(ladder)) == len(ladder), f"{check_id}: a rung repeats"
+        assert not any(re.search(r"@\w+@", rung) for rung in ladder), f"{check_id}: {ladder}"
+    assert "192.168.99.12" in " ".join(command.hint_ladder("lb.round-robin", topology))
+
+
+def test_the_cache_key_changes_with_every_part_and_not_with_order():
+    parts = {"format": "1", "base": "img@1", "code": "c", "topology": "t", "lab": "x"}
+    key = snapshots.cache_key(parts, ["web", "app"])
+    assert key == snapshots.cache_key(parts, ["app", "web"])
+    for field in parts:
+        assert snapshots.cache_key({**parts, field: "other"}, ["web", "app"]) != key
+    assert snapshots.cache_key(parts, ["web"]) != key
+
+
+def test_the_code_hash_follows_the_files(tmp_path):
+    (tmp_path / "a.py").write_text("one")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.pyc").write_text("noise")
+    first = snapshots.tree_hash([tmp_path])
+    (tmp_path / "__pycache__" / "a.pyc").write_text("other noise")
+    assert snapshots.tree_hash([tmp_path]) == first
+    (tmp_path / "a.py").write_text("two")
+    assert snapshots.tree_hash([tmp_path]) != first
+
+
+def test_components_are_put_in_the_reference_order_and_unknown_ones_refused():
+    assert snapshots.ordered(["web", "database", "app"]) == ["database", "app", "web"]
+    with pytest.raises(LabError, match="unknown component 'nginx'"):
+        snapshots.ordered(["nginx"])
+
+
+class FakeProvider:
+    """A provider with layers whose hosts are a dict: enough for the cache's bookkeeping."""
+
+    name = "fake"
+    layers = True
+
+    def __init__(self):
+        self.restored, self.in_use = [], set()
+
+    def base_id(self):
+        return "image@1"
+
+    def restore_layers(self, layers, progress):
+        self.restored.append(layers)
+
+    def save_layer(self, directory, progress):
+        (directory / "web-01").mkdir()
+        return {"web-01": [directory / "web-01"]}
+
+    def layers_in_use(self):
+        return self.in_use
+
+
+def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypatch, topology):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    provisioned = []
+    monkeypatch.setattr(
+        snapshots, "_provision", lambda t, s, p, names, progress: provisioned.append(names)
+    )
+    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state.dir.mkdir(parents=True)
+    state.secret("db_read_password")
+    key = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    assert provisioned == [["web"]] and provider.restored == [{}]
+    again = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    assert again == key and provisioned == [["web"]], "a warm start provisions nothing"
+    assert provider.restored[-1] == {"web-01": [tmp_path / "cache/reference" / key / "web-01"]}
+    bigger = snapshots.ensure_reference_state(topology, state, provider, ["web", "app"], None)
+    assert provisioned[-1] == ["app"], "built on the largest cached subset"
+    monkeypatch.setattr(provider, "base_id", lambda: "image@2")  # the image was rebuilt
+    fresh = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    assert fresh != key and provisioned[-1] == ["web"]
+    left = {p.name for p in (tmp_path / "cache/reference").iterdir()}
+    assert key not in left and bigger not in left and fresh in left, "stale entries pruned"
+
+
+def test_a_stale_entry_a_host_still_uses_is_kept(tmp_path, monkeypatch, topology):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    monkeypatch.setattr(snapshots, "_provision", lambda *args: None)
+    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state.dir.mkdir(parents=True)
+    key = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    provider.in_use = {tmp_path / "cache/reference" / key / "web-01"}
+    monkeypatch.setattr(provider, "base_id", lambda: "image@2")
+    snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    assert (tmp_path / "cache/reference" / key).is_dir()
+
+
+def test_snapshot_names_are_checked():
+    assert snapshots.check_name("before-lb.1") == "before-lb.1"
+    for bad in ("", "../x", "a b", "-x", "x" * 70):
+        with pytest.raises(LabError, match="invalid snapshot name"):
+            snapshots.check_name(bad)
+
+
+def test_the_ssh_provider_says_snapshots_are_not_supported(topology, tmp_path):
+    from lab.providers.ssh import SshProvider
+
+    provider = SshProvider(topology, LabState("unit-ex", tmp_path))
+    with pytest.raises(LabError, match="not supported with the ssh provider") as caught:
+        provider.snapshot_save("x", tmp_path, None)
+    assert caught.value.exit_code == 2
+
+
+def test_the_progress_table_shows_last_results():
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    progress = {"checks": {"web.nginx": "pass", "web.static": "fail"}, "started": {}}
+    console.print(command.progress_table(exercises.all_exercises(), progress))
+    text = console.file.getvalue()
+    assert "✓ web.nginx" in text and "✗ web.static" in text
+    row_02 = next(line for line in text.splitlines() if "│ 02" in line)
+    assert "done" in row_02
+    assert "not graded" in text
+
+
+def test_confirmation_is_refused_without_a_terminal(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    lab = SimpleNamespace(args=SimpleNamespace(yes=False))
+    with pytest.raises(LabError, match="has changes: not without --yes"):
+        command.confirm(lab, "lab 'x' has changes", "Throw them away?")
+    command.confirm(SimpleNamespace(args=SimpleNamespace(yes=True)), "x", "y?")
+
+
+def test_progress_is_kept_per_lab(tmp_path):
+    state = LabState("unit-ex", tmp_path)
+    state.save(provider="lxc")
+    lab = SimpleNamespace(state=state)
+    command.save_progress(lab, {"hints": {"web.nginx": 2}})
+    assert command.load_progress(lab) == {"hints": {"web.nginx": 2}}
+    assert json.loads((state.dir / command.PROGRESS).read_text())["hints"]["web.nginx"] == 2
+    assert command.load_progress(SimpleNamespace(state=LabState("other", tmp_path))) == {}
