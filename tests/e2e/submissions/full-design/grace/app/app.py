@@ -1,3 +1,4 @@
+# Test case grace (whole design): the student's own copy of the guestbook application.
 """The application files: a small guestbook that shows what primary and replica mean.
 
 Reads come from the database on this host (the replica on web-02); writes always go to the

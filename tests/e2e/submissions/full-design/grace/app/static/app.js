@@ -1,3 +1,4 @@
+// Test case grace (whole design): the student's own copy of the guestbook application: its script.
 // Ask the application server who answered, and show the guestbook read from this host's database.
 async function refresh() {
   const status = await fetch("/api/status").then((r) => r.json());
