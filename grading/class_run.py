@@ -25,7 +25,7 @@ from grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult
 from grading.sandbox import QuietProgress, SandboxLab, claim_slot
 from grading.scripts import pack, run_file, upload
 from grading.substitute import substitute
-from lab.connection import Fleet, describe, fan_out
+from lab.connection import describe, fan_out
 from lab.snapshots import ensure_reference_state
 
 Event = Callable[[str, str, StudentResult | None], None]  # student, stage, result when done
@@ -95,16 +95,22 @@ class ClassRun:
             student, submission.origin, "", self.assignment.name, self.assignment.digest
         )
         work = self.out / "submissions" / student
+        result.content_hash = subs.source_hash(submission)  # folders and archives: before unpacking
+        kept = self.kept(student, result.content_hash) if result.content_hash else None
+        if kept:
+            self.on_event(student, "kept", kept)
+            return kept
         try:
             self.on_event(student, "unpacking", None)
             root = subs.unpack(submission, work)
         except subs.Unusable as exc:
             return self._finish(result, INVALID, str(exc))
-        result.content_hash = subs.content_hash(root)
-        kept = self.kept(student, result.content_hash)
-        if kept:
-            self.on_event(student, "kept", kept)
-            return kept
+        if not result.content_hash:  # a repository: what its ref held
+            result.content_hash = subs.content_hash(root)
+            kept = self.kept(student, result.content_hash)
+            if kept:
+                self.on_event(student, "kept", kept)
+                return kept
         found = subs.find_files(root, self.assignment.files, self.assignment.folders)
         result.files = {name: str(path.relative_to(root)) for name, path in found.items()}
         texts = {name: path.read_text(errors="replace") for name, path in found.items()}
@@ -202,7 +208,7 @@ class ClassRun:
     def _run_scripts(self, sandbox: SandboxLab, packed: str, number: int, found: set) -> list:
         """Each step in the assignment's order; a step's hosts side by side (missing noted)."""
         runs = []
-        with Fleet(sandbox.specs()) as fleet:
+        with sandbox.fleet() as fleet:
             hosts = list(dict.fromkeys(h for step in self.assignment.steps for h in step.hosts))
             uploads = fan_out(hosts, lambda host: upload(fleet, host, packed))
             failed = {host: outcome.value or outcome.error for host, outcome in uploads.items()}
@@ -225,7 +231,7 @@ class ClassRun:
 
     def _run_checks(self, sandbox: SandboxLab) -> list[dict]:
         chosen = [CATALOGUE[cid] for cid in self.assignment.checks]
-        with Fleet(sandbox.specs()) as fleet:
+        with sandbox.fleet() as fleet:
             report = run_checks(
                 CATALOGUE, chosen, LiveLab(sandbox.topology, fleet), sandbox.topology.name
             )

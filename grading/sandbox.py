@@ -7,7 +7,7 @@ import threading
 from contextlib import contextmanager
 
 from grading.assignment import Limits
-from lab.connection import HostSpec
+from lab.connection import Fleet, HostSpec
 from lab.errors import LabError
 from lab.providers.lxc import LxcProvider
 from lab.providers.lxcnet import conflicting_routes
@@ -85,11 +85,19 @@ class SandboxLab:
         self.state = LabState(slot.name)
         self.provider = LxcProvider(self.topology, self.state)
         self._lock = threading.Lock()
+        self.fleets: set = set()  # connections in use: closed by kill() so no read waits on
 
-    def up(self, on_step=None) -> None:
-        if self.state.exists:  # left by an interrupted run: never reuse a student's hosts
-            self.destroy()
-        self.provider.up(QuietProgress(on_step))
+    def up(self, on_step=None, tries: int = 2) -> None:
+        """Fresh hosts; a lab that does not come up is removed and made again once."""
+        for attempt in range(1, tries + 1):
+            if self.state.exists:  # left by an interrupted run: never reuse a student's hosts
+                self.destroy()
+            try:
+                self.provider.up(QuietProgress(on_step))
+                return
+            except LabError:
+                if attempt == tries:
+                    raise
 
     def specs(self) -> list[HostSpec]:
         return self.provider.specs()
@@ -102,8 +110,20 @@ class SandboxLab:
         path = self.state.secrets_file
         return json.loads(path.read_text()) if path.is_file() else {}
 
+    @contextmanager
+    def fleet(self):
+        """Connections to the lab's hosts, which kill() can cut from another thread."""
+        with Fleet(self.specs()) as fleet:
+            self.fleets.add(fleet)
+            try:
+                yield fleet
+            finally:
+                self.fleets.discard(fleet)
+
     def kill(self) -> None:
         """Stop every host at once (Ctrl-C): whatever runs there ends now."""
+        for fleet in list(self.fleets):
+            fleet.close()
         for host in self.topology.hosts:
             self.provider._lxc("lxc-stop", self.provider.container(host), "-k", check=False)
 

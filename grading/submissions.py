@@ -207,10 +207,20 @@ def find_files(root: Path, names: list[str], folders: tuple[str, ...]) -> dict[s
 def content_hash(root: Path) -> str:
     """sha256 over every file's relative path and bytes: the same work hashes the same."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def source_hash(submission: Submission) -> str:
+    """The content hash of a folder or archive as handed in ("" for git: clone it first)."""
+    source = Path(submission.source)
+    if submission.kind == "folder" and source.is_dir():
+        return content_hash(source)
+    if submission.kind == "archive" and source.is_file():
+        return hashlib.sha256(source.read_bytes()).hexdigest()
+    return ""
 
 
 def _safe_target(dest: Path, name: str) -> Path | None:

@@ -271,3 +271,12 @@ def test_graded_checks_take_the_assignments_points():
         ("y", 30, 0),
         ("z", 5, 0),
     ]
+
+
+def test_folders_and_archives_are_hashed_as_handed_in(tmp_path):
+    a = folder(tmp_path / "a", {"x": "1"})
+    archive = tmp_path / "b.zip"
+    archive.write_bytes(b"PK not really")
+    assert submissions.source_hash(submissions.Submission("a", "folder", str(a)))
+    assert submissions.source_hash(submissions.Submission("b", "archive", str(archive)))
+    assert submissions.source_hash(submissions.Submission("c", "git", "https://x/y.git")) == ""
