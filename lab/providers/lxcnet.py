@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lab.errors import LabError
+from lab.providers.lxcimage import MIRROR, SECURITY_MIRROR
 from lab.state import write_private
 from lab.system import run
 from lab.topology import Topology
@@ -15,6 +18,7 @@ FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 BRIDGE_PREFIX = "wsl-"
+MIRRORS = (MIRROR, SECURITY_MIRROR)
 
 
 def bridge_name(topology: Topology) -> str:
@@ -69,13 +73,27 @@ def overlapping(routes: list[dict], subnet: ipaddress.IPv4Network, own_bridge: s
     return sorted(set(found))
 
 
-def nft_ruleset(topology: Topology, resolver: str) -> str:
+def mirror_addresses(urls: tuple[str, ...]) -> list[str]:
+    """The IPv4 addresses of the package mirrors' hosts, as this machine resolves them."""
+    found: list[str] = []
+    for url in urls:
+        name = urlsplit(url).hostname or ""
+        try:
+            infos = socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        found += [info[4][0] for info in infos if info[4][0] not in found]
+    return found
+
+
+def nft_ruleset(topology: Topology, resolver: str, mirrors: list[str] | None = None) -> str:
     """The lab's nftables table: NAT out; nothing out but DNS to the resolver and HTTP(S).
 
-    Hosts reach neither the machine itself (only its replies to connections it opened) nor
-    another lab's hosts.
+    HTTP(S) goes only to the package mirrors when their addresses are known. Hosts reach
+    neither the machine itself (only its replies to connections it opened) nor another lab.
     """
     bridge, subnet = bridge_name(topology), topology.subnet
+    web = f"ip daddr {{ {', '.join(mirrors)} }} " if mirrors else ""
     return f"""\
 table ip {table_name(topology)} {{
     chain input {{
@@ -90,7 +108,7 @@ table ip {table_name(topology)} {{
         iifname "{bridge}" oifname "{BRIDGE_PREFIX}*" drop
         iifname "{bridge}" ip daddr {resolver} udp dport 53 accept
         iifname "{bridge}" ip daddr {resolver} tcp dport 53 accept
-        iifname "{bridge}" tcp dport {{ 80, 443 }} accept
+        iifname "{bridge}" {web}tcp dport {{ 80, 443 }} accept
         iifname "{bridge}" drop
     }}
     chain postrouting {{
@@ -132,7 +150,8 @@ class LabNetwork:
             run(["ip", "addr", "add", gateway, "dev", self.bridge])
         run(["ip", "link", "set", self.bridge, "up"])
         if not self.table_exists():
-            run(["nft", "-f", "-"], input=nft_ruleset(self.topology, resolver))
+            mirrors = mirror_addresses(MIRRORS)
+            run(["nft", "-f", "-"], input=nft_ruleset(self.topology, resolver, mirrors))
             self.state.save(nft_table=self.table)
         if FORWARD.read_text().strip() != "1":
             write_private(self.forwarding_record, FORWARD.read_text())

@@ -49,6 +49,9 @@ def test_nft_ruleset_masquerades_the_lab_and_fences_everything_else():
     assert "ip daddr 10.255.255.53 udp dport 53 accept" in rules
     assert rules.rstrip().count('iifname "wsl-webstack" drop') == 2  # the machine; the rest
     assert 'iifname "wsl-webstack" oifname "wsl-*" drop' in rules  # other labs
+    assert 'iifname "wsl-webstack" tcp dport { 80, 443 } accept' in rules  # mirrors unknown
+    only = lxcnet.nft_ruleset(topo(), "10.255.255.53", ["203.0.113.80", "203.0.113.81"])
+    assert "ip daddr { 203.0.113.80, 203.0.113.81 } tcp dport { 80, 443 } accept" in only
     assert "8.8.8.8" not in rules
 
 
