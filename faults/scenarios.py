@@ -19,6 +19,7 @@ from lab.errors import LabError
 from lab.remote import quote
 from lab.topology import Topology
 
+COMMAND_SECONDS = 60  # a command that breaks or restores something on a host
 BOOT_SECONDS = 60  # a stopped host must accept SSH again within this after it is started
 PAUSE, RUN = 0.3, 0.1  # slow-web-02: seconds web-02's services are paused, then run
 PAUSE_UNIT = "webstack-lab-fault-slow.service"  # the transient unit on web-02 that pauses them
@@ -41,9 +42,10 @@ class Context:
     def sh(self, host: str, command: str) -> str:
         """A command on host as root; a failure is one line naming the host."""
         try:
-            return self.live.sh(host, command, sudo=True, timeout=30)
+            return self.live.sh(host, command, sudo=True, timeout=COMMAND_SECONDS)
         except Exception as exc:  # CheckError from the shared observation layer
-            raise LabError(str(exc)) from None
+            message = str(exc).replace("a command of the grader", "a command of lab fault")
+            raise LabError(message) from None
 
 
 class Scenario:

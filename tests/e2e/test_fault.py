@@ -120,6 +120,8 @@ def start_fault(lab, scenario: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a test runner started in the background may ignore SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_until(lambda: "inactive" in nginx_state(lab), timeout=30)
     return process
