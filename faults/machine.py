@@ -21,7 +21,7 @@ class Machine:
             raise LabError(
                 f"{scenario} needs the lxc provider (it acts on the container from this machine);"
                 f" this lab's provider is {self.provider.name}",
-                hint="web-02-nginx and app-01 work with every provider",
+                hint="web-02-nginx, app-01 and slow-web-02 work with every provider",
             )
 
     def _lxc(self, tool: str, host: str, *args: str, check: bool = True):
