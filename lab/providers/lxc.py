@@ -114,7 +114,7 @@ class LxcProvider:
             step.done(", ".join(self.topology.names))
         with progress.step("SSH on every host") as step:
             deadline = time.monotonic() + boot_timeout()
-            self._fan_out(lambda host: wait_for_ssh(self._spec(host), deadline))
+            self._fan_out(lambda host: self._wait_for_boot(host, deadline, step.update))
             step.done("ready")
 
     def status(self) -> list[HostStatus]:
@@ -225,6 +225,27 @@ class LxcProvider:
         if self._state_of(host) != "running":
             update(f"{host.name}: starting")
             self._lxc("lxc-start", name, "-d")
+
+    def _wait_for_boot(self, host: Host, deadline: float, update) -> None:
+        """Wait for the host's SSH; a boot still stalled at the deadline is started again once."""
+        try:
+            wait_for_ssh(self._spec(host), deadline)
+            return
+        except LabError:
+            name = self.container(host)
+            state = self._attach(name, "systemctl", "is-system-running").stdout.strip()
+            if state not in ("initializing", "starting"):
+                raise
+        jobs = self._attach(name, "systemctl", "list-jobs", "--no-pager")
+        record = self.state.dir / f"boot-stalled-{host.name}.log"
+        record.write_text(f"{time.ctime()}: {state}\n{jobs.stdout}{jobs.stderr}")
+        update(f"{host.name}: the boot stalled ({record.name}); starting it again")
+        self._lxc("lxc-stop", name, "-k", check=False)
+        self._lxc("lxc-start", name, "-d")
+        wait_for_ssh(self._spec(host), time.monotonic() + boot_timeout())
+
+    def _attach(self, name: str, *command: str):
+        return self._lxc("lxc-attach", name, "--", *command, check=False)
 
     def _record_container(self, name: str) -> None:
         with self._state_lock:
