@@ -69,6 +69,13 @@ class ClassRun:
     def grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         """Grade every submission (jobs at a time); Ctrl-C stops the labs and removes them."""
         self.out.mkdir(parents=True, exist_ok=True)
+        previous_term = signal.signal(signal.SIGTERM, _interrupt)  # kill PID: like Ctrl-C
+        try:
+            return self._grade_all(submissions)
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+
+    def _grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         pool = ThreadPoolExecutor(max_workers=max(1, self.jobs))
         futures = [pool.submit(self.grade_one, s) for s in submissions]
         try:
@@ -236,6 +243,10 @@ class ClassRun:
                 CATALOGUE, chosen, LiveLab(sandbox.topology, fleet), sandbox.topology.name
             )
         return graded_checks(to_dict(report)["checks"], self.assignment.checks)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class Timer:
