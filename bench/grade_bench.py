@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Submissions per hour with `lab grade`, and students per minute with `lab grade --live`.
 
-Usage: sudo .venv/bin/python bench/grade_bench.py [--students N] [--only lb,full,live]
+Usage: sudo .venv/bin/python bench/grade_bench.py [--students N] [--only lb,full,live] [--jobs 1,2]
 
 - lb:   the load-balancer assignment over N copies of a correct submission (each with other
         server addresses), with --jobs 1 and --jobs 2;
@@ -80,6 +80,11 @@ def per_hour(assignment: str, source: Path, count: int, jobs: int, directory: Pa
         "seconds": round(seconds, 1),
         "per_hour": round(3600 * count / seconds, 1),
         "scores": scores,
+        "not_graded": [
+            f"{r['student']}: {r['status']} {r['error']}"
+            for r in results
+            if r["status"] != "graded"
+        ],
         "exit": run.returncode,
     }
 
@@ -122,13 +127,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=4)
     parser.add_argument("--only", default="lb,full,live")
+    parser.add_argument("--jobs", default="1,2", help="the --jobs values to time, e.g. 1,2")
     args = parser.parse_args()
     wanted = args.only.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         if "lb" in wanted:
-            for jobs in (1, 2):
+            for jobs in map(int, args.jobs.split(",")):
                 rows.append(
                     per_hour(
                         "load-balancer",
@@ -140,7 +146,7 @@ def main() -> None:
                 )
                 print(json.dumps(rows[-1]), flush=True)
         if "full" in wanted:
-            for jobs in (1, 2):
+            for jobs in map(int, args.jobs.split(",")):
                 rows.append(
                     per_hour(
                         "full-design",
