@@ -645,7 +645,8 @@ def test_stale_grader_accounts_are_removed_and_an_interrupt_leaves_none(provisio
     for delay in (0.6, 0.9, 1.2, 1.5):
         process = subprocess.Popen(
             [sys.executable, "-m", "lab", "check", "database"], env=lab.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)

@@ -124,6 +124,7 @@ def test_interrupted_up_is_completed_by_the_next_up_then_destroy_leaves_nothing(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
         )
         _wait_for(lambda: any(LXCPATH.glob("e2e-intr-*")), timeout=120)
         proc.send_signal(signal.SIGINT)

@@ -61,10 +61,17 @@ def test_watch_stops_on_ctrl_c_with_its_last_table(provisioned_lab):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell's background job starts with SIGINT ignored; a person's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(4)
-    watching.send_signal(signal.SIGINT)
-    out, err = watching.communicate(timeout=30)
+    try:
+        time.sleep(4)
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=30)
+    finally:
+        if watching.poll() is None:  # never leave it checking the lab under later tests
+            watching.kill()
+            watching.communicate()
     assert watching.returncode == 0, err
     assert "Traceback" not in err
     assert "dns.www" in out and "stopped" in out
