@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import dns.exception
 import dns.flags
@@ -13,8 +14,10 @@ import requests
 from invoke.exceptions import CommandTimedOut
 
 from checks.base import CheckError
+from lab import platform
 from lab.connection import Fleet, describe, fan_out
 from lab.remote import as_root, quote
+from lab.state import lab_home
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
@@ -126,6 +129,15 @@ class LiveLab:
             except BaseException as exc:  # go on: every other cleanup must still run
                 failed.append(f"{what}: {exc}")
         return failed
+
+    @contextmanager
+    def exclusive(self):
+        """One check run at a time on a lab: another run's sweep would undo this one's changes."""
+        path = lab_home() / "locks" / f"check-{self.topology.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(path, "w") as handle:
+            platform.lock(handle, wait=True)
+            yield
 
     def sweep(self) -> None:
         """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,

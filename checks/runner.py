@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -50,6 +51,12 @@ def with_dependencies(catalogue, chosen: list[type[Check]]) -> list[type[Check]]
 
 def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_result=None) -> Report:
     """Run chosen checks (and what they need) against a live lab; undo what they changed."""
+    exclusive = getattr(lab, "exclusive", contextlib.nullcontext)
+    with exclusive():
+        return _run(catalogue, chosen, lab, lab_name, on_result)
+
+
+def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
     started = time.monotonic()
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}

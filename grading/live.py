@@ -93,7 +93,12 @@ def _student(path: Path, raw: str, entry, reference: Topology) -> LiveStudent:
         port = int(spec.get("port", 22))
         specs.append(HostSpec(host.name, ssh, port, str(spec["user"]), key, None, False))
     topology = dataclasses.replace(
-        reference, name="live", provider="ssh", domain=domain, hosts=tuple(hosts), source=None
+        reference,
+        name=f"live-{student_name(raw)}",
+        provider="ssh",
+        domain=domain,
+        hosts=tuple(hosts),
+        source=None,
     )
     digest = hashlib.sha256(yaml.safe_dump(entry, sort_keys=True).encode()).hexdigest()
     return LiveStudent(student_name(raw), topology, tuple(specs), digest)

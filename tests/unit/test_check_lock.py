@@ -1,0 +1,70 @@
+"""One check run at a time per lab: a second run waits instead of sweeping the first's changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+from checks.base import Check, failed, passed
+from checks.live import LiveLab
+from checks.runner import run_checks
+from lab.topology import PACKAGED, load
+
+
+class Inside(Check):
+    id = "t.inside"
+    section = "servers"
+    title = "runs while the lab is held"
+    requirement = "-"
+    points = 1
+    hint = "-"
+
+    def observe(self, lab):
+        return lab.held
+
+    def judge(self, held):
+        return passed("held") if held else failed("not held")
+
+
+class FakeLab:
+    held = False
+
+    @contextmanager
+    def exclusive(self):
+        self.held = True
+        yield
+        self.held = False
+
+    def sweep(self):
+        assert self.held, "the sweep runs under the lock"
+
+    def cleanup(self):
+        assert self.held, "the cleanup runs under the lock"
+
+
+def test_the_whole_run_holds_the_labs_lock():
+    lab = FakeLab()
+    report = run_checks({Inside.id: Inside}, [Inside], lab, "t")
+    assert report.results[0].evidence == "held" and not lab.held
+
+
+def test_a_second_run_on_the_same_lab_waits(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    topology = load(PACKAGED)
+    first, second = LiveLab(topology, None), LiveLab(topology, None)
+    order = []
+
+    def hold():
+        with first.exclusive():
+            order.append("first in")
+            time.sleep(0.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    time.sleep(0.1)
+    with second.exclusive():
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
