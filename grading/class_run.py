@@ -127,13 +127,18 @@ class ClassRun:
             return self._finish(result, INVALID, f"none of the assignment's files ({wanted})")
         if self.stop.is_set():
             raise KeyboardInterrupt
-        try:
-            self._grade_in_lab(result, root, found)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # the grader's own failure: kept as error, retried next run
-            return self._finish(result, ERROR, describe(exc))
-        return self._finish(result, GRADED)
+        for attempt in (1, 2):  # the grader's own failure gets one more fresh lab
+            try:
+                self._grade_in_lab(result, root, found)
+                return self._finish(result, GRADED)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # kept as error when it happens again; retried next run
+                if attempt == 2 or self.stop.is_set():
+                    return self._finish(result, ERROR, describe(exc))
+                result.first = result.second = None
+                result.substitutions, result.timings = [], {}
+        raise AssertionError("unreachable")
 
     def _finish(self, result: StudentResult, status: str, error: str = "") -> StudentResult:
         result.status, result.error = status, error
