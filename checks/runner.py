@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checks.base import Check, Report, Result, Status
 from lab.errors import LabError
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _signal(signum, handler):
-    """Set a signal handler where Python allows it (the main thread); returns the old one."""
-    if threading.current_thread() is not threading.main_thread() or handler is None:
-        return None
-    return signal.signal(signum, handler)
+from lab.signals import interrupt, set_handler
 
 
 def select(catalogue: dict[str, type[Check]], wanted: list[str]) -> list[type[Check]]:
@@ -61,7 +50,7 @@ def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}
     pool = ThreadPoolExecutor(max_workers=8)
-    stop_on_sigterm = _signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm = set_handler(signal.SIGTERM, interrupt)
     try:
         lab.sweep()
         while pending:
@@ -93,13 +82,13 @@ def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
                 raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
     finally:
         # once stopping, a second Ctrl-C must not cut the cleanup short
-        keep_sigint = _signal(signal.SIGINT, signal.SIG_IGN)
+        keep_sigint = set_handler(signal.SIGINT, signal.SIG_IGN)
         try:
             pool.shutdown(wait=True, cancel_futures=True)  # running checks finish their cleanup
             lab.cleanup()
         finally:
-            _signal(signal.SIGINT, keep_sigint)
-            _signal(signal.SIGTERM, stop_on_sigterm)
+            set_handler(signal.SIGINT, keep_sigint)
+            set_handler(signal.SIGTERM, stop_on_sigterm)
     # a prerequisite that did not pass is shown with its own result, even from another section
     shown = {cls.id for cls in chosen} | {
         cid for cid, r in results.items() if r.status is not Status.PASS

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 import signal
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from faults.timeline import BalancerView, ReplicaView, Request, Summary, summari
 from faults.watch import ENTRY_PREFIX, Observer, Traffic
 from lab.connection import Fleet
 from lab.errors import LabError
+from lab.signals import interrupt, set_handler
 from lab.state import LabState, write_private
 
 SETTLE_SECONDS = 60  # after the restore, how long to wait for the lab to be whole again
@@ -60,17 +60,6 @@ class Marker:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _signal(signum, handler):
-    """Set a signal handler where Python allows it (the main thread); returns the old one."""
-    if threading.current_thread() is not threading.main_thread() or handler is None:
-        return None
-    return signal.signal(signum, handler)
 
 
 class Session:
@@ -141,21 +130,21 @@ def whole(
 @contextmanager
 def stopped_by_sigterm():
     """SIGTERM stops the run like Ctrl-C does, so that the fault is restored either way."""
-    previous = _signal(signal.SIGTERM, _interrupt)
+    previous = set_handler(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        _signal(signal.SIGTERM, previous)
+        set_handler(signal.SIGTERM, previous)
 
 
 @contextmanager
-def not_interrupted():
+def notinterrupted():
     """Ctrl-C is ignored inside: once a restore begins, it runs to the end."""
-    previous = _signal(signal.SIGINT, signal.SIG_IGN)
+    previous = set_handler(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        _signal(signal.SIGINT, previous)
+        set_handler(signal.SIGINT, previous)
 
 
 class FaultRun:
@@ -205,7 +194,7 @@ class FaultRun:
                         self.interrupted = True
                     finally:
                         self.held = round(max(time.monotonic() - self.origin, 0.0), 1)
-                        with not_interrupted():
+                        with notinterrupted():
                             self.tick("restoring")
                             undo(self.scenario, ctx, plan)
                     try:
@@ -326,7 +315,7 @@ def restore_active(topology, state: LabState, provider) -> str | None:
     scenario = find(active["scenario"])
     session = Session(topology, provider)
     try:
-        with not_interrupted():
+        with notinterrupted():
             undo(scenario, session.context(), active.get("plan") or {})
     finally:
         session.close()

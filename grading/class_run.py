@@ -26,6 +26,7 @@ from grading.sandbox import QuietProgress, SandboxLab, claim_slot
 from grading.scripts import pack, run_file, upload
 from grading.substitute import substitute
 from lab.connection import describe, fan_out
+from lab.signals import interrupt
 from lab.snapshots import ensure_reference_state
 
 Event = Callable[[str, str, StudentResult | None], None]  # student, stage, result when done
@@ -69,7 +70,7 @@ class ClassRun:
     def grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         """Grade every submission (jobs at a time); Ctrl-C stops the labs and removes them."""
         self.out.mkdir(parents=True, exist_ok=True)
-        previous_term = signal.signal(signal.SIGTERM, _interrupt)  # kill PID: like Ctrl-C
+        previous_term = signal.signal(signal.SIGTERM, interrupt)  # kill PID: like Ctrl-C
         try:
             return self._grade_all(submissions)
         finally:
@@ -248,10 +249,6 @@ class ClassRun:
                 CATALOGUE, chosen, LiveLab(sandbox.topology, fleet), sandbox.topology.name
             )
         return graded_checks(to_dict(report)["checks"], self.assignment.checks)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 class Timer:
