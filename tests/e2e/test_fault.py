@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from faults.watch import TIMEOUT
 from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -74,14 +75,16 @@ def test_app_01_site_stays_up(provisioned_lab):
 
 def test_lb_01_down_site_is_gone(provisioned_lab):
     summary = fault(provisioned_lab, "lb-01-down")
-    # none succeeds once lb-01 is stopped (in_place), until the restore
+    # None succeeds once lb-01 is stopped (in_place), among requests that ended before the
+    # restore: one sent less than TIMEOUT before it may still be waiting (SYN retries) when
+    # lb-01 comes back, and then be answered.
+    settled = summary["seconds"] - TIMEOUT - 1
     down = [
-        b
-        for b in summary["per_second"]
-        if math.ceil(summary["in_place"]) <= b["second"] < summary["seconds"]
+        b for b in summary["per_second"] if math.ceil(summary["in_place"]) <= b["second"] <= settled
     ]
-    assert down and all(b["succeeded"] == 0 for b in down), summary["per_second"]
-    assert summary["succeeded"] <= 10 * summary["in_place"] + 2, summary
+    assert len(down) >= 3 and all(b["succeeded"] == 0 for b in down), summary["per_second"]
+    early = sum(b["succeeded"] for b in summary["per_second"] if b["second"] <= settled)
+    assert early <= 10 * summary["in_place"] + 2, summary
     assert summary["seconds_to_detect"] is None
     # the site came back only once lb-01 did
     assert summary["seconds_to_recover"] >= summary["seconds"], summary
