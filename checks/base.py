@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-SECTIONS = (
+BASE_SECTIONS = (
     "servers",
     "web server",
     "application server",
@@ -17,6 +17,9 @@ SECTIONS = (
     "domain",
     "http",
 )
+# The fixes of the issues the design document names: graded only when asked for.
+EXTRA_SECTIONS = ("firewall", "https", "monitoring", "ha")
+SECTIONS = BASE_SECTIONS + EXTRA_SECTIONS
 
 
 class Status(enum.StrEnum):

@@ -7,15 +7,18 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from checks.base import Check, Report, Result, Status
+from checks.base import EXTRA_SECTIONS, Check, Report, Result, Status
 from lab.errors import LabError
 from lab.signals import interrupt, set_handler
 
 
-def select(catalogue: dict[str, type[Check]], wanted: list[str]) -> list[type[Check]]:
-    """Checks named by id or section (all when wanted is empty), in catalogue order."""
+def select(
+    catalogue: dict[str, type[Check]], wanted: list[str], everything: bool = False
+) -> list[type[Check]]:
+    """Checks named by id or section, in catalogue order. Nothing named: the base design's
+    checks, and with everything, the extra sections' too."""
     if not wanted:
-        return list(catalogue.values())
+        return [c for c in catalogue.values() if everything or c.section not in EXTRA_SECTIONS]
     sections = {cls.section for cls in catalogue.values()}
     for word in wanted:
         if word not in catalogue and word not in sections:

@@ -24,7 +24,7 @@ from lab.providers.vagrant import VagrantProvider
 from lab.state import LabState, write_private
 from lab.system import require_root
 from lab.watch import positive_seconds, watch_checks
-from provision import COMPONENTS
+from provision import BASE, COMPONENTS
 from provision.runner import run_components
 
 
@@ -73,7 +73,7 @@ def cmd_up(lab: Lab) -> ExitCode:
         lab.write_ssh_config()
         lab.console.print(render.status_table(lab.provider.status(), lab.topology.name))
         if lab.args.provision:
-            return provision_lab(lab, list(COMPONENTS))
+            return provision_lab(lab, list(BASE))
     return ExitCode.OK
 
 
@@ -83,7 +83,8 @@ def cmd_provision(lab: Lab) -> ExitCode:
         raise LabError(f"unknown component {unknown[0]!r}; components: {', '.join(COMPONENTS)}")
     lab.require_up()
     with lab.state.lock():
-        return provision_lab(lab, lab.args.components or list(COMPONENTS))
+        default = COMPONENTS if lab.args.all else BASE
+        return provision_lab(lab, lab.args.components or list(default))
 
 
 def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
@@ -99,7 +100,7 @@ def cmd_check(lab: Lab) -> ExitCode:
     if lab.args.list:
         lab.console.print(render.check_list(CATALOGUE))
         return ExitCode.OK
-    chosen = select(CATALOGUE, lab.args.what)
+    chosen = select(CATALOGUE, lab.args.what, lab.args.all)
     specs = lab.specs()
     if lab.args.watch:
         return watch_checks(lab, chosen, lab.args.every, lab.args.times)
@@ -290,14 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
         "components",
         nargs="*",
         metavar="COMPONENT",
-        help=f"one of: {', '.join(COMPONENTS)} (default: all)",
+        help=f"one of: {', '.join(COMPONENTS)} (default: the base design, {' '.join(BASE)})",
+    )
+    subs["provision"].add_argument(
+        "--all", action="store_true", help="the base design and every fix of its issues"
     )
     for name, module in command_modules().items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
         module.arguments(sub)
         sub.set_defaults(run=module.run)
     subs["check"].add_argument(
-        "what", nargs="*", metavar="SECTION|ID", help="sections or check ids to run (default: all)"
+        "what",
+        nargs="*",
+        metavar="SECTION|ID",
+        help="sections or check ids to run (default: the base design's checks)",
+    )
+    subs["check"].add_argument(
+        "--all",
+        action="store_true",
+        help="also the sections of the design's issues (firewall, https, monitoring, ha)",
     )
     subs["check"].add_argument("--json", action="store_true", help="print the JSON report")
     subs["check"].add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")

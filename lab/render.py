@@ -13,6 +13,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
+from checks.base import EXTRA_SECTIONS
+
 THEME = Theme(
     {
         "ok": "green",
@@ -170,12 +172,16 @@ def check_report(report) -> Group:
 
 
 def check_list(catalogue) -> Table:
-    """The catalogue: id, section, points, title."""
-    table = Table(title="check catalogue", title_justify="left")
+    """The catalogue: id, section, points, title; the extra sections marked as asked for."""
+    table = Table(
+        title="check catalogue (* graded when asked for: lab check SECTION, or --all)",
+        title_justify="left",
+    )
     for column in ("id", "section", "points", "title"):
         table.add_column(column)
     for cls in catalogue.values():
-        table.add_row(cls.id, cls.section, str(cls.points), cls.title)
+        extra = "*" if cls.section in EXTRA_SECTIONS else ""
+        table.add_row(cls.id, cls.section + extra, str(cls.points), cls.title)
     return table
 
 

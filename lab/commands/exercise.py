@@ -163,10 +163,17 @@ def confirm(lab, situation: str, question: str) -> None:
 # -- check and hint ---------------------------------------------------------------------
 
 
+def check_ids(exercise) -> list[str]:
+    """The ids of the checks that grade exercise: its own, and every check of its sections."""
+    work = exercise.work
+    in_sections = [c.id for c in CATALOGUE.values() if c.section in work.sections]
+    return [*work.checks, *(i for i in in_sections if i not in work.checks)]
+
+
 def graded_checks(exercise) -> list:
-    if not exercise.work.checks:
+    if not check_ids(exercise):
         raise LabError(f"exercise {exercise.number} is not graded")
-    return [CATALOGUE[check_id] for check_id in exercise.work.checks]
+    return [CATALOGUE[check_id] for check_id in check_ids(exercise)]
 
 
 def grade(lab, exercise) -> Report:
@@ -246,7 +253,7 @@ def solve(lab, exercise) -> ExitCode:
     if not names:
         lab.console.print(
             f"exercise {exercise.number} has no reference to apply"
-            + (": `lab up` brings the hosts up" if exercise.work.checks else "")
+            + (": `lab up` brings the hosts up" if check_ids(exercise) else "")
         )
         return ExitCode.OK
     lab.require_up()
@@ -288,11 +295,12 @@ def progress_table(items, progress: dict) -> Table:
         table.add_column(column)
     for item in items:
         checks = Text()
-        for check_id in item.work.checks:
+        ids = check_ids(item)
+        for check_id in ids:
             mark, style = MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
             checks.append(f"{mark} {check_id}\n", style=style)
-        seen = [statuses.get(c) for c in item.work.checks]
-        if not item.work.checks:
+        seen = [statuses.get(c) for c in ids]
+        if not ids:
             status = Text("not graded", style="muted")
         elif all(s == "pass" for s in seen):
             status = Text("done", style="check.pass")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from checks import CATALOGUE
-from checks.base import SECTIONS, Report, Status
+from checks.base import BASE_SECTIONS, EXTRA_SECTIONS, SECTIONS, Report, Status
 from checks.report import SCHEMA, to_dict, to_json, to_junit
 from checks.runner import select, with_dependencies
 from lab.errors import LabError
@@ -77,12 +77,17 @@ def test_junit_has_a_suite_per_section_with_failures_and_skips():
 
 
 def test_catalogue_covers_every_section_with_ids_titles_requirements_and_hints():
-    assert {cls.section for cls in CATALOGUE.values()} == set(SECTIONS)
+    assert {cls.section for cls in CATALOGUE.values()} >= set(BASE_SECTIONS)
+    assert {cls.section for cls in CATALOGUE.values()} <= set(SECTIONS)
     for check_id, cls in CATALOGUE.items():
         assert check_id.split(".")[0] and cls.title and cls.requirement and cls.hint
         assert cls.points > 0
         assert all(dep in CATALOGUE for dep in cls.needs), check_id
-    assert sum(cls.points for cls in CATALOGUE.values()) == 105
+    base = select(CATALOGUE, [])
+    assert sum(cls.points for cls in base) == 105  # the base design keeps its score
+    assert all(cls.section in BASE_SECTIONS for cls in base)
+    extras = [c for c in select(CATALOGUE, [], everything=True) if c not in base]
+    assert all(cls.section in EXTRA_SECTIONS for cls in extras)
 
 
 def test_selection_by_section_or_id_and_dependencies():

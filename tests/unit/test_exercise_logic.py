@@ -28,11 +28,18 @@ def topology():
 
 
 def test_every_graded_check_belongs_to_exactly_one_exercise():
-    graded = [c for work in exercises.WORK.values() for c in work.checks]
+    graded = [c for e in exercises.all_exercises() for c in command.check_ids(e)]
     assert sorted(graded) == sorted(CATALOGUE), "each check is graded by one exercise"
     assert all(c in COMPONENTS for w in exercises.WORK.values() for c in w.components)
     applied = [c for w in exercises.WORK.values() for c in w.components]
     assert sorted(applied) == sorted(COMPONENTS), "each component is one exercise's solution"
+
+
+def test_the_fixes_of_the_designs_issues_start_from_the_base_design():
+    base = ("web", "app", "database", "lb", "dns")
+    for number, work in exercises.WORK.items():
+        if work.extra:
+            assert exercises.starting_components(exercises.find(number)) == base
 
 
 def test_a_check_is_graded_no_earlier_than_what_it_needs():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from facts.systemd import own_lines
 from lab import topology
-from provision import COMPONENTS, dbflavour
+from provision import BASE, COMPONENTS, EXTRAS_ORDER, dbflavour
 from provision.app import application_files
 from provision.dns import zone_text
 from provision.engine import render
@@ -117,7 +117,9 @@ def test_journal_filter_keeps_the_services_own_lines():
 
 
 def test_components_and_application_files():
-    assert list(COMPONENTS) == ["database", "app", "web", "lb", "dns"]
+    assert list(BASE) == ["database", "app", "web", "lb", "dns"]
+    extras = [name for name in COMPONENTS if name not in BASE]
+    assert extras == [name for name in EXTRAS_ORDER if name in extras]
     files = application_files()
     assert {"app.py", "static/index.html", "static/style.css", "static/app.js"} <= set(files)
 
