@@ -1,0 +1,444 @@
+"""Monitoring (Prometheus): every exporter scraped and up; alerts that really fire and clear.
+
+Prometheus is asked over its HTTP API from inside the load balancer (a firewall may keep port
+9090 from the machine), by the process that holds the socket, never by a job or rule name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from urllib.parse import urlencode, urlsplit
+
+from checks import probes
+from checks.base import Check, CheckError, failed, passed
+from checks.live import PAUSED  # a replica paused by the grader: the next run's sweep restarts it
+from facts import http as host_http
+from facts import ss
+from lab.remote import quote
+
+NODE_PORT = 9100
+FIRE_WITHIN = 60.0  # seconds an alert may take to fire once something breaks
+CLEAR_WITHIN = 60.0  # seconds it may take to clear once it is repaired
+SAFETY_SECONDS = 150  # a host repairs what the grader broke by itself after this (dead-man switch)
+POLL = 0.5
+NODE_SERIES = "group by (instance) (node_uname_info)"
+HAPROXY_SERIES = 'group by (instance) ({__name__=~"haproxy_.+"})'
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+# -- Prometheus's API, from the host it runs on --------------------------------------------
+def monitor_host(lab) -> str:
+    """Where Prometheus must run: the (first) load balancer."""
+    return lab.topology.with_role("lb")[0].name
+
+
+def endpoint(listeners: list[ss.Listener]) -> tuple[str | None, list[str]]:
+    """The address:port a Prometheus process listens on (loopback for any), and who holds 9090."""
+    holders = sorted({n for s in ss.on_port(listeners, 9090) for n in s.names})
+    for s in listeners:
+        if s.kind == "tcp" and "prometheus" in s.names and ":" not in s.address:
+            return (f"{'127.0.0.1' if s.address == '*' else s.address}:{s.port}", holders)
+    return None, holders
+
+
+def server(lab) -> dict:
+    """Prometheus on the monitoring host: where it listens (memo per run)."""
+
+    def find():
+        host = monitor_host(lab)
+        where, holders = endpoint(probes.listeners(lab, host))
+        return {"host": host, "endpoint": where, "holders": holders}
+
+    return lab.memo("prometheus", find)
+
+
+def api(lab, host: str, where: str, path: str, **params) -> dict:
+    """GET Prometheus's /api/v1/path on host; its data, or a CheckError saying what came back."""
+    query = f"/api/v1/{path}" + (f"?{urlencode(params)}" if params else "")
+    raw = lab.sh(host, host_http.get(where, query, "localhost") + " 2>&1", check=False)
+    reply = host_http.parse_reply(raw)
+    body = reply.json()
+    if not isinstance(body, dict) or body.get("status") != "success":
+        first = (raw.strip().splitlines() or ["no answer"])[0]
+        raise CheckError(f"{host}: Prometheus's /api/v1/{path} did not answer ({first[:120]})")
+    return body["data"]
+
+
+def require_server(lab) -> dict:
+    o = server(lab)
+    if not o["endpoint"]:
+        held = f" (port 9090 is held by {', '.join(o['holders'])})" if o["holders"] else ""
+        raise CheckError(f"{o['host']}: no Prometheus process is listening{held}")
+    return o
+
+
+def alerts(lab) -> list[dict]:
+    """The alerts Prometheus holds now (pending or firing)."""
+    o = require_server(lab)
+    return parse_alerts(api(lab, o["host"], o["endpoint"], "alerts"))
+
+
+def alert_rules(lab) -> list[dict]:
+    """Every alerting rule Prometheus has loaded."""
+    o = require_server(lab)
+    return parse_rules(api(lab, o["host"], o["endpoint"], "rules", type="alert"))
+
+
+# -- pure helpers --------------------------------------------------------------------------
+def parse_alerts(data: dict) -> list[dict]:
+    """/api/v1/alerts: each alert's labels and state (pending or firing)."""
+    return [
+        {"labels": a.get("labels", {}), "state": a.get("state", "")} for a in data.get("alerts", [])
+    ]
+
+
+def parse_rules(data: dict) -> list[dict]:
+    """/api/v1/rules: each alerting rule's name, expression, health and last error."""
+    return [
+        {
+            "name": r.get("name", ""),
+            "query": r.get("query", ""),
+            "health": r.get("health", ""),
+            "error": r.get("lastError", ""),
+        }
+        for group in data.get("groups", [])
+        for r in group.get("rules", [])
+        if r.get("type", "alerting") == "alerting"
+    ]
+
+
+def parse_targets(data: dict) -> list[dict]:
+    """/api/v1/targets: each active target's scrape URL, instance, health and last error."""
+    return [
+        {
+            "url": t.get("scrapeUrl", ""),
+            "instance": t.get("labels", {}).get("instance", ""),
+            "health": t.get("health", ""),
+            "error": t.get("lastError", ""),
+        }
+        for t in data.get("activeTargets", [])
+    ]
+
+
+def instances(data: dict) -> list[str]:
+    """The instance label of each series of a query's result."""
+    return sorted({r.get("metric", {}).get("instance", "") for r in data.get("result", [])})
+
+
+def target_host(url: str) -> tuple[str, int | None]:
+    """The host and port a scrape URL reads."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port
+
+
+def lab_host_of(name: str, hosts: dict[str, str], resolved: dict, monitor: str) -> str | None:
+    """Which lab host a target's host part is: by address (a name resolved on the monitoring
+    host); loopback is the monitoring host itself."""
+    if name in LOOPBACK or _loopback(name):
+        return monitor
+    for address in [name, *resolved.get(name, [])]:
+        for host, own in hosts.items():
+            if address == own:
+                return host
+    return None
+
+
+def _loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def alert_key(alert: dict) -> str:
+    return json.dumps(alert["labels"], sort_keys=True)
+
+
+def describe_alert(alert: dict) -> str:
+    labels = dict(alert["labels"])
+    name = labels.pop("alertname", "?")
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "severity")
+    return f"{name} {{{shown}}}" if shown else name
+
+
+def names_any(alert: dict, words: set[str]) -> bool:
+    """Whether one of the alert's label values is one of words (an instance's port ignored)."""
+    for value in alert["labels"].values():
+        value = str(value)
+        if value in words or value.rpartition(":")[0] in words:
+            return True
+    return False
+
+
+def firing_new(now: list[dict], before: set[str]) -> list[dict]:
+    return [a for a in now if a["state"] == "firing" and alert_key(a) not in before]
+
+
+# -- breaking one thing and watching the alerts ----------------------------------------------
+def safety_switch(lab, host: str, name: str, repair: str) -> None:
+    """A timer on host that repairs by itself, should the grader die before it does."""
+    unit = quote(f"{name}.timer")
+    lab.sh(
+        host,
+        f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {quote(name + '.service')} "
+        f"2>/dev/null; systemd-run --quiet --unit={quote(name)} --on-active={SAFETY_SECONDS} "
+        f"sh -c {quote(repair)}",
+        sudo=True,
+    )
+
+
+def drop_switch(lab, host: str, name: str) -> None:
+    lab.sh(host, f"systemctl stop {quote(name + '.timer')} 2>/dev/null; true", sudo=True)
+
+
+def watch(lab, break_it, repair, wanted) -> dict:
+    """Break something, wait for a new firing alert that wanted() accepts, repair, wait for it
+    to clear. Seconds are counted from the break and from the repair."""
+    before = {alert_key(a) for a in alerts(lab)}
+    already = [describe_alert(a) for a in alerts(lab) if a["state"] == "firing"]
+    other: list[str] = []
+    fired = None
+    break_it()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < FIRE_WITHIN:
+            new = firing_new(alerts(lab), before)
+            match = [a for a in new if wanted(a)]
+            if match:
+                fired = match[0]
+                break
+            other = sorted({describe_alert(a) for a in new} | set(other))
+            time.sleep(POLL)
+        fire_seconds = round(time.monotonic() - started, 1)
+    finally:
+        repair()
+    repaired = time.monotonic()
+    cleared = None
+    if fired:
+        key = alert_key(fired)
+        while time.monotonic() - repaired < CLEAR_WITHIN:
+            if all(alert_key(a) != key for a in alerts(lab)):
+                cleared = round(time.monotonic() - repaired, 1)
+                break
+            time.sleep(POLL)
+    return {
+        "already": already,
+        "fired": describe_alert(fired) if fired else None,
+        "fire_seconds": fire_seconds if fired else None,
+        "clear_seconds": cleared,
+        "other": other,
+        "rules": alert_rules(lab),
+    }
+
+
+def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
+    """Whether the alert fired and cleared in time, in words."""
+    if not o["rules"]:
+        return False, "Prometheus has no alerting rule loaded"
+    broken = [
+        f"{r['name']} ({r['error'] or r['health']})" for r in o["rules"] if r["health"] == "err"
+    ]
+    if not o["fired"]:
+        said = f"; alerts that did fire: {', '.join(o['other'])} ({unnamed})" if o["other"] else ""
+        rules = ", ".join(r["name"] for r in o["rules"])
+        errors = f"; rules failing to evaluate: {', '.join(broken)}" if broken else ""
+        return False, (
+            f"{fault} for {FIRE_WITHIN:.0f} s: no alert fired{said} (alerting rules: {rules})"
+            f"{errors}"
+        )
+    if o["clear_seconds"] is None:
+        return False, (
+            f"{o['fired']} fired {o['fire_seconds']} s after {fault}, but was still active "
+            f"{CLEAR_WITHIN:.0f} s after the repair"
+        )
+    return True, (
+        f"{o['fired']} fired {o['fire_seconds']} s after {fault} and cleared "
+        f"{o['clear_seconds']} s after the repair"
+    )
+
+
+# -- the checks ------------------------------------------------------------------------------
+class TargetsUp(Check):
+    id = "monitoring.targets"
+    design = "monitoring"
+    section = "monitoring"
+    title = "Prometheus on the load balancer scrapes node exporter on every host and HAProxy"
+    requirement = (
+        "Prometheus on the load balancer scrapes node exporter on every host (by its lab "
+        "address) and HAProxy's built-in exporter, and every one of those targets is up."
+    )
+    points = 5
+    hint = (
+        "Run Prometheus on the load balancer with a scrape target for node exporter "
+        "(port 9100) on every host's address and one for HAProxy's Prometheus exporter."
+    )
+
+    def observe(self, lab):
+        o = require_server(lab)
+        host, where = o["host"], o["endpoint"]
+        targets = parse_targets(api(lab, host, where, "targets", state="active"))
+        names = {target_host(t["url"])[0] for t in targets}
+        resolved = probes.resolve(lab, host, names - set(LOOPBACK))
+
+        def series(query):
+            return instances(api(lab, host, where, "query", query=query))
+
+        return {
+            "host": host,
+            "hosts": {h.name: h.address for h in lab.topology.hosts},
+            "targets": targets,
+            "resolved": resolved,
+            "node": series(NODE_SERIES),
+            "haproxy": series(HAPROXY_SERIES),
+            "balancers": [h.name for h in lab.topology.with_role("lb")],
+        }
+
+    def judge(self, o):
+        monitor, hosts = o["host"], o["hosts"]
+        by_host: dict[str, list[dict]] = {}
+        for t in o["targets"]:
+            lab_host = lab_host_of(target_host(t["url"])[0], hosts, o["resolved"], monitor)
+            if lab_host:
+                by_host.setdefault(lab_host, []).append(t)
+        problems, seen = [], []
+        for host, address in hosts.items():
+            node = [t for t in by_host.get(host, []) if target_host(t["url"])[1] == NODE_PORT]
+            node = node or [t for t in by_host.get(host, []) if t["instance"] in o["node"]]
+            if not node:
+                problems.append(
+                    f"no target scrapes node exporter on {host} ({address}:{NODE_PORT})"
+                )
+            elif not any(t["health"] == "up" and t["instance"] in o["node"] for t in node):
+                t = node[0]
+                why = t["error"] or f"health {t['health'] or 'unknown'}, no node metrics"
+                problems.append(f"{host}'s node exporter target {t['url']} is down: {why}")
+            else:
+                seen.append(host)
+        haproxy = [
+            t for b in o["balancers"] for t in by_host.get(b, []) if t["instance"] in o["haproxy"]
+        ]
+        if not any(t["health"] == "up" for t in haproxy):
+            candidates = [t for b in o["balancers"] for t in by_host.get(b, []) if t not in haproxy]
+            down = [t for t in candidates if t["health"] != "up"]
+            if haproxy or down:
+                t = (haproxy or down)[0]
+                problems.append(
+                    f"the HAProxy target {t['url']} is down: {t['error'] or t['health']}"
+                )
+            else:
+                problems.append(
+                    f"no target on {', '.join(o['balancers'])} serves HAProxy's metrics (haproxy_*)"
+                )
+        if problems:
+            return failed(f"Prometheus on {monitor}: " + "; ".join(problems))
+        up = sum(1 for t in o["targets"] if t["health"] == "up")
+        return passed(
+            f"Prometheus on {monitor}: node exporter up on {', '.join(seen)}, HAProxy's "
+            f"exporter up at {haproxy[0]['url']} ({up} of {len(o['targets'])} targets up)"
+        )
+
+
+class RotationAlert(Check):
+    id = "monitoring.rotation-alert"
+    design = "monitoring"
+    section = "monitoring"
+    title = "An alert fires when a web server leaves the rotation, and clears when it is back"
+    requirement = (
+        f"When a web server's Nginx stops, an alert naming that server fires within "
+        f"{FIRE_WITHIN:.0f} s, and it clears within {CLEAR_WITHIN:.0f} s once Nginx is back."
+    )
+    points = 5
+    hint = (
+        "Scrape HAProxy's exporter and add an alerting rule on its server status, e.g. "
+        '`haproxy_server_status{state="UP"} == 0` with `for: 10s` (scrape and evaluate every 5 s).'
+    )
+    needs = ("monitoring.targets",)
+    exclusive = True  # takes a web server out of the rotation
+
+    def observe(self, lab):
+        victim = lab.web_hosts()[-1]
+        address = lab.address(victim)
+        unit = web_unit(lab, victim)
+        servers = {
+            s["name"]
+            for s in probes.balancer(lab)["servers"]
+            if address in s["addresses"] or s["host"] == victim
+        }
+        what = f"{unit} stopped on {victim}"
+        start = f"systemctl start {quote(unit)}"
+
+        def repair():
+            lab.done_with(what)
+
+        def undo():
+            lab.sh(victim, start, sudo=True, check=False)
+            drop_switch(lab, victim, SWITCH)
+
+        def break_it():
+            lab.on_cleanup(what, undo)
+            safety_switch(lab, victim, SWITCH, start)
+            lab.sh(victim, f"systemctl stop {quote(unit)}", sudo=True)
+
+        o = watch(lab, break_it, repair, lambda a: names_any(a, {victim, address, *servers}))
+        return {**o, "victim": victim, "unit": unit, "names": sorted({victim, address, *servers})}
+
+    def judge(self, o):
+        fault = f"{o['unit']} stopped on {o['victim']}"
+        unnamed = f"none names {' or '.join(o['names'])}"
+        ok, evidence = judge_watch(o, fault, unnamed)
+        return passed(evidence) if ok else failed(evidence)
+
+
+SWITCH = "webstack-lab-check-repair"  # the transient unit that repairs if the grader dies
+
+
+def web_unit(lab, host: str) -> str:
+    """The systemd unit of the web server answering port 80 on host (nginx.service usually)."""
+    pids = sorted({p for s in ss.on_port(probes.listeners(lab, host), 80) for p in s.pids})
+    if pids:
+        unit = lab.sh(host, f"ps -o unit= -p {int(pids[0])}", check=False).strip()
+        if unit.endswith(".service"):
+            return unit
+    return "nginx.service"
+
+
+class ReplicationAlert(Check):
+    id = "monitoring.replication-alert"
+    design = "monitoring"
+    section = "monitoring"
+    title = "An alert fires when replication stops, and clears when it runs again"
+    requirement = (
+        f"When the replica stops replicating, an alert fires within {FIRE_WITHIN:.0f} s, and it "
+        f"clears within {CLEAR_WITHIN:.0f} s once replication runs again."
+    )
+    points = 5
+    hint = (
+        "Give Prometheus the replica's state (e.g. node exporter's textfile collector fed "
+        "every few seconds from SHOW REPLICA STATUS) and alert when it says stopped."
+    )
+    needs = ("monitoring.targets",)
+    exclusive = True  # stops the replica
+
+    def observe(self, lab):
+        _, replica = probes.roles(lab)
+        what = f"replication stopped on {replica}"
+        restart = f"mysql -e 'START REPLICA'; rm -f {PAUSED}"
+
+        def undo():
+            lab.sh(replica, restart, sudo=True, check=False)
+            drop_switch(lab, replica, SWITCH)
+
+        def break_it():
+            lab.on_cleanup(what, undo)
+            safety_switch(lab, replica, SWITCH, restart)
+            lab.sh(replica, f"touch {PAUSED} && mysql -e 'STOP REPLICA'", sudo=True)
+
+        o = watch(lab, break_it, lambda: lab.done_with(what), lambda a: True)
+        return {**o, "replica": replica}
+
+    def judge(self, o):
+        fault = f"replication stopped on {o['replica']}"
+        ok, evidence = judge_watch(o, fault, "")
+        return passed(evidence) if ok else failed(evidence)
