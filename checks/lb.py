@@ -340,10 +340,10 @@ def _judge_stat(o):
 
 
 def failover(lab, victim: str) -> dict:
-    """Make victim unable to answer the balancer (a blackhole route to lb-01 on victim) and time
+    """Make victim unable to answer the balancer (a blackhole route to it on victim) and time
     how long until HAProxy stops sending it requests, then how long until it takes it back."""
-    lb = lab.address("lb")
-    route = f"ip route {{}} blackhole {quote(lb)}/32"
+    balancer = lab.name("lb")
+    route = f"ip route {{}} blackhole {quote(lab.address(balancer))}/32"
     what = f"blackhole route on {victim}"
     lab.on_cleanup(what, lambda: lab.sh(victim, route.format("del"), sudo=True, check=False))
     lab.sh(victim, route.format("replace"), sudo=True)
@@ -354,7 +354,7 @@ def failover(lab, victim: str) -> dict:
     back = _first_streak(lab, lambda a: a["served_by"] == victim, recovered, streak=1)
     return {
         "host": victim,
-        "lb": lab.name("lb"),
+        "lb": balancer,
         "left_after": None if left is None else round(left - started, 1),
         "back_after": None if back is None else round(back - recovered, 1),
     }

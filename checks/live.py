@@ -14,6 +14,7 @@ import requests
 from invoke.exceptions import CommandTimedOut
 
 from checks.base import CheckError
+from facts import vrrp
 from lab import platform
 from lab.connection import Fleet, describe, fan_out
 from lab.remote import as_root, quote
@@ -45,12 +46,37 @@ class LiveLab:
 
     # -- hosts ----------------------------------------------------------------------------
     def address(self, role_or_host: str) -> str:
+        """A host's address; for "lb", the site's front door (the virtual address, if any)."""
         if role_or_host in self.topology.names:
             return self.topology.host(role_or_host).address
+        if role_or_host == "lb":
+            return self.topology.site_address
         return self.topology.one_with_role(role_or_host).address
 
     def name(self, role: str) -> str:
+        """The host with role; for "lb" with a virtual address, the balancer holding it now."""
+        if role == "lb" and self.topology.virtual_address:
+            return self.active_balancer()
         return self.topology.one_with_role(role).name
+
+    def balancers(self) -> list[str]:
+        return [h.name for h in self.topology.with_role("lb")]
+
+    def holders(self) -> list[str]:
+        """The load balancers that hold the virtual address now (one, when all is well)."""
+        virtual = self.topology.virtual_address
+
+        def holds(host: str) -> bool:
+            found = vrrp.parse_addresses(self.sh(host, vrrp.ADDRESSES, check=False))
+            return vrrp.holds(found, virtual) is not None
+
+        outcomes = fan_out(self.balancers(), holds)
+        return [host for host, outcome in outcomes.items() if outcome.value]
+
+    def active_balancer(self) -> str:
+        """The balancer behind the virtual address (the first one while nobody holds it)."""
+        holders = self.holders()
+        return holders[0] if holders else self.balancers()[0]
 
     def web_hosts(self) -> list[str]:
         return [h.name for h in self.topology.with_role("web")]
@@ -142,13 +168,13 @@ class LiveLab:
     def sweep(self) -> None:
         """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,
         grader accounts and the scratch database (the grader's entries go in front_door)."""
-        lb = self.address("lb")
+        balancers = " ".join(quote(h.address) for h in self.topology.with_role("lb"))
         accounts = (
             "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
             "WHERE user LIKE 'lab\\_check\\_%'"
         )
         script = (
-            f"ip route del blackhole {quote(lb)}/32 2>/dev/null; "
+            f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done; "
             f"if [ -e {PAUSED} ]; then mysql -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
             "if command -v mysql >/dev/null && mysql -e 'SELECT 1' >/dev/null 2>&1; then "
             f"{{ echo 'SET SESSION sql_log_bin = 0;'; mysql -N -e {quote(accounts)}; "

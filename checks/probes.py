@@ -129,13 +129,15 @@ def _ask_directly(lab: LiveLab, host: str, target) -> dict:
 
 
 # -- HAProxy ------------------------------------------------------------------------------------
-def balancer(lab: LiveLab) -> dict:
-    """HAProxy on the load balancer: running, its configuration (on disk, valid?), its servers."""
-    return lab.memo("haproxy", lambda: _balancer(lab))
+def balancer(lab: LiveLab, lb: str | None = None) -> dict:
+    """HAProxy on a load balancer (the active one by default): running, its configuration (on
+    disk, valid?), its servers."""
+    if lb is None:
+        return lab.memo("haproxy", lambda: _balancer(lab, lab.name("lb")))
+    return lab.memo(("haproxy", lb), lambda: _balancer(lab, lb))
 
 
-def _balancer(lab: LiveLab) -> dict:
-    lb = lab.name("lb")
+def _balancer(lab: LiveLab, lb: str) -> dict:
     ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
     files = haproxy.config_files(ps_out)
     config = haproxy.parse_config(lab.sh(lb, haproxy.cat_config(files), sudo=True, check=False))

@@ -37,6 +37,8 @@ class Context:
     def host(self, role_or_host: str) -> str:
         if role_or_host in self.topology.names:
             return role_or_host
+        if role_or_host == "lb":  # two balancers (lab-ha.yml): the first, the preferred holder
+            return self.live.balancers()[0]
         return self.topology.one_with_role(role_or_host).name
 
     def sh(self, host: str, command: str) -> str:
@@ -97,7 +99,10 @@ class Web01Down(HostDown):
 
 class Lb01Down(HostDown):
     name = "lb-01-down"
-    shows = "the site is gone although both web servers are fine: the load balancer is a SPOF"
+    shows = (
+        "the site is gone although both web servers are fine: the load balancer is a SPOF "
+        "(on lab-ha.yml with `lab provision ha`, lb-02 takes the site's address over)"
+    )
     does = "stops lb-01's container at once (lxc-stop -k, a power cut); restore starts it again"
     stops = "lb"
 

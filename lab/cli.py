@@ -82,9 +82,13 @@ def cmd_provision(lab: Lab) -> ExitCode:
     if unknown:
         raise LabError(f"unknown component {unknown[0]!r}; components: {', '.join(COMPONENTS)}")
     lab.require_up()
+    for name in lab.args.components:
+        if reason := COMPONENTS[name].unavailable(lab.topology):
+            raise LabError(reason)
     with lab.state.lock():
         default = COMPONENTS if lab.args.all else BASE
-        return provision_lab(lab, lab.args.components or list(default))
+        chosen = [n for n in default if not COMPONENTS[n].unavailable(lab.topology)]
+        return provision_lab(lab, lab.args.components or chosen)
 
 
 def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
@@ -123,11 +127,10 @@ def cmd_box(lab: Lab) -> ExitCode:
 
 
 def cmd_hosts(lab: Lab) -> ExitCode:
-    lb = lab.topology.one_with_role("lb")
     domain = lab.topology.domain
     lines = [
         f"# webstack lab {lab.topology.name}: add to /etc/hosts",
-        f"{lb.address}\t{domain} www.{domain}",
+        f"{lab.topology.site_address}\t{domain} www.{domain}",
     ]
     lines += [f"{host.address}\t{host.name}" for host in lab.topology.hosts]
     sys.stdout.write("\n".join(lines) + "\n")

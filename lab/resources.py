@@ -1,4 +1,4 @@
-"""Files the lab ships beside its code: lab.yml, the Vagrantfile, docs/ and the app code base.
+"""Files the lab ships beside its code: lab.yml, lab-ha.yml, the Vagrantfile, docs/, the app.
 
 In a clone they sit at the repository's top level; a wheel carries them in lab/_bundled
 (setup.py copies BUNDLED there at build time), so an installed `lab` finds them too.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BUNDLED = ("lab.yml", "Vagrantfile", "docs", "app")
+BUNDLED = ("lab.yml", "lab-ha.yml", "Vagrantfile", "docs", "app")
 BUNDLE_DIR = Path(__file__).resolve().parent / "_bundled"
 CLONE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,9 +18,9 @@ def root() -> Path:
     return BUNDLE_DIR if BUNDLE_DIR.is_dir() else CLONE_DIR
 
 
-def topology_file() -> Path:
-    """The packaged lab.yml (the default topology)."""
-    return root() / "lab.yml"
+def topology_file(name: str = "lab.yml") -> Path:
+    """A packaged topology: lab.yml (the default) or lab-ha.yml (two load balancers)."""
+    return root() / name
 
 
 def vagrantfile_dir() -> Path:

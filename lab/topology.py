@@ -19,6 +19,7 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 KNOWN_ROLES = frozenset({"lb", "dns", "web", "app", "db-primary", "db-replica"})
 PROVIDERS = ("auto", "lxc", "vagrant", "ssh")
 PACKAGED = resources.topology_file()
+SHIPPED = ("lab.yml", "lab-ha.yml")  # topology files shipped with the lab, found from anywhere
 ENTRY_RE = re.compile(
     r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):([A-Za-z_][A-Za-z0-9_]*)$"
 )
@@ -70,6 +71,7 @@ class Topology:
     source: Path | None = None
     app: AppSource = REFERENCE_APP
     sandbox: Sandbox | None = None  # set: limits per host and no shared download cache
+    virtual_address: str | None = None  # the site's address, moved between load balancers
 
     @property
     def gateway(self) -> str:
@@ -95,6 +97,11 @@ class Topology:
         """Hosts carrying role, in file order."""
         return [h for h in self.hosts if role in h.roles]
 
+    @property
+    def site_address(self) -> str:
+        """Where the site is reached: the virtual address if there is one, else the balancer's."""
+        return self.virtual_address or self.one_with_role("lb").address
+
     def one_with_role(self, role: str) -> Host:
         """The single host carrying role."""
         hosts = self.with_role(role)
@@ -104,10 +111,14 @@ class Topology:
 
 
 def find_topology_file(explicit: str | None = None) -> Path:
-    """The lab.yml to use: --topology, $LAB_TOPOLOGY, ./lab.yml, else the packaged one."""
+    """The lab.yml to use: --topology, $LAB_TOPOLOGY, ./lab.yml, else the packaged one.
+
+    A shipped file named alone (`--topology lab-ha.yml`) is found even outside a clone."""
     for candidate in (explicit, os.environ.get("LAB_TOPOLOGY")):
         if candidate:
             path = Path(candidate)
+            if not path.is_file() and path.name == candidate:  # a shipped one: lab-ha.yml
+                path = resources.topology_file(candidate) if candidate in SHIPPED else path
             if not path.is_file():
                 raise LabError(f"topology file not found: {path}")
             return path
@@ -157,7 +168,31 @@ def parse(data: object, source: Path | None = None) -> Topology:
         hosts.append(_parse_host(str(host_name), spec, subnet, seen, fail))
     app = _parse_app(data.get("app"), source, fail) if "app" in data else REFERENCE_APP
     sandbox = _parse_sandbox(data["sandbox"], fail) if "sandbox" in data else None
-    return Topology(name, provider, domain, subnet, tuple(hosts), source, app, sandbox)
+    virtual = _parse_virtual_address(network.get("virtual_address"), subnet, hosts, seen, fail)
+    return Topology(name, provider, domain, subnet, tuple(hosts), source, app, sandbox, virtual)
+
+
+def _parse_virtual_address(value, subnet, hosts, seen, fail) -> str | None:
+    """network.virtual_address: a free host address, needed exactly when there are 2+ balancers."""
+    balancers = [h.name for h in hosts if "lb" in h.roles]
+    if value is None:
+        if len(balancers) > 1:
+            raise fail(
+                f"hosts {', '.join(balancers)} all have role 'lb': add network.virtual_address "
+                "(the address the site is reached at, moved between them)"
+            )
+        return None
+    try:
+        address = ipaddress.IPv4Address(str(value))
+    except ValueError as exc:
+        raise fail(f"network.virtual_address: {exc}") from None
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise fail(f"network.virtual_address {address} is not a host address in {subnet}")
+    if str(address) in seen:
+        raise fail(f"network.virtual_address {address} is already taken")
+    if len(balancers) < 2:
+        raise fail("network.virtual_address needs two or more hosts with role 'lb' to move between")
+    return str(address)
 
 
 def _parse_sandbox(spec, fail) -> Sandbox:
@@ -235,6 +270,9 @@ def variant(name: str, third_octet: int, source: Path = PACKAGED) -> dict:
     data["network"]["subnet"] = f"192.168.{third_octet}.0/24"
     for host in data["hosts"].values():
         host["address"] = host["address"].replace(old_prefix, f"192.168.{third_octet}.")
+    if data["network"].get("virtual_address"):
+        virtual = str(data["network"]["virtual_address"])
+        data["network"]["virtual_address"] = virtual.replace(old_prefix, f"192.168.{third_octet}.")
     if isinstance(data.get("app"), dict) and "source" in data["app"]:  # written elsewhere
         data["app"]["source"] = str((source.absolute().parent / data["app"]["source"]).resolve())
     return data

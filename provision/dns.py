@@ -1,4 +1,4 @@
-"""The lab's own DNS: NSD, authoritative for the domain, with www pointing at the load balancer."""
+"""The lab's own DNS: NSD, authoritative for the domain, www pointing at the site's address."""
 
 from provision.engine import render
 from provision.runner import Component, Run, zone_serial
@@ -9,7 +9,8 @@ def zone_text(run: Run) -> str:
     values = dict(
         domain=run.topology.domain,
         hosts=run.topology.hosts,
-        lb_address=run.topology.one_with_role("lb").address,
+        lb_address=run.topology.site_address,  # the virtual address, if any
+        ns_address=run.topology.one_with_role("dns").address,
     )
     return render("zone.j2", serial=zone_serial(render("zone.j2", serial=0, **values)), **values)
 

@@ -22,6 +22,7 @@ class Component:
     roles: tuple[str, ...]
     apply: Callable[[Run], None]
     packages: Callable[[Run, Host], tuple[str, ...]] = lambda run, host: ()
+    unavailable: Callable[[Topology], str] = lambda topology: ""  # why it can't be built here
 
     def hosts(self, topology: Topology) -> list[Host]:
         return [h for h in topology.hosts if set(h.roles) & set(self.roles)]

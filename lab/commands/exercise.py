@@ -228,7 +228,7 @@ def hint_ladder(check_id: str, topology, path: Path = HINTS) -> list[str]:
     except (OSError, yaml.YAMLError) as exc:
         raise LabError(f"{path} is unreadable: {exc}") from None
     values = {
-        "@lb@": topology.one_with_role("lb").address,
+        "@lb@": topology.site_address,  # where the site is reached (a virtual address, if any)
         "@primary@": topology.one_with_role("db-primary").address,
         "@domain@": topology.domain,
     }

@@ -39,7 +39,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_what_lab_reads_at_run_time(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     bundle = "lab/_bundled/"
-    assert {f"{bundle}lab.yml", f"{bundle}Vagrantfile", f"{bundle}app/app.py"} <= names
+    assert {f"{bundle}lab.yml", f"{bundle}lab-ha.yml", f"{bundle}Vagrantfile"} <= names
+    assert f"{bundle}app/app.py" in names
     pages = {f"{bundle}docs/exercises/{page.name}" for page in ROOT.glob("docs/exercises/*.md")}
     assert pages and pages <= names
     app_files = {f"{bundle}{path.relative_to(ROOT).as_posix()}" for path in _files(ROOT / "app")}

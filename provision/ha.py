@@ -1,0 +1,64 @@
+"""No single point of failure at the load balancer: keepalived moves the site's virtual address
+between the balancers (unicast VRRP), away from one whose HAProxy stops answering."""
+
+from __future__ import annotations
+
+from facts import vrrp
+from lab.topology import Topology
+from provision.engine import StepFailed
+from provision.runner import Component, Run
+
+CONFIG = "/etc/keepalived/keepalived.conf"
+TOP_PRIORITY, STEP = 150, 10  # the first balancer in the topology is the preferred holder
+
+
+def unavailable(topology: Topology) -> str:
+    """Why the component cannot be built on topology ('' when it can)."""
+    if len(topology.with_role("lb")) < 2 or not topology.virtual_address:
+        return "ha needs a second load balancer and a virtual address: use lab-ha.yml"
+    return ""
+
+
+def router_id(topology: Topology) -> int:
+    """The VRRP router id (1-255): the virtual address's last number, easy to recognise."""
+    return int(topology.virtual_address.rsplit(".", 1)[1]) % 255 or 1
+
+
+def configure(run: Run) -> None:
+    topology = run.topology
+    balancers = topology.with_role("lb")
+    password = run.secret("vrrp")[:8]  # VRRP's simple authentication carries 8 characters
+
+    def step(hr, host):
+        found = vrrp.parse_addresses(hr.sh(vrrp.ADDRESSES, sudo=False).stdout)
+        interface = vrrp.interface_of(found, host.address)
+        if not interface:
+            raise StepFailed(host.name, "ha", f"no interface carries {host.address}")
+        changed = hr.template(
+            CONFIG,
+            "keepalived.conf.j2",
+            mode="0600",
+            host=host,
+            peers=[b for b in balancers if b != host],
+            interface=interface,
+            priority=TOP_PRIORITY - STEP * balancers.index(host),
+            router_id=router_id(topology),
+            password=password,
+            virtual_address=topology.virtual_address,
+            prefixlen=topology.prefixlen,
+        )
+        if changed:
+            hr.validate(f"keepalived -t -f {CONFIG}", "the keepalived configuration")
+        hr.service("keepalived", restart=changed)
+
+    run.each("lb", step, "ha")
+
+
+COMPONENT = Component(
+    name="ha",
+    title="failover of the site's address (keepalived)",
+    roles=("lb",),
+    apply=configure,
+    packages=lambda run, host: ("keepalived",),
+    unavailable=unavailable,
+)
