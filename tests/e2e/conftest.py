@@ -67,6 +67,30 @@ class LabRunner:
         return self("ssh", host, "--", command, check=check).stdout
 
 
+# Tests using these shared fixtures must sit in this xdist group: one worker owns each lab.
+FIXTURE_GROUPS = {"provisioned_lab": "reference", "lab": "lxc"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test names its lab's group, so that no two workers share a lab."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        mark = item.get_closest_marker("xdist_group")
+        group = mark.args[0] if mark and mark.args else None
+        if group is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: end-to-end tests need pytest.mark.xdist_group(LAB) in their "
+                "pytestmark (one group per lab, see tests/conftest.py)"
+            )
+        for fixture, owner in FIXTURE_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()) and group != owner:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses {fixture}: its group must be {owner!r}, not {group!r}"
+                )
+
+
 def require_lab_prerequisites() -> None:
     """End-to-end tests fail loudly, never skip, when the machine cannot run them."""
     assert os.geteuid() == 0, "end-to-end tests need root (LXC containers)"

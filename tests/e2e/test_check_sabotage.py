@@ -12,7 +12,7 @@ import pytest
 
 from checks import CATALOGUE
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
 UNIT = "/etc/systemd/system/webstack-app.service"
 ENV = "/etc/webstack/app.env"

@@ -12,7 +12,7 @@ from lab import providers, topology
 from lab.connection import Fleet, describe
 from lab.state import LabState
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]
 
 HOST = "web-01"
 

@@ -9,7 +9,7 @@ from lab.connection import Fleet
 from lab.state import LabState
 from provision.engine import HostRun, StepFailed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]
 
 HOST = "web-01"
 LEFTOVERS = "ls -a /tmp | grep -c '^.webstack-' || true"  # uploads not yet installed

@@ -18,7 +18,7 @@ import pytest
 from lab.exercises import WORK
 from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]
 
 GRADED = sorted(WORK)
 

@@ -16,7 +16,7 @@ import pytest
 from faults.watch import TIMEOUT
 from tests.e2e.conftest import wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 SECONDS = "8"
 

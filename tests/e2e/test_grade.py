@@ -23,7 +23,7 @@ import yaml
 
 from tests.e2e.conftest import require_lab_prerequisites
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("grade")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = Path(__file__).parent / "submissions"

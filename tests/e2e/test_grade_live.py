@@ -14,7 +14,7 @@ import yaml
 
 from lab.providers.lxcimage import LAB_USER
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 ROOT = Path(__file__).resolve().parents[2]
 

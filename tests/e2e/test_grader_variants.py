@@ -22,7 +22,7 @@ import pytest
 
 from checks import CATALOGUE
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
 HAPROXY = "/etc/haproxy/haproxy.cfg"
 ZONE = "/etc/nsd/foobar.com.zone"

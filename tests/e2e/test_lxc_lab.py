@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]
 LXCPATH = Path("/var/lib/webstack-lab/containers")
 
 

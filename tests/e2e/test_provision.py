@@ -13,7 +13,7 @@ import requests
 
 from tests.e2e.conftest import changed_count, lab_secret, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 
 def lb_url(lab, path="/"):

@@ -10,7 +10,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from lab import quiz
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 
 def run_quiz(lab, *answers: str) -> dict:

@@ -10,7 +10,7 @@ import yaml
 
 from tests.e2e.conftest import LabRunner, changed_count, write_topology
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 
 def write_inventory(path: Path, servers: LabRunner, **port_overrides) -> Path:

@@ -15,7 +15,7 @@ from tests.e2e.conftest import (
     write_topology,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("vagrant")]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,91 @@
+"""The suite runs in parallel: pytest-xdist workers, one lab's tests (an xdist_group) per worker.
+
+`python -m pytest` starts LAB_TEST_WORKERS workers (default 2) with `--dist loadgroup`; `-n N`
+chooses another count, `-n 0` or `-p no:xdist` runs everything in one process. The options are
+set here rather than in addopts so that the suite also runs without pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+DEFAULT_WORKERS = 2
+
+# Measured seconds of each lab's tests on the 2-core CI machine (one process); the heaviest
+# groups are handed out first so that the workers finish close together. A group not listed
+# (a new lab) counts as NEW_GROUP_SECONDS; tests in no group come last and fill the gaps.
+GROUP_SECONDS = {
+    "reference": 900,
+    "grade": 420,
+    "exercises": 300,
+    "vagrant": 170,
+    "lxc": 60,
+}
+NEW_GROUP_SECONDS = 240
+
+
+def worker_count() -> int:
+    """LAB_TEST_WORKERS, else DEFAULT_WORKERS; one clear error for anything but a count."""
+    raw = os.environ.get("LAB_TEST_WORKERS", str(DEFAULT_WORKERS))
+    if not raw.isdigit():
+        raise pytest.UsageError(f"LAB_TEST_WORKERS={raw!r}: expected a number of workers (0: none)")
+    return int(raw)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Default to parallel groups unless -n/--dist, --pdb or -p no:xdist says otherwise."""
+    if not config.pluginmanager.has_plugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = worker_count()
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+        config.option.loadscopereorder = False  # pytest_collection_modifyitems orders groups
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when it is not installed
+def pytest_configure_node(node) -> None:
+    """Workers parse only the command line: tell them the distribution mode chosen above."""
+    node.workerinput["lab_dist"] = node.config.option.dist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get("lab_dist") == "loadgroup":
+        config.option.loadgroup = True  # xdist then names each test's group in its node id
+
+
+def require_group_ids(items: list[pytest.Item]) -> None:
+    """xdist groups by a suffix it adds to node ids; a pytest that drops it would let two
+    workers bring up the same lab (pytest-xdist#1386, pytest 9.2): refuse to run then."""
+    lost = [i.nodeid for i in items if group_of(i) and not i.nodeid.endswith(f"@{group_of(i)}")]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist did not group {lost[0]} (this pytest drops --dist loadgroup's node "
+            "ids): pip install -e '.[test]' for the pinned pytest, or run with -n 0"
+        )
+
+
+def group_of(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heaviest group first, each group's tests together in their own order, then the rest."""
+    if getattr(config.option, "loadgroup", False):
+        require_group_ids(items)
+
+    def heaviest_first(item: pytest.Item) -> tuple[int, str]:
+        group = group_of(item)
+        if group is None:
+            return (0, "")
+        return (-GROUP_SECONDS.get(group, NEW_GROUP_SECONDS), group)
+
+    items.sort(key=heaviest_first)  # stable: the order inside a group is kept
