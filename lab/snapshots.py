@@ -250,14 +250,14 @@ def cached_components(topology: Topology, provider) -> list[list[str]]:
 
 def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list[str]:
     """Remove this lab's stale or unfinished entries that no host or snapshot uses."""
-    everything = [(d, _read_json(d / META) if (d / META).is_file() else None) for d in _dirs()]
+    everything = _listing()
     old = time.time() - 3600  # an entry without meta younger than this may be being built
     candidates = [
         (d, meta)
         for d, meta in everything
         if d.name not in keep
         and (
-            (meta is None and d.stat().st_mtime < old)
+            (meta is None and _modified(d) < old)
             or (
                 meta is not None
                 and meta.get("lab") == parts["lab"]
@@ -270,7 +270,7 @@ def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list
         if meta is not None and all(d.name != meta.get("key") for d, _ in candidates):
             used |= {Path(p) for stack in (meta.get("layers") or {}).values() for p in stack}
     for snapshot_meta in (lab_home() / "snapshots").glob(f"*/*/{META}"):
-        layers = _read_json(snapshot_meta).get("layers") or {}
+        layers = (_meta_if_present(snapshot_meta) or {}).get("layers") or {}
         used |= {Path(p) for stack in layers.values() for p in stack}
     removed = []
     for directory, _ in candidates:
@@ -288,14 +288,40 @@ def _dirs() -> list[Path]:
 def _entries(parts: dict[str, str]) -> dict[str, dict]:
     """Complete entries made under these parts, by key."""
     found = {}
-    for directory in _dirs():
-        meta_file = directory / META
-        if not meta_file.is_file():
+    for directory, meta in _listing():
+        if meta is None:
             continue
-        meta = _read_json(meta_file)
         if all(meta.get(k) == v for k, v in parts.items()) and meta.get("key") == directory.name:
             found[directory.name] = meta
     return found
+
+
+def _listing() -> list[tuple[Path, dict | None]]:
+    """Each cache entry with its meta (None while it is being built); an entry that another
+    lab's prune removes meanwhile is left out."""
+    found = []
+    for directory in _dirs():
+        meta = _meta_if_present(directory / META)
+        if meta is not None or directory.exists():
+            found.append((directory, meta))
+    return found
+
+
+def _meta_if_present(path: Path) -> dict | None:
+    """A meta.json, or None when there is none (also when it went while being read)."""
+    try:
+        return _read_json(path) if path.is_file() else None
+    except LabError:
+        if path.exists():
+            raise
+        return None
+
+
+def _modified(directory: Path) -> float:
+    try:
+        return directory.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()  # just removed by another lab: not ours to remove
 
 
 def _fresh_entry_dir(key: str, provider) -> Path:

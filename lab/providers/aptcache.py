@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -24,8 +25,14 @@ def host_cache(root: Path, key: str, host: str) -> Path:
     if siblings:
         source = max(siblings, key=lambda p: sum(1 for _ in (p / "archives").glob("*.deb")))
         for deb in (source / "archives").glob("*.deb"):
-            os.link(deb, cache / "archives" / deb.name)
+            _seed(os.link, deb, cache / "archives" / deb.name)
         for item in (source / "lists").iterdir():
             if item.is_file() and item.name != "lock":
-                shutil.copy2(item, cache / "lists" / item.name)
+                _seed(shutil.copy2, item, cache / "lists" / item.name)
     return cache
+
+
+def _seed(copy, source: Path, target: Path) -> None:
+    """Copy one file of a sibling's cache; that lab's apt may remove or replace it meanwhile."""
+    with contextlib.suppress(FileNotFoundError, FileExistsError):  # gone, or already seeded
+        copy(source, target)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lab import platform
 from lab.errors import LabError
 from lab.providers.lxcimage import MIRROR, SECURITY_MIRROR
 from lab.state import write_private
@@ -134,8 +137,22 @@ class LabNetwork:
     def table_exists(self) -> bool:
         return run(["nft", "list", "table", "ip", self.table], check=False).returncode == 0
 
+    @contextmanager
+    def _machine_lock(self) -> Iterator[None]:
+        """One lab at a time changes the machine's networks: routes checked before a bridge is
+        added, and IPv4 forwarding turned off only when no other lab's bridge is left."""
+        path = self.state.dir.parent.parent / "network.lock"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(path, "w") as handle:
+            platform.lock(handle, wait=True)
+            yield
+
     def ensure(self, resolver: str) -> None:
         """Bring the network up; parts already there are left alone."""
+        with self._machine_lock():
+            self._ensure(resolver)
+
+    def _ensure(self, resolver: str) -> None:
         if not self.bridge_exists():
             conflicts = conflicting_routes(self.topology.subnet, self.bridge)
             if conflicts:
@@ -164,6 +181,10 @@ class LabNetwork:
 
     def remove(self) -> None:
         """Remove the bridge and nft table; the last lab gone restores IPv4 forwarding."""
+        with self._machine_lock():
+            self._remove()
+
+    def _remove(self) -> None:
         if self.table_exists():
             run(["nft", "delete", "table", "ip", self.table])
         if self.bridge_exists():
