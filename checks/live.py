@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import select
+import socket
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -10,6 +14,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.query
+import paramiko
 import requests
 from invoke.exceptions import CommandTimedOut
 
@@ -22,6 +27,8 @@ from lab.state import lab_home
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
+WEB_PORT = 80
+ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is asked via a balancer
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
 TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
 PAUSED = "/run/webstack-lab-check.paused"  # on a replica whose SQL thread the grader paused
@@ -194,8 +201,32 @@ class LiveLab:
             raise CheckError(f"{method} {url}: {_reason(exc)}") from None
 
     def web(self, host: str, path: str, method: str = "GET", **kwargs):
-        """A request to host (by address) for the site, as the load balancer sends it."""
-        return self.http(f"http://{self.address(host)}{path}", method, **kwargs)
+        """A request to host (by address) for the site, as the load balancer sends it: from
+        this machine, or from a load balancer when a firewall admits only the balancers."""
+        origin = f"http://{self.address(host)}"
+        via = self.memo(("web route", host), lambda: self._web_route(host))
+        if not via:
+            return self.http(origin + path, method, **kwargs)
+        with forwarded(self.fleet[via], self.address(host), WEB_PORT, via) as local:
+            try:
+                return self.http(local + path, method, **kwargs)
+            except CheckError as exc:
+                raise CheckError(f"{str(exc).replace(local, origin)} (via {via})") from None
+
+    def _web_route(self, host: str) -> str:
+        """'' when this machine reaches host's web port, else the first load balancer that
+        answers over SSH (decided once per run; '' too when no balancer answers)."""
+        if connect_state(self.address(host), WEB_PORT, ROUTE_PROBE_TIMEOUT) == "open":
+            return ""
+        for balancer in self.topology.with_role("lb"):
+            if balancer.name == host:
+                continue
+            try:
+                self.sh(balancer.name, "true")
+            except CheckError:
+                continue
+            return balancer.name
+        return ""
 
     def dns_query(self, server: str, name: str, rdtype: str = "A") -> dns.message.Message:
         """Ask server directly (no resolver, no recursion) about name."""
@@ -207,6 +238,84 @@ class LiveLab:
             raise CheckError(
                 f"DNS query to {server} for {name}: {exc or type(exc).__name__}"
             ) from None
+
+
+def connect_state(address: str, port: int, timeout: float) -> str:
+    """A TCP connect from this machine: open, refused, silent (dropped) or unreachable."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "silent"
+    except OSError:
+        return "unreachable"
+
+
+@contextmanager
+def forwarded(conn, address: str, port: int, via: str):
+    """http://127.0.0.1:PORT on this machine, whose first connection is made to address:port
+    by via's SSH server (a direct-tcpip channel of conn, via's open connection)."""
+    try:
+        channel = conn.transport.open_channel(
+            "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=HTTP_TIMEOUT
+        )
+    except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+        raise CheckError(f"{via} could not connect to {address}:{port}: {_refusal(exc)}") from None
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(HTTP_TIMEOUT)
+    pump = threading.Thread(target=carry, args=(listener, channel), daemon=True)
+    pump.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        channel.close()
+        pump.join(1)
+
+
+def _refusal(exc: Exception) -> str:
+    """Why an SSH server did not open a channel to address:port, in words."""
+    code = getattr(exc, "code", None)
+    if code == paramiko.common.OPEN_FAILED_CONNECT_FAILED:
+        return "connection refused or unreachable"
+    if code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+        return "its SSH server does not forward connections (AllowTcpForwarding)"
+    if "Timeout" in str(exc):
+        return "timed out"
+    return describe(exc)
+
+
+class _QuietChannelFailures(logging.Filter):
+    """paramiko logs a refused channel as an error on stderr; the CheckError already says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "open FAILED" not in record.getMessage()
+
+
+logging.getLogger("paramiko.transport").addFilter(_QuietChannelFailures())
+
+
+def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
+    """Copy bytes both ways between listener's first connection and channel until one closes."""
+    try:
+        client, _ = listener.accept()
+    except OSError:
+        return
+    deadline = time.monotonic() + limit
+    ends = {client: channel, channel: client}
+    with client:
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select(list(ends), [], [], 0.5)
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    ends[source].sendall(data)
+        except OSError:
+            return
 
 
 def _reason(exc: requests.RequestException) -> str:

@@ -1,0 +1,353 @@
+"""Firewall: incoming traffic denied by default on every host, each port open only to whom needs it.
+
+Graded by connecting, from this machine and from the hosts, never by reading ufw's rules: an
+nftables or iptables firewall passes alike. Every port probed has something listening on it for
+the moment of the probe (the real service, or a listener of the grader's own), so a silent port
+is a blocked port, not an idle one.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from checks.base import Check, CheckError, failed, passed
+from checks.live import connect_state
+from lab.remote import pid as valid_pid
+from lab.remote import quote
+from lab.topology import Topology
+
+MACHINE = "this machine"
+UNUSED = 0  # stands for a free port the grader listens on (default deny)
+FREE = "a free port the grader listened on"
+PROBE_TIMEOUT = 2  # seconds a connection may take before it counts as dropped
+LISTEN_SECONDS = 30  # the grader's listeners end by themselves after this, whatever happens
+SSH, HTTP, HTTPS, DNS, MYSQL, NODE_EXPORTER = 22, 80, 443, 53, 3306, 9100
+DATABASE_ROLES = ("db-primary", "db-replica")
+
+# On a target: for each port, is a service answering on the host's address (connecting from
+# the host itself)? If not, listen there for the probe (a port marked "?" only counts when a
+# service runs). Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu.
+LISTEN = r"""
+use strict; use IO::Socket::INET; use POSIX ();
+$| = 1;
+my ($addr, $life, @asked) = @ARGV;
+my %served;
+for my $arg (@asked) {
+    my ($port) = $arg =~ /^(\d+)/ or next;
+    next if !$port or exists $served{$port};
+    $served{$port} = IO::Socket::INET->new(PeerAddr => $addr, PeerPort => $port,
+                                           Proto => "tcp", Timeout => 1) ? 1 : 0;
+}
+for my $arg (@asked) {
+    my ($port, $only) = $arg =~ /^(\d+)(\??)$/ or next;
+    if ($served{$port}) { print "$arg service $port 0\n"; next }
+    if ($only) { print "$arg none $port 0\n"; next }
+    my $s = IO::Socket::INET->new(Listen => 16, LocalAddr => $addr, LocalPort => $port,
+                                  Proto => "tcp");
+    if (!$s) { print "$arg ", ($!{EADDRINUSE} ? "service" : "failed"), " $port 0\n"; next }
+    my $pid = fork;
+    if (!defined $pid) { print "$arg failed $port 0\n"; next }
+    if ($pid) { print "$arg grader ", $s->sockport, " $pid\n"; close $s; next }
+    POSIX::setsid();
+    open STDIN, "<", "/dev/null"; open STDOUT, ">", "/dev/null"; open STDERR, ">", "/dev/null";
+    alarm $life;
+    while (my $c = $s->accept) { close $c }
+    exit 0;
+}
+"""
+
+# On a source: connect to each ADDRESS PORT pair at once; prints "ADDRESS PORT EXIT MESSAGE".
+PROBE = (
+    'probe() { out=$(timeout {seconds} bash -c "exec 3<>/dev/tcp/$1/$2" 2>&1); rc=$?; '
+    'echo "$1 $2 $rc $(printf %s "$out" | tail -n 1)"; }; '
+)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One connection the design decides: from source to target's port, open or closed."""
+
+    check: str  # which firewall check grades it: deny, public, internal, closed
+    source: str  # a host name, or MACHINE
+    target: str
+    port: int
+    open: bool
+    why: str
+    proto: str = "tcp"
+    if_running: bool = False  # graded only when a service of the target listens there
+
+
+def expectations(topology: Topology) -> list[Expect]:
+    """Every connection the firewall checks try, decided by the hosts' roles."""
+    hosts = topology.hosts
+    found: list[Expect] = []
+    for i, host in enumerate(hosts):
+        others = [h for h in hosts if h.name != host.name]
+        balancers = [h.name for h in others if "lb" in h.roles]
+        rest = [h.name for h in others if "lb" not in h.roles]
+        found.append(Expect("deny", MACHINE, host.name, UNUSED, False, FREE))
+        if others:
+            neighbour = hosts[(i + 1) % len(hosts)].name
+            found.append(Expect("deny", neighbour, host.name, UNUSED, False, FREE))
+        found.append(Expect("public", MACHINE, host.name, SSH, True, "SSH"))
+        if "lb" in host.roles:
+            found.append(Expect("public", MACHINE, host.name, HTTP, True, "HTTP"))
+            found.append(Expect("public", MACHINE, host.name, HTTPS, True, "HTTPS"))
+        if "dns" in host.roles:
+            found.append(Expect("public", MACHINE, host.name, DNS, True, "DNS"))
+            found.append(Expect("public", MACHINE, host.name, DNS, True, "DNS", proto="udp"))
+        if "web" in host.roles and "lb" not in host.roles:
+            found += [Expect("internal", b, host.name, HTTP, True, "Nginx") for b in balancers]
+            found += [
+                Expect("closed", s, host.name, HTTP, False, "Nginx") for s in [MACHINE, *rest]
+            ]
+        if set(DATABASE_ROLES) & set(host.roles):
+            peers = [h.name for h in others if set(DATABASE_ROLES) & set(h.roles)]
+            found += [Expect("internal", p, host.name, MYSQL, True, "replication") for p in peers]
+            outsiders = [MACHINE] + [h.name for h in others if h.name not in peers]
+            found += [Expect("closed", s, host.name, MYSQL, False, "MariaDB") for s in outsiders]
+        found += [
+            Expect("internal", b, host.name, NODE_EXPORTER, True, "node exporter", if_running=True)
+            for b in balancers
+        ]
+        found.append(Expect("closed", MACHINE, host.name, NODE_EXPORTER, False, "node exporter"))
+    return found
+
+
+# -- observing ------------------------------------------------------------------------------------
+def parse_listen(output: str) -> dict[str, dict]:
+    """LISTEN's lines: asked port → {status, port, pid}."""
+    found = {}
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[2].isdigit():
+            found[fields[0]] = {"status": fields[1], "port": int(fields[2]), "pid": fields[3]}
+    return found
+
+
+def probe_state(exit_code: str, message: str) -> str:
+    """A connection attempt from a host as a word: open, refused, silent or unreachable."""
+    if exit_code == "0":
+        return "open"
+    if exit_code == "124":
+        return "silent"
+    if "refused" in message.lower():
+        return "refused"
+    return "unreachable"
+
+
+def parse_probes(output: str) -> dict[tuple[str, int], str]:
+    """PROBE's lines: (address, port) → state."""
+    found = {}
+    for line in output.splitlines():
+        fields = line.split(maxsplit=3)
+        if len(fields) >= 3 and fields[1].isdigit():
+            found[(fields[0], int(fields[1]))] = probe_state(fields[2], " ".join(fields[3:]))
+    return found
+
+
+def _asked(expect: Expect) -> str:
+    return f"{expect.port}{'?' if expect.if_running else ''}"
+
+
+def listen(lab, host: str, asked: list[str]) -> dict[str, dict]:
+    """What answers on each asked port of host; the grader's listeners end at cleanup."""
+    command = f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} " + " ".join(
+        quote(a) for a in asked
+    )
+    found = parse_listen(lab.sh(host, command, sudo=True, check=False))
+    pids = [p["pid"] for p in found.values() if p["status"] == "grader" and valid_pid(p["pid"])]
+    if pids:
+        stop = f"kill {' '.join(pids)} 2>/dev/null; true"
+        lab.on_cleanup("firewall listeners", lambda: lab.sh(host, stop, sudo=True, check=False))
+    return found
+
+
+def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """TCP connections from source (a host or this machine) to each (address, port) at once."""
+    if not targets:
+        return {}
+    if source == MACHINE:
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            states = pool.map(lambda t: connect_state(t[0], t[1], PROBE_TIMEOUT), targets)
+            return dict(zip(targets, states, strict=True))
+    script = PROBE.replace("{seconds}", str(PROBE_TIMEOUT)) + " ".join(
+        f"probe {quote(a)} {int(p)} &" for a, p in targets
+    )
+    return parse_probes(lab.sh(source, script + " wait", check=False))
+
+
+def dns_answers(lab, host: str) -> str:
+    """Whether host answers a DNS question over UDP from this machine: open or silent."""
+    try:
+        lab.dns_query(lab.address(host), lab.topology.domain, "SOA")
+    except CheckError:
+        return "silent"
+    return "open"
+
+
+def observe_all(lab) -> list[dict]:
+    """Every expected connection tried, with what listened on the port and what the try gave."""
+    expects = expectations(lab.topology)
+    tcp = [e for e in expects if e.proto == "tcp"]
+    asked = {h: sorted({_asked(e) for e in tcp if e.target == h}) for h in lab.topology.names}
+    try:
+        listening = lab.on_each(list(asked), lambda h: listen(lab, h, asked[h]))
+        targets: dict[str, set[tuple[str, int]]] = {}
+        for e in tcp:
+            port = listening[e.target].get(_asked(e), {}).get("port", e.port)
+            targets.setdefault(e.source, set()).add((lab.address(e.target), port))
+        states = lab.on_each(list(targets), lambda s: probe_from(lab, s, sorted(targets[s])))
+        udp = {e.target: dns_answers(lab, e.target) for e in expects if e.proto == "udp"}
+    finally:
+        lab.done_with("firewall listeners")
+    rows = []
+    for e in expects:
+        row = asdict(e)
+        if e.proto == "udp":
+            row.update(listener="service", state=udp[e.target])
+        else:
+            seen = listening[e.target].get(_asked(e), {"status": "failed", "port": e.port})
+            row.update(listener=seen["status"], port=seen["port"])
+            row["state"] = states[e.source].get((lab.address(e.target), seen["port"]), "unknown")
+        rows.append(row)
+    return rows
+
+
+# -- judging --------------------------------------------------------------------------------------
+STATE_WORDS = {
+    "open": "answers",
+    "refused": "refused",
+    "silent": f"dropped (no answer within {PROBE_TIMEOUT} s)",
+    "unreachable": "rejected",
+    "unknown": "not tried",
+}
+
+
+def where(row: dict) -> str:
+    """The connection a row tried, in words."""
+    proto = "/udp" if row["proto"] == "udp" else ""
+    return f"{row['target']}:{row['port']}{proto} ({row['why']}) from {row['source']}"
+
+
+def problems(rows: list[dict]) -> list[str]:
+    """What differs from the design: blocked where it must be open, open where it must not."""
+    found = []
+    for row in rows:
+        if row["listener"] == "none":
+            continue  # a port graded only while its service runs
+        if row["listener"] == "failed":
+            found.append(f"{where(row)}: the grader could not listen there to try it")
+        elif row["open"] and row["state"] != "open":
+            found.append(f"{where(row)}: {STATE_WORDS.get(row['state'], row['state'])}")
+        elif not row["open"] and row["state"] == "open":
+            found.append(f"{where(row)}: open")
+    return found
+
+
+def judged(rows: list[dict], summary: str, hint: str = "") -> object:
+    found = problems(rows)
+    if found:
+        return failed("; ".join(found), hint)
+    tried = [r for r in rows if r["listener"] != "none"]
+    return passed(f"{summary} ({len(tried)} connections tried)")
+
+
+class _Firewall:
+    """What every firewall check shares: one observation of every connection, made once."""
+
+    section = "firewall"
+    design = "firewall"
+    points = 5
+    needs = ("servers.reachable",)
+    exclusive = True  # the grader's listeners must not show up in other checks' observations
+    kind = ""
+
+    def observe(self, lab):
+        rows = lab.memo("firewall", lambda: observe_all(lab))
+        return [r for r in rows if r["check"] == self.kind]
+
+
+class DefaultDeny(_Firewall, Check):
+    id = "firewall.default-deny"
+    kind = "deny"
+    title = "Incoming connections are denied by default on every host"
+    requirement = "Issue of the design: no firewall. On every host, incoming traffic is denied."
+    hint = (
+        "Turn a firewall on on every host with incoming traffic denied by default: "
+        "`sudo ufw default deny incoming`, allow SSH, then `sudo ufw --force enable`."
+    )
+
+    def judge(self, rows):
+        hosts = sorted({r["target"] for r in rows})
+        return judged(
+            rows, f"a port the grader listened on is closed on {', '.join(hosts)} to others"
+        )
+
+
+class PublicOpen(_Firewall, Check):
+    id = "firewall.public"
+    kind = "public"
+    title = "SSH on every host, and HTTP, HTTPS and DNS on the load balancer are open"
+    requirement = "The load balancer admits 22, 80, 443 and 53; every host admits SSH (22)."
+    hint = (
+        "Allow what the outside needs before denying the rest: `sudo ufw allow 22/tcp` everywhere; "
+        "on the load balancer also `sudo ufw allow 80/tcp`, `443/tcp` and `53`."
+    )
+
+    def judge(self, rows):
+        return judged(rows, "reachable from this machine: " + _listing(rows))
+
+
+class InternalOpen(_Firewall, Check):
+    id = "firewall.internal"
+    kind = "internal"
+    title = "The servers still reach what they need: Nginx from the balancer, replication"
+    requirement = (
+        "The web servers admit 80 from the load balancer and 3306 from the other database "
+        "server (replication); node exporter (9100) from the load balancer."
+    )
+    hint = (
+        "On each web server allow the load balancer to port 80 and the other web server to "
+        "3306: `sudo ufw allow from LB to any port 80 proto tcp`."
+    )
+
+    def judge(self, rows):
+        blocked = any(f":{MYSQL} " in problem for problem in problems(rows))
+        hint = (
+            "Replication is blocked: the replica connects to the primary's port 3306. "
+            "Allow it: `sudo ufw allow from REPLICA to any port 3306 proto tcp` on the primary."
+            if blocked
+            else ""
+        )
+        return judged(rows, "open to the hosts that need them: " + _listing(rows), hint)
+
+
+class ClosedToOthers(_Firewall, Check):
+    id = "firewall.closed"
+    kind = "closed"
+    title = "Nginx, MariaDB and node exporter are closed to everyone else"
+    requirement = (
+        "The web servers admit 80 from the load balancer only and 3306 from the other web "
+        "server only: not from the user's computer nor from any other host."
+    )
+    hint = (
+        "Allow the web servers' ports only from the hosts that need them "
+        "(`ufw allow from ADDRESS to any port N proto tcp`), never from anywhere."
+    )
+
+    def judge(self, rows):
+        return judged(rows, "closed to others: " + _listing(rows))
+
+
+def _listing(rows: list[dict]) -> str:
+    """target:port per distinct port tried, in order (the evidence of a pass)."""
+    seen: list[str] = []
+    for row in rows:
+        if row["listener"] == "none":
+            continue
+        item = f"{row['target']}:{row['port']}{'/udp' if row['proto'] == 'udp' else ''}"
+        if item not in seen:
+            seen.append(item)
+    return ", ".join(seen)

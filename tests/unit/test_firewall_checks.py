@@ -1,0 +1,319 @@
+"""The firewall: the reference's ufw rules, what the checks try and how they judge it, and how
+the grader reaches web servers a firewall keeps this machine away from."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from dataclasses import asdict
+
+import pytest
+import requests
+
+from checks import firewall
+from checks.base import CheckError
+from checks.live import HTTP_TIMEOUT, connect_state, forwarded
+from lab.topology import PACKAGED, Host, Topology, load
+from provision import firewall as reference
+
+REFERENCE = load(PACKAGED)
+HA = Topology(  # lab-ha.yml's hosts: a second balancer (its virtual address plays no part here)
+    "ha",
+    "auto",
+    "foobar.com",
+    ipaddress.IPv4Network("192.168.58.0/24"),
+    (
+        Host("lb-01", "192.168.58.10", ("lb", "dns")),
+        Host("lb-02", "192.168.58.13", ("lb",)),
+        Host("web-01", "192.168.58.11", ("web", "app", "db-primary")),
+        Host("web-02", "192.168.58.12", ("web", "app", "db-replica")),
+    ),
+)
+
+# `sudo ufw show added` on web-01 of a lab after `lab provision firewall` (subnet 192.168.71)
+SHOW_ADDED = """Added user rules (see 'ufw status' for running firewall):
+ufw allow 22/tcp
+ufw allow from 192.168.71.10 to any port 80 proto tcp
+ufw allow from 192.168.71.12 to any port 3306 proto tcp
+ufw allow from 192.168.71.10 to any port 9100 proto tcp
+"""
+# LISTEN on web-01 (address 192.168.71.11) with the arguments `5 0 22 3306 80 9100 9100?`
+LISTENED = (
+    "0 grader 34375 4030\n22 service 22 0\n3306 service 3306 0\n80 service 80 0\n"
+    "9100 grader 9100 4031\n9100? none 9100 0\n"
+)
+# PROBE on lb-01 of the firewalled lab (127.0.0.1 81: nothing listens there)
+PROBED = (
+    "192.168.71.11 22 0 \n192.168.71.11 9100 0 \n192.168.71.12 4444 124 \n"
+    "127.0.0.1 81 1 bash: line 1: /dev/tcp/127.0.0.1/81: Connection refused\n"
+)
+
+
+# -- the reference: ufw rules ---------------------------------------------------------------------
+def test_reference_rules_per_host():
+    lb, web1, web2 = REFERENCE.hosts
+    assert reference.rules(REFERENCE, lb) == [
+        "allow 22/tcp",
+        "allow 80/tcp",
+        "allow 443/tcp",
+        "allow 53",
+    ]
+    assert reference.rules(REFERENCE, web1) == [
+        "allow 22/tcp",
+        f"allow from {lb.address} to any port 80 proto tcp",
+        f"allow from {web2.address} to any port 3306 proto tcp",
+        f"allow from {lb.address} to any port 9100 proto tcp",
+    ]
+    assert f"allow from {web1.address} to any port 3306 proto tcp" in reference.rules(
+        REFERENCE, web2
+    )
+
+
+def test_ha_balancers_admit_each_other():
+    lb1, lb2 = HA.with_role("lb")
+    rules = reference.rules(HA, lb2)
+    assert f"allow from {lb1.address} proto vrrp" in rules
+    assert f"allow from {lb1.address} to any port 9100 proto tcp" in rules
+    assert "allow 53" not in rules  # lb-02 serves no DNS
+    web = HA.host("web-01")
+    assert {f"allow from {b.address} to any port 80 proto tcp" for b in (lb1, lb2)} <= set(
+        reference.rules(HA, web)
+    )
+
+
+def test_ufw_show_added_spells_rules_as_the_reference_does():
+    web1 = REFERENCE.host("web-01")
+    recorded = [r.replace("192.168.71.", "192.168.56.") for r in reference.added(SHOW_ADDED)]
+    assert recorded == reference.rules(REFERENCE, web1)
+    assert (
+        reference.added("Added user rules (see 'ufw status' for running firewall):\n(None)\n") == []
+    )
+
+
+def test_default_policies_are_read_from_the_defaults_file():
+    text = 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n'
+    assert reference.policies(text) == {
+        "DEFAULT_INPUT_POLICY": "DROP",
+        "DEFAULT_OUTPUT_POLICY": "ACCEPT",
+    }
+
+
+# -- what the checks try --------------------------------------------------------------------------
+def _tried(topology, check):
+    return {
+        (e.source, e.target, e.port, e.proto, e.open)
+        for e in firewall.expectations(topology)
+        if e.check == check
+    }
+
+
+def test_expectations_of_the_reference_lab():
+    m = firewall.MACHINE
+    public = _tried(REFERENCE, "public")
+    assert (m, "lb-01", 53, "udp", True) in public and (m, "web-02", 22, "tcp", True) in public
+    assert (m, "web-01", 80, "tcp", True) not in public
+    internal = _tried(REFERENCE, "internal")
+    assert internal == {
+        ("lb-01", "web-01", 80, "tcp", True),
+        ("lb-01", "web-02", 80, "tcp", True),
+        ("web-02", "web-01", 3306, "tcp", True),
+        ("web-01", "web-02", 3306, "tcp", True),
+        ("lb-01", "web-01", 9100, "tcp", True),
+        ("lb-01", "web-02", 9100, "tcp", True),
+    }
+    closed = _tried(REFERENCE, "closed")
+    assert {
+        (m, "web-01", 80, "tcp", False),
+        ("web-02", "web-01", 80, "tcp", False),
+        ("lb-01", "web-01", 3306, "tcp", False),
+        (m, "web-02", 3306, "tcp", False),
+        (m, "web-01", 9100, "tcp", False),
+    } <= closed
+    deny = _tried(REFERENCE, "deny")
+    assert len(deny) == 6 and all(port == firewall.UNUSED for _, _, port, _, _ in deny)
+    assert not [e for e in firewall.expectations(REFERENCE) if e.source == e.target]
+
+
+def test_node_exporter_counts_from_the_balancer_only_while_it_runs():
+    nodes = [e for e in firewall.expectations(REFERENCE) if e.port == firewall.NODE_EXPORTER]
+    assert all(e.if_running for e in nodes if e.open)
+    assert all(not e.if_running for e in nodes if not e.open)
+
+
+def test_recorded_listener_and_probe_output_parse():
+    listened = firewall.parse_listen(LISTENED)
+    assert listened["0"] == {"status": "grader", "port": 34375, "pid": "4030"}
+    assert listened["80"]["status"] == "service" and listened["9100?"]["status"] == "none"
+    assert firewall.parse_probes(PROBED) == {
+        ("192.168.71.11", 22): "open",
+        ("192.168.71.11", 9100): "open",
+        ("192.168.71.12", 4444): "silent",
+        ("127.0.0.1", 81): "refused",
+    }
+    assert firewall.probe_state("1", "bash: connect: No route to host") == "unreachable"
+
+
+# -- judging -------------------------------------------------------------------------------------
+def _rows(topology=REFERENCE, state=lambda e: "open" if e.open else "silent", listener="service"):
+    """Observations as observe_all makes them: by default, the reference firewall."""
+    rows = []
+    for e in firewall.expectations(topology):
+        row = asdict(e)
+        port = 41234 if e.port == firewall.UNUSED else e.port
+        row.update(port=port, listener="grader" if e.port == firewall.UNUSED else listener)
+        row["state"] = state(e)
+        rows.append(row)
+    return rows
+
+
+def _judge(check_class, rows):
+    check = check_class()
+    return check.judge([r for r in rows if r["check"] == check.kind])
+
+
+CHECKS = (
+    firewall.DefaultDeny,
+    firewall.PublicOpen,
+    firewall.InternalOpen,
+    firewall.ClosedToOthers,
+)
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_the_reference_firewall_passes(check):
+    verdict = _judge(check, _rows())
+    assert verdict.passed, verdict.evidence
+
+
+@pytest.mark.parametrize("state", ["silent", "refused"])  # a dropping or a rejecting firewall
+def test_another_firewall_style_passes_too(state):
+    rows = _rows(state=lambda e: "open" if e.open else state)
+    assert all(_judge(c, rows).passed for c in CHECKS)
+
+
+def test_no_firewall_fails_default_deny_and_closed():
+    rows = _rows(state=lambda e: "open")
+    deny = _judge(firewall.DefaultDeny, rows)
+    assert not deny.passed and "lb-01:41234 (a free port the grader listened on)" in deny.evidence
+    closed = _judge(firewall.ClosedToOthers, rows)
+    assert not closed.passed
+    assert "web-01:80 (Nginx) from this machine: open" in closed.evidence
+    assert "web-01:3306 (MariaDB) from lb-01: open" in closed.evidence
+    assert _judge(firewall.PublicOpen, rows).passed and _judge(firewall.InternalOpen, rows).passed
+
+
+def test_one_port_left_open_fails_closed():
+    def state(e):
+        return "open" if e.open or (e.port == 3306 and e.source == firewall.MACHINE) else "silent"
+
+    verdict = _judge(firewall.ClosedToOthers, _rows(state=state))
+    assert not verdict.passed
+    assert verdict.evidence.count("MariaDB") == 2  # both database hosts, nothing else
+
+
+def test_blocked_replication_fails_internal_with_its_own_hint():
+    def state(e):
+        return (
+            "silent"
+            if e.port == 3306 and e.source == "web-02"
+            else ("open" if e.open else "silent")
+        )
+
+    verdict = _judge(firewall.InternalOpen, _rows(state=state))
+    assert not verdict.passed
+    assert "web-01:3306 (replication) from web-02: dropped" in verdict.evidence
+    assert "Replication is blocked" in verdict.hint
+
+
+def test_ssh_blocked_fails_public():
+    def state(e):
+        return (
+            "silent" if e.port == 22 and e.target == "web-02" else ("open" if e.open else "silent")
+        )
+
+    verdict = _judge(firewall.PublicOpen, _rows(state=state))
+    assert not verdict.passed and "web-02:22 (SSH) from this machine: dropped" in verdict.evidence
+
+
+def test_a_port_graded_only_while_its_service_runs_is_left_out():
+    rows = _rows(state=lambda e: "silent" if e.if_running else ("open" if e.open else "silent"))
+    for row in rows:
+        if row["if_running"]:
+            row["listener"] = "none"
+    verdict = _judge(firewall.InternalOpen, rows)
+    assert verdict.passed and "9100" not in verdict.evidence
+
+
+def test_a_port_the_grader_could_not_listen_on_fails():
+    rows = _rows()
+    for row in rows:
+        if row["check"] == "closed" and row["port"] == 3306:
+            row["listener"] = "failed"
+    verdict = _judge(firewall.ClosedToOthers, rows)
+    assert not verdict.passed and "could not listen" in verdict.evidence
+
+
+# -- reaching a web server through a balancer ---------------------------------------------------
+def test_connect_state_tells_open_from_refused():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        assert connect_state("127.0.0.1", port, 1) == "open"
+    assert connect_state("127.0.0.1", port, 1) == "refused"
+
+
+class _Transport:
+    """A stand-in for paramiko's transport: its channel is one end of a socket pair whose
+    other end a tiny HTTP server answers (the web server as the balancer reaches it)."""
+
+    def __init__(self, fail: Exception | None = None):
+        self.fail, self.asked = fail, None
+
+    def open_channel(self, kind, destination, origin, timeout):
+        if self.fail:
+            raise self.fail
+        self.asked = (kind, destination)
+        channel, server = socket.socketpair()
+        threading.Thread(target=self._answer, args=(server,), daemon=True).start()
+        return channel
+
+    @staticmethod
+    def _answer(server: socket.socket) -> None:
+        with server:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += server.recv(4096)
+            host = [line for line in request.split(b"\r\n") if line.lower().startswith(b"host:")]
+            body = host[0].split(b":", 1)[1].strip()
+            server.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Served-By: web-01\r\n"
+                b"Connection: close\r\n\r\n%s" % (len(body), body)
+            )
+
+
+class _Conn:
+    def __init__(self, transport):
+        self.transport = transport
+
+
+def test_forwarded_carries_a_request_through_the_balancers_channel():
+    transport = _Transport()
+    with forwarded(_Conn(transport), "192.168.56.11", 80, "lb-01") as local:
+        reply = requests.get(f"{local}/x", headers={"Host": "www.foobar.com"}, timeout=HTTP_TIMEOUT)
+    assert transport.asked == ("direct-tcpip", ("192.168.56.11", 80))
+    assert reply.status_code == 200 and reply.text == "www.foobar.com"
+    assert reply.headers["X-Served-By"] == "web-01"
+
+
+def test_a_refused_channel_is_one_clear_line():
+    import paramiko
+
+    refused = paramiko.ChannelException(
+        paramiko.common.OPEN_FAILED_CONNECT_FAILED, "Connect failed"
+    )
+    asked = forwarded(_Conn(_Transport(refused)), "192.168.56.11", 80, "lb-01")
+    with pytest.raises(CheckError) as caught, asked:
+        pass
+    assert str(caught.value) == (
+        "lb-01 could not connect to 192.168.56.11:80: connection refused or unreachable"
+    )
