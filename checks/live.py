@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import select
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import dns.exception
 import dns.flags
@@ -17,13 +20,15 @@ import dns.query
 import paramiko
 import requests
 from invoke.exceptions import CommandTimedOut
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InsecureRequestWarning
 
 from checks.base import CheckError
 from facts import vrrp
-from lab import platform
+from lab import ca, platform
 from lab.connection import Fleet, describe, fan_out
 from lab.remote import as_root, quote
-from lab.state import lab_home
+from lab.state import LabState, lab_home
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
@@ -190,13 +195,36 @@ class LiveLab:
         fan_out(self.topology.names, lambda host: self.sh(host, script, sudo=True, check=False))
 
     # -- network from this machine ----------------------------------------------------------
-    def http(self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, **kwargs):
-        """One HTTP request on a fresh connection, for the site's name (as a browser sends it)."""
+    def http(
+        self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, follow: bool = True, **kwargs
+    ):
+        """One HTTP request on a fresh connection, for the site's name (as a browser sends it).
+
+        Like a browser, it follows a redirect from http:// to https:// on the same site once
+        (connecting to the same address, the site's name as SNI and Host) and trusts the lab CA.
+        """
         headers = {"Connection": "close", "Host": self.site, **kwargs.pop("headers", {})}
+        reply = self._request(method, url, headers, timeout, kwargs)
+        target = follow and upgraded(url, headers["Host"], reply.status_code, reply.headers)
+        if target:
+            headers["Host"] = urlsplit(target[1]).netloc
+            reply = self._request(method, target[0], headers, timeout, kwargs)
+        return reply
+
+    def lab_ca(self) -> str | None:
+        """The lab CA's certificate file, once the lab has one."""
+        path = ca.Files.of(LabState(self.topology.name)).cert
+        return str(path) if path.is_file() else None
+
+    def _request(self, method: str, url: str, headers: dict, timeout, kwargs: dict):
+        name = (urlsplit(f"//{headers['Host']}").hostname or "").rstrip(".")
         try:
-            return requests.request(
-                method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
-            )
+            with requests.Session() as session:
+                session.mount("https://", _SiteAdapter(name))
+                options = {"verify": self.lab_ca() or False, **kwargs}
+                return session.request(
+                    method, url, headers=headers, timeout=timeout, allow_redirects=False, **options
+                )
         except requests.RequestException as exc:
             raise CheckError(f"{method} {url}: {_reason(exc)}") from None
 
@@ -318,8 +346,50 @@ def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
             return
 
 
+class _SiteAdapter(HTTPAdapter):
+    """HTTPS to the address in the URL, naming the site in TLS (SNI) and checking its certificate
+    for the site's name rather than for the address."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.update(server_hostname=self.name, assert_hostname=self.name)
+        super().init_poolmanager(*args, **kwargs)
+
+
+# a lab without a CA of its own: the redirect is followed without checking the certificate
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+REDIRECTS = (301, 302, 303, 307, 308)
+TLS_FAILURE = re.compile(r"(certificate verify failed: [^(]*?|Hostname mismatch[^'\"]*?)\s*[('\"]")
+
+
+def upgraded(url: str, host: str, status: int, headers) -> tuple[str, str] | None:
+    """Where a redirect from http:// to https:// on the same site leads: (the URL at the same
+    address, the https URL named in Location); None for any other answer."""
+    if status not in REDIRECTS or not url.startswith("http://"):
+        return None
+    location = urlsplit(headers.get("Location", ""))
+    asked = urlsplit(url)
+    if location.scheme != "https" or location.hostname not in (
+        asked.hostname,
+        urlsplit(f"//{host}").hostname,
+    ):
+        return None
+    try:
+        port = f":{location.port}" if location.port else ""
+    except ValueError:  # a port that is no number: nowhere to go
+        return None
+    query = f"?{location.query}" if location.query else ""
+    return f"https://{asked.hostname}{port}{location.path or '/'}{query}", location.geturl()
+
+
 def _reason(exc: requests.RequestException) -> str:
     text = str(exc)
+    tls = TLS_FAILURE.search(text)
+    if tls:
+        return tls.group(1).strip()
     for marker in ("Connection refused", "timed out", "No route to host", "Name or service"):
         if marker in text:
             return marker.lower()

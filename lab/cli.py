@@ -233,6 +233,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "progress",
     "snapshot",
     "grade",
+    "ca",
 )
 
 

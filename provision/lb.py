@@ -3,10 +3,12 @@
 import time
 
 from facts import haproxy
+from lab.topology import Host
 from provision.engine import HostRun
 from provision.runner import Component, Run
 
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
+TLS_PEM = "/etc/haproxy/certs/site.pem"  # the https component's certificate and key
 
 
 def wait_for_servers(hr: HostRun, servers, seconds: float = 10.0) -> None:
@@ -21,23 +23,26 @@ def wait_for_servers(hr: HostRun, servers, seconds: float = 10.0) -> None:
         time.sleep(0.3)
 
 
-def configure(run: Run) -> None:
+def configure_host(run: Run, hr: HostRun, host: Host, reload: bool = False) -> None:
+    """Write haproxy.cfg (with TLS once the https component installed its certificate)."""
     servers = run.topology.with_role("web")
+    tls = hr.sh(f"test -f {TLS_PEM}", check=False).ok
+    changed = hr.template(
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy.cfg.j2",
+        servers=servers,
+        address=host.address,
+        subnet=str(run.topology.subnet),
+        tls=TLS_PEM if tls else "",
+    )
+    if changed or reload:
+        hr.validate("haproxy -c -q -f /etc/haproxy/haproxy.cfg", "the HAProxy configuration")
+    hr.service("haproxy", reload=changed or reload)
+    wait_for_servers(hr, servers)
 
-    def step(hr, host):
-        changed = hr.template(
-            "/etc/haproxy/haproxy.cfg",
-            "haproxy.cfg.j2",
-            servers=servers,
-            address=host.address,
-            subnet=str(run.topology.subnet),
-        )
-        if changed:
-            hr.validate("haproxy -c -q -f /etc/haproxy/haproxy.cfg", "the HAProxy configuration")
-        hr.service("haproxy", reload=changed)
-        wait_for_servers(hr, servers)
 
-    run.each("lb", step, "lb")
+def configure(run: Run) -> None:
+    run.each("lb", lambda hr, host: configure_host(run, hr, host), "lb")
 
 
 COMPONENT = Component(

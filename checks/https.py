@@ -1,0 +1,492 @@
+"""HTTPS on the load balancer: a certificate from the lab CA for both names, HTTP sent to HTTPS,
+TLS 1.2 or newer only, HSTS, and the web servers still told who the client is and how it came."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import socket
+import ssl
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+from cryptography import x509
+
+from checks import probes
+from checks.base import Check, CheckError, failed, passed
+from lab import ca
+from lab.remote import quote
+
+PORT = 443
+TIMEOUT = 5
+OLD_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
+NEW_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+CLIENT_CANNOT = ("NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE")  # refused by this machine
+SNIFF_SECONDS = 8
+HSTS_PATHS = ("/", "/api/status")
+
+
+# -- TLS from this machine --------------------------------------------------------------------
+def handshake(address: str, name: str, cafile: str | None = None, version=None) -> dict:
+    """One TLS handshake with address:443 naming name (SNI): the protocol agreed and the
+    certificate sent, or the error; verified against cafile when given (names aside)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    if cafile:
+        context.load_verify_locations(cafile)
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    if version is not None:  # offer exactly this version, with every cipher it ever had
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = context.maximum_version = version
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection((address, PORT), timeout=TIMEOUT) as raw,
+            context.wrap_socket(raw, server_hostname=name) as tls,
+        ):
+            return {"version": tls.version(), "der": tls.getpeercert(binary_form=True)}
+    except ssl.SSLCertVerificationError as exc:
+        return {"error": exc.verify_message or str(exc), "verify": True}
+    except ssl.SSLError as exc:
+        return {"error": f"{exc.reason or exc}", "verify": False}
+    except OSError as exc:
+        return {"error": exc.strerror or type(exc).__name__, "connect": True}
+
+
+def certificate_facts(der: bytes, authority: ca.Authority | None) -> dict:
+    """What a certificate says (names, issuer, validity) and whether the lab CA signed it."""
+    cert = x509.load_der_x509_certificate(der)
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "names": ca.names_of(cert),
+        "common_names": [str(a.value) for a in cert.subject.get_attributes_for_oid(CN)],
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "self_signed": cert.issuer == cert.subject,
+        "by_lab_ca": bool(authority) and ca.signed_by(cert, authority),
+    }
+
+
+CN = x509.NameOID.COMMON_NAME
+
+
+def site_names(lab) -> list[str]:
+    return [lab.topology.domain, lab.site]
+
+
+def lab_authority(lab) -> tuple[str | None, ca.Authority | None]:
+    path = lab.lab_ca()
+    if not path:
+        return None, None
+    with open(path, "rb") as handle:
+        return path, ca.Authority(handle.read(), b"")
+
+
+def served_certificate(lab, name: str) -> dict:
+    """The certificate the load balancer sends for name, and the lab CA's verdict on it."""
+
+    def make():
+        path, authority = lab_authority(lab)
+        address = lab.address("lb")
+        seen = handshake(address, name)
+        if "der" not in seen:
+            return {"name": name, "address": address, "error": seen["error"]}
+        checked = handshake(address, name, path) if path else {"error": "no lab CA"}
+        return {
+            "name": name,
+            "address": address,
+            "version": seen["version"],
+            "certificate": certificate_facts(seen["der"], authority),
+            "verify_error": checked.get("error", ""),
+            "lab_ca": bool(path),
+        }
+
+    return lab.memo(("tls", name), make)
+
+
+def covers(pattern: str, name: str) -> bool:
+    """Whether a certificate name (maybe a wildcard of one label) covers a host name."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == name
+
+
+def _when(text: str) -> str:
+    return text[:10]
+
+
+class Trusted(Check):
+    id = "https.trusted"
+    section = "https"
+    design = "https"
+    title = "The site's certificate is signed by the lab CA and valid today"
+    requirement = (
+        "HTTPS: the traffic between users and the site is encrypted, with a certificate a "
+        "browser that trusts the lab CA accepts."
+    )
+    points = 5
+    hint = (
+        "Serve a certificate the lab CA signed (`lab ca sign CSR`), not expired, on port 443 "
+        "of the load balancer: `bind :443 ssl crt /etc/haproxy/certs/site.pem`."
+    )
+
+    def observe(self, lab):
+        return {"now": ca.now().isoformat(), **served_certificate(lab, lab.site)}
+
+    def judge(self, o):
+        where = f"{o['address']}:{PORT} ({o['name']})"
+        if "error" in o:
+            return failed(f"{where}: no TLS: {o['error']}")
+        if not o["lab_ca"]:
+            return failed(
+                f"{where} answers TLS, but the lab has no CA to check it against",
+                "Run `lab ca` (it makes the lab CA), then have it sign the site's certificate.",
+            )
+        cert = o["certificate"]
+        issuer = f"issued by {cert['issuer']}" + (" (self-signed)" if cert["self_signed"] else "")
+        if not cert["by_lab_ca"]:
+            return failed(
+                f"{where}: {cert['subject']} is {issuer}, not by the lab CA: browsers that "
+                "trust the lab CA warn"
+            )
+        now = o["now"]
+        if cert["not_after"] < now:
+            return failed(
+                f"{where}: the certificate expired on {_when(cert['not_after'])}",
+                "Issue a new certificate (`lab ca sign CSR`) and reload HAProxy.",
+            )
+        if cert["not_before"] > now:
+            return failed(
+                f"{where}: the certificate is valid only from {_when(cert['not_before'])}"
+            )
+        if o["verify_error"]:
+            return failed(f"{where}: does not verify against the lab CA: {o['verify_error']}")
+        return passed(
+            f"{where}: {cert['subject']}, {issuer}, verifies against the lab CA, valid until "
+            f"{_when(cert['not_after'])} ({o['version']})"
+        )
+
+
+class Names(Check):
+    id = "https.names"
+    section = "https"
+    design = "https"
+    title = "The certificate names both foobar.com and www.foobar.com"
+    requirement = "A certificate for foobar.com and www.foobar.com (subjectAltName)."
+    points = 5
+    hint = (
+        "Put both names in the certificate's subjectAltName: "
+        '`-addext "subjectAltName=DNS:foobar.com,DNS:www.foobar.com"` in `openssl req`.'
+    )
+
+    def observe(self, lab):
+        return {name: served_certificate(lab, name) for name in site_names(lab)}
+
+    def judge(self, o):
+        problems, seen = [], []
+        for name, served in o.items():
+            if "error" in served:
+                problems.append(f"{name}: no TLS on {served['address']}:{PORT}: {served['error']}")
+                continue
+            cert = served["certificate"]
+            if any(covers(pattern, name) for pattern in cert["names"]):
+                seen.append(name)
+            elif name in cert["common_names"]:
+                problems.append(
+                    f"{name} is only the certificate's common name (CN), which browsers ignore: "
+                    f"subjectAltName holds {', '.join(cert['names']) or 'nothing'}"
+                )
+            else:
+                problems.append(
+                    f"the certificate sent for {name} names {', '.join(cert['names']) or 'nothing'}"
+                    f" (subject {cert['subject']}): {name} is not among them"
+                )
+        if problems:
+            return failed("; ".join(problems))
+        return passed(f"the certificate sent for each covers it: {', '.join(seen)}")
+
+
+class Redirect(Check):
+    id = "https.redirect"
+    section = "https"
+    design = "https-redirect"
+    title = "Plain HTTP answers 301 to the same address over HTTPS"
+    requirement = "Port 80 answers 301 to https."
+    points = 5
+    hint = (
+        "Redirect every plain HTTP request, keeping host and path: in HAProxy's frontend "
+        "`http-request redirect scheme https code 301 unless { ssl_fc }`."
+    )
+
+    def observe(self, lab):
+        token = secrets.token_hex(6)
+        lb = lab.address("lb")
+        asks = {
+            lab.site: f"/?lab-check={token}-0",
+            lab.topology.domain: f"/api/status?lab-check={token}-1",
+        }
+        answers = {}
+        for host, path in asks.items():
+            reply = lab.http(f"http://{lb}{path}", headers={"Host": host}, follow=False)
+            answers[host] = {
+                "path": path,
+                "status": reply.status_code,
+                "location": reply.headers.get("Location", ""),
+            }
+        followed = {}
+        try:
+            final = lab.http(f"http://{lb}{asks[lab.site]}", verify=False)
+            followed = {"status": final.status_code, "url": final.url}
+            followed["served_by"] = probes.served_by(final)
+        except CheckError as exc:
+            followed = {"error": str(exc)}
+        return {"address": lb, "answers": answers, "followed": followed, "web": lab.web_hosts()}
+
+    def judge(self, o):
+        problems, seen = [], []
+        for host, a in o["answers"].items():
+            want = f"https://{host}{a['path']}"
+            asked = f"http://{host}{a['path']}"
+            if a["status"] not in (301, 308):
+                problems.append(
+                    f"{asked} answered HTTP {a['status']}"
+                    + (f" to {a['location']}" if a["location"] else "")
+                    + ", not 301 to https"
+                )
+            elif a["location"] not in (want, f"https://{host}:{PORT}{a['path']}"):
+                problems.append(
+                    f"{asked} answered {a['status']} to {a['location'] or 'nowhere'}, not {want}"
+                )
+            else:
+                seen.append(f"{asked} → {a['status']} {a['location']}")
+        if problems:
+            return failed("; ".join(problems))
+        f = o["followed"]
+        if "error" in f:
+            return failed(f"the redirect leads nowhere: {f['error']}")
+        by = f["served_by"][0] if f["served_by"] else None
+        if f["status"] != 200 or by not in o["web"]:
+            return failed(
+                f"following the redirect: HTTP {f['status']} from {by or 'no web server'}"
+            )
+        return passed("; ".join(seen) + f"; then HTTPS: HTTP 200 from {by}")
+
+
+class Protocols(Check):
+    id = "https.protocols"
+    section = "https"
+    design = "https"
+    title = "Only TLS 1.2 and newer: TLS 1.0 and 1.1 handshakes are refused"
+    requirement = "TLS 1.2+ only."
+    points = 5
+    hint = "Refuse the old protocols on the bind line: `bind :443 ssl crt ... ssl-min-ver TLSv1.2`."
+
+    def observe(self, lab):
+        lb = lab.address("lb")
+        tried = {}
+        for label, version in {**OLD_VERSIONS, **NEW_VERSIONS}.items():
+            outcome = handshake(lb, lab.site, version=version)
+            tried[label] = outcome.get("version") or f"refused: {outcome['error']}"
+        return {"address": lb, "tried": tried}
+
+    def judge(self, o):
+        tried = o["tried"]
+        accepted = [v for v in OLD_VERSIONS if not tried[v].startswith("refused")]
+        untested = [v for v in OLD_VERSIONS if any(w in tried[v] for w in CLIENT_CANNOT)]
+        modern = [v for v in NEW_VERSIONS if not tried[v].startswith("refused")]
+        where = f"{o['address']}:{PORT}"
+        if accepted:
+            return failed(f"{where} accepts {', '.join(accepted)}: old, broken protocols")
+        if not modern:
+            return failed(
+                f"{where} refuses TLS 1.2 and 1.3 too: {tried['TLSv1.2']}",
+                "Serve HTTPS on port 443 of the load balancer (TLS 1.2 at least).",
+            )
+        note = (
+            f" ({', '.join(untested)}: this machine's OpenSSL would not even offer it)"
+            if untested
+            else ""
+        )
+        refused = [v for v in OLD_VERSIONS if v not in untested]
+        return passed(
+            f"{where}: {' and '.join(modern)} accepted; "
+            f"{' and '.join(refused) or 'nothing old'} refused{note}"
+        )
+
+
+MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:;|$)", re.IGNORECASE)
+
+
+class Hsts(Check):
+    id = "https.hsts"
+    section = "https"
+    design = "hsts"
+    title = "HTTPS answers carry HSTS (Strict-Transport-Security with a max-age)"
+    requirement = "HSTS."
+    points = 5
+    hint = (
+        "Add the header to every HTTPS answer: in HAProxy's frontend "
+        '`http-response set-header Strict-Transport-Security "max-age=31536000" if { ssl_fc }`.'
+    )
+
+    def observe(self, lab):
+        lb = lab.address("lb")
+        found = {}
+        for path in HSTS_PATHS:
+            reply = lab.http(f"https://{lb}{path}", verify=False)
+            values = reply.raw.headers.getlist("Strict-Transport-Security") if reply.raw else []
+            found[path] = {"status": reply.status_code, "values": values}
+        return {"site": lab.site, "answers": found}
+
+    def judge(self, o):
+        problems, seen = [], []
+        for path, a in o["answers"].items():
+            url = f"https://{o['site']}{path}"
+            if not a["values"]:
+                problems.append(f"{url} (HTTP {a['status']}) has no Strict-Transport-Security")
+                continue
+            match = MAX_AGE.search(a["values"][0])
+            if len(a["values"]) > 1:
+                problems.append(f"{url} sends Strict-Transport-Security {len(a['values'])} times")
+            elif not match:
+                problems.append(
+                    f"{url}: Strict-Transport-Security {a['values'][0]!r} has no max-age"
+                )
+            elif int(match.group(1)) == 0:
+                problems.append(f"{url}: max-age=0 tells browsers to forget HTTPS")
+            else:
+                seen.append(f"{url}: {a['values'][0]}")
+        if problems:
+            return failed("; ".join(problems))
+        return passed("; ".join(seen))
+
+
+# -- what the web servers receive -------------------------------------------------------------
+# Reads IPv4 packets (AF_PACKET, cooked) on a web server until one from a load balancer carries
+# the token; prints it in hex. It sees the request as it arrives, whatever Nginx logs.
+_SNIFFER = (
+    "alarm $ARGV[2]; my ($token, $from) = @ARGV; my %src = map { pack('H*', $_) => 1 }"
+    ' split /,/, $from; socket(my $s, 17, 2, 0x0008) or die "packet socket: $!\\n";'
+    " while (1) { recv($s, my $p, 65535, 0) or next;"
+    " if (index($p, $token) >= 0 && $src{substr($p, 12, 4)}) { print unpack('H*', $p), \"\\n\";"
+    " exit 0 } }"
+)
+
+
+def sniff(lab, host: str, token: str, sources: list[str]) -> str:
+    """The first IPv4 packet from sources that host receives carrying token (hex), or ''."""
+    hexed = ",".join(socket.inet_aton(a).hex() for a in sources)
+    command = f"perl -e {quote(_SNIFFER)} {quote(token)} {hexed} {SNIFF_SECONDS}"
+    return lab.sh(host, command, sudo=True, check=False, timeout=SNIFF_SECONDS + 5).strip()
+
+
+def request_head(packet_hex: str) -> str:
+    """The HTTP request head inside a captured IPv4/TCP packet ('' if none)."""
+    try:
+        packet = bytes.fromhex(packet_hex)
+    except ValueError:
+        return ""
+    if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != socket.IPPROTO_TCP:
+        return ""
+    ip_length = (packet[0] & 0x0F) * 4
+    tcp_length = (packet[ip_length + 12] >> 4) * 4
+    payload = packet[ip_length + tcp_length :]
+    head = payload.split(b"\r\n\r\n", 1)[0]
+    return head.decode("latin-1")
+
+
+def headers_of(head: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in head.split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            found.setdefault(name.strip().lower(), []).append(value.strip())
+    return found
+
+
+def own_address(toward: str) -> str:
+    """This machine's address as toward sees it (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((toward, PORT))
+        return probe.getsockname()[0]
+
+
+class Forwarded(Check):
+    id = "https.forwarded"
+    section = "https"
+    design = "https-forwarded"
+    title = "The web servers see the client's address and that it came over HTTPS"
+    requirement = (
+        "The web servers still see the client's address (X-Forwarded-For / X-Forwarded-Proto)."
+    )
+    points = 5
+    hint = (
+        "Have HAProxy tell the web servers who asked and how: `option forwardfor` and "
+        "`http-request set-header X-Forwarded-Proto https if { ssl_fc }`."
+    )
+
+    def observe(self, lab):
+        lb = lab.address("lb")
+        sources = [h.address for h in lab.topology.with_role("lb")]
+        token = f"lab-check={secrets.token_hex(6)}"
+        web = lab.web_hosts()
+        sent = 0
+        with ThreadPoolExecutor(max_workers=len(web)) as pool:
+            sniffers = {h: pool.submit(sniff, lab, h, token, sources) for h in web}
+            time.sleep(0.5)  # the sniffers' SSH commands start
+            deadline = time.monotonic() + SNIFF_SECONDS - 1
+            while time.monotonic() < deadline and not all(s.done() for s in sniffers.values()):
+                with contextlib.suppress(CheckError):
+                    lab.http(f"https://{lb}/?{token}-{sent}", verify=False, timeout=2)
+                sent += 1
+                time.sleep(0.3)
+            packets = {h: s.result() for h, s in sniffers.items()}
+        return {
+            "client": own_address(lb),
+            "sent": sent,
+            "received": {h: request_head(p) for h, p in packets.items()},
+        }
+
+    def judge(self, o):
+        problems, seen = [], []
+        client = o["client"]
+        for host, head in o["received"].items():
+            if not head:
+                problems.append(
+                    f"{host} received none of {o['sent']} HTTPS requests as plain HTTP from the "
+                    "load balancer"
+                )
+                continue
+            h = headers_of(head)
+            xff = [a.strip() for v in h.get("x-forwarded-for", []) for a in v.split(",")]
+            proto = [v.lower() for v in h.get("x-forwarded-proto", [])]
+            forwarded = ";".join(h.get("forwarded", [])).lower()
+            has_client = client in xff or f"for={client}" in forwarded.replace('"', "")
+            has_https = proto[-1:] == ["https"] or "proto=https" in forwarded
+            shown = ", ".join(
+                f"{n}: {'; '.join(h[n])}"
+                for n in ("x-forwarded-for", "x-forwarded-proto", "forwarded")
+                if n in h
+            )
+            if not has_client:
+                problems.append(
+                    f"{host} was not told the client's address {client} "
+                    f"({shown or 'no X-Forwarded-For header'})"
+                )
+            elif not has_https:
+                problems.append(
+                    f"{host} was not told the request came over HTTPS ({shown}: no "
+                    "X-Forwarded-Proto https)"
+                )
+            else:
+                seen.append(f"{host} received {shown}")
+        if problems:
+            return failed("; ".join(problems))
+        return passed("; ".join(seen))
