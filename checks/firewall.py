@@ -258,7 +258,6 @@ class _Firewall:
     """What every firewall check shares: one observation of every connection, made once."""
 
     section = "firewall"
-    design = "firewall"
     points = 5
     needs = ("servers.reachable",)
     exclusive = True  # the grader's listeners must not show up in other checks' observations
@@ -271,6 +270,7 @@ class _Firewall:
 
 class DefaultDeny(_Firewall, Check):
     id = "firewall.default-deny"
+    design = "firewall"
     kind = "deny"
     title = "Incoming connections are denied by default on every host"
     requirement = "Issue of the design: no firewall. On every host, incoming traffic is denied."
@@ -288,6 +288,7 @@ class DefaultDeny(_Firewall, Check):
 
 class PublicOpen(_Firewall, Check):
     id = "firewall.public"
+    design = "firewall-public"
     kind = "public"
     title = "SSH on every host, and HTTP, HTTPS and DNS on the load balancer are open"
     requirement = "The load balancer admits 22, 80, 443 and 53; every host admits SSH (22)."
@@ -302,6 +303,7 @@ class PublicOpen(_Firewall, Check):
 
 class InternalOpen(_Firewall, Check):
     id = "firewall.internal"
+    design = "firewall-internal"
     kind = "internal"
     title = "The servers still reach what they need: Nginx from the balancer, replication"
     requirement = (
@@ -326,6 +328,7 @@ class InternalOpen(_Firewall, Check):
 
 class ClosedToOthers(_Firewall, Check):
     id = "firewall.closed"
+    design = "firewall-closed"
     kind = "closed"
     title = "Nginx, MariaDB and node exporter are closed to everyone else"
     requirement = (
