@@ -81,10 +81,10 @@ def cmd_provision(lab: Lab) -> ExitCode:
     unknown = [name for name in lab.args.components if name not in COMPONENTS]
     if unknown:
         raise LabError(f"unknown component {unknown[0]!r}; components: {', '.join(COMPONENTS)}")
-    lab.require_up()
     for name in lab.args.components:
         if reason := COMPONENTS[name].unavailable(lab.topology):
             raise LabError(reason)
+    lab.require_up()
     with lab.state.lock():
         default = COMPONENTS if lab.args.all else BASE
         chosen = [n for n in default if not COMPONENTS[n].unavailable(lab.topology)]

@@ -38,8 +38,8 @@ def test_exercises_by_number_or_name(name):
 
 
 def test_unknown_exercise_lists_the_valid_ones():
-    with pytest.raises(LabError, match="unknown exercise 'ha'; exercises: 01-servers"):
-        exercises.find("ha")
+    with pytest.raises(LabError, match="unknown exercise 'nope'; exercises: 01-servers"):
+        exercises.find("nope")
 
 
 REPO = DOCS.parent
