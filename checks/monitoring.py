@@ -172,10 +172,6 @@ def names_any(alert: dict, words: set[str]) -> bool:
     return False
 
 
-def firing_new(now: list[dict], before: set[str]) -> list[dict]:
-    return [a for a in now if a["state"] == "firing" and alert_key(a) not in before]
-
-
 # -- breaking one thing and watching the alerts ----------------------------------------------
 def safety_switch(lab, host: str, name: str, repair: str) -> None:
     """A timer on host that repairs by itself, should the grader die before it does."""
@@ -196,20 +192,23 @@ def drop_switch(lab, host: str, name: str) -> None:
 def watch(lab, break_it, repair, wanted) -> dict:
     """Break something, wait for a new firing alert that wanted() accepts, repair, wait for it
     to clear. Seconds are counted from the break and from the repair."""
-    before = {alert_key(a) for a in alerts(lab)}
-    already = [describe_alert(a) for a in alerts(lab) if a["state"] == "firing"]
-    other: list[str] = []
+    now = alerts(lab)
+    before = {alert_key(a) for a in now}
+    already = [describe_alert(a) for a in now if a["state"] == "firing"]
+    other: set[str] = set()
+    pending: set[str] = set()
     fired = None
     break_it()
     started = time.monotonic()
     try:
         while time.monotonic() - started < FIRE_WITHIN:
-            new = firing_new(alerts(lab), before)
-            match = [a for a in new if wanted(a)]
+            now = [a for a in alerts(lab) if alert_key(a) not in before]
+            match = [a for a in now if a["state"] == "firing" and wanted(a)]
             if match:
                 fired = match[0]
                 break
-            other = sorted({describe_alert(a) for a in new} | set(other))
+            other |= {describe_alert(a) for a in now if a["state"] == "firing"}
+            pending |= {describe_alert(a) for a in now if a["state"] == "pending" and wanted(a)}
             time.sleep(POLL)
         fire_seconds = round(time.monotonic() - started, 1)
     finally:
@@ -228,7 +227,8 @@ def watch(lab, break_it, repair, wanted) -> dict:
         "fired": describe_alert(fired) if fired else None,
         "fire_seconds": fire_seconds if fired else None,
         "clear_seconds": cleared,
-        "other": other,
+        "other": sorted(other),
+        "pending": sorted(pending),
         "rules": alert_rules(lab),
     }
 
@@ -242,6 +242,10 @@ def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
     ]
     if not o["fired"]:
         said = f"; alerts that did fire: {', '.join(o['other'])} ({unnamed})" if o["other"] else ""
+        if o.get("pending"):
+            said += f"; pending but not firing yet: {', '.join(o['pending'])} (`for:` too long?)"
+        if o["already"]:
+            said += f"; firing before the grader broke anything: {', '.join(o['already'])}"
         rules = ", ".join(r["name"] for r in o["rules"])
         errors = f"; rules failing to evaluate: {', '.join(broken)}" if broken else ""
         return False, (

@@ -202,12 +202,16 @@ def test_no_rules_and_broken_rules_fail():
     assert not verdict.passed and "R (bad_data: parse error)" in verdict.evidence
 
 
-def test_new_firing_alerts_exclude_those_active_before():
-    before = {"labels": {"alertname": "A"}, "state": "firing"}
-    new = {"labels": {"alertname": "B"}, "state": "firing"}
-    pending = {"labels": {"alertname": "C"}, "state": "pending"}
-    keys = {monitoring.alert_key(before)}
-    assert monitoring.firing_new([before, new, pending], keys) == [new]
+def test_a_pending_alert_and_alerts_firing_before_are_named():
+    o = never_fired(recorded("monitoring.rotation-alert"))
+    o["pending"] = ["WebServerOutOfRotation {server=web-02}"]
+    o["already"] = ["WebServerOutOfRotation {server=web-01}"]
+    verdict = judge("monitoring.rotation-alert", o)
+    assert not verdict.passed
+    assert "pending but not firing yet: WebServerOutOfRotation {server=web-02}" in (
+        verdict.evidence
+    )
+    assert "firing before the grader broke anything" in verdict.evidence
 
 
 # -- the reference's configuration ------------------------------------------------------------
