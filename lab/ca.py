@@ -136,6 +136,7 @@ def issue(
     when: datetime.datetime,
     days: int = SITE_DAYS,
     public_key=None,
+    subject: x509.Name | None = None,
 ) -> tuple[bytes, bytes]:
     """A server certificate for names (DNS names or addresses) signed by authority, and its new
     private key as PEM (empty when public_key was given: the holder keeps the private key)."""
@@ -144,7 +145,7 @@ def issue(
     ca = authority.certificate
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(subject or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -256,7 +257,7 @@ def sign_request(
             f"the lab CA signs only names under {domain} and addresses in {subnet}, "
             f"not {', '.join(wrong)}"
         )
-    cert_pem, _ = issue(authority, names, when, days, public_key=csr.public_key())
+    cert_pem, _ = issue(authority, names, when, days, csr.public_key(), csr.subject)
     return cert_pem
 
 

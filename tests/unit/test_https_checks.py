@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 from checks import CATALOGUE
 from checks.https import covers, headers_of, request_head
 from checks.live import upgraded
+from provision.engine import render
 
 RECORDED = Path(__file__).parent / "fixtures" / "observations"
 HTTPS = [cid for cid, cls in CATALOGUE.items() if cls.section == "https"]
@@ -288,3 +289,12 @@ def test_the_request_head_is_read_from_a_captured_packet():
     assert headers_of(found) == {"host": ["www"], "x-forwarded-for": ["1.2.3.4"]}
     assert request_head("") == request_head("zz") == ""
     assert request_head(packet(request)[:10]) == ""
+
+
+def test_the_balancer_speaks_tls_only_once_the_https_component_installed_its_certificate():
+    values = dict(servers=[], address="192.168.56.10", subnet="192.168.56.0/24")
+    plain = render("haproxy.cfg.j2", **values)
+    assert ":443" not in plain and "redirect" not in plain
+    secure = render("haproxy.cfg.j2", tls="/etc/haproxy/certs/site.pem", **values)
+    assert "bind *:443 ssl crt /etc/haproxy/certs/site.pem ssl-min-ver TLSv1.2" in secure
+    assert "redirect scheme https code 301 unless { ssl_fc }" in secure

@@ -116,6 +116,7 @@ def test_a_students_request_is_signed_with_its_names_and_key(authority):
     )
     assert ca.names_of(cert) == NAMES
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert cert.subject.rfc4514_string() == "CN=www.foobar.com"  # the request's own subject
     assert ext(cert, x509.KeyUsage).value.key_encipherment  # an RSA key may also encipher
     assert cert.not_valid_after_utc - NOW == datetime.timedelta(days=90)
 
