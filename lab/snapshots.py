@@ -225,6 +225,15 @@ def ensure_reference_state(
         _merge_secrets(state, parent.get("secrets") or {})
     missing = [n for n in names if not parent or n not in parent["components"]]
     _provision(topology, state, provider, missing, progress)
+    return _save_entry(parts, key, names, parent, state, provider, progress)
+
+
+def is_cached(topology: Topology, provider, components) -> bool:
+    """Whether these components' reference state is cached for this topology (valid only)."""
+    return set(components) in [set(c) for c in cached_components(topology, provider)]
+
+
+def _save_entry(parts, key: str, names, parent, state: LabState, provider, progress) -> str:
     directory = _fresh_entry_dir(key, provider)
     layers = provider.save_layer(directory, progress)
     meta = {

@@ -21,7 +21,7 @@ from lab import exercises, render
 from lab.connection import Fleet, describe, fan_out
 from lab.errors import ExitCode, LabError
 from lab.remote import quote
-from lab.snapshots import cached_components, ensure_reference_state
+from lab.snapshots import ensure_reference_state, is_cached
 from lab.state import write_private
 
 HELP = (
@@ -87,7 +87,7 @@ def start(lab, exercise) -> ExitCode:
         if not lab.state.exists or any(s.state != "running" for s in lab.provider.status()):
             lab.provider.up(lab.reporter)
             lab.write_ssh_config()
-        warm = set(given) in [set(c) for c in cached_components(lab.topology, lab.provider)]
+        warm = is_cached(lab.topology, lab.provider, given)
         key = ensure_reference_state(lab.topology, lab.state, lab.provider, given, lab.reporter)
         on_hosts(lab, f"sudo touch {quote(MARKER)}")
         progress = load_progress(lab)

@@ -477,8 +477,9 @@ class LxcProvider:
         self._wait_ssh()
 
     def _wait_ssh(self) -> None:
+        """Every host accepts SSH (a stalled boot is started again once, as in `up`)."""
         deadline = time.monotonic() + boot_timeout()
-        self._fan_out(lambda host: wait_for_ssh(self._spec(host), deadline))
+        self._fan_out(lambda host: self._wait_for_boot(host, deadline, lambda _text: None))
 
     def _renew_keys(self, host: Host, upper: Path) -> None:
         """The lab's current login key and this host's key, whatever the layers below hold."""
