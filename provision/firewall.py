@@ -21,6 +21,13 @@ DATABASE_ROLES = ("db-primary", "db-replica")
 SHOW_ADDED = "ufw show added"
 DEFAULTS_FILE = "/etc/default/ufw"
 WANTED_POLICIES = {"DEFAULT_INPUT_POLICY": "DROP", "DEFAULT_OUTPUT_POLICY": "ACCEPT"}
+# A connection opened before the firewall is picked up by conntrack mid-stream as NEW when the
+# far side speaks first, and dropped: the replica, which only listens on its connection to the
+# primary, would stall until slave_net_timeout (60 s). So it reconnects once the firewall is on.
+RECONNECT_REPLICA = (
+    "if command -v mysql >/dev/null && mysql -N -e 'SHOW REPLICA STATUS' 2>/dev/null | grep -q .; "
+    "then mysql -e 'STOP REPLICA IO_THREAD; START REPLICA IO_THREAD'; fi"
+)
 _POLICY = re.compile(r'^(DEFAULT_[A-Z]+_POLICY)="?([A-Z]+)"?\s*$', re.MULTILINE)
 
 
@@ -60,15 +67,15 @@ def policies(defaults: str) -> dict[str, str]:
     return dict(_POLICY.findall(defaults))
 
 
-def converge(hr: HostRun, wanted: list[str]) -> None:
+def converge(hr: HostRun, wanted: list[str]) -> bool:
     """Make ufw hold exactly wanted, with the default policies, and enable it: rules first, so
-    SSH is admitted before the firewall starts dropping."""
+    SSH is admitted before the firewall starts dropping. True when it was enabled now."""
     have = added(hr.sh(SHOW_ADDED).stdout)
     for rule in [r for r in have if r not in wanted]:
-        hr.sh(f"ufw --force delete {shlex.join(rule.split())}")
+        hr.sh(f"ufw --force delete {shlex.join(shlex.split(rule))}")
         hr.changed(f"ufw: removed {rule}")
     for rule in [r for r in wanted if r not in have]:
-        hr.sh(f"ufw {shlex.join(rule.split())}")
+        hr.sh(f"ufw {shlex.join(shlex.split(rule))}")
         hr.changed(f"ufw: {rule}")
     current = policies(hr.sh(f"cat {DEFAULTS_FILE}").stdout)
     for key, value in WANTED_POLICIES.items():
@@ -76,14 +83,19 @@ def converge(hr: HostRun, wanted: list[str]) -> None:
             direction = "incoming" if "INPUT" in key else "outgoing"
             hr.sh(f"ufw default {'deny' if value == 'DROP' else 'allow'} {direction}")
             hr.changed(f"ufw: default {value} {direction}")
-    if "Status: active" not in hr.sh("ufw status").stdout:
-        hr.sh("ufw --force enable")
-        hr.changed("ufw: enabled")
+    if "Status: active" in hr.sh("ufw status").stdout:
+        return False
+    hr.sh("ufw --force enable")
+    hr.changed("ufw: enabled")
+    return True
 
 
 def configure(run: Run) -> None:
-    healthy = [h for h in run.topology.hosts if h.name not in run.failures]
-    run.parallel(healthy, lambda hr, host: converge(hr, rules(run.topology, host)), "firewall")
+    def step(hr: HostRun, host: Host) -> None:
+        if converge(hr, rules(run.topology, host)) and "db-replica" in host.roles:
+            hr.sh(RECONNECT_REPLICA)
+
+    run.parallel([h for h in run.topology.hosts if h.name not in run.failures], step, "firewall")
 
 
 COMPONENT = Component(

@@ -317,3 +317,47 @@ def test_a_refused_channel_is_one_clear_line():
     assert str(caught.value) == (
         "lb-01 could not connect to 192.168.56.11:80: connection refused or unreachable"
     )
+
+
+class _Ufw:
+    """A host's ufw as converge() sees it through HostRun.sh: rules, policies, active or not."""
+
+    def __init__(self, rules=(), policy="DROP", active=False):
+        self.rules, self.policy, self.active = list(rules), policy, active
+        self.commands: list[str] = []
+        self.changes: list[str] = []
+
+    def sh(self, command: str):
+        self.commands.append(command)
+        out = ""
+        if command == reference.SHOW_ADDED:
+            out = "Added user rules:\n" + "".join(f"ufw {r}\n" for r in self.rules)
+        elif command.startswith("cat "):
+            out = f'DEFAULT_INPUT_POLICY="{self.policy}"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n'
+        elif command == "ufw status":
+            out = f"Status: {'active' if self.active else 'inactive'}\n"
+        elif command == "ufw --force enable":
+            self.active = True
+        elif command.startswith("ufw default deny incoming"):
+            self.policy = "DROP"
+        elif command.startswith("ufw --force delete "):
+            self.rules.remove(command.removeprefix("ufw --force delete ").replace("'", ""))
+        elif command.startswith("ufw "):
+            self.rules.append(command.removeprefix("ufw "))
+        return type("Result", (), {"stdout": out})()
+
+    def changed(self, what: str) -> None:
+        self.changes.append(what)
+
+
+def test_converge_adds_rules_before_enabling_and_a_second_run_changes_nothing():
+    web1 = REFERENCE.host("web-01")
+    wanted = reference.rules(REFERENCE, web1)
+    ufw = _Ufw(rules=["allow 3306/tcp"], policy="ACCEPT")
+    assert reference.converge(ufw, wanted) is True
+    assert ufw.rules == wanted and ufw.policy == "DROP" and ufw.active
+    enable = ufw.commands.index("ufw --force enable")
+    assert all(ufw.commands.index(f"ufw {r}") < enable for r in wanted)
+    assert "ufw: removed allow 3306/tcp" in ufw.changes
+    again = _Ufw(rules=wanted, active=True)
+    assert reference.converge(again, wanted) is False and again.changes == []
