@@ -18,6 +18,10 @@ from lab.system import run
 from lab.topology import Topology
 
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# Each container's systemd, dbus, logind and getty take inotify instances of the machine's root
+# user: with the kernel's default of 128, about the 20th running container fails to boot.
+MIN_INOTIFY_INSTANCES = 8192
 
 
 BRIDGE_PREFIX = "wsl-"
@@ -173,6 +177,7 @@ class LabNetwork:
         if FORWARD.read_text().strip() != "1":
             write_private(self.forwarding_record, FORWARD.read_text())
             FORWARD.write_text("1\n")
+        ensure_inotify_instances()
 
     @property
     def forwarding_record(self) -> Path:
@@ -193,3 +198,13 @@ class LabNetwork:
         if not other_labs and self.forwarding_record.is_file():
             FORWARD.write_text(self.forwarding_record.read_text())
             self.forwarding_record.unlink()
+
+
+def ensure_inotify_instances(path: Path = INOTIFY_INSTANCES) -> None:
+    """Raise the machine's inotify instances per user to what many labs' containers need."""
+    try:
+        current = int(path.read_text())
+    except (OSError, ValueError):
+        return  # not Linux's /proc: nothing to raise
+    if current < MIN_INOTIFY_INSTANCES:
+        path.write_text(f"{MIN_INOTIFY_INSTANCES}\n")
