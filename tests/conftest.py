@@ -89,3 +89,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (-GROUP_SECONDS.get(group, NEW_GROUP_SECONDS), group)
 
     items.sort(key=heaviest_first)  # stable: the order inside a group is kept
+
+
+SECONDS_BY_WORKER: dict[str, dict[str, float]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On the controller: add each test's time to its worker and group."""
+    node = getattr(report, "node", None)
+    if node is None:
+        return
+    group = report.nodeid.rpartition("@")[2] if "@" in report.nodeid else "no group"
+    groups = SECONDS_BY_WORKER.setdefault(node.gateway.id, {})
+    groups[group] = groups.get(group, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Each worker's busy seconds by group: the figures GROUP_SECONDS is kept up to date from."""
+    if not SECONDS_BY_WORKER:
+        return
+    terminalreporter.section("seconds per worker and group")
+    for worker, groups in sorted(SECONDS_BY_WORKER.items()):
+        parts = ", ".join(f"{g} {s:.0f}" for g, s in sorted(groups.items(), key=lambda i: -i[1]))
+        terminalreporter.write_line(f"{worker}: {sum(groups.values()):.0f} s ({parts})")

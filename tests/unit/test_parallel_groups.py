@@ -69,6 +69,8 @@ def test_a_groups_tests_share_one_worker(project):
     reference = {workers[f"test_{n}[{i}]"] for n in "bc" for i in range(3)}
     grade = {workers[f"test_a[{i}]"] for i in range(3)}
     assert len(reference) == 1 and len(grade) == 1 and reference != grade, workers
+    (worker,) = reference
+    assert re.search(rf"^{worker}: \d+ s \(.*reference \d+", result.stdout, re.M), result.stdout
 
 
 def test_the_heaviest_group_goes_first_and_lab_test_workers_sets_the_count(project):
