@@ -135,3 +135,15 @@ def test_the_zone_points_www_at_the_virtual_address_and_ns1_at_the_dns_host():
     assert "ns1     IN A    192.168.58.10" in zone
     base = dns.zone_text(Run(topology.load(topology.PACKAGED), None, {}))
     assert "@       IN A    192.168.56.10" in base
+
+
+def test_lab_provision_ha_on_the_three_host_lab_is_one_line_and_exit_2(
+    monkeypatch, capsys, tmp_path
+):
+    from lab import cli
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    monkeypatch.delenv("LAB_TOPOLOGY", raising=False)
+    assert cli.main(["provision", "ha", "--topology", str(topology.PACKAGED)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: ha needs a second load balancer and a virtual address: use lab-ha.yml"
