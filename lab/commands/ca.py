@@ -44,7 +44,9 @@ def run(lab) -> ExitCode:
     if lab.args.pem:
         sys.stdout.write(authority.cert_pem.decode())
         return ExitCode.OK
-    lab.console.print(trust_text(lab, ca.Files.of(lab.state).cert, authority, made))
+    lab.console.print(
+        trust_text(lab, ca.Files.of(lab.state).cert, authority, made), soft_wrap=True
+    )  # commands stay whole, to copy
     return ExitCode.OK
 
 
