@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, Verdict, failed, passed
 from checks.live import connect_state
 from lab.remote import pid as valid_pid
 from lab.remote import quote
@@ -179,11 +179,11 @@ def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[s
 
 
 def dns_answers(lab, host: str) -> str:
-    """Whether host answers a DNS question over UDP from this machine: open or silent."""
+    """Whether host answers a DNS question over UDP from this machine: open or no-answer."""
     try:
         lab.dns_query(lab.address(host), lab.topology.domain, "SOA")
     except CheckError:
-        return "silent"
+        return "no-answer"
     return "open"
 
 
@@ -221,6 +221,7 @@ STATE_WORDS = {
     "refused": "refused",
     "silent": f"dropped (no answer within {PROBE_TIMEOUT} s)",
     "unreachable": "rejected",
+    "no-answer": "no DNS answer (blocked, or no DNS server runs there)",
     "unknown": "not tried",
 }
 
@@ -246,7 +247,8 @@ def problems(rows: list[dict]) -> list[str]:
     return found
 
 
-def judged(rows: list[dict], summary: str, hint: str = "") -> object:
+def judged(rows: list[dict], summary: str, hint: str = "") -> Verdict:
+    """Failed with every problem, or passed with summary and how many connections were tried."""
     found = problems(rows)
     if found:
         return failed("; ".join(found), hint)

@@ -361,3 +361,12 @@ def test_converge_adds_rules_before_enabling_and_a_second_run_changes_nothing():
     assert "ufw: removed allow 3306/tcp" in ufw.changes
     again = _Ufw(rules=wanted, active=True)
     assert reference.converge(again, wanted) is False and again.changes == []
+
+
+def test_no_dns_answer_over_udp_fails_public():
+    def state(e):
+        return "no-answer" if e.proto == "udp" else ("open" if e.open else "silent")
+
+    verdict = _judge(firewall.PublicOpen, _rows(state=state))
+    assert not verdict.passed
+    assert "lb-01:53/udp (DNS) from this machine: no DNS answer" in verdict.evidence
