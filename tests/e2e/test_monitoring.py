@@ -1,0 +1,118 @@
+"""Monitoring on a live lab: the reference passes every monitoring check (the alerts really fire
+and clear) and the base design still grades 105/105; each sabotage fails its check."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from provision.monitoring import RULES
+from tests.e2e.conftest import (
+    LabRunner,
+    changed_count,
+    require_lab_prerequisites,
+    wait_until,
+    write_topology,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("monitoring")]
+TARGETS = "curl -s 'http://127.0.0.1:9090/api/v1/targets?state=active'"
+
+
+@pytest.fixture(scope="module")
+def monitored_lab(tmp_path_factory):
+    """The reference lab with monitoring built (e2e-mon, 192.168.83.0/24)."""
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("mon"), "e2e-mon", 83))
+    try:
+        runner("up", "--provision")
+        runner("provision", "monitoring")
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def check_json(lab: LabRunner, *what: str) -> dict:
+    result = lab("check", *what, "--json", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def by_id(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in report["checks"]}
+
+
+def test_reference_passes_and_the_base_design_still_grades(monitored_lab):
+    lab = monitored_lab
+    assert changed_count(lab("provision", "monitoring").stdout) == 0
+    monitoring = check_json(lab, "monitoring")
+    failures = [(c["id"], c["evidence"]) for c in monitoring["checks"] if c["status"] != "pass"]
+    assert (monitoring["score"], monitoring["max_score"]) == (15, 15), failures
+    # what the alert checks broke is back: Nginx, replication, no repair timer left behind
+    assert lab.ssh("web-02", "systemctl is-active nginx").strip() == "active"
+    status = lab.ssh("web-02", "sudo mysql -e 'SHOW REPLICA STATUS\\G'")
+    assert "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status
+    timers = lab.ssh("web-02", "systemctl list-timers --all --no-pager")
+    assert "webstack-lab-check" not in timers
+    base = check_json(lab)
+    failures = [(c["id"], c["evidence"]) for c in base["checks"] if c["status"] != "pass"]
+    assert (base["score"], base["max_score"]) == (105, 105), failures
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    name: str
+    host: str
+    breaks: str
+    fails: str  # the check that must fail
+    evidence: str  # words its evidence must contain
+    restores: str = ""  # shell on host; empty: `lab provision monitoring` repairs it
+    settle: str = ""  # shell on lb-01 whose output shows Prometheus saw the breakage
+
+
+SABOTAGES = [
+    Sabotage(
+        "a target down",
+        "web-02",
+        "sudo systemctl stop prometheus-node-exporter",
+        "monitoring.targets",
+        "web-02's node exporter target",
+        restores="sudo systemctl start prometheus-node-exporter",
+        settle=TARGETS,
+    ),
+    Sabotage(
+        "an alert rule that never fires",
+        "lb-01",
+        f"sudo sed -i 's/expr: haproxy_server_status.*/expr: vector(0) > 1/' {RULES} "
+        "&& sudo systemctl reload prometheus",
+        "monitoring.rotation-alert",
+        "no alert fired",
+    ),
+    Sabotage(
+        "Prometheus stopped",
+        "lb-01",
+        "sudo systemctl stop prometheus",
+        "monitoring.targets",
+        "no Prometheus process is listening",
+        restores="sudo systemctl start prometheus",
+    ),
+]
+
+
+@pytest.mark.parametrize("sabotage", SABOTAGES, ids=lambda s: s.name)
+def test_each_sabotage_fails_its_check(monitored_lab, sabotage):
+    lab = monitored_lab
+    try:
+        lab.ssh(sabotage.host, sabotage.breaks)
+        if sabotage.settle:  # the next scrape shows the exporter down
+            wait_until(lambda: '"health":"down"' in lab.ssh("lb-01", sabotage.settle), 20, 0.5)
+        result = by_id(check_json(lab, sabotage.fails))[sabotage.fails]
+        assert result["status"] == "fail", result
+        assert sabotage.evidence in result["evidence"], result["evidence"]
+    finally:
+        if sabotage.restores:
+            lab.ssh(sabotage.host, sabotage.restores, check=False)
+        else:
+            assert changed_count(lab("provision", "monitoring").stdout) > 0
