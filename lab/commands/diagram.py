@@ -40,6 +40,9 @@ def dns_lines(lab) -> tuple[list[str], str]:
         why = "the lab is not up" if not lab.state.exists else "no host has the dns role"
     lbs = topology.with_role("lb")
     target = ", ".join(f"{h.address} ({h.name})" for h in lbs) or "the load balancer"
+    if topology.virtual_address:  # lab-ha.yml: the address one balancer at a time holds
+        holders = ", ".join(h.name for h in lbs)
+        target = f"{topology.virtual_address} (virtual: held by one of {holders})"
     return [f"{www} → {target}", "(from lab.yml: the DNS did not answer)"], f"DNS: {why}"
 
 
