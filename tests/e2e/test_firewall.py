@@ -1,0 +1,160 @@
+"""The firewall on a live lab: the reference (ufw) passes every firewall check and the base
+design still grades 105/105 behind it; each sabotage fails its check; an nftables firewall
+without ufw passes too."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from checks.live import connect_state
+from tests.e2e.conftest import LabRunner, changed_count, require_lab_prerequisites, write_topology
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("firewall")]
+
+
+@pytest.fixture(scope="module")
+def firewalled_lab(tmp_path_factory):
+    """The reference lab with the firewall built (e2e-fw, 192.168.81.0/24)."""
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("fw"), "e2e-fw", 81))
+    try:
+        runner("up", "--provision")
+        runner("provision", "firewall")
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def check_json(lab: LabRunner, *what: str) -> dict:
+    result = lab("check", *what, "--json", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def by_id(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in report["checks"]}
+
+
+def test_reference_passes_and_the_base_design_still_grades(firewalled_lab):
+    lab = firewalled_lab
+    firewall = check_json(lab, "firewall")
+    assert firewall["passed"] == 4 and firewall["score"] == 20, firewall
+    # the machine is kept from the web servers, so the base checks go through lb-01
+    assert connect_state(lab.address("web-01"), 80, 2) != "open"
+    base = check_json(lab)
+    failures = [(c["id"], c["evidence"]) for c in base["checks"] if c["status"] != "pass"]
+    assert (base["score"], base["max_score"]) == (105, 105), failures
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    name: str
+    host: str
+    breaks: str
+    restores: str
+    fails: str  # the check that must fail
+    evidence: str  # words its evidence must contain
+
+
+def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
+    """Rounds of sabotages on different hosts, each round graded by one check run (each
+    sabotage's evidence names its own host)."""
+    web2 = lab.address("web-02")
+    replication = f"from {web2} to any port 3306 proto tcp"
+    return [
+        [
+            Sabotage(
+                "port left open",
+                "web-01",
+                "sudo ufw allow 3306/tcp",
+                "sudo ufw delete allow 3306/tcp",
+                "firewall.closed",
+                "web-01:3306 (MariaDB) from this machine: open",
+            ),
+            Sabotage(
+                "default allow",
+                "lb-01",
+                "sudo ufw default allow incoming",
+                "sudo ufw default deny incoming",
+                "firewall.default-deny",
+                "(a free port the grader listened on) from this machine: open",
+            ),
+        ],
+        [
+            Sabotage(
+                "replication blocked",
+                "web-01",
+                f"sudo ufw delete allow {replication}",
+                f"sudo ufw allow {replication}",
+                "firewall.internal",
+                "web-01:3306 (replication) from web-02: dropped",
+            ),
+            Sabotage(
+                "no firewall",
+                "web-02",
+                "sudo ufw disable",
+                "sudo ufw --force enable",
+                "firewall.closed",
+                "web-02:80 (Nginx) from this machine: open",
+            ),
+        ],
+    ]
+
+
+def test_each_sabotage_fails_its_check(firewalled_lab):
+    lab = firewalled_lab
+    for round_ in sabotages(lab):
+        broken = []
+        try:
+            for sabotage in round_:
+                lab.ssh(sabotage.host, sabotage.breaks)
+                broken.append(sabotage)
+            results = by_id(check_json(lab, "firewall"))
+        finally:
+            for sabotage in broken:
+                lab.ssh(sabotage.host, sabotage.restores)
+        for sabotage in round_:
+            result = results[sabotage.fails]
+            assert result["status"] == "fail", (sabotage.name, result)
+            assert sabotage.evidence in result["evidence"], (sabotage.name, result["evidence"])
+    # every sabotage was undone exactly: the reference finds nothing to change
+    assert changed_count(lab("provision", "firewall").stdout) == 0
+
+
+def nft_ruleset(lab: LabRunner, host: str) -> str:
+    """An nftables firewall equivalent to the reference, rejecting instead of dropping."""
+    lb, web1, web2 = (lab.address(h) for h in ("lb-01", "web-01", "web-02"))
+    allowed = {
+        "lb-01": ["tcp dport { 22, 53, 80, 443 } accept", "udp dport 53 accept"],
+        "web-01": [
+            "tcp dport 22 accept",
+            f"ip saddr {lb} tcp dport {{ 80, 9100 }} accept",
+            f"ip saddr {web2} tcp dport 3306 accept",
+        ],
+        "web-02": [
+            "tcp dport 22 accept",
+            f"ip saddr {lb} tcp dport {{ 80, 9100 }} accept",
+            f"ip saddr {web1} tcp dport 3306 accept",
+        ],
+    }[host]
+    rules = "; ".join(["ct state established,related accept", "iif lo accept", *allowed, "reject"])
+    return (
+        "table inet labfw { chain input { type filter hook input priority 0; policy drop; "
+        f"{rules}; }}; }}"
+    )
+
+
+def test_an_nftables_firewall_without_ufw_passes(firewalled_lab):
+    lab = firewalled_lab
+    try:
+        for host in lab.hosts:
+            lab.ssh(host, f"sudo ufw disable && echo '{nft_ruleset(lab, host)}' | sudo nft -f -")
+        report = check_json(lab, "firewall", "web.nginx", "web.served-by")
+    finally:
+        for host in lab.hosts:
+            lab.ssh(host, "sudo nft delete table inet labfw; sudo ufw --force enable", check=False)
+    failures = [(c["id"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"]
+    assert not failures
