@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paramiko
 
+from lab import platform as lab_platform
 from lab import resources
 from lab.connection import HostSpec
 from lab.errors import HostFailure, LabError
@@ -179,11 +180,17 @@ class VagrantProvider:
         for host in self.topology.hosts:
             host_cache(self.apt_cache, f"vagrant-{self.topology.name}-{host.name}", host.name)
         with progress.step(f"Vagrant box {vagrantbox.BOX_NAME}") as step:
-            if vagrantbox.box_installed():
-                step.done("installed")
-            else:
-                self.build_box(progress, resolver)
-                step.done("built and added")
+            box_lock = lab_home() / "cache" / ".box.lock"  # labs brought up at once build it once
+            box_lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(box_lock, "w") as lock:
+                if not lab_platform.lock(lock):
+                    step.update("waiting for another lab's build of the box")
+                    lab_platform.lock(lock, wait=True)
+                if vagrantbox.box_installed():
+                    step.done("installed")
+                else:
+                    self.build_box(progress, resolver)
+                    step.done("built and added")
 
     def build_box(self, progress, resolver: str | None = None) -> None:
         """Build the lxc box from the lab's image (building the image first if needed)."""
