@@ -387,11 +387,11 @@ class RotationAlert(Check):
 
         def undo():
             lab.sh(victim, start, sudo=True, check=False)
-            drop_switch(lab, victim, SWITCH)
+            drop_switch(lab, victim, f"{SWITCH}-web")
 
         def break_it():
             lab.on_cleanup(what, undo)
-            safety_switch(lab, victim, SWITCH, start)
+            safety_switch(lab, victim, f"{SWITCH}-web", start)
             lab.sh(victim, f"systemctl stop {quote(unit)}", sudo=True)
 
         o = watch(lab, break_it, repair, lambda a: names_any(a, {victim, address, *servers}))
@@ -404,7 +404,8 @@ class RotationAlert(Check):
         return passed(evidence) if ok else failed(evidence)
 
 
-SWITCH = "webstack-lab-check-repair"  # the transient unit that repairs if the grader dies
+# the transient units that repair what each check broke, should the grader die first
+SWITCH = "webstack-lab-check-repair"
 
 
 def web_unit(lab, host: str) -> str:
@@ -442,11 +443,11 @@ class ReplicationAlert(Check):
 
         def undo():
             lab.sh(replica, restart, sudo=True, check=False)
-            drop_switch(lab, replica, SWITCH)
+            drop_switch(lab, replica, f"{SWITCH}-replica")
 
         def break_it():
             lab.on_cleanup(what, undo)
-            safety_switch(lab, replica, SWITCH, restart)
+            safety_switch(lab, replica, f"{SWITCH}-replica", restart)
             lab.sh(replica, f"touch {PAUSED} && mysql -e 'STOP REPLICA'", sudo=True)
 
         o = watch(lab, break_it, lambda: lab.done_with(what), lambda a: True)
