@@ -185,6 +185,11 @@ BROKEN = [
     ("http.www", _set(["served_by"], ["imposter"]), "not from a web server"),
     ("http.www", lambda o: o.update(received={h: [0] for h in o["web"]}), "but it reached"),
     ("http.www", lambda o: o.update(received={h: [] for h in o["web"]}), "no web server's Nginx"),
+    ("ha.one-holder", _set(["balancers", "lb-02", "speakers"], []), "nothing speaks VRRP on lb-02"),
+    ("ha.one-holder", _set(["balancers", "lb-02", "holds"], "192.168.74.100/24 dev eth0"), "split"),
+    ("ha.site", _set(["addresses"], ["192.168.74.10"]), "not the virtual address"),
+    ("ha.same-config", _set(["balancers", "lb-02", "servers"], []), "lb-02 lacks server"),
+    ("ha.failover", _set(["answered_after"], None), "did not answer again"),
 ]
 
 

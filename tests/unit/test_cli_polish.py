@@ -193,7 +193,7 @@ def test_bash_completes_commands_hosts_checks_and_exercises(tmp_path, capsys):
     assert hosts == {"lb-01", "web-01", "web-02", "db-01"}  # from the topology on the line
     assert checks == {c for c in [*CATALOGUE, *SECTIONS] if c.startswith("d")}
     assert {"db.replication", "dns.www", "database", "domain"} <= checks
-    assert exercises == {e.number for e in all_exercises()}
+    assert exercises == {e.number for e in all_exercises() if e.number.startswith("0")}
     assert len(exercises) >= 7
 
 

@@ -20,9 +20,11 @@ def topology(extra_lb: bool = False):
         "web-01": {"address": "192.168.56.11", "roles": ["web", "app", "db-primary"]},
         "web-02": {"address": "192.168.56.12", "roles": ["web", "app", "db-replica"]},
     }
-    if extra_lb:
+    network = {"subnet": "192.168.56.0/24"}
+    if extra_lb:  # two balancers share a virtual address (lab-ha.yml)
         hosts["lb-02"] = {"address": "192.168.56.13", "roles": ["lb"]}
-    return parse({"name": "t", "network": {"subnet": "192.168.56.0/24"}, "hosts": hosts})
+        network["virtual_address"] = "192.168.56.100"
+    return parse({"name": "t", "network": network, "hosts": hosts})
 
 
 def svg_of(statuses, extra_lb=False) -> ET.Element:
