@@ -6,16 +6,17 @@ Prometheus is asked over its HTTP API from inside the load balancer (a firewall 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import re
 import time
 from urllib.parse import urlencode, urlsplit
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.live import PAUSED  # a replica paused by the grader: the next run's sweep restarts it
 from facts import http as host_http
-from facts import ss
+from facts import mysql, ss
 from lab.remote import quote
 
 NODE_PORT = 9100
@@ -131,9 +132,41 @@ def instances(data: dict) -> list[str]:
 
 
 def target_host(url: str) -> tuple[str, int | None]:
-    """The host and port a scrape URL reads."""
-    parts = urlsplit(url)
-    return parts.hostname or "", parts.port
+    """The host and port a scrape URL reads (no port when it is no number)."""
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port
+    except ValueError:
+        return "", None
+
+
+def samples(data: dict, label: str = "instance") -> dict[str, str]:
+    """Each series' value of a query's result, by one of its labels."""
+    found = {}
+    for r in data.get("result", []):
+        value = r.get("value") or [None, ""]
+        found[str(r.get("metric", {}).get(label, ""))] = str(value[-1])
+    return found
+
+
+def labelled(data: dict, label: str) -> dict[str, str]:
+    """For each instance of a query's result, the value of another of its labels."""
+    return {
+        str(r.get("metric", {}).get("instance", "")): str(r.get("metric", {}).get(label, ""))
+        for r in data.get("result", [])
+    }
+
+
+def counter_total(metrics: str, name: str) -> float | None:
+    """The sum of a counter's series in an exporter's text format; None when it has none."""
+    values = []
+    for line in metrics.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            try:
+                values.append(float(line.rsplit("}", 1)[-1].split()[0]))
+            except (ValueError, IndexError):
+                continue
+    return sum(values) if values else None
 
 
 def lab_host_of(name: str, hosts: dict[str, str], resolved: dict, monitor: str) -> str | None:
@@ -155,8 +188,43 @@ def _loopback(name: str) -> bool:
         return False
 
 
-def alert_key(alert: dict) -> str:
-    return json.dumps(alert["labels"], sort_keys=True)
+def host_word(value: object) -> str:
+    """The host a label value names: a URL's host, without a port, a DNS name's first label
+    (lower case), or an address as it is; empty for a URL that is none."""
+    text = str(value).strip()
+    try:
+        if "://" in text:
+            text = urlsplit(text).hostname or ""
+    except ValueError:
+        return ""
+    if text.startswith("["):  # [v6]:port
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text.lower().rstrip(".").partition(".")[0]
+
+
+def named(alert: dict, words) -> set[str]:
+    """Which of words (host names, addresses, server names) the alert's label values name."""
+    wanted = {host_word(w) for w in words}
+    return {host_word(v) for v in alert["labels"].values()} & wanted
+
+
+def alert_key(alert: dict, words) -> str:
+    """What makes an alert the same one: its name and the hosts it names (never a templated
+    label such as a value, which changes at every evaluation)."""
+    return json.dumps([alert["labels"].get("alertname", ""), sorted(named(alert, words))])
+
+
+def counts(alert: dict, before: list[dict], names, words) -> bool:
+    """Whether an alert is the one the grader's break made: it names one of names, and no alert
+    of its name about the same hosts was active before the break."""
+    if not named(alert, names):
+        return False
+    return alert_key(alert, words) not in {alert_key(a, words) for a in before}
 
 
 def describe_alert(alert: dict) -> str:
@@ -166,13 +234,9 @@ def describe_alert(alert: dict) -> str:
     return f"{name} {{{shown}}}" if shown else name
 
 
-def names_any(alert: dict, words: set[str]) -> bool:
-    """Whether one of the alert's label values is one of words (an instance's port ignored)."""
-    for value in alert["labels"].values():
-        value = str(value)
-        if value in words or value.rpartition(":")[0] in words:
-            return True
-    return False
+def names_any(alert: dict, words) -> bool:
+    """Whether one of the alert's label values names one of words (see host_word)."""
+    return bool(named(alert, words))
 
 
 # -- breaking one thing and watching the alerts ----------------------------------------------
@@ -192,12 +256,10 @@ def drop_switch(lab, host: str, name: str) -> None:
     lab.sh(host, f"systemctl stop {quote(name + '.timer')} 2>/dev/null; true", sudo=True)
 
 
-def watch(lab, break_it, repair, wanted) -> dict:
-    """Break something, wait for a new firing alert that wanted() accepts, repair, wait for it
-    to clear. Seconds are counted from the break and from the repair."""
-    now = alerts(lab)
-    before = {alert_key(a) for a in now}
-    already = [describe_alert(a) for a in now if a["state"] == "firing"]
+def watch(lab, break_it, repair, names: list[str], words: list[str]) -> dict:
+    """Break something, wait for a new firing alert naming one of names (see counts), repair,
+    wait for it to clear. Seconds are counted from the break and from the repair."""
+    before = alerts(lab)
     other: set[str] = set()
     pending: set[str] = set()
     fired = None
@@ -205,13 +267,14 @@ def watch(lab, break_it, repair, wanted) -> dict:
     started = time.monotonic()
     try:
         while time.monotonic() - started < FIRE_WITHIN:
-            now = [a for a in alerts(lab) if alert_key(a) not in before]
-            match = [a for a in now if a["state"] == "firing" and wanted(a)]
+            now = [a for a in alerts(lab) if counts(a, before, names, words)]
+            match = [a for a in now if a["state"] == "firing"]
             if match:
                 fired = match[0]
                 break
-            other |= {describe_alert(a) for a in now if a["state"] == "firing"}
-            pending |= {describe_alert(a) for a in now if a["state"] == "pending" and wanted(a)}
+            fresh = [a for a in alerts(lab) if alert_key(a, words) not in keys(before, words)]
+            other |= {describe_alert(a) for a in fresh if a["state"] == "firing"}
+            pending |= {describe_alert(a) for a in now if a["state"] == "pending"}
             if not pending and time.monotonic() - started > PENDING_WITHIN:
                 break
             time.sleep(POLL)
@@ -221,26 +284,36 @@ def watch(lab, break_it, repair, wanted) -> dict:
     repaired = time.monotonic()
     cleared = None
     if fired:
-        key = alert_key(fired)
+        key = alert_key(fired, words)
         while time.monotonic() - repaired < CLEAR_WITHIN:
-            if all(alert_key(a) != key for a in alerts(lab)):
+            if all(alert_key(a, words) != key for a in alerts(lab)):
                 cleared = round(time.monotonic() - repaired, 1)
                 break
             time.sleep(POLL)
     return {
-        "already": already,
+        "before": [a["labels"] for a in before],
+        "already": [describe_alert(a) for a in before if a["state"] == "firing"],
         "fired": describe_alert(fired) if fired else None,
+        "fired_labels": fired["labels"] if fired else None,
         "fire_seconds": fire_seconds if fired else None,
         "waited": fire_seconds,
         "clear_seconds": cleared,
         "other": sorted(other),
         "pending": sorted(pending),
         "rules": alert_rules(lab),
+        "names": sorted(set(names)),
+        "words": sorted(set(words)),
     }
+
+
+def keys(alerts_: list[dict], words) -> set[str]:
+    return {alert_key(a, words) for a in alerts_}
 
 
 def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
     """Whether the alert fired and cleared in time, in words."""
+    if o.get("refused"):
+        return False, o["refused"]
     if not o["rules"]:
         return False, "Prometheus has no alerting rule loaded"
     broken = [
@@ -260,6 +333,15 @@ def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
             f"{'' if o.get('pending') else ' or was even pending'}{said} (alerting rules: {rules})"
             f"{errors}"
         )
+    fired = {"labels": o["fired_labels"]}
+    before = [{"labels": labels} for labels in o["before"]]
+    if not named(fired, o["names"]):
+        return False, f"{o['fired']} fired after {fault}, but {unnamed}"
+    if not counts(fired, before, o["names"], o["words"]):
+        return False, (
+            f"{o['fired']} fired after {fault}, but an alert of that name about the same hosts "
+            "was already active before the grader broke anything"
+        )
     if o["clear_seconds"] is None:
         return False, (
             f"{o['fired']} fired {o['fire_seconds']} s after {fault}, but was still active "
@@ -272,6 +354,76 @@ def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
 
 
 # -- the checks ------------------------------------------------------------------------------
+CLOCK_SKEW = "node_time_seconds - timestamp(node_time_seconds)"  # a live exporter: ~0
+MAX_SKEW = 30.0
+UNAME = "node_uname_info"
+SITE_REQUESTS = 3  # the grader's own requests, which a live HAProxy exporter counts
+REQUEST_COUNTER = "haproxy_frontend_http_requests_total"
+
+
+def haproxy_growth(lab, host, targets, haproxy, resolved) -> dict:
+    """How much HAProxy's request counter, read from each HAProxy target's scrape URL on the
+    monitoring host, grew while the grader sent SITE_REQUESTS requests to the site."""
+
+    def read() -> dict[str, float | None]:
+        totals = {}
+        for t in targets:
+            name, port = target_host(t["url"])
+            if t["instance"] not in haproxy or not t["url"].startswith("http://") or not port:
+                continue
+            address = ([*resolved.get(name, []), name])[0]
+            parts = urlsplit(t["url"])
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            raw = lab.sh(host, host_http.get(f"{address}:{port}", path, name), check=False)
+            totals[t["url"]] = counter_total(host_http.parse_reply(raw).body, REQUEST_COUNTER)
+        return totals
+
+    first = read()
+    for _ in range(SITE_REQUESTS):
+        with contextlib.suppress(CheckError):
+            lab.http(f"http://{lab.address('lb')}/", follow=False)
+    last = read()
+    return {"sent": SITE_REQUESTS, "before": first, "after": last}
+
+
+def liveness(o: dict, host: str, instance: str) -> str:
+    """Why a node exporter target is no live exporter of host (empty: it is)."""
+    skew = o["skew"].get(instance)
+    try:
+        if skew is not None and abs(float(skew)) > MAX_SKEW:
+            return (
+                f"its node_time_seconds is {float(skew):+.0f} s off the scrape time: no live "
+                "exporter serves it (a static file?)"
+            )
+    except ValueError:
+        return f"its node_time_seconds is no number ({skew})"
+    if skew is None:
+        return "it has no node_time_seconds (no live node exporter?)"
+    nodename, real = o["nodename"].get(instance, ""), o["hostnames"].get(host, "")
+    if host_word(nodename) != host_word(real):
+        return f"its node_uname_info says nodename {nodename!r}, but {host} is {real!r}"
+    return ""
+
+
+def haproxy_live(o: dict) -> tuple[str, str]:
+    """(an HAProxy exporter URL whose request counter grew with the grader's requests, why
+    none did)."""
+    growth = o["requests"]
+    why = []
+    for url, before in growth["before"].items():
+        after = growth["after"].get(url)
+        if before is None or after is None:
+            why.append(f"{url} has no {REQUEST_COUNTER}")
+        elif after - before >= growth["sent"]:
+            return url, ""
+        else:
+            why.append(
+                f"{url}'s {REQUEST_COUNTER} grew by {after - before:.0f} while the grader sent "
+                f"{growth['sent']} requests to the site (no live exporter?)"
+            )
+    return "", "; ".join(why) or "no HAProxy target over http:// the grader could read"
+
+
 class TargetsUp(Check):
     id = "monitoring.targets"
     design = "monitoring"
@@ -297,14 +449,21 @@ class TargetsUp(Check):
         def series(query):
             return instances(api(lab, host, where, "query", query=query))
 
+        haproxy = series(HAPROXY_SERIES)
         return {
             "host": host,
             "hosts": {h.name: h.address for h in lab.topology.hosts},
             "targets": targets,
             "resolved": resolved,
             "node": series(NODE_SERIES),
-            "haproxy": series(HAPROXY_SERIES),
+            "haproxy": haproxy,
             "balancers": [h.name for h in lab.topology.with_role("lb")],
+            "skew": samples(api(lab, host, where, "query", query=CLOCK_SKEW)),
+            "nodename": labelled(api(lab, host, where, "query", query=UNAME), "nodename"),
+            "hostnames": lab.on_each(
+                [h.name for h in lab.topology.hosts], lambda h: lab.sh(h, "uname -n").strip()
+            ),
+            "requests": haproxy_growth(lab, host, targets, haproxy, resolved),
         }
 
     def judge(self, o):
@@ -327,7 +486,13 @@ class TargetsUp(Check):
                 why = t["error"] or f"health {t['health'] or 'unknown'}, no node metrics"
                 problems.append(f"{host}'s node exporter target {t['url']} is down: {why}")
             else:
-                seen.append(host)
+                up = [t for t in node if t["health"] == "up" and t["instance"] in o["node"]]
+                dead = [(t, liveness(o, host, t["instance"])) for t in up]
+                if all(why for _, why in dead):
+                    t, why = dead[0]
+                    problems.append(f"{host}'s node exporter target {t['url']} is not live: {why}")
+                else:
+                    seen.append(host)
         haproxy = [
             t for b in o["balancers"] for t in by_host.get(b, []) if t["instance"] in o["haproxy"]
         ]
@@ -343,6 +508,10 @@ class TargetsUp(Check):
                 problems.append(
                     f"no target on {', '.join(o['balancers'])} serves HAProxy's metrics (haproxy_*)"
                 )
+        else:
+            live, why = haproxy_live(o)
+            if not live:
+                problems.append(f"HAProxy's exporter is not live: {why}")
         if problems:
             return failed(f"Prometheus on {monitor}: " + "; ".join(problems))
         up = sum(1 for t in o["targets"] if t["health"] == "up")
@@ -373,17 +542,19 @@ class RotationAlert(Check):
     def observe(self, lab):
         victim = lab.web_hosts()[-1]
         address = lab.address(victim)
-        unit = web_unit(lab, victim)
         servers = {
             s["name"]
             for s in probes.balancer(lab)["servers"]
             if address in s["addresses"] or s["host"] == victim
         }
+        holders = web_holders(lab, victim)
+        unit = holders[0][1] if holders else ""
+        refused = refusal(victim, holders)
+        names = sorted({victim, address, *servers})
+        if refused:
+            return {"refused": refused, "victim": victim, "unit": unit, "names": names}
         what = f"{unit} stopped on {victim}"
         start = f"systemctl start {quote(unit)}"
-
-        def repair():
-            lab.done_with(what)
 
         def undo():
             lab.sh(victim, start, sudo=True, check=False)
@@ -394,8 +565,8 @@ class RotationAlert(Check):
             safety_switch(lab, victim, f"{SWITCH}-web", start)
             lab.sh(victim, f"systemctl stop {quote(unit)}", sudo=True)
 
-        o = watch(lab, break_it, repair, lambda a: names_any(a, {victim, address, *servers}))
-        return {**o, "victim": victim, "unit": unit, "names": sorted({victim, address, *servers})}
+        o = watch(lab, break_it, lambda: lab.done_with(what), names, host_words(lab, servers))
+        return {**o, "victim": victim, "unit": unit}
 
     def judge(self, o):
         fault = f"{o['unit']} stopped on {o['victim']}"
@@ -408,14 +579,43 @@ class RotationAlert(Check):
 SWITCH = "webstack-lab-check-repair"
 
 
-def web_unit(lab, host: str) -> str:
-    """The systemd unit of the web server answering port 80 on host (nginx.service usually)."""
-    pids = sorted({p for s in ss.on_port(probes.listeners(lab, host), 80) for p in s.pids})
-    if pids:
-        unit = lab.sh(host, f"ps -o unit= -p {int(pids[0])}", check=False).strip()
-        if unit.endswith(".service"):
-            return unit
-    return "nginx.service"
+# the systemd services the grader may stop to take a web server out of the rotation
+WEB_SERVICES = re.compile(r"(nginx|angie|openresty|apache2?|httpd|lighttpd|caddy)[-@\w.]*\.service")
+
+
+def web_holders(lab, host: str) -> list[tuple[str, str]]:
+    """Each process listening on port 80 on host, with its systemd unit (empty when none)."""
+    found = {p: n for s in ss.on_port(probes.listeners(lab, host), 80) for n, p in s.processes}
+    if not found:
+        return []
+    listed = ",".join(str(int(p)) for p in sorted(found))
+    units = {}
+    for line in lab.sh(host, f"ps -o pid=,unit= -p {listed}", check=False).splitlines():
+        pid, _, unit = line.strip().partition(" ")
+        if pid.isdigit():
+            units[int(pid)] = unit.strip()
+    return [(name, units.get(pid, "")) for pid, name in sorted(found.items())]
+
+
+def refusal(host: str, holders: list[tuple[str, str]]) -> str:
+    """Why the grader will not stop what serves port 80 on host (empty: it may)."""
+    if not holders:
+        return (
+            f"nothing listens on port 80 on {host} before the check: the grader stops a running "
+            "web server to see the alert, and starts nothing it did not stop"
+        )
+    others = sorted({f"{n} ({u or 'no systemd unit'})" for n, u in holders})
+    if len({u for _, u in holders}) > 1 or not WEB_SERVICES.fullmatch(holders[0][1]):
+        return (
+            f"port 80 on {host} is held by {', '.join(others)}, not by one web server's "
+            "systemd service (nginx.service, apache2.service, ...): the grader will not stop it"
+        )
+    return ""
+
+
+def host_words(lab, servers=()) -> list[str]:
+    """Every word that names a lab host in a label: names, addresses, HAProxy server names."""
+    return sorted({w for h in lab.topology.hosts for w in (h.name, h.address)} | set(servers))
 
 
 class ReplicationAlert(Check):
@@ -437,9 +637,19 @@ class ReplicationAlert(Check):
     exclusive = True  # stops the replica
 
     def observe(self, lab):
-        _, replica = probes.roles(lab)
+        primary, replica = probes.roles(lab)
+        names = sorted({primary, replica, lab.address(primary), lab.address(replica)})
+        state = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
+        if not state.running:
+            refused = (
+                f"replication was not running on {replica} before the check (IO thread: "
+                f"{state.io_running or 'none'}, SQL thread: {state.sql_running or 'none'}): the "
+                "grader stops running replication to see the alert, and starts nothing it did "
+                "not stop"
+            )
+            return {"refused": refused, "replica": replica, "names": names}
         what = f"replication stopped on {replica}"
-        restart = f"mysql -e 'START REPLICA'; rm -f {PAUSED}"
+        restart = mysql.command("START REPLICA")
 
         def undo():
             lab.sh(replica, restart, sudo=True, check=False)
@@ -448,12 +658,12 @@ class ReplicationAlert(Check):
         def break_it():
             lab.on_cleanup(what, undo)
             safety_switch(lab, replica, f"{SWITCH}-replica", restart)
-            lab.sh(replica, f"touch {PAUSED} && mysql -e 'STOP REPLICA'", sudo=True)
+            lab.sh(replica, mysql.command("STOP REPLICA"), sudo=True)
 
-        o = watch(lab, break_it, lambda: lab.done_with(what), lambda a: True)
+        o = watch(lab, break_it, lambda: lab.done_with(what), names, host_words(lab))
         return {**o, "replica": replica}
 
     def judge(self, o):
         fault = f"replication stopped on {o['replica']}"
-        ok, evidence = judge_watch(o, fault, "")
+        ok, evidence = judge_watch(o, fault, f"none names {' or '.join(o['names'])}")
         return passed(evidence) if ok else failed(evidence)

@@ -31,7 +31,9 @@ def judge(check_id: str, observation: dict):
 
 
 def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-query-node-lb-01"):
-    """What TargetsUp.observe makes of recorded API replies (haproxy series as recorded)."""
+    """What TargetsUp.observe makes of recorded API replies (haproxy series, clocks, node names
+    and request counts as the recorded observation has them)."""
+    live = recorded("monitoring.targets")
     return {
         "host": "lb-01",
         "hosts": dict(HOSTS),
@@ -40,6 +42,7 @@ def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-que
         "node": monitoring.instances(raw_json(node)),
         "haproxy": ["192.168.73.10:8405"],
         "balancers": ["lb-01"],
+        **{k: live[k] for k in ("skew", "nodename", "hostnames", "requests")},
     }
 
 
@@ -82,6 +85,7 @@ def test_recorded_replies_parse():
 
 def test_targets_map_to_lab_hosts_by_address():
     assert monitoring.target_host("http://192.168.73.12:9100/metrics") == ("192.168.73.12", 9100)
+    assert monitoring.target_host("http://192.168.73.12:x/metrics") == ("", None)  # no raise
     assert monitoring.lab_host_of("192.168.73.12", HOSTS, {}, "lb-01") == "web-02"
     assert monitoring.lab_host_of("localhost", HOSTS, {}, "lb-01") == "lb-01"
     assert monitoring.lab_host_of("127.0.0.1", HOSTS, {}, "lb-01") == "lb-01"
@@ -97,6 +101,25 @@ def test_an_alert_names_a_server_by_name_address_or_instance():
     by_instance = {"labels": {"alertname": "Down", "instance": "192.168.73.12:80"}, "state": ""}
     assert monitoring.names_any(by_instance, {"192.168.73.12"})
     assert monitoring.describe_alert(alert).startswith("WebServerOutOfRotation {host=lb-01")
+
+
+def test_label_values_naming_a_host_are_normalised():
+    """Blackbox-style URLs, FQDNs with ports, upper case and IPv6 name the host they are."""
+    for value, word in [
+        ("http://192.168.73.12/", "192.168.73.12"),
+        ("https://web-02.foobar.com:8443/health", "web-02"),
+        ("web-02.foobar.com:9100", "web-02"),
+        ("WEB-02.", "web-02"),
+        ("[fd00::12]:9100", "fd00::12"),
+        ("fd00::12", "fd00::12"),
+        ("http://[fd00::12", ""),  # no valid URL: names nothing, never raises
+    ]:
+        assert monitoring.host_word(value) == word, value
+        alert = {"labels": {"alertname": "Down", "target": value}, "state": "firing"}
+        assert monitoring.names_any(alert, {"web-02", "192.168.73.12", "fd00::12"}) == bool(word)
+    assert not monitoring.names_any(
+        {"labels": {"alertname": "Down", "instance": "web-020.foobar.com:9100"}}, {"web-02"}
+    )
 
 
 # -- monitoring.targets -------------------------------------------------------------------------
@@ -236,3 +259,119 @@ def test_reference_rules_and_targets_render():
     rules = render("monitoring/rules.yml.j2")
     assert 'haproxy_server_status{state="UP"} == 0' in rules
     assert "{{ $labels.server }}" in rules  # Prometheus's own template, not Jinja's
+
+
+# -- liveness of the exporters ------------------------------------------------------------------
+def test_a_static_metrics_file_on_the_node_port_fails():
+    """A file served on :9100 keeps its node_time_seconds while the scrape time moves on."""
+    o = targets_observation()
+    o["skew"]["192.168.73.12:9100"] = "-5213.7"
+    verdict = judge("monitoring.targets", o)
+    assert not verdict.passed
+    assert "web-02's node exporter target http://192.168.73.12:9100/metrics is not live" in (
+        verdict.evidence
+    )
+    assert "-5214 s off the scrape time" in verdict.evidence
+    del o["skew"]["192.168.73.12:9100"]
+    assert "no node_time_seconds" in judge("monitoring.targets", o).evidence
+
+
+def test_one_exporter_scraped_for_every_host_fails_on_its_node_name():
+    o = targets_observation()
+    o["nodename"]["192.168.73.12:9100"] = "lb-01"
+    verdict = judge("monitoring.targets", o)
+    assert not verdict.passed
+    assert "nodename 'lb-01', but web-02 is 'web-02'" in verdict.evidence
+    fqdn = targets_observation()  # a host whose kernel name is its FQDN: the same host
+    fqdn["nodename"]["192.168.73.12:9100"] = "web-02.foobar.com"
+    assert judge("monitoring.targets", fqdn).passed
+
+
+def test_an_haproxy_exporter_that_does_not_count_the_graders_requests_fails():
+    o = targets_observation()
+    (url,) = o["requests"]["before"]
+    o["requests"]["after"][url] = o["requests"]["before"][url]
+    verdict = judge("monitoring.targets", o)
+    assert not verdict.passed
+    assert f"{url}'s haproxy_frontend_http_requests_total grew by 0" in verdict.evidence
+    o["requests"] = {"sent": 3, "before": {url: None}, "after": {url: None}}
+    assert "has no haproxy_frontend_http_requests_total" in judge("monitoring.targets", o).evidence
+    o["requests"] = {"sent": 3, "before": {}, "after": {}}
+    assert "no HAProxy target over http://" in judge("monitoring.targets", o).evidence
+
+
+def test_request_counters_are_summed_from_the_exporter_text():
+    text = (
+        "# TYPE haproxy_frontend_http_requests_total counter\n"
+        'haproxy_frontend_http_requests_total{proxy="web"} 17\n'
+        'haproxy_frontend_http_requests_total{proxy="stats"} 3\n'
+        'haproxy_frontend_http_requests_rate_max{proxy="web"} 9\n'
+    )
+    assert monitoring.counter_total(text, "haproxy_frontend_http_requests_total") == 20
+    assert monitoring.counter_total("", "haproxy_frontend_http_requests_total") is None
+
+
+# -- which alert counts -------------------------------------------------------------------------
+WORDS = sorted({*HOSTS, *HOSTS.values()})
+
+
+def alert(name: str, **labels) -> dict:
+    return {"labels": {"alertname": name, **labels}, "state": "firing"}
+
+
+def test_a_templated_label_does_not_make_a_new_alert():
+    """An always-true rule with labels {server: web-02, v: "{{ $value }}"}: a new label set at
+    every evaluation, but the same alert about the same host as before the break."""
+    before = [alert("Fake", server="web-02", v="1795899461.1")]
+    later = alert("Fake", server="web-02", v="1795899476.1")
+    assert not monitoring.counts(later, before, {"web-02"}, WORDS)
+    o = recorded("monitoring.rotation-alert")
+    o.update(before=[a["labels"] for a in before], fired_labels=later["labels"])
+    o["fired"] = monitoring.describe_alert(later)
+    verdict = judge("monitoring.rotation-alert", o)
+    assert not verdict.passed and "already active before the grader broke" in verdict.evidence
+
+
+def test_an_alert_of_the_same_name_about_another_host_still_counts():
+    """web-01 was already out of the rotation: its alert does not hide the one about web-02."""
+    before = [alert("WebServerOutOfRotation", server="web-01")]
+    assert monitoring.counts(
+        alert("WebServerOutOfRotation", server="web-02"), before, {"web-02"}, WORDS
+    )
+    o = recorded("monitoring.rotation-alert")
+    o["before"] = [before[0]["labels"]]
+    assert judge("monitoring.rotation-alert", o).passed
+
+
+def test_the_replication_alert_must_name_the_replica_or_the_primary():
+    o = recorded("monitoring.replication-alert")
+    o["fired_labels"] = {"alertname": "DiskFull", "mountpoint": "/"}
+    o["fired"] = "DiskFull {mountpoint=/}"
+    verdict = judge("monitoring.replication-alert", o)
+    assert not verdict.passed
+    assert "none names 192.168.73.11 or 192.168.73.12 or web-01 or web-02" in verdict.evidence
+    by_primary = recorded("monitoring.replication-alert")  # the primary's view, by its FQDN
+    by_primary["fired_labels"] = {"alertname": "ReplicaGone", "instance": "web-01.foobar.com:9104"}
+    assert judge("monitoring.replication-alert", by_primary).passed
+
+
+# -- what the grader stops and restores ---------------------------------------------------------
+def test_only_a_web_servers_own_service_is_stopped():
+    assert monitoring.refusal("web-02", [("nginx", "nginx.service")] * 3) == ""
+    assert monitoring.refusal("web-02", [("apache2", "apache2.service")]) == ""
+    docker = monitoring.refusal("web-02", [("docker-proxy", "docker.service")])
+    assert "held by docker-proxy (docker.service)" in docker and "will not stop it" in docker
+    assert "nginx (session-3.scope)" in monitoring.refusal("web-02", [("nginx", "session-3.scope")])
+    assert "nginx (no systemd unit)" in monitoring.refusal("web-02", [("nginx", "")])
+    mixed = [("nginx", "nginx.service"), ("haproxy", "haproxy.service")]
+    assert "will not stop it" in monitoring.refusal("web-02", mixed)
+    assert "nothing listens on port 80" in monitoring.refusal("web-02", [])
+
+
+def test_what_was_not_running_before_fails_without_being_touched():
+    refused = "nothing listens on port 80 on web-02 before the check: ..."
+    o = {"refused": refused, "victim": "web-02", "unit": "", "names": ["web-02"]}
+    verdict = judge("monitoring.rotation-alert", o)
+    assert not verdict.passed and verdict.evidence == refused
+    o = {"refused": "replication was not running on web-02", "replica": "web-02", "names": []}
+    assert not judge("monitoring.replication-alert", o).passed
