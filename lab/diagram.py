@@ -33,7 +33,19 @@ ELEMENT_CHECKS: dict[str, tuple[str, ...]] = {
     "replica-db": ("db.servers", "db.replica-read-only"),
     "writes": ("db.app-roles",),
     "replication": ("db.replication",),
+    # the fixes of the design's issues: a row of their own, grey until `lab check --all` ran
+    "firewall": ("firewall",),
+    "https": ("https",),
+    "monitoring": ("monitoring",),
+    "ha": ("ha",),
 }
+FIXES = (
+    ("firewall", "firewall", "incoming denied by default"),
+    ("https", "HTTPS", "TLS at the load balancer"),
+    ("monitoring", "monitoring", "Prometheus, exporters, alerts"),
+    ("ha", "second load balancer", "a virtual address moves"),
+)
+FIXES_H = 100  # the row of fixes below the servers
 
 STATUSES = ("pass", "fail", "not-run", "unknown")
 LEGEND = {
@@ -333,12 +345,28 @@ def build(
                         label_at=((start[0] + end[0]) / 2, start[1] - 8, "middle"),
                     )
                 )
+    fixes_y = SERVERS_Y + SERVER_H + 80
+    fix_w = (width - 80 - 3 * 20) / 4
+    for i, (kind, title, line) in enumerate(FIXES):
+        boxes.append(
+            Box(
+                f"fix:{kind}",
+                kind,
+                title,
+                (line,),
+                status(kind),
+                40 + i * (fix_w + 20),
+                fixes_y,
+                fix_w,
+                INNER_H,
+            )
+        )
     return Diagram(
         topology.name,
         domain,
         subtitle,
         width,
-        SERVERS_Y + SERVER_H + 110,
+        SERVERS_Y + SERVER_H + 110 + FIXES_H,
         tuple(boxes),
         tuple(arrows),
         dict(statuses),
@@ -569,6 +597,10 @@ def to_rich(diagram: Diagram) -> Group:
                 else (f"writes from {arrow.key.split(':', 1)[1]}'s application go to the primary")
             )
             parts.append(_line(arrow.status, text))
+    fixes = [b for b in diagram.boxes if b.key.startswith("fix:")]
+    if fixes:
+        parts.append(Text("the design's issues, fixed (lab check --all):", style="section"))
+        parts += [_line(b.status, f"{b.title}: {b.lines[0]}", "  ") for b in fixes]
     legend = Text("legend: ")
     for status in STATUSES:
         legend.append(f"{MARKS[status]} {LEGEND[status]}  ", style=RICH_STYLES[status])

@@ -41,6 +41,10 @@ WORK = {
     "06": Work(("dns",), ("dns.www", "http.www")),
     # The issues the design document names, each fixed on top of the whole base design, e.g.
     # "08": Work(("firewall",), sections=("firewall",), extra=True),
+    "08": Work(("firewall",), sections=("firewall",), extra=True),
+    "09": Work(("https",), sections=("https",), extra=True),
+    "10": Work(("monitoring",), sections=("monitoring",), extra=True),
+    "11": Work(("ha",), sections=("ha",), extra=True),
 }
 
 

@@ -25,7 +25,7 @@ def test_check_catalogue_doc_is_generated_from_the_definitions():
 def test_every_graded_exercise_names_sections_that_exist():
     sections = {cls.section for cls in CATALOGUE.values()}
     items = exercises.all_exercises()
-    assert [e.number for e in items] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [e.number for e in items] == [f"{n:02d}" for n in range(1, 12)]
     for item in items:
         if item.graded_by != "not graded":
             named = shlex.split(item.graded_by.strip("`").removeprefix("lab check "))

@@ -45,7 +45,11 @@ def test_the_wheel_carries_what_lab_reads_at_run_time(wheel):
     assert pages and pages <= names
     app_files = {f"{bundle}{path.relative_to(ROOT).as_posix()}" for path in _files(ROOT / "app")}
     assert app_files <= names
-    templates = {path.relative_to(ROOT).as_posix() for path in ROOT.glob("*/templates/*")}
+    templates = {
+        path.relative_to(ROOT).as_posix()
+        for path in ROOT.glob("*/templates/**/*")
+        if path.is_file()
+    }
     assert templates <= names
     top_level = {name.split("/")[0] for name in names}
     assert not top_level & {"docs", "app", "tests", "bench"}, "data must not become packages"
