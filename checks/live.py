@@ -235,11 +235,16 @@ class LiveLab:
         via = self.memo(("web route", host), lambda: self._web_route(host))
         if not via:
             return self.http(origin + path, method, **kwargs)
-        with forwarded(self.fleet[via], self.address(host), WEB_PORT, via) as local:
-            try:
-                return self.http(local + path, method, **kwargs)
-            except CheckError as exc:
-                raise CheckError(f"{str(exc).replace(local, origin)} (via {via})") from None
+        try:
+            with forwarded(self.fleet[via], self.address(host), WEB_PORT, via) as local:
+                try:
+                    return self.http(local + path, method, **kwargs)
+                except CheckError as exc:
+                    raise CheckError(f"{str(exc).replace(local, origin)} (via {via})") from None
+        except ChannelRefused as exc:  # nothing answers there, from this machine nor from via
+            raise CheckError(
+                f"{method} {origin}{path}: {exc.reason} (from this machine and from {via})"
+            ) from None
 
     def _web_route(self, host: str) -> str:
         """'' when this machine reaches host's web port, else the first load balancer that
@@ -268,6 +273,45 @@ class LiveLab:
             ) from None
 
 
+class _SiteAdapter(HTTPAdapter):
+    """HTTPS to the address in the URL, naming the site in TLS (SNI) and checking its certificate
+    for the site's name rather than for the address."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.update(server_hostname=self.name, assert_hostname=self.name)
+        super().init_poolmanager(*args, **kwargs)
+
+
+# a lab without a CA of its own: the redirect is followed without checking the certificate
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+REDIRECTS = (301, 302, 303, 307, 308)
+TLS_FAILURE = re.compile(r"(certificate verify failed: [^(]*?|Hostname mismatch[^'\"]*?)\s*[('\"]")
+
+
+def upgraded(url: str, host: str, status: int, headers) -> tuple[str, str] | None:
+    """Where a redirect from http:// to https:// on the same site leads: (the URL at the same
+    address, the https URL named in Location); None for any other answer."""
+    if status not in REDIRECTS or not url.startswith("http://"):
+        return None
+    location = urlsplit(headers.get("Location", ""))
+    asked = urlsplit(url)
+    if location.scheme != "https" or location.hostname not in (
+        asked.hostname,
+        urlsplit(f"//{host}").hostname,
+    ):
+        return None
+    try:
+        port = f":{location.port}" if location.port else ""
+    except ValueError:  # a port that is no number: nowhere to go
+        return None
+    query = f"?{location.query}" if location.query else ""
+    return f"https://{asked.hostname}{port}{location.path or '/'}{query}", location.geturl()
+
+
 def connect_state(address: str, port: int, timeout: float) -> str:
     """A TCP connect from this machine: open, refused, silent (dropped) or unreachable."""
     try:
@@ -281,6 +325,14 @@ def connect_state(address: str, port: int, timeout: float) -> str:
         return "unreachable"
 
 
+class ChannelRefused(CheckError):
+    """A host's SSH server could not connect to address:port for us."""
+
+    def __init__(self, via: str, address: str, port: int, reason: str):
+        super().__init__(f"{via} could not connect to {address}:{port}: {reason}")
+        self.reason = reason
+
+
 @contextmanager
 def forwarded(conn, address: str, port: int, via: str):
     """http://127.0.0.1:PORT on this machine, whose first connection is made to address:port
@@ -290,7 +342,7 @@ def forwarded(conn, address: str, port: int, via: str):
             "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=HTTP_TIMEOUT
         )
     except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
-        raise CheckError(f"{via} could not connect to {address}:{port}: {_refusal(exc)}") from None
+        raise ChannelRefused(via, address, port, _refusal(exc)) from None
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(HTTP_TIMEOUT)
     pump = threading.Thread(target=carry, args=(listener, channel), daemon=True)
@@ -344,45 +396,6 @@ def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
                     ends[source].sendall(data)
         except OSError:
             return
-
-
-class _SiteAdapter(HTTPAdapter):
-    """HTTPS to the address in the URL, naming the site in TLS (SNI) and checking its certificate
-    for the site's name rather than for the address."""
-
-    def __init__(self, name: str):
-        self.name = name
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs.update(server_hostname=self.name, assert_hostname=self.name)
-        super().init_poolmanager(*args, **kwargs)
-
-
-# a lab without a CA of its own: the redirect is followed without checking the certificate
-warnings.filterwarnings("ignore", category=InsecureRequestWarning)
-REDIRECTS = (301, 302, 303, 307, 308)
-TLS_FAILURE = re.compile(r"(certificate verify failed: [^(]*?|Hostname mismatch[^'\"]*?)\s*[('\"]")
-
-
-def upgraded(url: str, host: str, status: int, headers) -> tuple[str, str] | None:
-    """Where a redirect from http:// to https:// on the same site leads: (the URL at the same
-    address, the https URL named in Location); None for any other answer."""
-    if status not in REDIRECTS or not url.startswith("http://"):
-        return None
-    location = urlsplit(headers.get("Location", ""))
-    asked = urlsplit(url)
-    if location.scheme != "https" or location.hostname not in (
-        asked.hostname,
-        urlsplit(f"//{host}").hostname,
-    ):
-        return None
-    try:
-        port = f":{location.port}" if location.port else ""
-    except ValueError:  # a port that is no number: nowhere to go
-        return None
-    query = f"?{location.query}" if location.query else ""
-    return f"https://{asked.hostname}{port}{location.path or '/'}{query}", location.geturl()
 
 
 def _reason(exc: requests.RequestException) -> str:
