@@ -3,7 +3,9 @@
 Graded by connecting, from this machine and from the hosts, never by reading ufw's rules: an
 nftables or iptables firewall passes alike. Every port probed has something listening on it for
 the moment of the probe (the real service, or a listener of the grader's own), so a silent port
-is a blocked port, not an idle one.
+is a blocked port, not an idle one, provided the same source reached the target's SSH (the
+control probe of each connection): a probe whose source could not reach the host at all, or whose
+answer was lost, decides nothing and is reported as such.
 """
 
 from __future__ import annotations
@@ -18,36 +20,53 @@ from lab.remote import quote
 from lab.topology import Topology
 
 MACHINE = "this machine"
-UNUSED = 0  # stands for a free port the grader listens on (default deny)
+UNUSED = 0  # stands for a free (ephemeral, >= 32768) port the grader listens on (default deny)
 FREE = "a free port the grader listened on"
+UNUSED_LOW = -1  # stands for a free port in LOW_RANGE the grader listens on (default deny)
+LOW_RANGE = (1024, 32767)
+FREE_LOW = "a free port below 32768 the grader listened on"
 PROBE_TIMEOUT = 2  # seconds a connection may take before it counts as dropped
 LISTEN_SECONDS = 30  # the grader's listeners end by themselves after this, whatever happens
 SSH, HTTP, HTTPS, DNS, MYSQL, NODE_EXPORTER = 22, 80, 443, 53, 3306, 9100
+STATS, HAPROXY_EXPORTER, PROMETHEUS = 8404, 8405, 9090  # on the load balancers
+CONTROL = SSH  # open to every source in the design: a probe's control (the target is reachable)
 DATABASE_ROLES = ("db-primary", "db-replica")
 
 # On a target: for each port, is a service answering on the host's address (connecting from
 # the host itself)? If not, listen there for the probe (a port marked "?" only counts when a
-# service runs). Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu.
+# service runs; LOW-HIGH: a free port drawn at random in that range, none of the asked ones).
+# Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu.
 LISTEN = r"""
 use strict; use IO::Socket::INET; use POSIX ();
 $| = 1;
 my ($addr, $life, @asked) = @ARGV;
 my %served;
 for my $arg (@asked) {
-    my ($port) = $arg =~ /^(\d+)/ or next;
+    my ($port) = $arg =~ /^(\d+)\??$/ or next;
     next if !$port or exists $served{$port};
     $served{$port} = IO::Socket::INET->new(PeerAddr => $addr, PeerPort => $port,
                                            Proto => "tcp", Timeout => 1) ? 1 : 0;
 }
+sub bound { IO::Socket::INET->new(Listen => 16, LocalAddr => $addr, LocalPort => $_[0],
+                                  Proto => "tcp") }
 for my $arg (@asked) {
-    my ($port, $only) = $arg =~ /^(\d+)(\??)$/ or next;
-    if ($served{$port}) { print "$arg service $port 0\n"; next }
-    if ($only) { print "$arg none $port 0\n"; next }
-    my $s = IO::Socket::INET->new(Listen => 16, LocalAddr => $addr, LocalPort => $port,
-                                  Proto => "tcp");
-    if (!$s) { print "$arg ", ($!{EADDRINUSE} ? "service" : "failed"), " $port 0\n"; next }
+    my $s;
+    if (my ($low, $high) = $arg =~ /^(\d+)-(\d+)$/) {
+        for (1 .. 50) {
+            my $port = $low + int(rand($high - $low + 1));
+            next if exists $served{$port};
+            last if $s = bound($port);
+        }
+        if (!$s) { print "$arg failed 0 0\n"; next }
+    } else {
+        my ($port, $only) = $arg =~ /^(\d+)(\??)$/ or next;
+        if ($served{$port}) { print "$arg service $port 0\n"; next }
+        if ($only) { print "$arg none $port 0\n"; next }
+        $s = bound($port);
+        if (!$s) { print "$arg ", ($!{EADDRINUSE} ? "service" : "failed"), " $port 0\n"; next }
+    }
     my $pid = fork;
-    if (!defined $pid) { print "$arg failed $port 0\n"; next }
+    if (!defined $pid) { print "$arg failed ", $s->sockport, " 0\n"; next }
     if ($pid) { print "$arg grader ", $s->sockport, " $pid\n"; close $s; next }
     POSIX::setsid();
     open STDIN, "<", "/dev/null"; open STDOUT, ">", "/dev/null"; open STDERR, ">", "/dev/null";
@@ -86,14 +105,23 @@ def expectations(topology: Topology) -> list[Expect]:
         others = [h for h in hosts if h.name != host.name]
         balancers = [h.name for h in others if "lb" in h.roles]
         rest = [h.name for h in others if "lb" not in h.roles]
-        found.append(Expect("deny", MACHINE, host.name, UNUSED, False, FREE))
-        if others:
-            neighbour = hosts[(i + 1) % len(hosts)].name
-            found.append(Expect("deny", neighbour, host.name, UNUSED, False, FREE))
+        sources = [MACHINE, hosts[(i + 1) % len(hosts)].name] if others else [MACHINE]
+        for unused, why in ((UNUSED, FREE), (UNUSED_LOW, FREE_LOW)):
+            found += [Expect("deny", s, host.name, unused, False, why) for s in sources]
         found.append(Expect("public", MACHINE, host.name, SSH, True, "SSH"))
         if "lb" in host.roles:
             found.append(Expect("public", MACHINE, host.name, HTTP, True, "HTTP"))
             found.append(Expect("public", MACHINE, host.name, HTTPS, True, "HTTPS"))
+            # the balancer's own pages: reached through SSH, never from the user's side (8405
+            # may stay open to the other balancers, whose Prometheus may scrape it: not graded)
+            found += [
+                Expect("closed", MACHINE, host.name, port, False, why)
+                for port, why in (
+                    (STATS, "HAProxy stats"),
+                    (HAPROXY_EXPORTER, "HAProxy exporter"),
+                    (PROMETHEUS, "Prometheus"),
+                )
+            ]
         if "dns" in host.roles:
             found.append(Expect("public", MACHINE, host.name, DNS, True, "DNS"))
             found.append(Expect("public", MACHINE, host.name, DNS, True, "DNS", proto="udp"))
@@ -103,8 +131,14 @@ def expectations(topology: Topology) -> list[Expect]:
                 Expect("closed", s, host.name, HTTP, False, "Nginx") for s in [MACHINE, *rest]
             ]
         if set(DATABASE_ROLES) & set(host.roles):
+            # the replica connects to the primary (replication, and its host's writes); the
+            # primary never connects to the replica: that direction is not graded either way
             peers = [h.name for h in others if set(DATABASE_ROLES) & set(h.roles)]
-            found += [Expect("internal", p, host.name, MYSQL, True, "replication") for p in peers]
+            if "db-primary" in host.roles:
+                replicas = [h.name for h in others if "db-replica" in h.roles]
+                found += [
+                    Expect("internal", r, host.name, MYSQL, True, "replication") for r in replicas
+                ]
             outsiders = [MACHINE] + [h.name for h in others if h.name not in peers]
             found += [Expect("closed", s, host.name, MYSQL, False, "MariaDB") for s in outsiders]
         found += [
@@ -148,6 +182,8 @@ def parse_probes(output: str) -> dict[tuple[str, int], str]:
 
 
 def _asked(expect: Expect) -> str:
+    if expect.port == UNUSED_LOW:
+        return "{}-{}".format(*LOW_RANGE)
     return f"{expect.port}{'?' if expect.if_running else ''}"
 
 
@@ -197,7 +233,8 @@ def observe_all(lab) -> list[dict]:
         targets: dict[str, set[tuple[str, int]]] = {}
         for e in tcp:
             port = listening[e.target].get(_asked(e), {}).get("port", e.port)
-            targets.setdefault(e.source, set()).add((lab.address(e.target), port))
+            batch = targets.setdefault(e.source, set())
+            batch |= {(lab.address(e.target), port), (lab.address(e.target), CONTROL)}
         states = lab.on_each(list(targets), lambda s: probe_from(lab, s, sorted(targets[s])))
         udp = {e.target: dns_answers(lab, e.target) for e in expects if e.proto == "udp"}
     finally:
@@ -205,6 +242,7 @@ def observe_all(lab) -> list[dict]:
     rows = []
     for e in expects:
         row = asdict(e)
+        row["control"] = states.get(e.source, {}).get((lab.address(e.target), CONTROL), "unknown")
         if e.proto == "udp":
             row.update(listener="service", state=udp[e.target])
         else:
@@ -222,8 +260,10 @@ STATE_WORDS = {
     "silent": f"dropped (no answer within {PROBE_TIMEOUT} s)",
     "unreachable": "rejected",
     "no-answer": "no DNS answer (blocked, or no DNS server runs there)",
-    "unknown": "not tried",
+    "unknown": "not tried (the probe's answer was lost)",
 }
+BLOCKED = ("refused", "silent", "unreachable")
+CONTROL_WORDS = {**STATE_WORDS, "unknown": "not tried"}
 
 
 def where(row: dict) -> str:
@@ -238,12 +278,20 @@ def problems(rows: list[dict]) -> list[str]:
     for row in rows:
         if row["listener"] == "none":
             continue  # a port graded only while its service runs
+        state, words = row["state"], STATE_WORDS.get(row["state"], row["state"])
         if row["listener"] == "failed":
             found.append(f"{where(row)}: the grader could not listen there to try it")
-        elif row["open"] and row["state"] != "open":
-            found.append(f"{where(row)}: {STATE_WORDS.get(row['state'], row['state'])}")
-        elif not row["open"] and row["state"] == "open":
-            found.append(f"{where(row)}: open")
+        elif state == "unknown" or (row["open"] and state != "open"):
+            found.append(f"{where(row)}: {words}")
+        elif not row["open"] and state not in BLOCKED:
+            found.append(f"{where(row)}: {'open' if state == 'open' else words}")
+        elif not row["open"] and state != "refused" and row.get("control") != "open":
+            found.append(
+                f"{where(row)}: {words}, but {row['target']}:{CONTROL} (SSH, open to every host "
+                f"in the design) did not answer {row['source']} either "
+                f"({CONTROL_WORDS.get(row.get('control'), 'not tried')}): whether it is blocked "
+                "is unknown"
+            )
     return found
 
 
@@ -275,7 +323,10 @@ class DefaultDeny(_Firewall, Check):
     design = "firewall"
     kind = "deny"
     title = "Incoming connections are denied by default on every host"
-    requirement = "Issue of the design: no firewall. On every host, incoming traffic is denied."
+    requirement = (
+        "Issue of the design: no firewall. On every host, incoming traffic is denied: a free "
+        "port (one above 32767 and one below) answers neither this machine nor another host."
+    )
     hint = (
         "Turn a firewall on on every host with incoming traffic denied by default: "
         "`sudo ufw default deny incoming`, allow SSH, then `sudo ufw --force enable`."
@@ -309,12 +360,14 @@ class InternalOpen(_Firewall, Check):
     kind = "internal"
     title = "The servers still reach what they need: Nginx from the balancer, replication"
     requirement = (
-        "The web servers admit 80 from the load balancer and 3306 from the other database "
-        "server (replication); node exporter (9100) from the load balancer."
+        "The web servers admit 80 from the load balancer; the primary database admits 3306 "
+        "from the replica (replication, and web-02's writes; the other direction is not "
+        "graded); node exporter (9100) admits the load balancer."
     )
     hint = (
-        "On each web server allow the load balancer to port 80 and the other web server to "
-        "3306: `sudo ufw allow from LB to any port 80 proto tcp`."
+        "On each web server allow the load balancer to port 80 "
+        "(`sudo ufw allow from LB to any port 80 proto tcp`), and on the primary the replica "
+        "to 3306."
     )
 
     def judge(self, rows):
@@ -332,14 +385,17 @@ class ClosedToOthers(_Firewall, Check):
     id = "firewall.closed"
     design = "firewall-closed"
     kind = "closed"
-    title = "Nginx, MariaDB and node exporter are closed to everyone else"
+    title = "Nginx, MariaDB, node exporter and the balancer's own pages are closed to others"
     requirement = (
-        "The web servers admit 80 from the load balancer only and 3306 from the other web "
-        "server only: not from the user's computer nor from any other host."
+        "The web servers admit 80 from the load balancer only and 3306 from the database "
+        "hosts only; node exporter (9100) does not answer this machine; on the load balancer "
+        "HAProxy's stats page (8404), its exporter (8405) and Prometheus (9090) do not answer "
+        "this machine (reach them through SSH; 8405 may stay open to the other balancers)."
     )
     hint = (
-        "Allow the web servers' ports only from the hosts that need them "
-        "(`ufw allow from ADDRESS to any port N proto tcp`), never from anywhere."
+        "Allow the internal ports only from the hosts that need them "
+        "(`ufw allow from ADDRESS to any port N proto tcp`), never from anywhere; open no "
+        "port of the load balancer beyond 22, 80, 443 and 53 to everyone."
     )
 
     def judge(self, rows):

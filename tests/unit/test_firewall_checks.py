@@ -114,11 +114,10 @@ def test_expectations_of_the_reference_lab():
     assert (m, "lb-01", 53, "udp", True) in public and (m, "web-02", 22, "tcp", True) in public
     assert (m, "web-01", 80, "tcp", True) not in public
     internal = _tried(REFERENCE, "internal")
-    assert internal == {
+    assert internal == {  # 3306 only from the replica to the primary: primary→replica ungraded
         ("lb-01", "web-01", 80, "tcp", True),
         ("lb-01", "web-02", 80, "tcp", True),
         ("web-02", "web-01", 3306, "tcp", True),
-        ("web-01", "web-02", 3306, "tcp", True),
         ("lb-01", "web-01", 9100, "tcp", True),
         ("lb-01", "web-02", 9100, "tcp", True),
     }
@@ -129,10 +128,23 @@ def test_expectations_of_the_reference_lab():
         ("lb-01", "web-01", 3306, "tcp", False),
         (m, "web-02", 3306, "tcp", False),
         (m, "web-01", 9100, "tcp", False),
+        (m, "lb-01", 8404, "tcp", False),
+        (m, "lb-01", 8405, "tcp", False),
+        (m, "lb-01", 9090, "tcp", False),
     } <= closed
+    assert not [t for t in closed | internal if t[:3] == ("web-01", "web-02", 3306)]
     deny = _tried(REFERENCE, "deny")
-    assert len(deny) == 6 and all(port == firewall.UNUSED for _, _, port, _, _ in deny)
+    assert len(deny) == 12
+    assert {port for _, _, port, _, _ in deny} == {firewall.UNUSED, firewall.UNUSED_LOW}
     assert not [e for e in firewall.expectations(REFERENCE) if e.source == e.target]
+
+
+def test_the_balancers_own_pages_are_closed_to_this_machine_only():
+    rows = _tried(HA, "closed") | _tried(HA, "internal")
+    pages = {(s, t, p) for s, t, p, _, _ in rows if p in (8404, 8405, 9090)}
+    assert pages == {
+        (firewall.MACHINE, lb, p) for lb in ("lb-01", "lb-02") for p in (8404, 8405, 9090)
+    }  # 8405 between the balancers (one's Prometheus may scrape the other): not graded
 
 
 def test_node_exporter_counts_from_the_balancer_only_while_it_runs():
@@ -145,6 +157,10 @@ def test_recorded_listener_and_probe_output_parse():
     listened = firewall.parse_listen(LISTENED)
     assert listened["0"] == {"status": "grader", "port": 34375, "pid": "4030"}
     assert listened["80"]["status"] == "service" and listened["9100?"]["status"] == "none"
+    low = firewall.parse_listen("1024-32767 grader 14997 4032\n")["1024-32767"]
+    assert low["port"] == 14997 and firewall._asked(
+        firewall.Expect("deny", "x", "y", firewall.UNUSED_LOW, False, "")
+    ) == ("1024-32767")
     assert firewall.parse_probes(PROBED) == {
         ("192.168.71.11", 22): "open",
         ("192.168.71.11", 9100): "open",
@@ -152,17 +168,26 @@ def test_recorded_listener_and_probe_output_parse():
         ("127.0.0.1", 81): "refused",
     }
     assert firewall.probe_state("1", "bash: connect: No route to host") == "unreachable"
+    # a source without bash: the probe script itself fails
+    assert firewall.probe_state("127", "bash: command not found") == "unreachable"
 
 
 # -- judging -------------------------------------------------------------------------------------
-def _rows(topology=REFERENCE, state=lambda e: "open" if e.open else "silent", listener="service"):
+FREE_PORTS = {firewall.UNUSED: 41234, firewall.UNUSED_LOW: 12345}
+
+
+def _rows(
+    topology=REFERENCE,
+    state=lambda e: "open" if e.open else "silent",
+    listener="service",
+    control=lambda e: "open",
+):
     """Observations as observe_all makes them: by default, the reference firewall."""
     rows = []
     for e in firewall.expectations(topology):
         row = asdict(e)
-        port = 41234 if e.port == firewall.UNUSED else e.port
-        row.update(port=port, listener="grader" if e.port == firewall.UNUSED else listener)
-        row["state"] = state(e)
+        row.update(port=FREE_PORTS.get(e.port, e.port), state=state(e), control=control(e))
+        row["listener"] = "grader" if e.port in FREE_PORTS else listener
         rows.append(row)
     return rows
 
@@ -370,3 +395,92 @@ def test_no_dns_answer_over_udp_fails_public():
     verdict = _judge(firewall.PublicOpen, _rows(state=state))
     assert not verdict.passed
     assert "lb-01:53/udp (DNS) from this machine: no DNS answer" in verdict.evidence
+
+
+# -- the review's fakes and least-privilege variants ------------------------------------------
+def test_a_least_privilege_database_firewall_passes():
+    """Only the replica may reach the primary's 3306: the primary reaching the replica's 3306
+    is no longer tried, whatever it gives."""
+    rows = _rows()
+    tried = {(r["source"], r["target"], r["port"]) for r in rows}
+    assert ("web-01", "web-02", 3306) not in tried
+    assert all(_judge(c, rows).passed for c in CHECKS)
+    hint = firewall.InternalOpen.hint
+    assert "the replica" in hint and "other web server" not in hint
+
+
+@pytest.mark.parametrize(
+    ("opened", "words"),
+    [
+        ((8404, 8405), "lb-01:8404 (HAProxy stats) from this machine: open"),
+        ((8404, 8405), "lb-01:8405 (HAProxy exporter) from this machine: open"),
+        ((9090,), "lb-01:9090 (Prometheus) from this machine: open"),
+    ],
+)
+def test_the_balancers_pages_open_to_everyone_fail_closed(opened, words):
+    """`ufw allow 8404:8405/tcp` or `ufw allow 9090` on the balancer, which passed before."""
+
+    def state(e):
+        return "open" if e.open or (e.target == "lb-01" and e.port in opened) else "silent"
+
+    verdict = _judge(firewall.ClosedToOthers, _rows(state=state))
+    assert not verdict.passed and words in verdict.evidence
+
+
+def test_with_monitoring_the_real_prometheus_and_exporter_are_probed_and_pass():
+    """On a lab with monitoring, Prometheus and HAProxy's exporter listen themselves."""
+    rows = _rows(listener="service")
+    pages = [r for r in rows if r["port"] in (8404, 8405, 9090)]
+    assert pages and all(r["listener"] == "service" for r in pages)
+    assert _judge(firewall.ClosedToOthers, rows).passed
+
+
+def test_low_ports_open_to_everyone_fail_default_deny():
+    """`ufw allow 1:32767/tcp` on a host kept its ephemeral ports closed and passed before."""
+
+    def state(e):
+        return (
+            "open"
+            if e.open or (e.port == firewall.UNUSED_LOW and e.target == "web-02")
+            else ("silent")
+        )
+
+    verdict = _judge(firewall.DefaultDeny, _rows(state=state))
+    assert not verdict.passed
+    words = "web-02:12345 (a free port below 32768 the grader listened on) from this machine: open"
+    assert words in verdict.evidence
+    assert "41234" not in verdict.evidence
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_probe_whose_answer_was_lost_fails_either_way(check):
+    kind = check().kind
+    rows = _rows()
+    row = next(r for r in rows if r["check"] == kind and r["listener"] != "none")
+    row["state"] = "unknown"
+    verdict = _judge(check, rows)
+    assert not verdict.passed and "not tried" in verdict.evidence
+
+
+@pytest.mark.parametrize("control", ["silent", "unreachable", "unknown"])
+def test_no_answer_counts_as_blocked_only_when_the_control_answered(control):
+    """A source that cannot reach the host at all (or whose probe script fails: exit 127 reads
+    as unreachable, its control too) proves nothing about the firewall."""
+    failing = [("web-02", "web-01"), (firewall.MACHINE, "web-01")]
+
+    def source_control(e):
+        return control if (e.source, e.target) in failing else "open"
+
+    rows = _rows(control=source_control, state=lambda e: "open" if e.open else "unreachable")
+    for check in (firewall.DefaultDeny, firewall.ClosedToOthers):
+        verdict = _judge(check, rows)
+        assert not verdict.passed and "whether it is blocked is unknown" in verdict.evidence
+        control = "web-01:22 (SSH, open to every host in the design) did not answer"
+        assert control in verdict.evidence
+        # only web-01's rows from the two failing sources: the others reached their targets
+        assert all(p.startswith("web-01:") for p in verdict.evidence.split("; "))
+
+
+def test_a_refusal_is_an_answer_whatever_the_control_gave():
+    rows = _rows(state=lambda e: "open" if e.open else "refused", control=lambda e: "silent")
+    assert all(_judge(c, rows).passed for c in (firewall.ClosedToOthers, firewall.DefaultDeny))
