@@ -16,6 +16,7 @@ from cryptography import x509
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
+from checks.live import forwarded
 from lab import ca
 from lab.remote import quote
 
@@ -24,6 +25,7 @@ TIMEOUT = 5
 OLD_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
 NEW_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 CLIENT_CANNOT = ("NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE")  # refused by this machine
+BUILT_WITH = {"TLSv1": ssl.HAS_TLSv1, "TLSv1.1": ssl.HAS_TLSv1_1}
 SNIFF_SECONDS = 8
 HSTS_PATHS = ("/", "/api/status")
 
@@ -126,10 +128,10 @@ class Trusted(Check):
     id = "https.trusted"
     section = "https"
     design = "https"
-    title = "The site's certificate is signed by the lab CA and valid today"
+    title = "The site's certificates are signed by the lab CA and valid today"
     requirement = (
         "HTTPS: the traffic between users and the site is encrypted, with a certificate a "
-        "browser that trusts the lab CA accepts."
+        "browser that trusts the lab CA accepts (the one served for each of the site's names)."
     )
     points = 5
     hint = (
@@ -138,40 +140,64 @@ class Trusted(Check):
     )
 
     def observe(self, lab):
-        return {"now": ca.now().isoformat(), **served_certificate(lab, lab.site)}
+        served = {name: served_certificate(lab, name) for name in site_names(lab)}
+        return {"now": ca.now().isoformat(), "served": served}
 
     def judge(self, o):
-        where = f"{o['address']}:{PORT} ({o['name']})"
-        if "error" in o:
-            return failed(f"{where}: no TLS: {o['error']}")
-        if not o["lab_ca"]:
-            return failed(
-                f"{where} answers TLS, but the lab has no CA to check it against",
-                "Run `lab ca` (it makes the lab CA), then have it sign the site's certificate.",
-            )
-        cert = o["certificate"]
-        issuer = f"issued by {cert['issuer']}" + (" (self-signed)" if cert["self_signed"] else "")
-        if not cert["by_lab_ca"]:
-            return failed(
-                f"{where}: {cert['subject']} is {issuer}, not by the lab CA: browsers that "
-                "trust the lab CA warn"
-            )
-        now = o["now"]
-        if cert["not_after"] < now:
-            return failed(
-                f"{where}: the certificate expired on {_when(cert['not_after'])}",
-                "Issue a new certificate (`lab ca sign CSR`) and reload HAProxy.",
-            )
-        if cert["not_before"] > now:
-            return failed(
-                f"{where}: the certificate is valid only from {_when(cert['not_before'])}"
-            )
-        if o["verify_error"]:
-            return failed(f"{where}: does not verify against the lab CA: {o['verify_error']}")
-        return passed(
-            f"{where}: {cert['subject']}, {issuer}, verifies against the lab CA, valid until "
-            f"{_when(cert['not_after'])} ({o['version']})"
+        served = o["served"]
+        if not any(s.get("lab_ca") for s in served.values() if "error" not in s):
+            answering = [s for s in served.values() if "error" not in s]
+            if answering:
+                return failed(
+                    f"{answering[0]['address']}:{PORT} answers TLS, but the lab has no CA to "
+                    "check it against",
+                    "Run `lab ca` (it makes the lab CA), then have it sign the site's certificate.",
+                )
+        problems, seen, hint = [], [], None
+        for s in served.values():
+            problem, fix = trust_problem(s, o["now"])
+            if problem:
+                problems.append(problem)
+                hint = hint or fix
+            else:
+                cert = s["certificate"]
+                seen.append(
+                    f"{s['address']}:{PORT} ({s['name']}): {cert['subject']}, {issued_by(cert)}, "
+                    f"verifies against the lab CA, valid until {_when(cert['not_after'])} "
+                    f"({s['version']})"
+                )
+        if problems:
+            return failed("; ".join(problems), hint)
+        return passed("; ".join(seen))
+
+
+def issued_by(cert: dict) -> str:
+    return f"issued by {cert['issuer']}" + (" (self-signed)" if cert["self_signed"] else "")
+
+
+def trust_problem(served: dict, now: str) -> tuple[str, str | None]:
+    """Why a browser trusting the lab CA would warn about the certificate served for one name
+    ('' when it would not), and a hint when there is a specific one."""
+    where = f"{served['address']}:{PORT} ({served['name']})"
+    if "error" in served:
+        return f"{where}: no TLS: {served['error']}", None
+    cert = served["certificate"]
+    if not cert["by_lab_ca"]:
+        return (
+            f"{where}: {cert['subject']} is {issued_by(cert)}, not by the lab CA: browsers that "
+            "trust the lab CA warn",
+            None,
         )
+    if cert["not_after"] < now:
+        return (
+            f"{where}: the certificate expired on {_when(cert['not_after'])}",
+            "Issue a new certificate (`lab ca sign CSR`) and reload HAProxy.",
+        )
+    if cert["not_before"] > now:
+        return f"{where}: the certificate is valid only from {_when(cert['not_before'])}", None
+    if served["verify_error"]:
+        return f"{where}: does not verify against the lab CA: {served['verify_error']}", None
+    return "", None
 
 
 class Names(Check):
@@ -213,6 +239,25 @@ class Names(Check):
         return passed(f"the certificate sent for each covers it: {', '.join(seen)}")
 
 
+def web_hostnames(lab) -> dict[str, str]:
+    """Each web server's own hostname (what `add_header X-Served-By $hostname` sends), for those
+    that answer over SSH."""
+
+    def hostname(host: str) -> str:
+        with contextlib.suppress(CheckError):
+            return lab.memo(("hostname", host), lambda: lab.sh(host, "hostname").strip())
+        return ""
+
+    found = lab.on_each(lab.web_hosts(), hostname)
+    return {host: name for host, name in found.items() if name}
+
+
+def served_by_names(o: dict) -> list[str]:
+    """The X-Served-By values of the web servers: each one's hostname (its name in the topology
+    when its hostname could not be read)."""
+    return [o["hostnames"].get(host, host) for host in o["web"]]
+
+
 class Redirect(Check):
     id = "https.redirect"
     section = "https"
@@ -247,7 +292,13 @@ class Redirect(Check):
             followed["served_by"] = probes.served_by(final)
         except CheckError as exc:
             followed = {"error": str(exc)}
-        return {"address": lb, "answers": answers, "followed": followed, "web": lab.web_hosts()}
+        return {
+            "address": lb,
+            "answers": answers,
+            "followed": followed,
+            "web": lab.web_hosts(),
+            "hostnames": web_hostnames(lab),
+        }
 
     def judge(self, o):
         problems, seen = [], []
@@ -272,7 +323,7 @@ class Redirect(Check):
         if "error" in f:
             return failed(f"the redirect leads nowhere: {f['error']}")
         by = f["served_by"][0] if f["served_by"] else None
-        if f["status"] != 200 or by not in o["web"]:
+        if f["status"] != 200 or by not in served_by_names(o):
             return failed(
                 f"following the redirect: HTTP {f['status']} from {by or 'no web server'}"
             )
@@ -284,7 +335,10 @@ class Protocols(Check):
     section = "https"
     design = "https"
     title = "Only TLS 1.2 and newer: TLS 1.0 and 1.1 handshakes are refused"
-    requirement = "TLS 1.2+ only."
+    requirement = (
+        "TLS 1.2+ only. (TLS 1.0 and 1.1 must be seen refused: when the grading machine's "
+        "OpenSSL cannot offer them, the check fails as untested rather than pass unseen.)"
+    )
     points = 5
     hint = "Refuse the old protocols on the bind line: `bind :443 ssl crt ... ssl-min-ver TLSv1.2`."
 
@@ -292,15 +346,24 @@ class Protocols(Check):
         lb = lab.address("lb")
         tried = {}
         for label, version in {**OLD_VERSIONS, **NEW_VERSIONS}.items():
+            if not BUILT_WITH.get(label, True):
+                tried[label] = "untested: this machine's OpenSSL was built without it"
+                continue
             outcome = handshake(lb, lab.site, version=version)
-            tried[label] = outcome.get("version") or f"refused: {outcome['error']}"
+            error = outcome.get("error", "")
+            if any(w in error for w in CLIENT_CANNOT):
+                tried[label] = f"untested: this machine's OpenSSL would not offer it ({error})"
+            else:
+                tried[label] = outcome.get("version") or f"refused: {error}"
         return {"address": lb, "tried": tried}
 
     def judge(self, o):
         tried = o["tried"]
-        accepted = [v for v in OLD_VERSIONS if not tried[v].startswith("refused")]
-        untested = [v for v in OLD_VERSIONS if any(w in tried[v] for w in CLIENT_CANNOT)]
-        modern = [v for v in NEW_VERSIONS if not tried[v].startswith("refused")]
+        untested = [v for v in OLD_VERSIONS if untested_here(tried[v])]
+        accepted = [
+            v for v in OLD_VERSIONS if v not in untested and not tried[v].startswith("refused")
+        ]
+        modern = [v for v in NEW_VERSIONS if not tried[v].startswith(("refused", "untested"))]
         where = f"{o['address']}:{PORT}"
         if accepted:
             return failed(f"{where} accepts {', '.join(accepted)}: old, broken protocols")
@@ -309,16 +372,21 @@ class Protocols(Check):
                 f"{where} refuses TLS 1.2 and 1.3 too: {tried['TLSv1.2']}",
                 "Serve HTTPS on port 443 of the load balancer (TLS 1.2 at least).",
             )
-        note = (
-            f" ({', '.join(untested)}: this machine's OpenSSL would not even offer it)"
-            if untested
-            else ""
-        )
-        refused = [v for v in OLD_VERSIONS if v not in untested]
+        if untested:
+            return failed(
+                f"{where}: {' and '.join(modern)} accepted; {', '.join(untested)} untested: "
+                "this machine's OpenSSL cannot offer it, so a refusal was not seen",
+                "Grade from a machine whose OpenSSL still offers TLS 1.0 and 1.1 "
+                "(`openssl s_client -tls1 -connect ADDRESS:443` tells).",
+            )
         return passed(
-            f"{where}: {' and '.join(modern)} accepted; "
-            f"{' and '.join(refused) or 'nothing old'} refused{note}"
+            f"{where}: {' and '.join(modern)} accepted; {' and '.join(OLD_VERSIONS)} refused"
         )
+
+
+def untested_here(outcome: str) -> bool:
+    """Whether a handshake outcome says this machine could not even offer the version."""
+    return outcome.startswith("untested") or any(w in outcome for w in CLIENT_CANNOT)
 
 
 MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:;|$)", re.IGNORECASE)
@@ -369,22 +437,32 @@ class Hsts(Check):
 
 
 # -- what the web servers receive -------------------------------------------------------------
-# Reads IPv4 packets (AF_PACKET, cooked) on a web server until one from a load balancer carries
-# the token; prints it in hex. It sees the request as it arrives, whatever Nginx logs.
+# Reads IPv4 packets (AF_PACKET, cooked) on a web server until, for each token, one from a load
+# balancer carried it; prints "INDEX HEX" for the first of each. It sees the request as it
+# arrives, whatever Nginx logs.
 _SNIFFER = (
-    "alarm $ARGV[2]; my ($token, $from) = @ARGV; my %src = map { pack('H*', $_) => 1 }"
-    ' split /,/, $from; socket(my $s, 17, 2, 0x0008) or die "packet socket: $!\\n";'
-    " while (1) { recv($s, my $p, 65535, 0) or next;"
-    " if (index($p, $token) >= 0 && $src{substr($p, 12, 4)}) { print unpack('H*', $p), \"\\n\";"
-    " exit 0 } }"
+    "$| = 1; alarm $ARGV[2]; my @tokens = split /,/, $ARGV[0]; my %src = map"
+    " { pack('H*', $_) => 1 } split /,/, $ARGV[1];"
+    ' socket(my $s, 17, 2, 0x0008) or die "packet socket: $!\\n"; my %seen;'
+    " while (keys %seen < @tokens) { recv($s, my $p, 65535, 0) or next;"
+    " next unless $src{substr($p, 12, 4)}; for my $i (0 .. $#tokens) {"
+    " next if $seen{$i} || index($p, $tokens[$i]) < 0; $seen{$i} = 1;"
+    ' print "$i ", unpack(\'H*\', $p), "\\n" } }'
 )
 
 
-def sniff(lab, host: str, token: str, sources: list[str]) -> str:
-    """The first IPv4 packet from sources that host receives carrying token (hex), or ''."""
+def sniff(lab, host: str, tokens: list[str], sources: list[str]) -> list[str]:
+    """For each token, the first IPv4 packet from sources that host receives carrying it (hex),
+    or ''."""
     hexed = ",".join(socket.inet_aton(a).hex() for a in sources)
-    command = f"perl -e {quote(_SNIFFER)} {quote(token)} {hexed} {SNIFF_SECONDS}"
-    return lab.sh(host, command, sudo=True, check=False, timeout=SNIFF_SECONDS + 5).strip()
+    command = f"perl -e {quote(_SNIFFER)} {quote(','.join(tokens))} {hexed} {SNIFF_SECONDS}"
+    output = lab.sh(host, command, sudo=True, check=False, timeout=SNIFF_SECONDS + 5)
+    found = [""] * len(tokens)
+    for line in output.splitlines():
+        index, _, packet = line.strip().partition(" ")
+        if index.isdigit() and int(index) < len(tokens):
+            found[int(index)] = packet
+    return found
 
 
 def request_head(packet_hex: str) -> str:
@@ -436,22 +514,31 @@ class Forwarded(Check):
         lb = lab.address("lb")
         sources = [h.address for h in lab.topology.with_role("lb")]
         token = f"lab-check={secrets.token_hex(6)}"
+        tokens = [f"{token}-d", f"{token}-r"]  # from this machine; relayed by a lab host
         web = lab.web_hosts()
+        relay = {"host": web[0], "address": lab.address(web[0]), "sent": 0, "error": ""}
+        with contextlib.suppress(CheckError):
+            lab.sh(relay["host"], "true")  # its SSH connection is open before the relay
         sent = 0
         with ThreadPoolExecutor(max_workers=len(web)) as pool:
-            sniffers = {h: pool.submit(sniff, lab, h, token, sources) for h in web}
+            sniffers = {h: pool.submit(sniff, lab, h, tokens, sources) for h in web}
             time.sleep(0.5)  # the sniffers' SSH commands start
             deadline = time.monotonic() + SNIFF_SECONDS - 1
             while time.monotonic() < deadline and not all(s.done() for s in sniffers.values()):
-                with contextlib.suppress(CheckError):
-                    lab.http(f"https://{lb}/?{token}-{sent}", verify=False, timeout=2)
+                if sent % 3 == 2 and not relay["error"]:  # whatever the balancing, both kinds
+                    relay_request(lab, relay, lb, f"/?{tokens[1]}-{sent}")  # reach each server
+                else:
+                    with contextlib.suppress(CheckError):
+                        lab.http(f"https://{lb}/?{tokens[0]}-{sent}", verify=False, timeout=2)
                 sent += 1
                 time.sleep(0.3)
             packets = {h: s.result() for h, s in sniffers.items()}
         return {
             "client": own_address(lb),
-            "sent": sent,
-            "received": {h: request_head(p) for h, p in packets.items()},
+            "sent": sent - relay["sent"],
+            "received": {h: request_head(p[0]) for h, p in packets.items()},
+            "relay": relay,
+            "relayed": {h: request_head(p[1]) for h, p in packets.items()},
         }
 
     def judge(self, o):
@@ -465,28 +552,71 @@ class Forwarded(Check):
                 )
                 continue
             h = headers_of(head)
-            xff = [a.strip() for v in h.get("x-forwarded-for", []) for a in v.split(",")]
-            proto = [v.lower() for v in h.get("x-forwarded-proto", [])]
-            forwarded = ";".join(h.get("forwarded", [])).lower()
-            has_client = client in xff or f"for={client}" in forwarded.replace('"', "")
-            has_https = proto[-1:] == ["https"] or "proto=https" in forwarded
-            shown = ", ".join(
-                f"{n}: {'; '.join(h[n])}"
-                for n in ("x-forwarded-for", "x-forwarded-proto", "forwarded")
-                if n in h
-            )
-            if not has_client:
+            shown = forwarding_headers(h)
+            if not names_client(h, client):
                 problems.append(
                     f"{host} was not told the client's address {client} "
                     f"({shown or 'no X-Forwarded-For header'})"
                 )
-            elif not has_https:
+            elif not came_over_https(h):
                 problems.append(
                     f"{host} was not told the request came over HTTPS ({shown}: no "
                     "X-Forwarded-Proto https)"
                 )
             else:
                 seen.append(f"{host} received {shown}")
+        relay = o["relay"]
+        source = f"{relay['host']} ({relay['address']})"
+        relayed = {host: head for host, head in o["relayed"].items() if head}
+        if not relayed:
+            problems.append(
+                f"no web server received any of {relay['sent']} HTTPS requests sent from {source}"
+                + (f": {relay['error']}" if relay["error"] else "")
+            )
+        for host, head in relayed.items():
+            h = headers_of(head)
+            if names_client(h, relay["address"]):
+                seen.append(f"a request from {source} reached {host} naming it")
+            else:
+                problems.append(
+                    f"a request from {source} reached {host} with "
+                    f"{forwarding_headers(h) or 'no X-Forwarded-For header'}: not that client's "
+                    "address (a fixed header?)"
+                )
         if problems:
             return failed("; ".join(problems))
         return passed("; ".join(seen))
+
+
+def relay_request(lab, relay: dict, lb: str, path: str) -> None:
+    """One HTTPS request to the balancer made by relay's host (over its SSH connection); the
+    first failure is kept in relay["error"]."""
+    try:
+        with forwarded(lab.fleet[relay["host"]], lb, PORT, relay["host"]) as local:
+            relay["sent"] += 1
+            url = local.replace("http://", "https://", 1) + path
+            lab.http(url, verify=False, timeout=2)
+    except CheckError as exc:
+        relay["error"] = str(exc)
+
+
+def forwarding_headers(h: dict[str, list[str]]) -> str:
+    return ", ".join(
+        f"{n}: {'; '.join(h[n])}"
+        for n in ("x-forwarded-for", "x-forwarded-proto", "forwarded")
+        if n in h
+    )
+
+
+def names_client(h: dict[str, list[str]], client: str) -> bool:
+    """Whether the forwarding headers of a request name client among its addresses."""
+    xff = [a.strip() for v in h.get("x-forwarded-for", []) for a in v.split(",")]
+    forwarded_for = ";".join(h.get("forwarded", [])).lower().replace('"', "")
+    return (
+        client in xff or re.search(rf"for={re.escape(client)}(?![\w.])", forwarded_for) is not None
+    )
+
+
+def came_over_https(h: dict[str, list[str]]) -> bool:
+    proto = [v.lower() for v in h.get("x-forwarded-proto", [])]
+    return proto[-1:] == ["https"] or "proto=https" in ";".join(h.get("forwarded", [])).lower()

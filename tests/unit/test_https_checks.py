@@ -37,11 +37,46 @@ def test_the_reference_passes_every_https_check():
         assert verdict.passed, (check_id, verdict.evidence)
 
 
-def cert(**changes):
+def cert(name="www.foobar.com", **changes):
     def mutate(o):
-        o["certificate"].update(changes)
+        o["served"][name]["certificate"].update(changes)
 
     return mutate
+
+
+def served(name, **changes):
+    def mutate(o):
+        o["served"][name].update(changes)
+
+    return mutate
+
+
+def no_lab_ca(o):
+    for each in o["served"].values():
+        each["lab_ca"] = False
+
+
+def followed(served_by, hostnames=None):
+    def mutate(o):
+        o["followed"]["served_by"] = served_by
+        if hostnames is not None:
+            o["hostnames"] = hostnames
+
+    return mutate
+
+
+def relayed(host, head):
+    def mutate(o):
+        o["relayed"] = {h: "" for h in o["relayed"]}
+        o["relayed"][host] = head
+
+    return mutate
+
+
+RELAYED = (
+    "GET /?lab-check=c9b33311ae48-r-2 HTTP/1.1\r\nhost: www.foobar.com\r\n"
+    "x-forwarded-proto: https\r\n"
+)
 
 
 def names_for(name, names, common_names=None):
@@ -80,8 +115,17 @@ def explicit_port(o) -> str:
 
 
 BROKEN = [
-    ("https.trusted", lambda o: o.update(error="connection refused"), "no TLS: connection refused"),
-    ("https.trusted", lambda o: o.update(lab_ca=False), "the lab has no CA"),
+    (
+        "https.trusted",
+        served("www.foobar.com", error="connection refused"),
+        "(www.foobar.com): no TLS: connection refused",
+    ),
+    ("https.trusted", no_lab_ca, "the lab has no CA"),
+    (
+        "https.trusted",  # the lab CA's certificate for www only; foobar.com's (SNI) self-signed
+        cert("foobar.com", by_lab_ca=False, self_signed=True, issuer="CN=foobar.com"),
+        "(foobar.com): CN=foobar.com is issued by CN=foobar.com (self-signed), not by the lab CA",
+    ),
     (
         "https.trusted",
         cert(by_lab_ca=False, self_signed=True, issuer="CN=www.foobar.com"),
@@ -91,7 +135,7 @@ BROKEN = [
     ("https.trusted", cert(not_before="2030-01-01T00:00:00+00:00"), "valid only from 2030-01-01"),
     (
         "https.trusted",
-        lambda o: o.update(verify_error="permitted subtree violation"),
+        served("foobar.com", verify_error="permitted subtree violation"),
         "does not verify against the lab CA: permitted subtree violation",
     ),
     ("https.names", names_for("www.foobar.com", ["foobar.com"]), "www.foobar.com is not among"),
@@ -127,6 +171,12 @@ BROKEN = [
         lambda o: o.update(followed={"status": 503, "served_by": [], "url": ""}),
         "HTTP 503 from no web server",
     ),
+    ("https.redirect", followed(["nginx"]), "HTTP 200 from nginx"),
+    (
+        "https.redirect",  # a fixed name that is neither a host of the lab nor a hostname
+        followed(["web-01"], {"web-01": "ip-10-0-0-5", "web-02": "ip-10-0-0-6"}),
+        "HTTP 200 from web-01",
+    ),
     (
         "https.protocols",
         lambda o: o["tried"].update({"TLSv1": "TLSv1"}),
@@ -138,6 +188,18 @@ BROKEN = [
             {"TLSv1.2": "refused: connection refused", "TLSv1.3": "refused: connection refused"}
         ),
         "refuses TLS 1.2 and 1.3 too",
+    ),
+    (
+        "https.protocols",  # this machine's OpenSSL cannot offer TLS 1.0: not seen refused
+        lambda o: o["tried"].update({"TLSv1": "refused: NO_PROTOCOLS_AVAILABLE"}),
+        "TLSv1 untested: this machine's OpenSSL cannot offer it",
+    ),
+    (
+        "https.protocols",
+        lambda o: o["tried"].update(
+            {"TLSv1.1": "untested: this machine's OpenSSL was built without it"}
+        ),
+        "TLSv1.1 untested",
     ),
     ("https.hsts", hsts([]), "https://www.foobar.com/api/status (HTTP 200) has no Strict"),
     ("https.hsts", hsts(["includeSubDomains"]), "has no max-age"),
@@ -163,6 +225,26 @@ BROKEN = [
         head("web-01", "\r\nx-forwarded-proto: https", ""),
         "no X-Forwarded-Proto https",
     ),
+    (
+        "https.forwarded",  # http-request set-header X-Forwarded-For 192.168.72.1
+        relayed("web-02", RELAYED + "x-forwarded-for: 192.168.72.1"),
+        "a request from web-01 (192.168.72.11) reached web-02 with x-forwarded-for: "
+        "192.168.72.1, x-forwarded-proto: https: not that client's address",
+    ),
+    (
+        "https.forwarded",  # for=192.168.72.1 is not for=192.168.72.11
+        relayed("web-01", RELAYED + 'Forwarded: for="192.168.72.1";proto=https'),
+        "reached web-01 with x-forwarded-proto: https, forwarded: ",
+    ),
+    (
+        "https.forwarded",
+        lambda o: (
+            relayed("web-01", "")(o)
+            or o["relay"].update(error="web-01 could not connect to 192.168.72.10:443: timed out")
+        ),
+        "no web server received any of 1 HTTPS requests sent from web-01 (192.168.72.11): "
+        "web-01 could not connect",
+    ),
 ]
 
 
@@ -184,6 +266,11 @@ def test_every_https_check_has_a_broken_case():
 
 
 CORRECT_VARIANTS = [
+    (  # another certificate of the lab CA for foobar.com (SNI), naming it alone
+        "https.trusted",
+        cert("foobar.com", subject="CN=foobar.com,O=student", names=["foobar.com"]),
+    ),
+    ("https.redirect", followed(["ip-10-0-0-5"], {"web-01": "ip-10-0-0-5", "web-02": "x"})),
     ("https.names", names_for("www.foobar.com", ["*.foobar.com", "foobar.com"])),
     ("https.names", names_for("foobar.com", ["FOOBAR.com.", "www.foobar.com"])),
     ("https.redirect", answer("www", status=308)),
@@ -191,10 +278,6 @@ CORRECT_VARIANTS = [
     (
         "https.protocols",  # TLS 1.3 only is TLS 1.2 "and newer" too
         lambda o: o["tried"].update({"TLSv1.2": "refused: TLSV1_ALERT_PROTOCOL_VERSION"}),
-    ),
-    (
-        "https.protocols",  # this machine's OpenSSL may not offer TLS 1.0 at all
-        lambda o: o["tried"].update({"TLSv1": "refused: NO_PROTOCOLS_AVAILABLE"}),
     ),
     ("https.hsts", hsts(['max-age="63072000"; includeSubDomains; preload'])),
     (
@@ -209,6 +292,10 @@ CORRECT_VARIANTS = [
         "https.forwarded",  # a proxy chain: the client is one of the addresses
         head("web-02", "x-forwarded-for: 192.168.72.1", "X-Forwarded-For: 10.0.0.7, 192.168.72.1"),
     ),
+    (
+        "https.forwarded",  # RFC 7239 for the relayed request too
+        relayed("web-01", RELAYED + 'Forwarded: for="192.168.72.11";proto=https'),
+    ),
 ]
 
 
@@ -221,7 +308,7 @@ def test_correct_builds_unlike_the_reference_pass(check_id, vary):
 
 
 def test_the_recordings_show_the_lab_ca_and_a_refusal_by_the_server():
-    assert recorded("https.trusted")["certificate"]["by_lab_ca"]
+    assert all(s["certificate"]["by_lab_ca"] for s in recorded("https.trusted")["served"].values())
     assert "TLSV1_ALERT_PROTOCOL_VERSION" in recorded("https.protocols")["tried"]["TLSv1"]
 
 
