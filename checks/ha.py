@@ -8,7 +8,7 @@ import time
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
-from facts import ss, vrrp
+from facts import haproxy, ss, vrrp
 from lab.remote import pid as valid_pid
 from lab.remote import quote
 
@@ -123,6 +123,9 @@ class SiteAtVirtualAddress(Check):
         except CheckError as exc:
             o["error"] = str(exc)
         o["web"] = lab.web_hosts()
+        o["hostnames"] = lab.on_each(
+            o["web"], lambda host: lab.sh(host, "hostname", check=False).strip()
+        )
         return o
 
     def judge(self, o):
@@ -132,12 +135,28 @@ class SiteAtVirtualAddress(Check):
             return failed(f"{name} resolves to {found}, not the virtual address {vip}")
         if "error" in o:
             return failed(f"{name} → {vip}, but {o['error']}")
-        if o["status"] != 200 or o["served_by"] not in o["web"]:
+        web = {*o["web"], *o["hostnames"].values()} - {""}  # topology names or real hostnames
+        if o["status"] != 200 or o["served_by"] not in web:
             return failed(
                 f"http://{name}/ at {vip} answered HTTP {o['status']}, X-Served-By "
                 f"{o['served_by']}: not a page from a web server"
             )
         return passed(f"{name} → {vip}: HTTP 200 from {o['served_by']}")
+
+
+def server_summary(server: dict, balance: str, maint: bool = False) -> str:
+    """A server as HAProxy runs it, by address and port: balancing and health-check options,
+    with inter and fall as HAProxy reads them (2000 = 2s; 2 s and 3 when not given)."""
+    addresses = ",".join(sorted(server["addresses"])) or server["host"]
+    fall = int(server["fall"]) if (server["fall"] or "").isdigit() else 3
+    health = ["check", f"inter {haproxy.seconds(server['inter'], 2.0):g}s", f"fall {fall}"]
+    options = [
+        f"balance {balance}",
+        *(health if server["check"] else []),
+        *(["backup"] if server["backup"] else []),
+        *(["disabled"] if server["disabled"] or maint else []),
+    ]
+    return f"{addresses}:{server['port']} ({', '.join(options)})"
 
 
 def haproxy_summary(lab, host: str) -> dict:
@@ -151,19 +170,10 @@ def haproxy_summary(lab, host: str) -> dict:
     by_address = {a: h for h, a in o["web"].items()}
     servers = []
     for server in o["servers"]:
-        addresses = ",".join(sorted(server["addresses"])) or server["host"]
         web_host = next((by_address[a] for a in server["addresses"] if a in by_address), None)
         running = (o["algorithms"] or {}).get(server["backend"]) or server["balance"]
         maint = (stat.get(web_host) or {}).get("status", "").startswith("MAINT")
-        options = [
-            f"balance {running}",
-            *(["check"] if server["check"] else []),
-            *(["backup"] if server["backup"] else []),
-            *(["disabled"] if server["disabled"] or maint else []),
-            *([f"inter {server['inter']}"] if server["inter"] else []),
-            *([f"fall {server['fall']}"] if server["fall"] else []),
-        ]
-        servers.append(f"{addresses}:{server['port']} ({', '.join(options)})")
+        servers.append(server_summary(server, running, maint))
     return {
         "running": o["running"],
         "config_ok": o["config_ok"],
@@ -217,13 +227,72 @@ class SameConfiguration(Check):
         )
 
 
-def units_of(lab, host: str, pids) -> list[str]:
-    """The systemd services the processes pids run in (the grader stops those)."""
-    wanted = sorted({p for p in pids if valid_pid(p)})
-    if not wanted:
-        return []
-    out = lab.sh(host, f"ps -o unit= -p {','.join(map(str, wanted))}", check=False)
-    return sorted({u for u in out.split() if u.endswith(".service") and u.isprintable()})
+PROCESSES = "ps -e -o pid=,ppid=,unit=,comm="  # every process, its parent and its service
+
+
+def parse_processes(text: str) -> dict[int, tuple[int, str, str]]:
+    """`ps -e -o pid=,ppid=,unit=,comm=` as pid → (parent pid, systemd unit, program name)."""
+    found = {}
+    for line in text.splitlines():
+        words = line.split(None, 3)
+        if len(words) == 4 and words[0].isdigit() and words[1].isdigit():
+            found[int(words[0])] = (int(words[1]), words[2], words[3].strip())
+    return found
+
+
+def services_to_stop(processes: dict[int, tuple[int, str, str]], pids) -> list[str]:
+    """The systemd services that run the processes pids (VRRP speakers, the server on port 80).
+
+    A process outside any service, or a service whose main process is another program (such as
+    docker.service behind a docker-proxy), is a CheckError: the grader stops nothing it cannot
+    bring back exactly."""
+    wanted = sorted({p for p in pids if valid_pid(p) and p in processes})
+    names = {processes[p][2] for p in wanted}
+    units: set[str] = set()
+    for pid in wanted:
+        _, unit, name = processes[pid]
+        if not unit.endswith(".service") or not unit.isprintable() or "/" in unit:
+            raise CheckError(
+                f"{name} (pid {pid}) runs outside any systemd service: the grader stops "
+                "services only, so it cannot take this balancer down and bring it back"
+            )
+        units.add(unit)
+    for unit in sorted(units):
+        members = {p for p, (_, u, _) in processes.items() if u == unit}
+        mains = sorted({processes[p][2] for p in members if processes[p][0] not in members})
+        if not mains or any(m not in names for m in mains):
+            runs, expected = ", ".join(mains) or "nothing", ", ".join(sorted(names))
+            raise CheckError(
+                f"{unit} runs {runs}, not only {expected}: the grader does not stop a service "
+                "that carries other programs, so it cannot take this balancer down"
+            )
+    return sorted(units)
+
+
+def left_up(view: dict, web: list) -> list[str]:
+    """What still runs on a balancer the grader took down: the address, VRRP, port 80."""
+    found = [f"it still holds {view['holds']}"] if view["holds"] else []
+    if view["speakers"]:
+        found.append(f"{', '.join(sorted({n for n, _ in view['speakers']}))} still speaks VRRP")
+    if web:
+        found.append(f"{', '.join(sorted(web))} still listens on port 80")
+    return found
+
+
+def down_view(lab, host: str) -> list[str]:
+    """left_up() on host as it is now (not from the run's memo)."""
+    port80 = ss.on_port(ss.parse(lab.sh(host, ss.LISTENING, sudo=True)), 80)
+    return left_up(vrrp_view(lab, host), [n for item in port80 for n, _ in item.processes])
+
+
+def start_again(lab, host: str, names: str, what: str) -> None:
+    """Start the stopped services; when that fails, try again at the end of the run too."""
+    start = f"systemctl start {names} || {{ sleep 2; systemctl start {names}; }}"
+    try:
+        lab.sh(host, start, sudo=True, timeout=60)
+    except CheckError:
+        lab.on_cleanup(what, lambda: lab.sh(host, start, sudo=True, timeout=60))
+        raise
 
 
 def kill_active(lab, vip: str) -> dict:
@@ -236,23 +305,30 @@ def kill_active(lab, vip: str) -> dict:
     victim = holders[0]
     view = vrrp_view(lab, victim)
     web_pids = {p for item in ss.on_port(probes.listeners(lab, victim), 80) for p in item.pids}
-    units = units_of(lab, victim, {pid for _, pid in view["speakers"]} | web_pids)
+    processes = parse_processes(lab.sh(victim, PROCESSES, check=False))
+    units = services_to_stop(processes, {pid for _, pid in view["speakers"]} | web_pids)
     if not units:
         raise CheckError(f"{victim}: no service found behind VRRP and port 80 to stop")
     names = " ".join(quote(u) for u in units)
     address, _, interface = (view["holds"] or f"{vip} dev lo").partition(" dev ")
     what = f"services on {victim}"
-    lab.on_cleanup(what, lambda: lab.sh(victim, f"systemctl start {names}", sudo=True))
-    lab.sh(
-        victim,
-        f"systemctl kill --signal=SIGKILL {names}; systemctl stop {names}; "
-        f"ip addr del {quote(address)} dev {quote(interface)} 2>/dev/null; true",
-        sudo=True,
-    )
-    killed = time.monotonic()
-    answered = _answers_again(lab, vip, killed, FAILOVER_WINDOW + 5)
-    takeover = lab.holders()
-    lab.done_with(what)
+    lab.on_cleanup(what, lambda: start_again(lab, victim, names, what))
+    observed = {"virtual_address": vip, "victim": victim, "units": units}
+    try:
+        lab.sh(
+            victim,
+            f"systemctl kill --signal=SIGKILL {names}; systemctl stop {names}; "
+            f"ip addr del {quote(address)} dev {quote(interface)} 2>/dev/null; true",
+            sudo=True,
+        )
+        killed = time.monotonic()
+        observed["left_up"] = down_view(lab, victim)
+        if observed["left_up"]:
+            return {**observed, "answered_after": None, "takeover": lab.holders()}
+        answered = _answers_again(lab, vip, killed, FAILOVER_WINDOW + 5)
+        observed["takeover"] = lab.holders()
+    finally:
+        lab.done_with(what)
     started = time.monotonic()
     back = probes.poll(lambda: vrrp_view(lab, victim)["speakers"], RESTORE_WINDOW, 0.5)
     if back:  # a preferred balancer takes the address back after a few adverts: let it
@@ -261,11 +337,8 @@ def kill_active(lab, vip: str) -> dict:
         lambda: len(lab.holders()) == 1 and _answers(lab, vip), RESTORE_WINDOW, 0.5
     )
     return {
-        "virtual_address": vip,
-        "victim": victim,
-        "units": units,
+        **observed,
         "answered_after": None if answered is None else round(answered - killed, 1),
-        "takeover": takeover,
         "restored": bool(settled),
         "holder_after": lab.holders(),
         "restore_seconds": round(time.monotonic() - started, 1),
@@ -317,11 +390,24 @@ class Failover(Check):
         vip, victim = o["virtual_address"], o["victim"]
         killed = f"with {' and '.join(o['units'])} killed on {victim} (the holder)"
         others = [h for h in o["takeover"] if h != victim]
+        if o["left_up"]:
+            return failed(
+                f"could not take {victim} down: after stopping {' and '.join(o['units'])}, "
+                f"{'; '.join(o['left_up'])} (something restarts it or runs beside its services)",
+            )
         if o["answered_after"] is None:
             who = ", ".join(others) or "nobody"
             return failed(
                 f"{killed}, the site at {vip} did not answer again for "
                 f"{FAILOVER_WINDOW + 5:.0f} s; {who} held the address"
+            )
+        if not others:
+            return failed(
+                f"{killed}, the site at {vip} answered again after {o['answered_after']} s, but "
+                f"no other balancer took the address over (holders: "
+                f"{', '.join(o['takeover']) or 'none'}): {victim} came back by itself",
+                "The standby's keepalived must take the address when the holder falls silent: "
+                "same virtual_router_id and password, unicast_peer naming the other balancer.",
             )
         if o["answered_after"] > FAILOVER_WINDOW:
             return failed(

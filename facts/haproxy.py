@@ -62,7 +62,8 @@ class Server:
 
     @property
     def checked(self) -> bool:
-        return "check" in self.options and "no-check" not in self.options
+        switches = [o for o in self.options if o in ("check", "no-check")]
+        return bool(switches) and switches[-1] == "check"  # the last one given wins
 
     @property
     def backup(self) -> bool:
@@ -118,6 +119,8 @@ def parse_config(text: str) -> Config:
             kind, current = words[0], None
             name = words[1] if len(words) > 1 else ""
             section_server = ()
+            if kind == "defaults":  # a new defaults section starts from HAProxy's own defaults
+                defaults_server = ()
             if kind in ("backend", "listen"):
                 current = Backend(kind, name, defaults_balance)
                 config.backends.append(current)
@@ -131,11 +134,11 @@ def parse_config(text: str) -> Config:
         elif kind == "defaults" and words[0] == "balance" and len(words) > 1:
             defaults_balance = words[1]
         elif kind == "defaults" and words[0] == "default-server":
-            defaults_server = tuple(words[1:])
+            defaults_server += tuple(words[1:])  # default-server lines add up, later wins
         elif current is not None and words[0] == "balance" and len(words) > 1:
             current.balance = words[1]
         elif current is not None and words[0] == "default-server":
-            section_server = tuple(words[1:])
+            section_server += tuple(words[1:])
         elif current is not None and words[0] == "server" and len(words) > 2:
             host, _, port = words[2].rpartition(":") if ":" in words[2] else (words[2], "", "")
             current.servers.append(
@@ -143,7 +146,7 @@ def parse_config(text: str) -> Config:
                     words[1],
                     host.strip("[]"),
                     int(port) if port.isdigit() else None,
-                    (section_server or defaults_server) + tuple(words[3:]),
+                    defaults_server + section_server + tuple(words[3:]),
                 )
             )
     return config

@@ -5,7 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from checks.ha import Failover, OneHolder, SameConfiguration, SiteAtVirtualAddress
+from checks.base import CheckError
+from checks.ha import (
+    Failover,
+    OneHolder,
+    SameConfiguration,
+    SiteAtVirtualAddress,
+    left_up,
+    parse_processes,
+    server_summary,
+    services_to_stop,
+)
+from facts import haproxy as haproxy_facts
 from facts import vrrp
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
@@ -76,6 +87,7 @@ def site(**changes) -> dict:
         "status": 200,
         "served_by": "web-02",
         "web": ["web-01", "web-02"],
+        "hostnames": {"web-01": "web-01", "web-02": "web-02"},
     }
     return {**o, **changes}
 
@@ -89,6 +101,14 @@ def test_site_at_the_virtual_address():
     assert not nobody.passed and "timed out" in nobody.evidence
     canned = SiteAtVirtualAddress().judge(site(served_by=None))  # HAProxy answering by itself
     assert not canned.passed and "not a page from a web server" in canned.evidence
+
+
+def test_site_accepts_the_real_hostname_of_a_web_server_named_otherwise_in_the_topology():
+    hostnames = {"web-01": "srv-a.example", "web-02": "srv-b.example"}  # ssh provider servers
+    verdict = SiteAtVirtualAddress().judge(site(served_by="srv-b.example", hostnames=hostnames))
+    assert verdict.passed and "from srv-b.example" in verdict.evidence
+    stranger = SiteAtVirtualAddress().judge(site(served_by="lb-01", hostnames=hostnames))
+    assert not stranger.passed and "X-Served-By lb-01" in stranger.evidence
 
 
 SERVERS = [
@@ -137,11 +157,124 @@ def test_same_configuration_fails_a_server_removed_an_option_lost_a_port_and_a_d
     assert words in verdict.evidence
 
 
+def server(inter=None, fall=None, check=True) -> dict:
+    """A server of probes.balancer() as recorded on lb-01 (192.168.74.0/24)."""
+    return {
+        "backend": "web",
+        "balance": "roundrobin",
+        "name": "web-01",
+        "host": "192.168.74.11",
+        "addresses": ["192.168.74.11"],
+        "port": 80,
+        "check": check,
+        "backup": False,
+        "disabled": False,
+        "inter": inter,
+        "fall": fall,
+    }
+
+
+def test_server_summary_reads_inter_and_fall_as_haproxy_does():
+    reference = server_summary(server("1s", "2"), "roundrobin")
+    assert reference == SERVERS[0].replace("74.12", "74.11")
+    assert server_summary(server("1000", "2"), "roundrobin") == reference  # bare number: ms
+    assert server_summary(server("1000ms", "2"), "roundrobin") == reference
+    defaults = server_summary(server(), "roundrobin")
+    assert defaults == server_summary(server("2s", "3"), "roundrobin")  # HAProxy's defaults
+    assert defaults == server_summary(server("2000", None), "roundrobin")
+    assert server_summary(server("3s", "2"), "roundrobin") != reference
+    assert server_summary(server("1s", "2", check=False), "roundrobin").endswith(
+        "(balance roundrobin)"
+    )
+    assert "disabled" in server_summary(server("1s", "2"), "roundrobin", maint=True)
+
+
+def test_same_configuration_passes_the_same_timing_written_in_other_units():
+    config = haproxy_facts.parse_config(
+        "backend web\n  default-server inter 1000 fall 2\n"
+        "  server a 192.168.74.11:80 check\n  server b 192.168.74.12:80 check\n"
+    )
+    lb02 = [
+        server_summary(
+            {**server(s.option("inter"), s.option("fall"), s.checked), "addresses": [s.host]},
+            "roundrobin",
+        )
+        for s in config.backends[0].servers
+    ]
+    assert lb02 == SERVERS
+    assert same(haproxy(servers=lb02)).passed
+    slower = [s.replace("inter 1s", "inter 2s") for s in lb02]
+    assert not same(haproxy(servers=slower)).passed
+
+
+def test_default_server_lines_add_up_from_defaults_to_the_backend():
+    config = haproxy_facts.parse_config(
+        "defaults\n  default-server inter 1s\n  default-server fall 2\n"
+        "backend b\n  default-server rise 4\n  default-server fall 5\n"
+        "  server a 10.0.0.1:80 check\n  server b 10.0.0.2:80 no-check inter 3s\n"
+        "defaults\n  mode http\n"
+        "backend c\n  server c 10.0.0.3:80\n"
+    )
+    first, second = config.backends[0].servers
+    assert (first.option("inter"), first.option("fall"), first.option("rise")) == ("1s", "5", "4")
+    assert first.checked and not second.checked and second.option("inter") == "3s"
+    (third,) = config.backends[1].servers
+    assert third.options == ()  # a new defaults section starts afresh
+    late = haproxy_facts.parse_config(
+        "defaults\n  default-server no-check\nbackend b\n  server a 10.0.0.1:80 check\n"
+    )
+    assert late.backends[0].servers[0].checked  # the server's own check wins
+
+
+PS = """\
+    1       0 init.scope      systemd
+  201       1 haproxy.service haproxy
+  203     201 haproxy.service haproxy
+  310       1 keepalived.service keepalived
+  311     310 keepalived.service keepalived
+  340     311 keepalived.service bash
+  400       1 docker.service  dockerd
+  420     400 docker.service  docker-proxy
+  500     444 session-3.scope keepalived
+"""
+
+
+def test_services_to_stop_are_those_of_the_speaker_and_the_listener():
+    processes = parse_processes(PS)
+    assert processes[340] == (311, "keepalived.service", "bash")  # its vrrp_script, running
+    assert services_to_stop(processes, {311, 203}) == ["haproxy.service", "keepalived.service"]
+    assert services_to_stop(processes, {999}) == []  # gone meanwhile
+
+
+@pytest.mark.parametrize(
+    "pids, words",
+    [
+        ({311, 420}, "docker.service runs dockerd, not only docker-proxy, keepalived"),
+        ({500, 203}, "keepalived (pid 500) runs outside any systemd service"),
+    ],
+)
+def test_services_to_stop_refuse_other_programs_and_processes_outside_a_service(pids, words):
+    with pytest.raises(CheckError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        services_to_stop(parse_processes(PS), pids)
+
+
+def test_left_up_names_what_survived_the_kill():
+    gone = {"holds": None, "speakers": []}
+    assert left_up(gone, []) == []
+    found = left_up({"holds": f"{VIP}/24 dev eth0", "speakers": [["keepalived", 9]]}, ["haproxy"])
+    assert found == [
+        f"it still holds {VIP}/24 dev eth0",
+        "keepalived still speaks VRRP",
+        "haproxy still listens on port 80",
+    ]
+
+
 def failover(**changes) -> dict:
     o = {
         "virtual_address": VIP,
         "victim": "lb-01",
         "units": ["haproxy.service", "keepalived.service"],
+        "left_up": [],
         "answered_after": 2.5,
         "takeover": ["lb-02"],
         "restored": True,
@@ -163,6 +296,14 @@ def test_failover_passes_within_the_window_and_names_the_seconds():
         ({"answered_after": None, "takeover": []}, "did not answer again for 15 s; nobody held"),
         ({"answered_after": 12.3}, "only after 12.3 s (at most 10 s)"),
         ({"restored": False, "holder_after": ["lb-01", "lb-02"]}, "did not settle on one holder"),
+        # lb-02 never takes the address; a watchdog restarts lb-01's services within seconds
+        ({"takeover": ["lb-01"]}, "no other balancer took the address over (holders: lb-01)"),
+        ({"takeover": []}, "no other balancer took the address over (holders: none)"),
+        (
+            {"left_up": ["keepalived still speaks VRRP"], "answered_after": None},
+            "could not take lb-01 down: after stopping haproxy.service and keepalived.service, "
+            "keepalived still speaks VRRP",
+        ),
     ],
 )
 def test_failover_fails_no_takeover_a_slow_one_and_a_split_brain_after_restore(changes, words):
