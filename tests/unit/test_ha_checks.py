@@ -1,6 +1,7 @@
 """The ha checks' judgements on observations shaped as recorded on an HA lab (lab-ha.yml at
 192.168.74.0/24, keepalived 2.2.7), and the VRRP facts' parsers on raw recorded output."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,12 @@ from checks.ha import (
     parse_processes,
     server_summary,
     services_to_stop,
+    start_again,
 )
+from checks.live import LiveLab
 from facts import haproxy as haproxy_facts
 from facts import vrrp
+from lab.topology import PACKAGED, load
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
 VIP = "192.168.74.100"
@@ -254,7 +258,7 @@ def test_services_to_stop_are_those_of_the_speaker_and_the_listener():
     ],
 )
 def test_services_to_stop_refuse_other_programs_and_processes_outside_a_service(pids, words):
-    with pytest.raises(CheckError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CheckError, match=re.escape(words)):
         services_to_stop(parse_processes(PS), pids)
 
 
@@ -310,3 +314,28 @@ def test_failover_fails_no_takeover_a_slow_one_and_a_split_brain_after_restore(c
     verdict = Failover().judge(failover(**changes))
     assert not verdict.passed
     assert words in verdict.evidence
+
+
+class Unstartable(LiveLab):
+    """The shared layer with a host whose `systemctl start` fails a given number of times."""
+
+    def __init__(self, failures: int):
+        super().__init__(load(PACKAGED), None)
+        self.failures, self.commands = failures, []
+
+    def sh(self, host, command, sudo=False, check=True, timeout=15):
+        self.commands.append(command)
+        if self.failures:
+            self.failures -= 1
+            raise CheckError(f"{host}: Job for haproxy.service failed")
+        return ""
+
+
+def test_a_restart_that_fails_is_tried_again_at_the_end_of_the_run():
+    lab, what = Unstartable(failures=1), "services on lb-01"
+    lab.on_cleanup(what, lambda: start_again(lab, "lb-01", "haproxy.service", what))
+    with pytest.raises(CheckError, match=r"Job for haproxy\.service failed"):
+        lab.done_with(what)
+    assert lab.cleanup() == [] and len(lab.commands) == 2  # the end of the run started it
+    assert lab.cleanup() == [] and len(lab.commands) == 2  # once
+    assert "systemctl start haproxy.service" in lab.commands[-1]
