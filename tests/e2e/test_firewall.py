@@ -1,10 +1,11 @@
 """The firewall on a live lab: the reference (ufw) passes every firewall check and the base
-design still grades 105/105 behind it; each sabotage fails its check; an nftables firewall
-without ufw passes too."""
+design still grades 105/105 behind it; each sabotage fails its check; a least-privilege nftables
+firewall without ufw (no 3306 from the primary to the replica) passes too."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -56,7 +57,10 @@ class Sabotage:
     breaks: str
     restores: str
     fails: str  # the check that must fail
-    evidence: str  # words its evidence must contain
+    evidence: str  # words its evidence must contain ({port}: any port number)
+
+    def found_in(self, text: str) -> bool:
+        return bool(re.search(re.escape(self.evidence).replace(r"\{port\}", r"\d+"), text))
 
 
 def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
@@ -80,7 +84,16 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw default allow incoming",
                 "sudo ufw default deny incoming",
                 "firewall.default-deny",
-                "(a free port the grader listened on) from this machine: open",
+                "lb-01:{port} (a free port the grader listened on) from this machine: open",
+            ),
+            Sabotage(
+                "low ports open",
+                "web-02",
+                "sudo ufw allow 1024:32767/tcp",
+                "sudo ufw delete allow 1024:32767/tcp",
+                "firewall.default-deny",
+                "web-02:{port} (a free port below 32768 the grader listened on) "
+                "from this machine: open",
             ),
         ],
         [
@@ -99,6 +112,22 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw --force enable",
                 "firewall.closed",
                 "web-02:80 (Nginx) from this machine: open",
+            ),
+            Sabotage(
+                "stats and exporter open",
+                "lb-01",
+                "sudo ufw allow 8404:8405/tcp",
+                "sudo ufw delete allow 8404:8405/tcp",
+                "firewall.closed",
+                "lb-01:8404 (HAProxy stats) from this machine: open",
+            ),
+            Sabotage(
+                "Prometheus open",
+                "lb-01",
+                "sudo ufw allow 9090/tcp",
+                "sudo ufw delete allow 9090/tcp",
+                "firewall.closed",
+                "lb-01:9090 (Prometheus) from this machine: open",
             ),
         ],
     ]
@@ -119,14 +148,15 @@ def test_each_sabotage_fails_its_check(firewalled_lab):
         for sabotage in round_:
             result = results[sabotage.fails]
             assert result["status"] == "fail", (sabotage.name, result)
-            assert sabotage.evidence in result["evidence"], (sabotage.name, result["evidence"])
+            assert sabotage.found_in(result["evidence"]), (sabotage.name, result["evidence"])
     # every sabotage was undone exactly: the reference finds nothing to change
     assert changed_count(lab("provision", "firewall").stdout) == 0
 
 
 def nft_ruleset(lab: LabRunner, host: str) -> str:
-    """An nftables firewall equivalent to the reference, rejecting instead of dropping."""
-    lb, web1, web2 = (lab.address(h) for h in ("lb-01", "web-01", "web-02"))
+    """An nftables firewall like the reference but rejecting instead of dropping, and
+    least-privilege: the replica (web-02) admits no 3306 at all."""
+    lb, web2 = (lab.address(h) for h in ("lb-01", "web-02"))
     allowed = {
         "lb-01": ["tcp dport { 22, 53, 80, 443 } accept", "udp dport 53 accept"],
         "web-01": [
@@ -137,7 +167,6 @@ def nft_ruleset(lab: LabRunner, host: str) -> str:
         "web-02": [
             "tcp dport 22 accept",
             f"ip saddr {lb} tcp dport {{ 80, 9100 }} accept",
-            f"ip saddr {web1} tcp dport 3306 accept",
         ],
     }[host]
     rules = "; ".join(["ct state established,related accept", "iif lo accept", *allowed, "reject"])
