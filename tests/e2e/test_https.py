@@ -1,8 +1,8 @@
 """HTTPS on a live lab: the reference passes every https check and the base design still grades
 105/105 behind the redirect; `lab ca` says how to trust the lab CA and signs a request made on
 lb-01, which installed elsewhere with other ciphers passes too; each sabotage (an expired,
-wrong-name or self-signed certificate, no redirect, TLS 1.0, no HSTS, no X-Forwarded-Proto)
-fails its check."""
+wrong-name or self-signed certificate, no redirect, TLS 1.0, no HSTS, no X-Forwarded-Proto,
+a fixed X-Forwarded-For) fails its check."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("https")]
 CFG = "/etc/haproxy/haproxy.cfg"
 PEM = "/etc/haproxy/certs/site.pem"
 SAVED = "/root/https-e2e"
+MACHINE = "192.168.82.1"  # this machine on the lab's network
 RELOAD = f"sudo haproxy -c -q -f {CFG} && sudo systemctl reload haproxy"
 
 
@@ -149,7 +150,7 @@ SELF_SIGNED = (
 @dataclass(frozen=True)
 class Sabotage:
     name: str
-    breaks: object  # shell on lb-01, or a function of the lab's name giving it
+    breaks: object  # shell on lb-01, or a function of the lab's name giving it; sed for CONFIG
     fails: str
     evidence: str
 
@@ -191,6 +192,15 @@ CONFIG = [
         "https.forwarded",
         "was not told the request came over HTTPS",
     ),
+    Sabotage(  # this machine's address written in, whoever the client is
+        "fixed-xff",
+        (
+            "s/^    option forwardfor$/    option forwardfor except 0.0.0.0\\/0/",
+            f"/^    default_backend web$/i\\    http-request set-header X-Forwarded-For {MACHINE}",
+        ),
+        "https.forwarded",
+        "not that client's address",
+    ),
 ]
 
 
@@ -212,7 +222,11 @@ def test_each_bad_certificate_fails_its_check(https_lab, sabotage):
 
 def test_each_broken_configuration_line_fails_its_own_check(https_lab):
     lab = https_lab
-    script = " ".join(f"-e {quote(s.breaks)}" for s in CONFIG)
+    script = " ".join(
+        f"-e {quote(line)}"
+        for s in CONFIG
+        for line in (s.breaks if isinstance(s.breaks, tuple) else (s.breaks,))
+    )
     try:
         remote(lab, f"sudo sed -i {script} {CFG} && {RELOAD}")
         results = by_id(check_json(lab, "https"))
