@@ -243,6 +243,19 @@ PS = """\
 """
 
 
+def test_services_to_stop_on_a_recorded_balancer():
+    text = (RAW / "ps-units-lb-01-ha.txt").read_text()
+    processes = parse_processes("\n".join(x for x in text.splitlines() if x[:1] not in "#$"))
+    assert processes[70] == (51, "nsd.service", "nsd: main")
+    speaker, haproxy_worker = 1008, 1011  # from `ss -Hanp -w` and `ss -Hltnp` at that moment
+    assert services_to_stop(processes, {speaker, haproxy_worker}) == [
+        "haproxy.service",
+        "keepalived.service",
+    ]
+    with pytest.raises(CheckError, match=r"ssh\.service runs sshd, not only bash, keepalived"):
+        services_to_stop(processes, {speaker, 1090})  # port 80 served from someone's SSH login
+
+
 def test_services_to_stop_are_those_of_the_speaker_and_the_listener():
     processes = parse_processes(PS)
     assert processes[340] == (311, "keepalived.service", "bash")  # its vrrp_script, running
