@@ -30,6 +30,8 @@ def ha_lab(tmp_path_factory):
     try:
         runner("up", "--provision")
         runner("provision", "ha")
+        # keepalived starts as backup and takes the address after about 3 adverts (measured: 3 s)
+        assert wait_until(lambda: holders(runner) == ["lb-01"], 20), holders(runner)
         yield runner
     finally:
         runner("destroy", check=False)
