@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 
 from checks import CATALOGUE
+from checks.runner import select
 from grading import assignment as assignments
 from grading import submissions as subs
 from grading.class_run import ClassRun
@@ -89,7 +90,8 @@ def grade_servers(lab, class_file: Path, paths: list[str]) -> ExitCode:
     if len(paths) > 1:
         raise LabError("usage: lab grade --live CLASS.yml [ASSIGNMENT]")
     chosen = assignments.load(Path(paths[0])) if paths else None
-    checks = chosen.checks if chosen else {cid: c.points for cid, c in CATALOGUE.items()}
+    base = select(CATALOGUE, [])  # without an assignment: the base design, as `lab check`
+    checks = chosen.checks if chosen else {c.id: c.points for c in base}
     name = chosen.name if chosen else "design"
     students = load_class(class_file)
     out = Path(lab.args.out or f"grades-live-{name}")
