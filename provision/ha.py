@@ -4,8 +4,9 @@ between the balancers (unicast VRRP), away from one whose HAProxy stops answerin
 from __future__ import annotations
 
 from facts import vrrp
+from lab.remote import quote
 from lab.topology import Topology
-from provision.engine import StepFailed
+from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run
 
 CONFIG = "/etc/keepalived/keepalived.conf"
@@ -22,6 +23,19 @@ def unavailable(topology: Topology) -> str:
 def router_id(topology: Topology) -> int:
     """The VRRP router id (1-255): the virtual address's last number, easy to recognise."""
     return int(topology.virtual_address.rsplit(".", 1)[1]) % 255 or 1
+
+
+def hold(hr: HostRun, address: str, seconds: int = 20) -> None:
+    """Wait until the preferred balancer holds address: a restarted keepalived starts as backup
+    and takes it over after about three adverts (measured: 3 s), and `lab check ha` may follow."""
+    pattern = quote(f" {address}/")
+    wait = (
+        f"for i in $(seq {seconds * 2}); do {vrrp.ADDRESSES} | grep -qF -- {pattern} && exit 0; "
+        "sleep 0.5; done; exit 1"
+    )
+    if hr.sh(wait, sudo=False, check=False).exited != 0:
+        why = f"keepalived did not take {address} within {seconds} s (journalctl -u keepalived)"
+        raise StepFailed(hr.name, "ha", why)
 
 
 def configure(run: Run) -> None:
@@ -50,6 +64,8 @@ def configure(run: Run) -> None:
         if changed:
             hr.validate(f"keepalived -t -f {CONFIG}", "the keepalived configuration")
         hr.service("keepalived", restart=changed)
+        if changed and host == balancers[0]:
+            hold(hr, topology.virtual_address)
 
     run.each("lb", step, "ha")
 
