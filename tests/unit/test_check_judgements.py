@@ -192,6 +192,9 @@ BROKEN = [
     ("ha.site", _set(["addresses"], ["192.168.74.10"]), "not the virtual address"),
     ("ha.same-config", _set(["balancers", "lb-02", "servers"], []), "lb-02 lacks server"),
     ("ha.failover", _set(["answered_after"], None), "did not answer again"),
+    ("ha.failover", _set(["takeover"], ["lb-01"]), "no other balancer took the address over"),
+    ("ha.failover", _set(["left_up"], ["keepalived still speaks VRRP"]), "could not take lb-01"),
+    ("ha.site", _set(["served_by"], "lb-01"), "not a page from a web server"),
 ]
 
 
