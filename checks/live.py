@@ -150,12 +150,18 @@ class LiveLab:
             self._cleanups.append((what, undo))
 
     def done_with(self, what: str) -> None:
-        """Run and forget the cleanup registered as what."""
+        """Run and forget the cleanup registered as what; one that fails stays registered, so
+        that the end of the run tries it again."""
         with self._guard:
             undos = [u for w, u in self._cleanups if w == what]
             self._cleanups = [(w, u) for w, u in self._cleanups if w != what]
-        for undo in undos:
-            undo()
+        for i, undo in enumerate(undos):
+            try:
+                undo()
+            except BaseException:
+                with self._guard:
+                    self._cleanups += [(what, u) for u in undos[i:]]
+                raise
 
     def cleanup(self) -> list[str]:
         """Undo whatever checks left changed (interrupted or crashed); returns what failed."""

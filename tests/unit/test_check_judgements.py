@@ -277,3 +277,21 @@ def test_a_check_never_raises():
     finally:
         Check.registry.pop("test.boom", None)
         Check.registry.pop("test.unreachable", None)
+
+
+def test_a_cleanup_that_fails_is_tried_again_at_the_end_of_the_run():
+    from checks.live import LiveLab
+    from lab.topology import parse, variant
+
+    lab = LiveLab(parse(variant("unit-live", 99)), fleet=None)
+    attempts = []
+
+    def restart():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise CheckError("nginx did not start")
+
+    lab.on_cleanup("nginx stopped", restart)
+    with pytest.raises(CheckError):
+        lab.done_with("nginx stopped")
+    assert lab.cleanup() == [] and len(attempts) == 2  # the end of the run tried it again
