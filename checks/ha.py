@@ -285,14 +285,11 @@ def down_view(lab, host: str) -> list[str]:
     return left_up(vrrp_view(lab, host), [n for item in port80 for n, _ in item.processes])
 
 
-def start_again(lab, host: str, names: str, what: str) -> None:
-    """Start the stopped services; when that fails, try again at the end of the run too."""
+def start_again(lab, host: str, names: str) -> None:
+    """Start the stopped services (registered as a cleanup: when this fails, the end of the
+    run tries again)."""
     start = f"systemctl start {names} || {{ sleep 2; systemctl start {names}; }}"
-    try:
-        lab.sh(host, start, sudo=True, timeout=60)
-    except CheckError:
-        lab.on_cleanup(what, lambda: lab.sh(host, start, sudo=True, timeout=60))
-        raise
+    lab.sh(host, start, sudo=True, timeout=60)
 
 
 def kill_active(lab, vip: str) -> dict:
@@ -312,7 +309,7 @@ def kill_active(lab, vip: str) -> dict:
     names = " ".join(quote(u) for u in units)
     address, _, interface = (view["holds"] or f"{vip} dev lo").partition(" dev ")
     what = f"services on {victim}"
-    lab.on_cleanup(what, lambda: start_again(lab, victim, names, what))
+    lab.on_cleanup(what, lambda: start_again(lab, victim, names))
     observed = {"virtual_address": vip, "victim": victim, "units": units}
     try:
         lab.sh(

@@ -346,7 +346,7 @@ class Unstartable(LiveLab):
 
 def test_a_restart_that_fails_is_tried_again_at_the_end_of_the_run():
     lab, what = Unstartable(failures=1), "services on lb-01"
-    lab.on_cleanup(what, lambda: start_again(lab, "lb-01", "haproxy.service", what))
+    lab.on_cleanup(what, lambda: start_again(lab, "lb-01", "haproxy.service"))
     with pytest.raises(CheckError, match=r"Job for haproxy\.service failed"):
         lab.done_with(what)
     assert lab.cleanup() == [] and len(lab.commands) == 2  # the end of the run started it
