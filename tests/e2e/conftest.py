@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -152,3 +153,28 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not reached within {timeout} s")
+
+
+@contextlib.contextmanager
+def lab_with(tmp_path_factory, name: str, third_octet: int, *components: str):
+    """A lab of its own with the base design and these components built; always destroyed."""
+    require_lab_prerequisites()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp(name), name, third_octet))
+    try:
+        runner("up", "--provision")
+        for component in components:
+            runner("provision", component)
+        yield runner
+    finally:
+        runner("destroy", check=False)
+
+
+def check_json(lab: LabRunner, *what: str) -> dict:
+    """`lab check WHAT --json`, which must have run (passed or not)."""
+    result = lab("check", *what, "--json", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def by_id(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in report["checks"]}

@@ -4,14 +4,13 @@ firewall without ufw (no 3306 from the primary to the replica) passes too."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 import pytest
 
 from checks.live import connect_state
-from tests.e2e.conftest import LabRunner, changed_count, require_lab_prerequisites, write_topology
+from tests.e2e.conftest import LabRunner, by_id, changed_count, check_json, lab_with
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("firewall")]
 
@@ -19,24 +18,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("firewall")]
 @pytest.fixture(scope="module")
 def firewalled_lab(tmp_path_factory):
     """The reference lab with the firewall built (e2e-fw, 192.168.81.0/24)."""
-    require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("fw"), "e2e-fw", 81))
-    try:
-        runner("up", "--provision")
-        runner("provision", "firewall")
+    with lab_with(tmp_path_factory, "e2e-fw", 81, "firewall") as runner:
         yield runner
-    finally:
-        runner("destroy", check=False)
-
-
-def check_json(lab: LabRunner, *what: str) -> dict:
-    result = lab("check", *what, "--json", check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return json.loads(result.stdout)
-
-
-def by_id(report: dict) -> dict[str, dict]:
-    return {c["id"]: c for c in report["checks"]}
 
 
 def test_reference_passes_and_the_base_design_still_grades(firewalled_lab):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import subprocess
 from dataclasses import dataclass
 from shlex import quote
@@ -18,7 +17,7 @@ from cryptography import x509
 
 from lab import ca
 from lab.state import LabState
-from tests.e2e.conftest import LabRunner, changed_count, require_lab_prerequisites, write_topology
+from tests.e2e.conftest import LabRunner, by_id, changed_count, check_json, lab_with
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("https")]
 CFG = "/etc/haproxy/haproxy.cfg"
@@ -31,15 +30,9 @@ RELOAD = f"sudo haproxy -c -q -f {CFG} && sudo systemctl reload haproxy"
 @pytest.fixture(scope="module")
 def https_lab(tmp_path_factory):
     """The reference lab with HTTPS built (e2e-tls, 192.168.82.0/24), its files saved."""
-    require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("tls"), "e2e-tls", 82))
-    try:
-        runner("up", "--provision")
-        runner("provision", "https")
+    with lab_with(tmp_path_factory, "e2e-tls", 82, "https") as runner:
         remote(runner, f"sudo mkdir -p {SAVED} && sudo cp {CFG} {PEM} {SAVED}/")
         yield runner
-    finally:
-        runner("destroy", check=False)
 
 
 def remote(lab: LabRunner, command: str) -> str:
@@ -55,16 +48,6 @@ def remote(lab: LabRunner, command: str) -> str:
 def restore(lab: LabRunner) -> None:
     back = f"sudo cp {SAVED}/haproxy.cfg {CFG} && sudo cp {SAVED}/site.pem {PEM}"
     remote(lab, f"{back} && {RELOAD}")
-
-
-def check_json(lab: LabRunner, *what: str) -> dict:
-    result = lab("check", *what, "--json", check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return json.loads(result.stdout)
-
-
-def by_id(report: dict) -> dict[str, dict]:
-    return {c["id"]: c for c in report["checks"]}
 
 
 def test_reference_passes_and_the_base_design_still_grades(https_lab):

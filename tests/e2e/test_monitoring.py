@@ -3,19 +3,12 @@ and clear) and the base design still grades 105/105; each sabotage fails its che
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pytest
 
 from provision.monitoring import RULES
-from tests.e2e.conftest import (
-    LabRunner,
-    changed_count,
-    require_lab_prerequisites,
-    wait_until,
-    write_topology,
-)
+from tests.e2e.conftest import by_id, changed_count, check_json, lab_with, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("monitoring")]
 TARGETS = "curl -s 'http://127.0.0.1:9090/api/v1/targets?state=active'"
@@ -24,24 +17,8 @@ TARGETS = "curl -s 'http://127.0.0.1:9090/api/v1/targets?state=active'"
 @pytest.fixture(scope="module")
 def monitored_lab(tmp_path_factory):
     """The reference lab with monitoring built (e2e-mon, 192.168.83.0/24)."""
-    require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("mon"), "e2e-mon", 83))
-    try:
-        runner("up", "--provision")
-        runner("provision", "monitoring")
+    with lab_with(tmp_path_factory, "e2e-mon", 83, "monitoring") as runner:
         yield runner
-    finally:
-        runner("destroy", check=False)
-
-
-def check_json(lab: LabRunner, *what: str) -> dict:
-    result = lab("check", *what, "--json", check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return json.loads(result.stdout)
-
-
-def by_id(report: dict) -> dict[str, dict]:
-    return {c["id"]: c for c in report["checks"]}
 
 
 def test_reference_passes_and_the_base_design_still_grades(monitored_lab):
