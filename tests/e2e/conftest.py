@@ -178,3 +178,11 @@ def check_json(lab: LabRunner, *what: str) -> dict:
 
 def by_id(report: dict) -> dict[str, dict]:
     return {c["id"]: c for c in report["checks"]}
+
+
+def assert_base_design_passes(lab: LabRunner) -> dict:
+    """A plain `lab check` scores the base design's 105 points (failures named when not)."""
+    base = check_json(lab)
+    failures = [(c["id"], c["evidence"]) for c in base["checks"] if c["status"] != "pass"]
+    assert (base["score"], base["max_score"]) == (105, 105), failures
+    return base
