@@ -52,6 +52,9 @@ class HaproxyAnswers(Check):
         o["listeners"] = sorted({n for item in owners for n in item.names})
         try:
             o["status"] = through_lb(lab)["status"]
+            if o["status"] >= 500:  # servers (re)started a moment ago: let health checks see them
+                wait_until_servers_up(lab, o)
+                o["status"] = through_lb(lab)["status"]
         except CheckError as exc:
             o["error"] = str(exc)
             o["journal"] = service_error(lab, o["host"], "haproxy")
