@@ -98,3 +98,11 @@ def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
     }
     ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in shown)
     return Report(lab_name, ordered, round(time.monotonic() - started, 2))
+
+
+def run_on_lab(chosen: list[type[Check]], topology, fleet, name: str | None = None) -> Report:
+    """Run chosen checks (and what they need) on the live lab fleet reaches."""
+    from checks import catalogue  # the catalogue and the live lab's clients: only when grading
+    from checks.live import LiveLab
+
+    return run_checks(catalogue(), chosen, LiveLab(topology, fleet), name or topology.name)

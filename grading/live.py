@@ -28,9 +28,8 @@ from pathlib import Path
 import yaml
 
 from checks import CATALOGUE
-from checks.live import LiveLab
 from checks.report import to_dict
-from checks.runner import run_checks
+from checks.runner import run_on_lab
 from grading.class_run import graded_checks
 from grading.model import ERROR, GRADED, Pass, StudentResult
 from grading.submissions import student_name
@@ -133,7 +132,7 @@ def grade_one(student: LiveStudent, checks: dict[str, int], assignment: str, on_
     try:
         chosen = [CATALOGUE[cid] for cid in checks]
         with Fleet(student.specs) as fleet:
-            report = run_checks(CATALOGUE, chosen, LiveLab(student.topology, fleet), student.name)
+            report = run_on_lab(chosen, student.topology, fleet, student.name)
         graded = graded_checks(to_dict(report)["checks"], checks)
         result.first = Pass([], graded, round(time.monotonic() - started, 1))
         result.status = GRADED

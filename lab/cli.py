@@ -13,13 +13,12 @@ from pathlib import Path
 
 import argcomplete
 
-from checks import CATALOGUE, history
-from checks.live import LiveLab
+from checks import catalogue, history
 from checks.report import to_json, to_junit
-from checks.runner import run_checks, select
+from checks.runner import run_on_lab, select
 from lab import __version__, providers, render, sshconfig, topology
 from lab.commands import completion
-from lab.connection import Fleet
+from lab.connection import BOOT_FINISHED, Fleet, on_every_host
 from lab.errors import ExitCode, LabError
 from lab.providers.vagrant import VagrantProvider
 from lab.snapshots import ensure_reference_state, is_cached
@@ -88,6 +87,7 @@ def provision_fresh_hosts(lab: Lab) -> ExitCode:
     started = time.monotonic()
     warm = is_cached(lab.topology, lab.provider, BASE)
     ensure_reference_state(lab.topology, lab.state, lab.provider, BASE, lab.reporter)
+    on_every_host(lab.provider.specs(), BOOT_FINISHED)
     how = "restored from the reference-state cache" if warm else "built and cached for next time"
     lab.console.print(
         f"[ok]✓[/] the base design: {how} in {time.monotonic() - started:.1f} s"
@@ -121,14 +121,14 @@ def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
 
 def cmd_check(lab: Lab) -> ExitCode:
     if lab.args.list:
-        lab.console.print(render.check_list(CATALOGUE))
+        lab.console.print(render.check_list(catalogue()))
         return ExitCode.OK
-    chosen = select(CATALOGUE, lab.args.what, lab.args.all)
+    chosen = select(catalogue(), lab.args.what, lab.args.all)
     specs = lab.specs()
     if lab.args.watch:
         return watch_checks(lab, chosen, lab.args.every, lab.args.times)
     with Fleet(specs) as fleet:
-        report = run_checks(CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name)
+        report = run_on_lab(chosen, lab.topology, fleet)
     history.save(lab.state.dir, report)
     if lab.args.junit:
         Path(lab.args.junit).write_text(to_junit(report))
@@ -256,11 +256,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def command_modules() -> dict:
-    """The command modules by command name, in the order listed."""
+def command_modules(argv: list[str] | None = None) -> dict:
+    """The command modules by command name, in the order listed. Given the command line, only
+    the modules of the commands it names: a command starts without importing the others."""
+    names = {name.replace("_", "-"): name for name in COMMAND_MODULES}
+    if argv is not None and "_ARGCOMPLETE" not in os.environ:
+        words = set(argv)
+        if words & (set(names) | set(COMMANDS)):  # else help, or an unknown command: all
+            names = {command: name for command, name in names.items() if command in words}
     return {
-        name.replace("_", "-"): importlib.import_module(f"lab.commands.{name}")
-        for name in COMMAND_MODULES
+        command: importlib.import_module(f"lab.commands.{name}") for command, name in names.items()
     }
 
 
@@ -282,7 +287,8 @@ class LabParser(argparse.ArgumentParser):
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with argv, one that knows only the commands argv names in full."""
     parser = LabParser(
         prog="lab",
         description="webstack lab: bring up lb-01, web-01 and web-02, build the distributed web "
@@ -319,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["provision"].add_argument(
         "--all", action="store_true", help="the base design and every fix of its issues"
     )
-    for name, module in command_modules().items():
+    for name, module in command_modules(argv).items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
         module.arguments(sub)
         sub.set_defaults(run=module.run)
@@ -359,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one error boundary for the whole program."""
-    parser = build_parser()
+    try:
+        parser = build_parser(sys.argv[1:] if argv is None else argv)  # Ctrl-C may land here
+    except KeyboardInterrupt:  # nothing ran yet
+        return int(ExitCode.INTERRUPTED)
     argcomplete.autocomplete(parser, always_complete_options=False)
     args = parser.parse_args(argv)
     console = render.make_console(no_color=args.no_color)

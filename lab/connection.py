@@ -173,6 +173,25 @@ class Fleet:
         self._connections.clear()
 
 
+# waits until systemd started every service of the boot (a check run right after sees them)
+BOOT_FINISHED = "timeout 60 systemctl is-system-running --wait >/dev/null || true"
+
+
+def on_every_host(specs: Iterable[HostSpec], command: str, timeout: float = 90) -> dict[str, str]:
+    """command's output on every host at once; a host that fails it makes this fail."""
+    with Fleet(specs) as fleet:
+        outcomes = fan_out(fleet.names, lambda name: fleet.run(name, command, timeout=timeout))
+    failed = [f"{h}: {describe(o.error)}" for h, o in outcomes.items() if o.error]
+    failed += [
+        f"{h}: {o.value.stderr.strip() or o.value.exited}"
+        for h, o in outcomes.items()
+        if not o.error and o.value.exited != 0
+    ]
+    if failed:
+        raise LabError("; ".join(failed))
+    return {h: o.value.stdout for h, o in outcomes.items()}
+
+
 def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
     """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
     last_error = "no answer"

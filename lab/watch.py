@@ -11,9 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from checks import CATALOGUE, history
-from checks.live import LiveLab
-from checks.runner import run_checks
+from checks import history
+from checks.runner import run_on_lab
 from lab.connection import Fleet
 from lab.errors import ExitCode
 from lab.render import CHECK_MARKS
@@ -77,9 +76,7 @@ def watch_checks(lab, chosen, every: float, times: int = 0) -> ExitCode:
                     live.update(
                         watch_table(report, rounds, every, "· checking again…"), refresh=True
                     )
-                report = run_checks(
-                    CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name
-                )
+                report = run_on_lab(chosen, lab.topology, fleet)
                 rounds += 1
                 history.save(lab.state.dir, report)
                 clock = datetime.now().strftime("%H:%M:%S")

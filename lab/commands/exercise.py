@@ -13,12 +13,11 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from checks import CATALOGUE
+from checks import catalogue
 from checks.base import Report, Status
-from checks.live import LiveLab
-from checks.runner import run_checks
+from checks.runner import run_on_lab
 from lab import exercises, render
-from lab.connection import Fleet, describe, fan_out
+from lab.connection import BOOT_FINISHED, Fleet, on_every_host
 from lab.errors import ExitCode, LabError
 from lab.remote import quote
 from lab.snapshots import ensure_reference_state, is_cached
@@ -89,7 +88,8 @@ def start(lab, exercise) -> ExitCode:
             lab.write_ssh_config()
         warm = is_cached(lab.topology, lab.provider, given)
         key = ensure_reference_state(lab.topology, lab.state, lab.provider, given, lab.reporter)
-        on_hosts(lab, f"sudo touch {quote(MARKER)}")
+        # after the boot: what the boot itself writes is not the student's work
+        on_every_host(lab.provider.specs(), f"{BOOT_FINISHED}; sudo touch {quote(MARKER)}")
         progress = load_progress(lab)
         progress["started"] = {"exercise": exercise.number, "key": key, "at": time.time()}
         save_progress(lab, progress)
@@ -110,21 +110,6 @@ def start(lab, exercise) -> ExitCode:
     return ExitCode.OK
 
 
-def on_hosts(lab, command: str) -> dict[str, str]:
-    """command's output on every host; a host that fails it makes this fail."""
-    with Fleet(lab.provider.specs()) as fleet:
-        outcomes = fan_out(fleet.names, lambda name: fleet.run(name, command, timeout=60))
-    failed = [f"{h}: {describe(o.error)}" for h, o in outcomes.items() if o.error]
-    failed += [
-        f"{h}: {o.value.stderr.strip() or o.value.exited}"
-        for h, o in outcomes.items()
-        if not o.error and o.value.exited != 0
-    ]
-    if failed:
-        raise LabError("; ".join(failed))
-    return {h: o.value.stdout for h, o in outcomes.items()}
-
-
 def changes(lab) -> str:
     """Why the lab may hold work (e.g. 'has changes on web-01: /etc/nginx/...'), or ''."""
     if "started" not in load_progress(lab):
@@ -136,7 +121,7 @@ def changes(lab) -> str:
         f"-newer {quote(MARKER)} -print 2>/dev/null | head -n 5"
     )
     try:
-        outputs = on_hosts(lab, command)
+        outputs = on_every_host(lab.provider.specs(), command)
     except LabError as exc:
         return f"could not be inspected ({exc})"
     found = []
@@ -166,21 +151,21 @@ def confirm(lab, situation: str, question: str) -> None:
 def check_ids(exercise) -> list[str]:
     """The ids of the checks that grade exercise: its own, and every check of its sections."""
     work = exercise.work
-    in_sections = [c.id for c in CATALOGUE.values() if c.section in work.sections]
+    in_sections = [c.id for c in catalogue().values() if c.section in work.sections]
     return [*work.checks, *(i for i in in_sections if i not in work.checks)]
 
 
 def graded_checks(exercise) -> list:
     if not check_ids(exercise):
         raise LabError(f"exercise {exercise.number} is not graded")
-    return [CATALOGUE[check_id] for check_id in check_ids(exercise)]
+    return [catalogue()[check_id] for check_id in check_ids(exercise)]
 
 
 def grade(lab, exercise) -> Report:
     """Run the exercise's checks (and what they need); the statuses are saved for the list."""
     chosen = graded_checks(exercise)
     with Fleet(lab.specs()) as fleet:
-        report = run_checks(CATALOGUE, chosen, LiveLab(lab.topology, fleet), lab.topology.name)
+        report = run_on_lab(chosen, lab.topology, fleet)
     progress = load_progress(lab)
     progress.setdefault("checks", {}).update({r.id: r.status.value for r in report.results})
     progress.setdefault("ran", {})[exercise.number] = time.time()

@@ -87,3 +87,13 @@ def test_hosts_lines_point_the_domain_at_the_load_balancer(tmp_path):
     out = lab("hosts", home=tmp_path).stdout
     assert "192.168.56.10\tfoobar.com www.foobar.com" in out
     assert "192.168.56.12\tweb-02" in out
+
+
+def test_ctrl_c_while_the_commands_are_imported_is_a_quiet_exit(monkeypatch):
+    from lab import cli
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["check"]) == 130
