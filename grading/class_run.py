@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from checks import CATALOGUE
-from checks.live import LiveLab
 from checks.report import to_dict
-from checks.runner import run_checks
+from checks.runner import run_on_lab
 from grading import submissions as subs
 from grading.assignment import Assignment
 from grading.gradebook import save_scripts
@@ -245,9 +244,7 @@ class ClassRun:
     def _run_checks(self, sandbox: SandboxLab) -> list[dict]:
         chosen = [CATALOGUE[cid] for cid in self.assignment.checks]
         with sandbox.fleet() as fleet:
-            report = run_checks(
-                CATALOGUE, chosen, LiveLab(sandbox.topology, fleet), sandbox.topology.name
-            )
+            report = run_on_lab(chosen, sandbox.topology, fleet)
         return graded_checks(to_dict(report)["checks"], self.assignment.checks)
 
 

@@ -21,6 +21,7 @@ CONNECT_TIMEOUT = 5
 # sshd frees a finished session one turn of its loop after the channel closes, so a client
 # running N commands back to back can hold 2N of sshd's MaxSessions (10) for a moment
 CHANNELS = 5
+STDIN_CHUNK = 32768
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class HostSpec:
 
 class SafeRemote(Remote):
     """Fabric's remote runner, safe when a command exits before it has read all its stdin."""
+
+    def read_our_stdin(self, input_):
+        """A whole chunk of an in-memory input: invoke reads streams that are not terminals one
+        byte per pass, with a 10 ms nap between passes (10 KB took 100 s)."""
+        if isinstance(input_, io.StringIO):
+            return input_.read(STDIN_CHUNK)
+        return super().read_our_stdin(input_)
 
     def _write_proc_stdin(self, data: bytes) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,3 +72,12 @@ def test_stdin_reaches_the_command_and_an_unread_stdin_is_harmless(lab):
         assert fleet.run(HOST, "cat", stdin="fed through stdin\n").stdout == "fed through stdin\n"
         problems = hammer(fleet, threads=10, commands=10, stdin="never read\n")
     assert not problems, f"{len(problems)} of 100 commands failed, e.g. {problems[:3]}"
+
+
+def test_input_sent_to_a_command_arrives_whole_and_fast(lab):
+    data = "".join(f"line {n} of the input\n" for n in range(20000))  # about 450 KB
+    with fleet_of(lab) as fleet:  # read a byte per 10 ms, as invoke does, it would take 75 min
+        result = fleet.run(HOST, "sha256sum", stdin=data, timeout=30)
+        assert result.stdout.split()[0] == hashlib.sha256(data.encode()).hexdigest()
+        stopped_early = fleet.run(HOST, "head -c 4", stdin=data, timeout=30)  # exits unread
+        assert (stopped_early.exited, stopped_early.stdout) == (0, "line")
