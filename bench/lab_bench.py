@@ -205,6 +205,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else [n for n in SCENARIOS if n not in OPT_IN]
+    if unknown := [name for name in chosen if name not in SCENARIOS]:
+        parser.error(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
     if args.cold and "cold" not in chosen:
         chosen.insert(0, "cold")
     with tempfile.TemporaryDirectory() as tmp:
