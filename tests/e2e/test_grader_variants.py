@@ -22,6 +22,9 @@ import pytest
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
+from facts.haproxy import runtime_api
+from lab.remote import quote
+from tests.e2e.conftest import by_id, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
@@ -616,6 +619,36 @@ def test_one_host_down_fails_only_what_needs_it(provisioned_lab):
             ["lxc-attach", "-P", "/var/lib/webstack-lab/containers", "-n", f"{lab.name}-web-02",
              "--", "systemctl", "start", "ssh"], check=True)  # fmt: skip
     assert lab.ssh("web-02", "hostname").strip() == "web-02"
+
+
+IN_TWO_SECONDS = "--on-active=2 --timer-property=AccuracySec=100ms"  # timers are lax by default
+
+
+def haproxy_servers_down(lab) -> int:
+    """How many servers HAProxy's runtime API shows DOWN on lb-01."""
+    show = runtime_api("show stat", "/run/haproxy/admin.sock")
+    rows = [line.split(",") for line in lab.ssh("lb-01", f"sudo sh -c {quote(show)}").splitlines()]
+    return sum(1 for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")
+               and row[17].startswith("DOWN"))  # fmt: skip
+
+
+def test_no_web_server_up_fails_lb_haproxy_and_servers_back_a_moment_ago_pass(provisioned_lab):
+    lab = provisioned_lab
+    for host in ("web-01", "web-02"):
+        lab.ssh(host, "sudo systemctl stop nginx")
+    try:
+        wait_until(lambda: haproxy_servers_down(lab) == 2, 30)
+        report = by_id(check_json(lab, "lb.haproxy"))["lb.haproxy"]
+        assert report["status"] == "fail" and "no server could answer" in report["evidence"]
+        # started again 2 s from now: the check's first request still finds no server, and
+        # HAProxy sees them back about 2 s later (rise 2, inter 1s): the grader waits for that
+        for host in ("web-01", "web-02"):
+            lab.ssh(host, f"sudo systemd-run --quiet {IN_TWO_SECONDS} systemctl start nginx")
+        again = by_id(check_json(lab, "lb.haproxy"))["lb.haproxy"]
+        assert again["status"] == "pass", again["evidence"]
+    finally:
+        for host in ("web-01", "web-02"):
+            lab.ssh(host, "sudo systemctl start nginx")
 
 
 def test_a_stopped_database_is_not_a_load_balancer_failure(provisioned_lab):
