@@ -263,6 +263,7 @@ STATE_WORDS = {
     "unknown": "not tried (the probe's answer was lost)",
 }
 BLOCKED = ("refused", "silent", "unreachable")
+LISTENERS = {"grader": " (the grader listened there)", "service": " (a service listens there)"}
 CONTROL_WORDS = {**STATE_WORDS, "unknown": "not tried"}
 
 
@@ -282,7 +283,7 @@ def problems(rows: list[dict]) -> list[str]:
         if row["listener"] == "failed":
             found.append(f"{where(row)}: the grader could not listen there to try it")
         elif state == "unknown" or (row["open"] and state != "open"):
-            found.append(f"{where(row)}: {words}")
+            found.append(f"{where(row)}: {words}{LISTENERS.get(row['listener'], '')}")
         elif not row["open"] and state not in BLOCKED:
             found.append(f"{where(row)}: {'open' if state == 'open' else words}")
         elif not row["open"] and state != "refused" and row.get("control") != "open":

@@ -248,6 +248,7 @@ def test_blocked_replication_fails_internal_with_its_own_hint():
     verdict = _judge(firewall.InternalOpen, _rows(state=state))
     assert not verdict.passed
     assert "web-01:3306 (replication) from web-02: dropped" in verdict.evidence
+    assert "(a service listens there)" in verdict.evidence  # blocked, not merely idle
     assert "Replication is blocked" in verdict.hint
 
 
