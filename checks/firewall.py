@@ -35,7 +35,9 @@ DATABASE_ROLES = ("db-primary", "db-replica")
 # On a target: for each port, is a service answering on the host's address (connecting from
 # the host itself)? If not, listen there for the probe (a port marked "?" only counts when a
 # service runs; LOW-HIGH: a free port drawn at random in that range, none of the asked ones).
-# Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu.
+# Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu. ReuseAddr: the
+# connections a previous run's listener accepted and closed leave the port in TIME_WAIT for a
+# minute, which is no service (a listening socket still refuses the bind).
 LISTEN = r"""
 use strict; use IO::Socket::INET; use POSIX ();
 $| = 1;
@@ -48,7 +50,7 @@ for my $arg (@asked) {
                                            Proto => "tcp", Timeout => 1) ? 1 : 0;
 }
 sub bound { IO::Socket::INET->new(Listen => 16, LocalAddr => $addr, LocalPort => $_[0],
-                                  Proto => "tcp") }
+                                  Proto => "tcp", ReuseAddr => 1) }
 for my $arg (@asked) {
     my $s;
     if (my ($low, $high) = $arg =~ /^(\d+)-(\d+)$/) {
