@@ -15,15 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import resources
 from lab.topology import variant
 
 pytestmark = pytest.mark.e2e
 
 
-def write_topology(directory: Path, name: str, third_octet: int) -> Path:
-    """The packaged topology under another name and subnet: tests never touch a user's lab."""
+def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:
+    """A packaged topology (lab.yml, lab-ha.yml) under another name and subnet: tests never
+    touch a user's lab."""
     path = directory / f"{name}.yml"
-    path.write_text(yaml.safe_dump(variant(name, third_octet), sort_keys=False))
+    data = variant(name, third_octet, resources.topology_file(source))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 

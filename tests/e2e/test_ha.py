@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
-from lab import resources
-from lab.topology import variant
-from tests.e2e.conftest import LabRunner, require_lab_prerequisites, wait_until
+from tests.e2e.conftest import LabRunner, require_lab_prerequisites, wait_until, write_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ha")]
 
@@ -23,10 +20,7 @@ CONFIG = "/etc/haproxy/haproxy.cfg"
 def ha_lab(tmp_path_factory):
     """Four hosts from lab-ha.yml, the base design and `lab provision ha`; destroyed afterwards."""
     require_lab_prerequisites()
-    path = tmp_path_factory.mktemp("ha") / "e2e-ha.yml"
-    data = variant("e2e-ha", 84, resources.topology_file("lab-ha.yml"))
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    runner = LabRunner(path)
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("ha"), "e2e-ha", 84, "lab-ha.yml"))
     try:
         runner("up", "--provision")
         runner("provision", "ha")

@@ -1,5 +1,7 @@
-"""The Vagrant provider for real: the Vagrantfile's machines through vagrant-lxc, provisioned
-and graded by the same code as the embedded lab, then destroyed without a trace."""
+"""The Vagrant provider for real: the Vagrantfile's machines through vagrant-lxc for the
+four-host topology (lab-ha.yml), provisioned and graded by the same code as the embedded lab,
+the balancers' virtual address moving between two Vagrant machines, then destroyed without a
+trace."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from tests.e2e.conftest import (
     LabRunner,
     changed_count,
     require_lab_prerequisites,
+    wait_until,
     write_topology,
 )
 
@@ -21,7 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("vagrant")]
 @pytest.fixture(scope="module")
 def vagrant_lab(tmp_path_factory):
     require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("vagrant"), "e2e-vag", 65))
+    directory = tmp_path_factory.mktemp("vagrant")
+    runner = LabRunner(write_topology(directory, "e2e-vag", 65, "lab-ha.yml"))
     env = {"LAB_VAGRANT_PROVIDER": "lxc"}
     try:
         runner("up", "--provider", "vagrant", **env)
@@ -45,11 +49,21 @@ def test_vagrant_machines_are_the_topologys_hosts(vagrant_lab):
 
 
 def test_provision_and_check_work_unchanged_on_vagrant_machines(vagrant_lab):
-    assert "FAILED" not in vagrant_lab("provision").stdout
+    # the base design, then the second balancer's half (the site answers at the virtual address)
+    for component in ((), ("ha",)):
+        assert "FAILED" not in vagrant_lab("provision", *component).stdout
+    vip = vagrant_lab.data["network"]["virtual_address"]
+    # keepalived starts as backup and takes the address after about 3 adverts
+    assert wait_until(lambda: f" {vip}/" in vagrant_lab.ssh("lb-01", "ip -o -4 addr show"), 20)
     result = vagrant_lab("check", check=False)
     assert result.returncode == 0, result.stdout
     assert "score 105/105" in result.stdout
     assert changed_count(vagrant_lab("provision").stdout) == 0
+
+
+def test_the_balancers_address_moves_between_vagrant_machines(vagrant_lab):
+    result = vagrant_lab("check", "ha", check=False, timeout=300)
+    assert result.returncode == 0 and "score 20/20" in result.stdout, result.stdout
 
 
 def test_destroy_leaves_nothing_behind(vagrant_lab):
