@@ -32,9 +32,11 @@ LABS = Path("/var/lib/webstack-lab/labs")
 STABILITY_RUNS = 200
 
 
-def bench_topology(directory: Path, name: str = "bench", octet: int = 60) -> Path:
+def bench_topology(
+    directory: Path, name: str = "bench", octet: int = 60, source: str = "lab.yml"
+) -> Path:
     path = directory / f"{name}.yml"
-    path.write_text(yaml.safe_dump(variant(name, octet, ROOT / "lab.yml"), sort_keys=False))
+    path.write_text(yaml.safe_dump(variant(name, octet, ROOT / source), sort_keys=False))
     return path
 
 
@@ -193,6 +195,44 @@ def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
             vagrant.record("ratio vagrant / lxc", seconds / lxc)
     finally:
         vagrant.lab("destroy")
+
+
+def fault_summary(bench: Bench, scenario: str) -> dict:
+    """`lab fault SCENARIO --seconds 8 --json` on the bench's lab, its summary."""
+    try:
+        bench.lab("fault", scenario, "--seconds", "8", "--json")
+    finally:
+        bench.lab("fault", "--restore", check=False)
+    return json.loads(bench.last.stdout)
+
+
+@scenario("failover")
+def failover(bench: Bench, runs: int) -> None:
+    """lb-01 stopped on the three-host lab (the site is gone) and on the four-host lab of
+    lab-ha.yml (keepalived moves the address to lb-02): requests lost, seconds until the site
+    answered again; and ha.failover's own measure (lab check ha.failover)."""
+    bench.lab("up", "--provision")
+    ha = Bench(bench_topology(Path(bench.env["LAB_TOPOLOGY"]).parent, "bench-ha", 67, "lab-ha.yml"))
+    ha.results = bench.results
+    try:
+        ha.lab("up", "--provision")
+        ha.lab("provision", "ha")
+        time.sleep(5)  # keepalived starts as backup and takes the address after ~3 adverts
+        for _ in range(runs):
+            gone = fault_summary(bench, "lb-01-down")
+            bench.record("3 hosts, lb-01-down 8 s: requests lost", float(gone["failed"]))
+            moved = fault_summary(ha, "lb-01-down")
+            ha.record("lab-ha.yml, lb-01-down 8 s: requests lost", float(moved["failed"]))
+            if moved["seconds_to_recover"] is None:
+                sys.exit(f"lb-01-down on the four-host lab: the site never came back: {moved}")
+            ha.record("lab-ha.yml, lb-01-down: seconds to recover", moved["seconds_to_recover"])
+            time.sleep(10)  # lb-01 takes the address back (priority) before the check stops it
+            ha.lab("check", "ha.failover", "--json")
+            evidence = json.loads(ha.last.stdout)["checks"][0]["evidence"]
+            seconds = float(evidence.split("answered again after ")[1].split()[0])
+            ha.record("lab check ha.failover: site answered again after", seconds)
+    finally:
+        ha.lab("destroy")
 
 
 OPT_IN = ("cold", "stability")  # run only when named (--cold, --only stability)
