@@ -57,16 +57,17 @@ class Bench:
             sys.exit(f"lab {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return elapsed
 
-    def record(self, label: str, seconds: float) -> None:
-        self.results.setdefault(label, []).append(seconds)
-        unit = "" if label.startswith("ratio") else " s"
-        print(f"  {label}: {seconds:.2f}{unit}", flush=True)
+    def record(self, label: str, value: float, unit: str = " s") -> None:
+        self.results.setdefault(label, []).append(value)
+        unit = "" if label.startswith("ratio") else unit
+        print(f"  {label}: {value:.2f}{unit}", flush=True)
 
     def table(self) -> str:
-        lines = [f"{'scenario':<44} {'runs':>4} {'min':>7} {'median':>7} {'max':>7}"]
+        width = max([44, *map(len, self.results)])
+        lines = [f"{'scenario':<{width}} {'runs':>4} {'min':>7} {'median':>7} {'max':>7}"]
         for label, values in self.results.items():
             lines.append(
-                f"{label:<44} {len(values):>4} {min(values):>7.1f} "
+                f"{label:<{width}} {len(values):>4} {min(values):>7.1f} "
                 f"{statistics.median(values):>7.1f} {max(values):>7.1f}"
             )
         return "\n".join(lines)
@@ -157,7 +158,7 @@ def stability(bench: Bench, runs: int) -> None:
             failed.append(i)
             print(f"  run {i}: exit {bench.last.returncode}, not passing: {bad}", flush=True)
     print(f"  {STABILITY_RUNS - len(failed)} of {STABILITY_RUNS} runs passed every check")
-    bench.record("lab check, stability: runs that failed", float(len(failed)))
+    bench.record("lab check, stability: runs that failed", len(failed), "")
 
 
 @scenario("health-behaviour")
@@ -200,10 +201,13 @@ def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
 def fault_summary(bench: Bench, scenario: str) -> dict:
     """`lab fault SCENARIO --seconds 8 --json` on the bench's lab, its summary."""
     try:
-        bench.lab("fault", scenario, "--seconds", "8", "--json")
+        bench.lab("fault", scenario, "--seconds", "8", "--json", check=False)
+        result = bench.last
     finally:
         bench.lab("fault", "--restore", check=False)
-    return json.loads(bench.last.stdout)
+    if not result.stdout.strip():
+        sys.exit(f"lab fault {scenario} printed no summary:\n{result.stderr}")
+    return json.loads(result.stdout)
 
 
 @scenario("failover")
@@ -220,9 +224,9 @@ def failover(bench: Bench, runs: int) -> None:
         time.sleep(5)  # keepalived starts as backup and takes the address after ~3 adverts
         for _ in range(runs):
             gone = fault_summary(bench, "lb-01-down")
-            bench.record("3 hosts, lb-01-down 8 s: requests lost", float(gone["failed"]))
+            bench.record("3 hosts, lb-01-down 8 s: requests lost", gone["failed"], "")
             moved = fault_summary(ha, "lb-01-down")
-            ha.record("lab-ha.yml, lb-01-down 8 s: requests lost", float(moved["failed"]))
+            ha.record("lab-ha.yml, lb-01-down 8 s: requests lost", moved["failed"], "")
             if moved["seconds_to_recover"] is None:
                 sys.exit(f"lb-01-down on the four-host lab: the site never came back: {moved}")
             ha.record("lab-ha.yml, lb-01-down: seconds to recover", moved["seconds_to_recover"])
@@ -257,7 +261,8 @@ def main() -> None:
                 SCENARIOS[name](bench, args.runs)
         finally:
             bench.lab("destroy")
-    print(f"\n{os.cpu_count()} cores; seconds (ratios: none), wall clock, whole `lab` processes")
+    print(f"\n{os.cpu_count()} cores; wall-clock seconds of whole `lab` processes")
+    print("(ratios, requests and runs: counts)")
     print(bench.table())
 
 
