@@ -155,11 +155,13 @@ class App01(ServiceStopped):
         "the site stays up: web-01's Nginx answers 502 until HAProxy's health check takes it out"
     )
     does = (
-        "stops the systemd service of the application server that web-01's Nginx forwards to "
-        "(found by the process holding that socket); restore starts it"
+        "kills (SIGKILL) the application server that web-01's Nginx forwards to (its systemd "
+        "service, found by the process holding that socket) and holds the service stopped; "
+        "restore starts it"
     )
     target = "web-01"
     host = "web-01"
+    kill = True
 
     def prepare(self, ctx: Context) -> dict:
         host = ctx.host(self.host)
