@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 import time
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from checks import probes
@@ -25,6 +26,9 @@ FIRE_WITHIN = 60.0  # seconds an alert may take to fire once something breaks
 # Prometheus's default 15 s intervals, at most about 32 s); no alert by then means none comes
 PENDING_WITHIN = 35.0
 CLEAR_WITHIN = 60.0  # seconds it may take to clear once it is repaired
+# ... from its start or a reload, for Prometheus to list every target (about 5 s) and read each
+# once (its default scrape interval is 15 s; a target never read yet has health "unknown")
+FIRST_SCRAPE_WITHIN = 25.0
 SAFETY_SECONDS = 150  # a host repairs what the grader broke by itself after this (dead-man switch)
 POLL = 0.5
 NODE_SERIES = "group by (instance) (node_uname_info)"
@@ -424,6 +428,50 @@ def haproxy_live(o: dict) -> tuple[str, str]:
     return "", "; ".join(why) or "no HAProxy target over http:// the grader could read"
 
 
+def epoch_seconds(stamp: str) -> float | None:
+    """An RFC 3339 time in UTC as Prometheus writes it (nanoseconds and all), in epoch seconds."""
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", stamp or "")
+    if not found:
+        return None
+    whole = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC).timestamp()
+    return whole + float(found.group(2) or 0)
+
+
+def configured_ago(lab, host: str, where: str) -> float | None:
+    """Seconds since Prometheus started or last loaded its configuration, by its host's clock
+    (None when it does not say)."""
+    try:
+        info = api(lab, host, where, "status/runtimeinfo")
+        now = float(lab.sh(host, "date +%s", check=False).strip())
+    except (CheckError, ValueError):
+        return None
+    stamps = [epoch_seconds(str(info.get(k, ""))) for k in ("startTime", "lastConfigTime")]
+    known = [t for t in stamps if t is not None]
+    return now - max(known) if known else None
+
+
+def scraped_targets(lab, host: str, where: str) -> list[dict]:
+    """The active targets; from a Prometheus started or reloaded less than FIRST_SCRAPE_WITHIN
+    seconds ago, once it is ready, lists targets and has read each at least once."""
+    deadline = None
+    while True:
+        try:
+            targets, error = parse_targets(api(lab, host, where, "targets", state="active")), None
+        except CheckError as e:  # it answers 503 while it starts
+            targets, error = [], e
+        if targets and all(t["health"] != "unknown" for t in targets):
+            return targets
+        if deadline is None:
+            age = configured_ago(lab, host, where)
+            young = age if age is not None else (0.0 if error else FIRST_SCRAPE_WITHIN)
+            deadline = time.monotonic() + FIRST_SCRAPE_WITHIN - young
+        if time.monotonic() >= deadline:
+            if error:
+                raise error
+            return targets
+        time.sleep(1)
+
+
 class TargetsUp(Check):
     id = "monitoring.targets"
     design = "monitoring"
@@ -442,7 +490,7 @@ class TargetsUp(Check):
     def observe(self, lab):
         o = require_server(lab)
         host, where = o["host"], o["endpoint"]
-        targets = parse_targets(api(lab, host, where, "targets", state="active"))
+        targets = scraped_targets(lab, host, where)
         names = {target_host(t["url"])[0] for t in targets}
         resolved = probes.resolve(lab, host, names - set(LOOPBACK))
 

@@ -43,6 +43,23 @@ def test_reference_passes_and_the_base_design_still_grades(monitored_lab):
     assert_base_design_passes(lab)
 
 
+def test_a_prometheus_just_restarted_is_given_time_for_its_first_scrapes(monitored_lab):
+    """Restarted with its default 15 s scrape interval, Prometheus lists no target for about
+    5 s and reads each within 15 s more: the check waits for that and passes."""
+    lab = monitored_lab
+    config = "/etc/prometheus/prometheus.yml"
+    try:
+        lab.ssh(
+            "lb-01",
+            f"sudo sed -i 's/scrape_interval: .*/scrape_interval: 15s/' {config} "
+            "&& sudo systemctl restart prometheus",
+        )
+        result = by_id(check_json(lab, "monitoring.targets"))["monitoring.targets"]
+        assert result["status"] == "pass", result
+    finally:
+        assert changed_count(lab("provision", "monitoring").stdout) > 0
+
+
 @dataclass(frozen=True)
 class Sabotage:
     name: str

@@ -122,6 +122,15 @@ def test_label_values_naming_a_host_are_normalised():
     )
 
 
+def test_prometheus_times_are_read_to_the_second_and_below():
+    """runtimeinfo's startTime (nanoseconds) and lastConfigTime (whole seconds), both UTC."""
+    assert monitoring.epoch_seconds("2026-11-29T03:22:50Z") == 1795922570.0
+    started = monitoring.epoch_seconds("2026-11-29T03:22:46.520074759Z")
+    assert abs(started - 1795922566.520074759) < 1e-6
+    for odd in ("", "0001-01-01", "2026-11-29 03:22:50", "2026-11-29T03:22:50+01:00", None):
+        assert monitoring.epoch_seconds(odd) is None, odd
+
+
 # -- monitoring.targets -------------------------------------------------------------------------
 def test_recorded_observations_pass():
     for check_id in (
