@@ -39,8 +39,7 @@ WORK = {
     ),
     "05": Work(("lb",), ("lb.haproxy", "lb.round-robin", "lb.active-active", "lb.health-checks")),
     "06": Work(("dns",), ("dns.www", "http.www")),
-    # The issues the design document names, each fixed on top of the whole base design, e.g.
-    # "08": Work(("firewall",), sections=("firewall",), extra=True),
+    # The issues the design document names, each fixed on top of the whole base design
     "08": Work(("firewall",), sections=("firewall",), extra=True),
     "09": Work(("https",), sections=("https",), extra=True),
     "10": Work(("monitoring",), sections=("monitoring",), extra=True),

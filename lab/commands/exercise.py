@@ -64,7 +64,23 @@ def run(lab) -> ExitCode:
     if not number:
         raise LabError(f"which exercise? e.g. `lab exercise {action} 05`")
     exercise = exercises.find(number)
+    if action in ("start", "solve"):
+        require_topology(lab, exercise)
     return {"start": start, "check": check, "hint": hint, "solve": solve}[action](lab, exercise)
+
+
+def require_topology(lab, exercise) -> None:
+    """Refuse, before anything changes, an exercise this lab's hosts cannot hold (ha on three)."""
+    from provision import COMPONENTS
+
+    for name in exercise.work.components:
+        if reason := COMPONENTS[name].unavailable(lab.topology):
+            raise LabError(
+                f"exercise {exercise.number} cannot be done on lab {lab.topology.name!r}: {reason}",
+                hint=f"`lab --topology lab-ha.yml exercise start {exercise.number}`"
+                if name == "ha"
+                else "",
+            )
 
 
 # -- start ------------------------------------------------------------------------------

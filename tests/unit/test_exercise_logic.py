@@ -196,3 +196,20 @@ def test_progress_is_kept_per_lab(tmp_path):
     assert command.load_progress(lab) == {"hints": {"web.nginx": 2}}
     assert json.loads((state.dir / command.PROGRESS).read_text())["hints"]["web.nginx"] == 2
     assert command.load_progress(SimpleNamespace(state=LabState("other", tmp_path))) == {}
+
+
+def test_an_exercise_the_hosts_cannot_hold_is_refused_before_anything_changes(topology):
+    """Exercise 11 (a second balancer) on the three-host lab: one clear line, the four-host
+    topology's command as the hint; on lab-ha.yml's hosts it goes ahead."""
+    from lab import resources
+    from lab.topology import parse
+
+    eleven = exercises.find("11")
+    with pytest.raises(LabError) as refused:
+        command.require_topology(SimpleNamespace(topology=topology), eleven)
+    assert "second load balancer" in str(refused.value)
+    assert "lab-ha.yml exercise start 11" in refused.value.hint
+    four = parse(variant("unit-ha", 98, resources.topology_file("lab-ha.yml")))
+    command.require_topology(SimpleNamespace(topology=four), eleven)
+    for number in ("05", "08", "09", "10"):
+        command.require_topology(SimpleNamespace(topology=topology), exercises.find(number))
