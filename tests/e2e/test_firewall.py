@@ -13,6 +13,7 @@ from checks.live import connect_state
 from tests.e2e.conftest import (
     LabRunner,
     assert_base_design_passes,
+    assert_exercise_walk,
     by_id,
     changed_count,
     check_json,
@@ -178,3 +179,7 @@ def test_an_nftables_firewall_without_ufw_passes(firewalled_lab):
             lab.ssh(host, "sudo nft delete table inet labfw; sudo ufw --force enable", check=False)
     failures = [(c["id"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"]
     assert not failures
+
+
+def test_exercise_08_starts_without_a_firewall_and_its_solution_passes(firewalled_lab):
+    assert_exercise_walk(firewalled_lab, "08")
