@@ -8,13 +8,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import (
-    LabRunner,
-    assert_exercise_walk,
-    require_lab_prerequisites,
-    wait_until,
-    write_topology,
-)
+from tests.e2e.conftest import LabRunner, require_lab_prerequisites, wait_until, write_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ha")]
 
@@ -123,7 +117,3 @@ def test_haproxy_stopped_on_the_backup_fails_the_failover(ha_lab):
     finally:
         ha_lab.ssh(backup, "sudo systemctl start haproxy")
     assert wait_until(lambda: len(holders(ha_lab)) == 1, 20)
-
-
-def test_exercise_11_starts_with_one_balancer_in_use_and_its_solution_passes(ha_lab):
-    assert_exercise_walk(ha_lab, "11", lambda: wait_until(lambda: holders(ha_lab) == ["lb-01"], 20))
