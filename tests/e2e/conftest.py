@@ -75,6 +75,17 @@ class LabRunner:
 FIXTURE_GROUPS = {"provisioned_lab": "reference", "lab": "lxc"}
 
 
+def write_inventory(path: Path, servers: LabRunner, **port_overrides) -> Path:
+    """An ssh provider inventory of another lab's hosts (reached with that lab's key as its
+    user `lab`; a port per host can be given, e.g. a wrong one)."""
+    key = f"/var/lib/webstack-lab/labs/{servers.name}/id_ed25519"
+    hosts = {
+        h: {"user": "lab", "key": key, "port": port_overrides.get(h, 22)} for h in servers.hosts
+    }
+    path.write_text(yaml.safe_dump({"hosts": hosts}))
+    return path
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every end-to-end test names its lab's group, so that no two workers share a lab."""
     here = Path(__file__).parent

@@ -8,7 +8,13 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import LabRunner, require_lab_prerequisites, wait_until, write_topology
+from tests.e2e.conftest import (
+    LabRunner,
+    require_lab_prerequisites,
+    wait_until,
+    write_inventory,
+    write_topology,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ha")]
 
@@ -53,6 +59,21 @@ def test_the_reference_passes_every_ha_check_and_the_base_check(ha_lab):
         (c["id"], c["evidence"]) for c in base["checks"] if c["status"] != "pass"
     ]
     assert wait_until(lambda: holders(ha_lab) == ["lb-01"], 15), holders(ha_lab)
+
+
+def test_the_four_hosts_as_existing_servers_through_the_ssh_provider(ha_lab, tmp_path):
+    """The ssh provider with four hosts in its inventory: the same balancers graded alike, and
+    `lab destroy` leaves the servers running."""
+    servers = LabRunner(write_topology(tmp_path, "e2e-ha-ssh", 84, "lab-ha.yml"))
+    inventory = {"LAB_INVENTORY": str(write_inventory(tmp_path / "inventory.yml", ha_lab))}
+    try:
+        servers("up", "--provider", "ssh", **inventory)
+        graded = servers("check", "ha", "--json", check=False, timeout=300, **inventory)
+        results = json.loads(graded.stdout)["checks"]
+        assert [r["id"] for r in results if r["status"] != "pass"] == [], results
+    finally:
+        servers("destroy", check=False, **inventory)
+    assert ha_lab.ssh("lb-02", "systemctl is-active haproxy keepalived").split() == ["active"] * 2
 
 
 def test_a_second_provision_changes_nothing(ha_lab):

@@ -6,20 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import LabRunner, changed_count, write_topology
+from tests.e2e.conftest import LabRunner, changed_count, write_inventory, write_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
-
-
-def write_inventory(path: Path, servers: LabRunner, **port_overrides) -> Path:
-    key = f"/var/lib/webstack-lab/labs/{servers.name}/id_ed25519"
-    hosts = {
-        h: {"user": "lab", "key": key, "port": port_overrides.get(h, 22)} for h in servers.hosts
-    }
-    path.write_text(yaml.safe_dump({"hosts": hosts}))
-    return path
 
 
 @pytest.fixture(scope="module")
