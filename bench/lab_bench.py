@@ -59,7 +59,6 @@ class Bench:
 
     def record(self, label: str, value: float, unit: str = " s") -> None:
         self.results.setdefault(label, []).append(value)
-        unit = "" if label.startswith("ratio") else unit
         print(f"  {label}: {value:.2f}{unit}", flush=True)
 
     def table(self) -> str:
@@ -193,7 +192,7 @@ def vagrant_vs_lxc(bench: Bench, runs: int) -> None:
             bench.record("lxc: lab up --provision", lxc)
             seconds = vagrant.lab("up", "--provider", "vagrant") + vagrant.lab("provision")
             vagrant.record("vagrant (lxc): lab up --provider vagrant + provision", seconds)
-            vagrant.record("ratio vagrant / lxc", seconds / lxc)
+            vagrant.record("ratio vagrant / lxc", seconds / lxc, "")
     finally:
         vagrant.lab("destroy")
 
