@@ -10,14 +10,17 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import yaml
 
+from grading.model import file_stem
 from lab.errors import LabError
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -35,7 +38,7 @@ class Unusable(Exception):
 class Submission:
     """Where one student's work comes from."""
 
-    student: str  # a safe name: letters, digits, '.', '_' and '-'
+    student: str  # the name as given: the folder or archive name (no extension), or the roster's
     kind: str  # folder, archive or git
     source: str  # a path, or a git URL
     ref: str = ""  # git only: a branch, tag or commit
@@ -44,11 +47,21 @@ class Submission:
     def origin(self) -> str:
         return f"{self.source}@{self.ref}" if self.ref else self.source
 
+    @property
+    def stem(self) -> str:
+        """The student's file name: safe, and distinct for names that clean up alike."""
+        return file_stem(self.student)
+
 
 def student_name(raw: str) -> str:
     """A name safe for file names and HTML ids, from a folder or archive name."""
     name = SAFE_NAME.sub("_", raw).strip("._-")[:64]
     return name or "student"
+
+
+def given_name(raw: str) -> str:
+    """A folder or archive name as written, as text: bytes that are not UTF-8 become U+FFFD."""
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip() or "student"
 
 
 def discover(path: Path) -> list[Submission]:
@@ -62,14 +75,18 @@ def discover(path: Path) -> list[Submission]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            submission = Submission(student_name(entry.name), "folder", str(entry))
+            submission = Submission(given_name(entry.name), "folder", str(entry))
         elif entry.name.lower().endswith(ARCHIVES):
             stem = entry.name[: -len(next(s for s in ARCHIVES if entry.name.lower().endswith(s)))]
-            submission = Submission(student_name(stem), "archive", str(entry))
+            submission = Submission(given_name(stem), "archive", str(entry))
         else:
             continue
         if submission.student in found:
-            raise LabError(f"two submissions for {submission.student!r} in {path}")
+            first = Path(found[submission.student].source).name
+            raise LabError(
+                f"two submissions for {submission.student!r} in {path}: {first} and {entry.name}",
+                hint="keep one of them (a folder and an archive of the same name are one student)",
+            )
         found[submission.student] = submission
     if not found:
         raise LabError(
@@ -90,7 +107,7 @@ def roster(path: Path) -> list[Submission]:
         raise LabError(f"{path}: expected `students:` with one entry per student")
     found = []
     for raw, entry in students.items():
-        name = student_name(str(raw))
+        name = str(raw)
         if not isinstance(entry, dict) or not ({"git", "path"} & set(entry)):
             raise LabError(f"{path}: students.{raw}: expected git (and ref) or path")
         if "git" in entry:
@@ -143,25 +160,44 @@ def extract_zip(source: Path, dest: Path) -> None:
             members = [m for m in archive.infolist() if not m.is_dir()]
             _within_limits(sum(m.file_size for m in members), len(members))
             for member in members:
-                target = _safe_target(dest, member.filename)
-                if target is None or (member.external_attr >> 16) & 0o170000 == 0o120000:
-                    continue  # absolute, escaping or symlink entries are left out
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                mode = member.external_attr >> 16
+                if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+                    continue  # symlinks and other special entries are left out
+                with archive.open(member) as data:
+                    _write_member(dest, member.filename, data, mode)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
         raise Unusable(f"unreadable archive {source.name}: {exc}") from None
 
 
 def extract_tar(source: Path, dest: Path) -> None:
+    """Regular files only, written by hand: no links, devices, owners or setuid bits.
+
+    `extractall(filter="data")` would do this from Python 3.11.4 on; Debian 12's 3.11.2 lacks it.
+    """
     try:
         with tarfile.open(source) as archive:
-            members = [m for m in archive.getmembers() if m.isfile()]
+            members = [m for m in archive.getmembers() if m.isreg()]
             _within_limits(sum(m.size for m in members), len(members))
-            safe = [m for m in members if _safe_target(dest, m.name) is not None]
-            archive.extractall(dest, members=safe, filter="data")
+            for member in members:
+                data = archive.extractfile(member)
+                if data is not None:
+                    _write_member(dest, member.name, data, member.mode)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise Unusable(f"unreadable archive {source.name}: {exc}") from None
+
+
+def _write_member(dest: Path, name: str, data: IO[bytes], mode: int) -> None:
+    """One archive member as a plain file under dest (0755 if it was executable, else 0644);
+    absolute or escaping names are left out."""
+    target = _safe_target(dest, name)
+    if target is None:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() or target.is_dir():
+        return
+    with open(target, "wb") as out:
+        shutil.copyfileobj(data, out)
+    target.chmod(0o755 if mode & 0o111 else 0o644)
 
 
 def clone(submission: Submission, dest: Path) -> None:
@@ -224,10 +260,11 @@ def source_hash(submission: Submission) -> str:
 
 
 def _safe_target(dest: Path, name: str) -> Path | None:
-    parts = Path(name).parts
+    parts = Path(name.replace("\\", "/")).parts
     if not parts or Path(name).is_absolute() or ".." in parts:
         return None
-    return dest.joinpath(*parts)
+    target = dest.joinpath(*parts)
+    return target if target.resolve().is_relative_to(dest.resolve()) else None
 
 
 def _within_limits(total: int, count: int) -> None:

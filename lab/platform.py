@@ -77,3 +77,22 @@ def _lock_windows(handle: IO, wait: bool) -> bool:
             if not wait:
                 return False
             time.sleep(0.2)
+
+
+# The oldest Python the lab is tested on: Debian 12's own (CI's venv is built on it).
+PYTHON_FLOOR = (3, 11, 2)
+PYTHON_HINT = (
+    "use a distribution whose python3 is 3.11.2 or newer (Debian 12, Ubuntu 24.04), or install "
+    "a Python 3.11.2+ and rebuild the venv with it: sudo PYTHON=/path/to/python3.11 "
+    "scripts/setup.sh (pipx: pipx install --python /path/to/python3.11 .)"
+)
+
+
+def python_support(version: tuple[int, ...] | None = None) -> tuple[str, bool, str]:
+    """(what, ok, fix) for the Python running the lab: `lab doctor`'s first line."""
+    version = tuple(version or sys.version_info[:3])
+    shown = ".".join(map(str, version[:3]))
+    floor = ".".join(map(str, PYTHON_FLOOR))
+    if version[:3] >= PYTHON_FLOOR:
+        return f"Python {shown} (supported: {floor} or newer)", True, ""
+    return f"Python {shown} (older than {floor}, the oldest supported)", False, PYTHON_HINT

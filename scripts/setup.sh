@@ -12,8 +12,12 @@ apt-get install -y -q --no-install-recommends \
     vagrant vagrant-lxc \
     python3 python3-venv python3-pip >/dev/null
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+# The distribution's own Python (the one apt just installed python3-venv for), not whichever
+# python3 comes first on PATH: the lab is tested on it. PYTHON=python3.12 chooses another.
+PYTHON=${PYTHON:-/usr/bin/python3}
+if [ ! -x .venv/bin/python ] || [ "$(readlink -f .venv/bin/python)" != "$(readlink -f "$(command -v "$PYTHON")")" ]; then
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -180,3 +180,22 @@ def test_only_the_platform_module_asks_for_the_user_id():
             if isinstance(node, ast.Attribute) and node.attr in ("geteuid", "getuid"):
                 found.append(f"{relative}:{node.lineno}")
     assert not found
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [((3, 11, 2), True), ((3, 12, 3), True), ((3, 11, 1), False), ((3, 10, 12), False)],
+)
+def test_doctor_says_whether_the_python_is_supported(version, ok):
+    what, supported, fix = platform.python_support(version)
+    assert supported is ok and ".".join(map(str, version)) in what
+    assert ("python3.11" in fix) is not ok
+
+
+def test_the_suite_runs_on_the_oldest_supported_python_in_ci():
+    """CI builds its venv on Debian 12's own Python (the README's setup): code that needs a
+    newer one fails there. Elsewhere the floor is only checked to be Debian 12's."""
+    assert platform.PYTHON_FLOOR == (3, 11, 2)
+    if os.environ.get("CI") == "true":
+        assert sys.version_info[:3] == platform.PYTHON_FLOOR, sys.version
+        assert Path(sys._base_executable).resolve() == Path("/usr/bin/python3").resolve()

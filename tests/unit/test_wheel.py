@@ -59,6 +59,10 @@ def _files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
 
 
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in _files(directory)}
+
+
 def test_the_installed_lab_finds_its_topology_docs_and_exercises(wheel, tmp_path):
     target = tmp_path / "venv"
     venv.create(target, with_pip=False)
@@ -95,6 +99,8 @@ def test_the_installed_lab_finds_its_topology_docs_and_exercises(wheel, tmp_path
     assert "servers.reachable" in run("check", "--list")
     page = next(ROOT.glob("docs/exercises/02-*.md")).read_text()
     assert page.splitlines()[0].lstrip("# ") in run("exercise", "02")
+    run("files", "app", str(tmp_path / "app-files"))  # no clone here: the wheel's own copy
+    assert _contents(tmp_path / "app-files") == _contents(ROOT / "app")
     status = json.loads(run("status", "--json"))
     packaged = Path(status["topology"])
     assert packaged.parts[-3:] == ("lab", "_bundled", "lab.yml")
