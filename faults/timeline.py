@@ -83,6 +83,8 @@ class Summary:
     seconds_to_catch_up: float | None
     restored: bool
     interrupted: bool = False
+    early: Counts = Counts(0, 0, 0)  # sent while the fault was being put in place
+    late: Counts = Counts(0, 0, 0)  # sent during the fault, answered only after the restore
 
     def as_dict(self) -> dict:
         return {
@@ -101,6 +103,10 @@ class Summary:
             "seconds_to_catch_up": self.seconds_to_catch_up,
             "restored": self.restored,
             "interrupted": self.interrupted,
+            "outside_the_fault": {
+                "sent_before_it_held": self.early.as_dict(),
+                "answered_after_the_restore": self.late.as_dict(),
+            },
             "per_second": self.per_second,
         }
 
@@ -161,8 +167,14 @@ def summarize(
     interrupted: bool = False,
 ) -> Summary:
     """The summary of a run whose fault began at 0, was in place at in_place and was restored
-    at `seconds`; the counts are of requests sent from 0 until the restore."""
-    during = [r for r in requests if 0 <= r.at < seconds]
+    at `seconds`. The counts are of what happened within the fault: requests sent once it held
+    and either answered before the restore or never answered (lost). Requests sent while it was
+    being put in place, and those answered only after the restore (a SYN retried until the
+    balancer came back), are counted apart."""
+    sent = [r for r in requests if 0 <= r.at < seconds]
+    early = [r for r in sent if r.at < in_place]
+    late = [r for r in sent if r.at >= in_place and r.status and r.at + r.took > seconds]
+    during = [r for r in sent if r not in early and r not in late]
     served: dict[str, list[Request]] = {}
     for request in during:
         if request.ok and request.served_by:
@@ -189,4 +201,6 @@ def summarize(
         seconds_to_catch_up=caught_up_after(replica, seconds) if behind_max else None,
         restored=restored,
         interrupted=interrupted,
+        early=Counts.of(early),
+        late=Counts.of(late),
     )

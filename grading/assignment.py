@@ -10,15 +10,18 @@ from pathlib import Path
 import yaml
 
 from checks import CATALOGUE
+from grading.profile import DEFAULT as DEFAULT_PROFILE
+from grading.profile import PROFILES
 from lab.errors import LabError
 from provision import COMPONENTS
 
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 FOLDER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._+-]{0,99})*$")
 HOSTS = ("lb-01", "web-01", "web-02")
-KEYS = {"name", "title", "given", "steps", "checks", "folders", "limits"}
+KEYS = {"name", "title", "given", "profile", "steps", "checks", "folders", "limits"}
 STEP_KEYS = {"file", "hosts", "substitute"}
-LIMIT_KEYS = {"script_seconds", "output_kib", "memory_mib", "processes", "cpus"}
+LIMIT_KEYS = {"script_seconds", "output_kib", "memory_mib", "processes", "cpus", "disk_mib"}
+LIMIT_LOWEST = {"disk_mib": 64}  # a smaller file system cannot hold a host's own changes
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Limits:
     memory_mib: int = 1024
     processes: int = 1024
     cpus: float = 1.0
+    disk_mib: int = 4096  # the host's writable layer: a file system of its own of this size
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Assignment:
     folders: tuple[str, ...]  # where the files may sit inside a submission ("" = its top)
     limits: Limits
     digest: str  # sha256 of the file: results graded under another version are re-graded
+    profile: str = DEFAULT_PROFILE  # how the hosts look to the scripts (grading/profile.py)
 
     @property
     def max_score(self) -> int:
@@ -96,6 +101,9 @@ def parse(data: object, path: Path, digest: str = "") -> Assignment:
     steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         raise fail("steps: expected a list of {file, hosts}")
+    profile = data.get("profile", DEFAULT_PROFILE)
+    if profile not in PROFILES:
+        raise fail(f"profile: expected one of {', '.join(PROFILES)}, not {profile!r}")
     folders = _words(data.get("folders", [""]), "folders", fail)
     for folder in folders:
         if folder and not FOLDER_RE.match(folder):
@@ -110,6 +118,7 @@ def parse(data: object, path: Path, digest: str = "") -> Assignment:
         folders=tuple(folders),
         limits=_limits(data.get("limits", {}), fail),
         digest=digest,
+        profile=profile,
     )
 
 
@@ -166,5 +175,7 @@ def _limits(spec, fail) -> Limits:
         value = spec[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise fail(f"limits.{key}: expected a positive number")
+        if value < LIMIT_LOWEST.get(key, 0):
+            raise fail(f"limits.{key}: expected a number of at least {LIMIT_LOWEST[key]}")
         values[key] = float(value) if key == "cpus" else int(value)
     return Limits(**values)

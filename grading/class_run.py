@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -17,14 +18,16 @@ from pathlib import Path
 from checks import CATALOGUE
 from checks.report import to_dict
 from checks.runner import run_on_lab
+from grading import profile
 from grading import submissions as subs
 from grading.assignment import Assignment
 from grading.gradebook import save_scripts
-from grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult
+from grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult, file_stem
 from grading.sandbox import QuietProgress, SandboxLab, claim_slot
 from grading.scripts import pack, run_file, upload
 from grading.substitute import substitute
 from lab.connection import describe, fan_out
+from lab.errors import LabError
 from lab.signals import interrupt
 from lab.snapshots import ensure_reference_state
 
@@ -51,7 +54,14 @@ class ClassRun:
         """The result of an earlier run on the same content and assignment, unless re-asked."""
         if {"all", student} & self.regrade:
             return None
-        path = self.results_dir / f"{student}.json"
+        path = self.results_dir / f"{file_stem(student)}.json"
+        result = self._read(path, digest)
+        if result is not None:
+            return result
+        return self._kept_under_cleaned_name(student, digest, path)
+
+    def _read(self, path: Path, digest: str) -> StudentResult | None:
+        """The result kept at path, if it is of this content and assignment and final."""
         if not path.is_file():
             return None
         try:
@@ -65,6 +75,28 @@ class ClassRun:
         ):
             return result
         return None
+
+    def _kept_under_cleaned_name(self, student: str, digest: str, path: Path):
+        """A result kept before names were kept as given (under the cleaned-up name, e.g.
+        results/bob_smith.json for "bob smith"): taken over, renamed, and not graded again."""
+        legacy = self.results_dir / f"{subs.student_name(student)}.json"
+        if legacy == path:
+            return None
+        result = self._read(legacy, digest)
+        if result is None or result.student != subs.student_name(student):
+            return None
+        result.student = student
+        result.save(self.results_dir)
+        legacy.unlink(missing_ok=True)
+        scripts = self.out / "scripts" / legacy.name  # the files kept for the comparison
+        try:
+            kept = json.loads(scripts.read_text())
+        except (OSError, ValueError):
+            return result
+        if isinstance(kept, dict) and kept.get("student") == subs.student_name(student):
+            save_scripts(self.out, student, kept.get("files") or {})
+            scripts.unlink(missing_ok=True)
+        return result
 
     def grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         """Grade every submission (jobs at a time); Ctrl-C stops the labs and removes them."""
@@ -101,7 +133,7 @@ class ClassRun:
         result = StudentResult(
             student, submission.origin, "", self.assignment.name, self.assignment.digest
         )
-        work = self.out / "submissions" / student
+        work = self.out / "submissions" / submission.stem
         result.content_hash = subs.source_hash(submission)  # folders and archives: before unpacking
         kept = self.kept(student, result.content_hash) if result.content_hash else None
         if kept:
@@ -162,6 +194,10 @@ class ClassRun:
                 with timer("given"):
                     self.on_event(result.student, "given: " + " ".join(self.assignment.given), None)
                     self._build_given(sandbox)
+            if self.assignment.profile != "lab":
+                with timer("profile"):
+                    self.on_event(result.student, f"profile: {self.assignment.profile}", None)
+                    self._prepare_hosts(sandbox)
             staged = self._stage(result, root, found, sandbox)
             packed = pack(staged)
             for number, name in ((1, "first"), (2, "second")):
@@ -169,6 +205,7 @@ class ClassRun:
                 with timer(f"{name} run"):
                     self.on_event(result.student, f"{name} run: scripts", None)
                     scripts = self._run_scripts(sandbox, packed, number, set(found))
+                    result.flags += locked_out(sandbox, name)
                 self._check_stop()
                 with timer(f"{name} checks"):
                     self.on_event(result.student, f"{name} run: checks", None)
@@ -176,6 +213,7 @@ class ClassRun:
                     checks = self._run_checks(sandbox)
                 setattr(result, name, Pass(scripts, checks, round(time.monotonic() - started, 1)))
             result.rerun = rerun_verdict(result.first, result.second)
+            result.flags += refused_flags(sandbox.provider.network.refused())
         finally:
             self.active.pop(result.student, None)
             with timer("cleanup"):
@@ -199,6 +237,16 @@ class ClassRun:
             list(self.assignment.given),
             QuietProgress(),
         )
+
+    def _prepare_hosts(self, sandbox: SandboxLab) -> None:
+        """The assignment's host profile, on every host, before the student's first file."""
+        with sandbox.fleet() as fleet:
+            failed = profile.prepare(
+                fleet, [h.name for h in sandbox.topology.hosts], self.assignment.profile
+            )
+        if failed:
+            host, why = next(iter(failed.items()))
+            raise LabError(f"could not give {host} the {self.assignment.profile} profile: {why}")
 
     def _stage(self, result, root: Path, found: dict[str, Path], sandbox: SandboxLab) -> Path:
         """A copy of the submission with the assignment's substitutions made in its files."""
@@ -235,11 +283,13 @@ class ClassRun:
                         return not_run(step.file, host, str(failed[host]))
                     unit = f"webstack-grade-{number}-{index}"
                     limits, host_env = self.assignment.limits, {**env, "LAB_HOST": host}
-                    return run_file(fleet, host, step.file, unit, limits, host_env)
+                    run = run_file(fleet, host, step.file, unit, limits, host_env)
+                    return disk_verdict(run, sandbox.disk_full(host), limits.disk_mib)
 
                 outcomes = fan_out(step.hosts, one).values()
                 runs += [o.value or not_run(step.file, o.host, describe(o.error)) for o in outcomes]
-        return runs
+            broken = profile.failed_services(fleet, hosts)
+        return profile.with_failed_services(runs, broken)
 
     def _run_checks(self, sandbox: SandboxLab) -> list[dict]:
         chosen = [CATALOGUE[cid] for cid in self.assignment.checks]
@@ -275,6 +325,48 @@ def environment(sandbox: SandboxLab) -> dict[str, str]:
     for name, value in sandbox.secrets().items():
         env[f"LAB_{name.upper()}"] = value
     return env
+
+
+def locked_out(sandbox: SandboxLab, run: str) -> list[str]:
+    """Flags for hosts the grader can no longer log in to after the files ran (a removed key,
+    a changed sshd): a new connection each, as the checks will make."""
+    with sandbox.fleet() as fleet:
+        outcomes = fan_out(fleet.names, lambda host: fleet.run(host, "true", timeout=20))
+    return [
+        f"after the {run} run's files, the grader could not log in to {host}: "
+        + (describe(o.error) if o.error else f"exit {o.value.exited}")
+        for host, o in outcomes.items()
+        if o.error or not o.value.ok
+    ]
+
+
+def refused_flags(refused: dict[str, int]) -> list[str]:
+    """What the lab's firewall refused from the hosts, in words (nothing when nothing was)."""
+    flags = []
+    if refused.get("inside"):
+        flags.append(
+            f"the lab's firewall refused {refused['inside']} packets from the hosts to the "
+            "grading machine or another lab"
+        )
+    if refused.get("outside"):
+        flags.append(
+            f"the lab's firewall refused {refused['outside']} packets from the hosts to the "
+            "outside world (only the package mirror is reachable)"
+        )
+    return flags
+
+
+NO_SPACE = "No space left on device"  # ENOSPC, as every program of the host prints it
+
+
+def disk_verdict(run: ScriptRun, full: bool, disk_mib: int) -> ScriptRun:
+    """The run, marked and its log told when the host's disk is full after it or the script
+    ran out of space while it ran (and removed what it wrote)."""
+    if not full and NO_SPACE not in run.output:
+        return run
+    note = f"[grader] disk limit ({disk_mib} MiB) reached on {run.host}"
+    output = run.output.rstrip("\n") + "\n" + note
+    return dataclasses.replace(run, output=output, disk_limit=True)
 
 
 def not_run(file: str, host: str, why: str) -> ScriptRun:

@@ -6,38 +6,23 @@ import csv
 import hashlib
 import io
 import json
-import re
 import statistics
 from pathlib import Path
 
 from checks import CATALOGUE
-from grading import html
-from grading.model import ERROR, GRADED, INVALID, StudentResult
+from grading import html, lms
+from grading import roster as rosters
+from grading.model import ERROR, GRADED, INVALID, UNGRADED, UNREACHABLE, StudentResult, file_stem
 from grading.similarity import Pair, near_identical
 
 SCHEMA = "webstack-lab/grades/1"
 SCRIPTS_SCHEMA = "webstack-lab/scripts/1"
 MAX_SCRIPT_CHARS = 256_000  # what is kept of one submitted file for the comparison
-UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-RESERVED = {
-    "con",
-    "prn",
-    "aux",
-    "nul",
-    *(f"com{i}" for i in range(10)),
-    *(f"lpt{i}" for i in range(10)),
-}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BINS = 10
 
 
-def safe_stem(name: str) -> str:
-    """A file name for a student: letters, digits, '.', '_', '-'; a hash added if it had others."""
-    stem = UNSAFE.sub("_", name).strip("._-")[:80]
-    if stem and stem == name and stem.split(".")[0].lower() not in RESERVED:
-        return stem
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{stem or 'student'}-{digest}"
+safe_stem = file_stem  # a student's file name under reports/, scripts/ and results/
 
 
 def report_names(students: list[str]) -> dict[str, str]:
@@ -120,8 +105,9 @@ def maximum(checks: list[dict], results: list[StudentResult]) -> int:
 
 
 def total(result: StudentResult) -> int | None:
-    """The grade: the first run's score; 0 for an unusable submission; none when grading failed."""
-    if result.status == ERROR:
+    """The grade: the first run's score; 0 for an unusable submission; none when grading failed
+    or the student's servers could not be reached."""
+    if result.status in UNGRADED:
         return None
     return result.score if result.status == GRADED else 0
 
@@ -131,9 +117,9 @@ def _cell(text: str) -> str:
     return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
-def csv_text(results: list[StudentResult], checks: list[dict]) -> str:
+def csv_text(results: list[StudentResult], checks: list[dict], check_columns: bool = True) -> str:
     """grades.csv: student, total, maximum, one column per check, rerun, status, error."""
-    ids = [check["id"] for check in checks]
+    ids = [check["id"] for check in checks] if check_columns else []
     most = maximum(checks, results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -182,13 +168,15 @@ def summary(results: list[StudentResult], checks: list[dict]) -> dict:
                     "of": len(statuses),
                 }
             )
-    failed.sort(key=lambda found: -(found["failed"] + found["not_run"]))
+    # ranked by failures; a check that only did not run (one it needs failed) comes after
+    failed.sort(key=lambda found: (-found["failed"], -found["not_run"]))
     times = sorted(r.graded_at for r in results if r.graded_at)
     return {
         "students": len(results),
         "graded": sum(1 for r in results if r.status == GRADED),
         "invalid": sum(1 for r in results if r.status == INVALID),
         "error": sum(1 for r in results if r.status == ERROR),
+        "unreachable": sum(1 for r in results if r.status == UNREACHABLE),
         "maximum": most,
         "mean": round(statistics.fmean(totals), 2) if totals else None,
         "median": statistics.median(totals) if totals else None,
@@ -209,6 +197,7 @@ def write_gradebook(
     assignment_checks: list[dict],
     out: Path,
     pairs: list[Pair] | None = None,
+    check_columns: bool = True,
 ) -> dict:
     """Write grades.csv, grades.json, reports/STUDENT.html and index.html into out.
 
@@ -223,7 +212,7 @@ def write_gradebook(
     names = report_names([result.student for result in results])
     facts = summary(results, assignment_checks)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grades.csv").write_text(csv_text(results, assignment_checks))
+    (out / "grades.csv").write_text(csv_text(results, assignment_checks, check_columns))
     document = {
         "schema": SCHEMA,
         "assignment": results[0].assignment if results else "",
@@ -246,3 +235,23 @@ def write_gradebook(
     page = html.index_page(results, assignment_checks, facts, pairs, names, anchors, totals)
     (out / "index.html").write_text(page)
     return facts
+
+
+def write_platform_file(
+    fmt: str,
+    results: list[StudentResult],
+    assignment_checks: list[dict],
+    out: Path,
+    roster: rosters.Roster,
+    check_columns: bool = True,
+) -> lms.Export:
+    """grades-moodle.csv or grades-canvas.csv in out, for the students the roster identifies.
+
+    The grade's column is named after the assignment."""
+    results = sorted(results, key=lambda result: result.student)
+    column = results[0].assignment if results else "grade"
+    totals = {result.student: total(result) for result in results}
+    most = maximum(assignment_checks, results)
+    return lms.write(
+        fmt, results, assignment_checks, roster, column, totals, out, check_columns, most
+    )

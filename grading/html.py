@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -21,8 +22,23 @@ ENV = Environment(
 )
 STATUS_CLASS = {"pass": "pass", "fail": "fail", "not-run": "notrun"}
 STATUS_WORD = {"pass": "passed", "fail": "failed", "not-run": "not run"}
+LOW_SHARE = 0.5  # below this share of the maximum, "idempotent" is said without a green badge
 PAIRS_SHOWN = 100  # the overview's list of near-identical pairs; grades.json holds them all
 UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def local_time(text: str) -> str:
+    """An ISO time as this machine's local time, readable: 2024-05-01 12:00 CEST."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text or ""
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+ENV.filters["local_time"] = local_time
 
 
 def check_anchors(results: list[StudentResult], checks: list[dict]) -> dict[str, str]:
@@ -62,6 +78,8 @@ def _run_view(run: ScriptRun) -> dict:
         outcome, css = "did not finish", "fail"
     else:
         outcome, css = f"exit {run.exit_code}", "pass" if run.exit_code == 0 else "fail"
+    if run.disk_limit:
+        outcome, css = f"{outcome}; disk limit reached", "fail"
     truncated = (
         f"output truncated: {shown:,} of {run.output_bytes:,} bytes shown"
         if run.output_bytes > shown
@@ -114,14 +132,19 @@ def student_page(
         maximum=maximum,
         rows=rows,
         passes=passes,
-        rerun_css=_rerun_class(result),
+        rerun_css=_rerun_class(result, total, maximum),
     )
 
 
-def _rerun_class(result: StudentResult) -> str:
+def _rerun_class(result: StudentResult, total: int | None = None, maximum: int = 0) -> str:
+    """The second run's colour: green for idempotent, but not beside a low score, where
+    re-running what did little proves little ("plain": said in plain text, no badge)."""
     if result.status != GRADED or not result.rerun:
         return "none"
-    return "pass" if result.rerun == "idempotent" else "fail"
+    if result.rerun != "idempotent":
+        return "fail"
+    low = maximum and (total or 0) < LOW_SHARE * maximum
+    return "plain" if low else "pass"
 
 
 def index_page(
@@ -158,7 +181,7 @@ def index_page(
                 "report": report,
                 "total": totals[result.student],
                 "cells": cells,
-                "rerun_css": _rerun_class(result),
+                "rerun_css": _rerun_class(result, totals[result.student], summary["maximum"]),
             }
         )
     tallest = max((b["students"] for b in summary["distribution"]), default=0) or 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,6 +13,31 @@ SCHEMA = "webstack-lab/grade/1"
 GRADED = "graded"  # the checks ran (whatever they found)
 INVALID = "invalid"  # the submission could not be used: empty, unreadable archive, no clone
 ERROR = "error"  # the grader could not finish (e.g. the lab did not come up)
+UNREACHABLE = "unreachable"  # live mode: a server of the student's could not be reached
+UNGRADED = (ERROR, UNREACHABLE)  # no grade at all: an import must not record a 0
+
+UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(10)),
+    *(f"lpt{i}" for i in range(10)),
+}
+
+
+def file_stem(name: str) -> str:
+    """A file name for a student: letters, digits, '.', '_', '-'; a hash added if it had others.
+
+    The same name always gives the same stem, and two names that clean up alike get distinct
+    stems (each keeps a short hash of the name as it was written).
+    """
+    stem = UNSAFE.sub("_", name).strip("._-")[:80]
+    if stem and stem == name and stem.split(".")[0].lower() not in RESERVED:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{stem or 'student'}-{digest}"
 
 
 @dataclass
@@ -24,6 +51,7 @@ class ScriptRun:
     output: str  # stdout and stderr together, capped
     output_bytes: int  # how much it printed in all
     timed_out: bool = False
+    disk_limit: bool = False  # the host's own disk was full after it (or it ran out of space)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +82,7 @@ class Pass:
 class StudentResult:
     """Everything known about one student's submission after grading it."""
 
-    student: str
+    student: str  # the name as given: the folder or archive name, or the roster's
     source: str  # where the submission came from (folder, archive or git URL and ref)
     content_hash: str  # sha256 of the submission's files: a changed submission is re-graded
     assignment: str
@@ -69,6 +97,7 @@ class StudentResult:
     timings: dict[str, float] = field(default_factory=dict)
     graded_at: str = ""
     lab: str = ""  # the lab it was graded in (removed afterwards)
+    flags: list[str] = field(default_factory=list)  # for the instructor to look at; not scored
 
     @property
     def score(self) -> int:
@@ -94,7 +123,7 @@ class StudentResult:
         return cls(**data)
 
     def save(self, directory: Path) -> Path:
-        path = directory / f"{self.student}.json"
+        path = directory / f"{file_stem(self.student)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")

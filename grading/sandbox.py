@@ -80,6 +80,7 @@ class SandboxLab:
             "memory_mib": limits.memory_mib,
             "processes": limits.processes,
             "cpus": limits.cpus,
+            "disk_mib": limits.disk_mib,
         }
         self.topology: Topology = parse(data)
         self.state = LabState(slot.name)
@@ -104,6 +105,10 @@ class SandboxLab:
 
     def addresses(self) -> dict[str, str]:
         return {host.name: host.address for host in self.topology.hosts}
+
+    def disk_full(self, host: str) -> bool:
+        """Whether the host's writable layer has filled its file system (limits.disk_mib)."""
+        return self.provider.disk_full(self.topology.host(host))
 
     def secrets(self) -> dict[str, str]:
         """The lab's generated secrets (given components' database passwords)."""

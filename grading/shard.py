@@ -50,6 +50,8 @@ class MergeSummary:
     shards: list[Path]
     students: int
     duplicates: list[Duplicate] = field(default_factory=list)
+    results: list[StudentResult] = field(default_factory=list)  # the gradebook's, as merged
+    checks: list[dict] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         found = [f"{self.students} students from {len(self.shards)} shards into {self.out}"]
@@ -85,7 +87,7 @@ def _shard_results(directory: Path) -> list[StudentResult]:
         raise LabError(f"{results_dir} holds a result that cannot be read: {error}") from None
 
 
-def merge(dirs: list[Path], out: Path) -> MergeSummary:
+def merge(dirs: list[Path], out: Path, check_columns: bool = True) -> MergeSummary:
     """Join the shards' results into out/results and write one gradebook from all of them."""
     if not dirs:
         raise LabError("nothing to merge", hint="lab grade merge OUT-1 OUT-2 ... --out OUT")
@@ -113,10 +115,12 @@ def merge(dirs: list[Path], out: Path) -> MergeSummary:
         copy_scripts(directory, Path(out), result.student)
     results = [result for result, _ in kept]
     checks = read_checks(dirs, results)
-    write_gradebook(results, checks, Path(out))
-    return MergeSummary(Path(out), dirs, len(kept), duplicates)
+    write_gradebook(results, checks, Path(out), check_columns=check_columns)
+    return MergeSummary(Path(out), dirs, len(kept), duplicates, results, checks)
 
 
-def merge_command(dirs: list[Path | str], out: Path | str) -> MergeSummary:
+def merge_command(
+    dirs: list[Path | str], out: Path | str, check_columns: bool = True
+) -> MergeSummary:
     """What `lab grade merge OUT-1 OUT-2 ... --out OUT` runs; summary.lines() says what it did."""
-    return merge([Path(d) for d in dirs], Path(out))
+    return merge([Path(d) for d in dirs], Path(out), check_columns)

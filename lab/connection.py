@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import socket
 import threading
@@ -16,6 +17,7 @@ from fabric import Config, Connection
 from fabric.runners import Remote, Result
 
 from lab.errors import LabError
+from lab.state import write_private
 
 CONNECT_TIMEOUT = 5
 # sshd frees a finished session one turn of its loop after the channel closes, so a client
@@ -35,6 +37,53 @@ class HostSpec:
     key_file: Path
     known_hosts: Path | None = None
     host_keys_pinned: bool = True  # False: keys are learnt on first contact (Vagrant's machines)
+    # the first key seen is written to known_hosts and enforced from then on (servers the lab
+    # did not create); host_keys_pinned then says nothing
+    record_host_keys: bool = False
+    # the host's lab address is not reachable from this machine: probes go through its SSH
+    tunnel: bool = False
+
+
+class HostKeyChanged(LabError):
+    """A server answered with another host key than the one known for it."""
+
+    def __init__(self, spec: HostSpec, exc: paramiko.BadHostKeyException):
+        where = f"{spec.address}:{spec.port}" if spec.port != 22 else spec.address
+        super().__init__(
+            f"{spec.name} ({where}): host key changed: it offers {fingerprint(exc.key)}, "
+            f"{spec.known_hosts} has {fingerprint(exc.expected_key)}; not connecting "
+            "(if the server was rebuilt, delete its line there)"
+        )
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """A key's type and SHA256 fingerprint, as ssh-keygen -l prints them."""
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+class RecordFirstKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: a host's first key is appended to known_hosts (0600) and accepted;
+    paramiko then refuses any other key for that host."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def missing_host_key(self, client, hostname: str, key: paramiko.PKey) -> None:
+        with self._lock:  # another connection of this run may have recorded it meanwhile
+            known = paramiko.HostKeys()
+            text = self.path.read_text() if self.path.is_file() else ""
+            if text:
+                known.load(str(self.path))
+            recorded = (known.lookup(hostname) or {}).get(key.get_name())
+            if recorded is not None and recorded != key:
+                raise paramiko.BadHostKeyException(hostname, key, recorded)
+            if recorded is None:
+                if text and not text.endswith("\n"):
+                    text += "\n"
+                write_private(self.path, f"{text}{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
 
 
 class SafeRemote(Remote):
@@ -72,7 +121,12 @@ def connect(spec: HostSpec) -> Connection:
         host=spec.address,
         port=spec.port,
         user=spec.user,
-        config=Config(lazy=True, overrides={"runners": {"remote": SafeRemote}}),
+        # no command reads the local stdin unless given input: invoke would forward it, and an
+        # endless one (`yes | lab ...`) keeps every command from returning
+        config=Config(
+            lazy=True,
+            overrides={"runners": {"remote": SafeRemote}, "run": {"in_stream": False}},
+        ),
         connect_timeout=CONNECT_TIMEOUT,
         connect_kwargs={
             "key_filename": str(spec.key_file),
@@ -82,11 +136,24 @@ def connect(spec: HostSpec) -> Connection:
             "auth_timeout": CONNECT_TIMEOUT,
         },
     )
-    if spec.known_hosts and Path(spec.known_hosts).is_file():
+    if spec.record_host_keys and spec.known_hosts:
+        # loaded into the client's own keys (not load_host_keys: paramiko would rewrite the file)
+        if Path(spec.known_hosts).is_file():
+            conn.client.get_host_keys().load(str(spec.known_hosts))
+        conn.client.set_missing_host_key_policy(RecordFirstKey(spec.known_hosts))
+    elif spec.known_hosts and Path(spec.known_hosts).is_file():
         conn.client.load_host_keys(str(spec.known_hosts))
         if spec.host_keys_pinned:
             conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn
+
+
+def open_checked(spec: HostSpec, conn: Connection) -> None:
+    """conn.open(); a changed host key becomes one line naming the host (HostKeyChanged)."""
+    try:
+        conn.open()  # returns at once when connected
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyChanged(spec, exc) from None
 
 
 @dataclass(frozen=True)
@@ -117,8 +184,11 @@ def fan_out(items: Iterable, func: Callable, key: Callable = lambda item: item) 
 
     if not items:
         return {}
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        return {outcome.host: outcome for outcome in pool.map(call, items)}
+    with ThreadPoolExecutor(
+        max_workers=len(items)
+    ) as pool:  # each in a copy of the caller's context
+        futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
+        return {outcome.host: outcome for outcome in (f.result() for f in futures)}
 
 
 class Fleet:
@@ -153,9 +223,7 @@ class Fleet:
         One thread opens the connection while the others wait (logins started at once are
         dropped by sshd's MaxStartups), and at most CHANNELS commands share it at a time.
         """
-        conn = self[host]
-        with self._locks[host]:
-            conn.open()  # returns at once when connected
+        conn = self.opened(host)
         with self._channels[host]:
             return conn.run(
                 command,
@@ -164,6 +232,13 @@ class Fleet:
                 timeout=timeout,
                 in_stream=io.StringIO(stdin) if stdin is not None else False,
             )
+
+    def opened(self, host: str) -> Connection:
+        """The host's connection, connected (one thread connects while the others wait)."""
+        conn = self[host]
+        with self._locks[host]:
+            open_checked(self.specs[host], conn)
+        return conn
 
     @property
     def names(self) -> list[str]:
@@ -209,6 +284,7 @@ def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
                 pass
             conn = connect(spec)
             try:
+                open_checked(spec, conn)  # a changed host key fails at once, not at the deadline
                 conn.run("true", hide=True, timeout=CONNECT_TIMEOUT)
                 return
             finally:

@@ -14,6 +14,23 @@ def as_root(command: str) -> str:
     return f"sudo -n sh -c {quote(command)}"
 
 
+# The distribution's directories only: a program a user put in /usr/local (first in root's PATH
+# and in a login shell's) or in the environment never runs in the grader's place.
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+SUDO, ENV, TIMEOUT, SH = "/usr/bin/sudo", "/usr/bin/env", "/usr/bin/timeout", "/bin/sh"
+
+
+def trusted(command: str, sudo: bool = False, timeout: int | None = None) -> str:
+    """command run by the distribution's /bin/sh with a clean environment (env -i: only the
+    distribution's PATH, a home, a UTF-8 locale), by root through sudo when asked, and ended by
+    the host's own timeout after that many seconds. Every program in the chain is named by its
+    absolute path, so nothing a user installed or set is found first."""
+    home = "HOME=/root" if sudo else 'HOME="$HOME"'
+    bounded = f"{TIMEOUT} -k 2 {int(timeout)} " if timeout else ""
+    line = f"{ENV} -i PATH={CLEAN_PATH} {home} LANG=C.UTF-8 {bounded}{SH} -c {quote(command)}"
+    return f"{SUDO} -n {line}" if sudo else line
+
+
 def pid(value: object) -> str | None:
     """value as a process id (digits only) or None: network values never reach a shell raw."""
     text = str(value).strip()

@@ -200,6 +200,15 @@ def ensure_reference_state(
     they are.
     """
     names = ordered(components)
+    key = bring_to_reference_state(topology, state, provider, names, progress)
+    from provision.ready import settle  # the hosts have just booted: wait for their services
+
+    settle(topology, provider.specs(), names, progress)
+    return key
+
+
+def bring_to_reference_state(topology, state: LabState, provider, names, progress) -> str:
+    """ensure_reference_state without the wait: the cache's bookkeeping and the builds."""
     parts = key_parts(topology, provider) if provider.layers else {"lab": topology.name}
     key = cache_key(parts, names)
     if not provider.layers:

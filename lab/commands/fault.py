@@ -175,6 +175,13 @@ def summary_view(summary: Summary) -> Table:
         f"{during.requests} sent, [ok]{during.succeeded} succeeded[/], "
         f"[fail]{during.failed} lost[/]",
     )
+    if summary.early.requests or summary.late.requests:
+        table.add_row(
+            "not counted",
+            f"{summary.early.requests} sent while the fault was put in place, "
+            f"{summary.late.requests} answered only after the restore "
+            f"({summary.late.succeeded} of them successfully)",
+        )
     if summary.writes.requests:
         for label, counts in (("reads", summary.reads), ("writes", summary.writes)):
             table.add_row(label, f"{counts.succeeded} of {counts.requests} succeeded")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 from lab import snapshots
+from lab.confirm import add_yes, confirm
 from lab.errors import ExitCode, LabError
 
+RESTORE_SECONDS = 30.0
 HELP = (
     "save the hosts' state before something risky, and go back to it: "
     "lab snapshot save|restore|list|delete NAME"
@@ -27,6 +30,7 @@ def arguments(parser) -> None:
     parser.add_argument("action", choices=("save", "restore", "list", "delete"))
     parser.add_argument("name", nargs="?", metavar="NAME", help="the snapshot's name")
     parser.add_argument("--force", action="store_true", help="save: replace a snapshot of NAME")
+    add_yes(parser, "restore")
 
 
 def run(lab) -> ExitCode:
@@ -41,6 +45,14 @@ def run(lab) -> ExitCode:
         lab.console.print(f"snapshot {name!r} deleted")
         return ExitCode.OK
     lab.require_up()
+    if action == "restore":
+        snapshots.find_snapshot(lab.topology.name, name)  # an unknown name is refused first
+        confirm(
+            lab,
+            f"restoring snapshot {name!r} replaces what the hosts of lab {lab.topology.name!r} "
+            "hold now",
+            f"Restore {name!r} and throw the hosts' current state away?",
+        )
     with lab.state.lock():
         if action == "save":
             taken = snapshots.save_snapshot(
@@ -53,7 +65,20 @@ def run(lab) -> ExitCode:
         else:
             seconds = snapshots.restore_snapshot(lab.state, lab.provider, name, lab.reporter)
             lab.console.print(f"[ok]✓[/] snapshot {name!r} restored in {seconds:.1f} s")
+            settle_restored(lab)
     return ExitCode.OK
+
+
+def settle_restored(lab) -> None:
+    """Wait (briefly) until the restored services answer; a lab saved broken stays broken, and
+    the restore says what does not answer instead of failing."""
+    from provision import BASE
+    from provision.ready import settle
+
+    try:
+        settle(lab.topology, lab.provider.specs(), BASE, lab.reporter, seconds=RESTORE_SECONDS)
+    except LabError as exc:
+        lab.console.print(f"[hint]note:[/] {escape(str(exc))} ([muted]as it was saved?[/])")
 
 
 def table(lab_name: str, found) -> Table:

@@ -34,7 +34,7 @@ class Provider(Protocol):
     def status(self) -> list[HostStatus]:
         """Each host of the topology with its state."""
 
-    def destroy(self, progress) -> None:
+    def destroy(self, progress, purge: bool = False) -> None:
         """Remove everything this provider created for the lab, and nothing else."""
 
     def specs(self) -> list[HostSpec]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -33,6 +34,8 @@ TOOLS = (
     "ip",
 )
 PACKAGES = "apt-get install lxc lxc-templates debootstrap rsync nftables iproute2 openssh-client"
+DISK_TOOLS = ("mkfs.ext4", "losetup", "mount", "umount")  # a sandboxed host's own file system
+DISK_IMAGE = "disk.img"  # in the container's directory, loop-mounted on its overlay directory
 LISTS = "var/lib/apt/lists"
 DEBIAN_TEMPLATE = Path("/usr/share/lxc/templates/lxc-debian")
 
@@ -57,6 +60,20 @@ def cgroup_limits(sandbox, v2: bool) -> list[str]:
         "lxc.cgroup.cpu.cfs_period_us = 100000",
         f"lxc.cgroup.cpu.cfs_quota_us = {quota}",
     ]
+
+
+def sandbox_config(sandbox, v2: bool) -> list[str]:
+    """Container config lines of a host that runs untrusted code: its limits, and no reading
+    the machine's kernel log (without CAP_SYSLOG, dmesg fails where kernel.dmesg_restrict=1)."""
+    return [*cgroup_limits(sandbox, v2), "lxc.cap.drop = syslog"]
+
+
+def kernel_log_restricted() -> bool:
+    """Whether this machine lets only CAP_SYSLOG read its kernel log (kernel.dmesg_restrict)."""
+    try:
+        return Path("/proc/sys/kernel/dmesg_restrict").read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 def boot_timeout() -> float:
@@ -99,6 +116,8 @@ class LxcProvider:
         require_tools(*TOOLS, package_hint=PACKAGES)
         if not DEBIAN_TEMPLATE.is_file():
             raise LabError("LXC's Debian template is missing", hint="apt-get install lxc-templates")
+        if self.topology.sandbox:
+            require_tools(*DISK_TOOLS, package_hint="apt-get install e2fsprogs mount")
         resolver = upstream_resolver()
         self.state.save(provider=self.name, topology=str(self.topology.source or ""))
         self.state.ensure_key()
@@ -215,13 +234,18 @@ class LxcProvider:
                 if name not in self.state.load().get("containers", []):
                     raise LabError(f"container {name} exists and was not made by this lab")
                 update(f"{host.name}: removing an unfinished container")
+                self._release_disk(name)
                 self._lxc("lxc-destroy", name, check=False)
                 shutil.rmtree(self._dir(name), ignore_errors=True)
             update(f"{host.name}: cloning the image")
             self._record_container(name)
             self._lxc("lxc-copy", self.image.name, "-N", name, "-s", "-B", "overlayfs")
+            if self.topology.sandbox:
+                self._make_disk(name, self.topology.sandbox.disk_mib)
             self._give_identity(host, resolver)
             self._write_config(host, marker)
+        elif self._disk_image(name).is_file() and not os.path.ismount(self._disk_mount(name)):
+            self._mount_disk(name)  # the machine restarted: the host's own disk again
         if self._state_of(host) != "running":
             update(f"{host.name}: starting")
             self._lxc("lxc-start", name, "-d")
@@ -325,7 +349,7 @@ class LxcProvider:
             f"lxc.net.0.ipv4.gateway = {self.topology.gateway}",
         ]
         if self.topology.sandbox:  # untrusted code gets limits and no cache shared with labs
-            ours += cgroup_limits(self.topology.sandbox, cgroup_v2())
+            ours += sandbox_config(self.topology.sandbox, cgroup_v2())
         else:
             cache = host_cache(self.cache, self.container(host), host.name)
             ours += [
@@ -343,10 +367,62 @@ class LxcProvider:
         if not self._dir(name).exists():
             return None
         self._lxc("lxc-stop", name, "-k", check=False)
+        self._release_disk(name)
         if (self._dir(name) / "config").is_file() and self._lowers(name):
             self._set_rootfs(name, [])  # lxc-destroy reads "overlay:LOWER:UPPER" only
         self._lxc("lxc-destroy", name)
         return name
+
+    # -- a sandboxed host's own disk: its writable layer on a file system of a fixed size ---
+    def _disk_image(self, name: str) -> Path:
+        return self._dir(name) / DISK_IMAGE
+
+    def _disk_mount(self, name: str) -> Path:
+        """Where the clone's upper and work dirs live (LXC's overlay/delta and overlay/work)."""
+        return self._dir(name) / "overlay"
+
+    def _make_disk(self, name: str, mib: int) -> None:
+        """Move the clone's overlay dir onto an ext4 file system of mib MiB (a sparse file,
+        loop-mounted in its place): what the host writes can never take more of the machine."""
+        mount, image = self._disk_mount(name), self._disk_image(name)
+        staged = mount.with_name("overlay.clone")
+        os.replace(mount, staged)
+        mount.mkdir(mode=0o755)
+        with open(image, "wb") as handle:
+            handle.truncate(mib * 2**20)
+        image.chmod(0o600)
+        run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)])  # -m 0: root in the host is root
+        self._mount_disk(name)
+        run(["cp", "-a", f"{staged}/.", str(mount)])
+        shutil.rmtree(staged)
+
+    def _mount_disk(self, name: str) -> None:
+        run(["mount", "-o", "loop", str(self._disk_image(name)), str(self._disk_mount(name))])
+
+    def _release_disk(self, name: str) -> None:
+        """Unmount the host's own disk, free its loop device and delete its image (a stopped
+        host's, or one left mounted by a crashed run); nothing to do for a host without one."""
+        mount, image = self._disk_mount(name), self._disk_image(name)
+        if os.path.ismount(mount):
+            deadline = time.monotonic() + 15  # a trash removal may still be running in it
+            while run(["umount", str(mount)], check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    run(["umount", "-l", str(mount)], check=False)
+                    break
+                time.sleep(0.5)
+        if image.exists():
+            devices = run(["losetup", "-n", "-O", "NAME", "-j", str(image)], check=False)
+            for device in devices.stdout.split():
+                run(["losetup", "-d", device], check=False)
+            image.unlink()
+
+    def disk_full(self, host: Host) -> bool:
+        """Whether a sandboxed host's own disk has no room left (blocks or inodes)."""
+        mount = self._disk_mount(self.container(host))
+        if not os.path.ismount(mount):
+            return False
+        disk = os.statvfs(mount)
+        return disk.f_bavail * disk.f_frsize < 2**20 or disk.f_favail == 0
 
     # -- snapshots: a host's own changes are its overlay upper dir -----------------------
     layers = True  # hosts can start from read-only layers (the reference-state cache)
@@ -417,7 +493,7 @@ class LxcProvider:
             container = self.container(host)
             self._lxc("lxc-stop", container, check=False)
             upper = self._upper_dir(container)
-            os.replace(upper, directory / host.name)
+            _move_tree(upper, directory / host.name)
             upper.mkdir(mode=0o755)
             stacks[host.name] = [directory / host.name, *self._lowers(container)]
             self._set_rootfs(container, stacks[host.name])
@@ -524,6 +600,18 @@ class LxcProvider:
             for line in config.read_text().splitlines()
         ]
         config.write_text("\n".join(lines) + "\n")
+
+
+def _move_tree(source: Path, target: Path) -> None:
+    """Rename source to target; from another file system (a sandboxed host's own disk), copy
+    it exactly and remove the source."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_tree(source, target)
+        shutil.rmtree(source)
 
 
 def _copy_tree(source: Path, target: Path) -> None:

@@ -18,6 +18,7 @@ from lab.system import run
 from lab.topology import Topology
 
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 # Each container's systemd, dbus, logind and getty take inotify instances of the machine's root
 # user: with the kernel's default of 128, about the 20th running container fails to boot.
@@ -25,6 +26,7 @@ MIN_INOTIFY_INSTANCES = 8192
 
 
 BRIDGE_PREFIX = "wsl-"
+REFUSED_INSIDE, REFUSED_OUTSIDE = "refused_inside", "refused_outside"  # the fence's counters
 MIRRORS = (MIRROR, SECURITY_MIRROR)
 
 
@@ -97,26 +99,29 @@ def nft_ruleset(topology: Topology, resolver: str, mirrors: list[str] | None = N
     """The lab's nftables table: NAT out; nothing out but DNS to the resolver and HTTP(S).
 
     HTTP(S) goes only to the package mirrors when their addresses are known. Hosts reach
-    neither the machine itself (only its replies to connections it opened) nor another lab.
+    neither the machine itself (only its replies to connections it opened) nor another lab,
+    over IPv4 or IPv6: an `inet` table sees both (an `ip` one lets IPv6 through).
     """
     bridge, subnet = bridge_name(topology), topology.subnet
-    web = f"ip daddr {{ {', '.join(mirrors)} }} " if mirrors else ""
+    web = f"ip daddr {{ {', '.join(mirrors)} }} " if mirrors else "meta nfproto ipv4 "
     return f"""\
-table ip {table_name(topology)} {{
+table inet {table_name(topology)} {{
+    counter {REFUSED_INSIDE} {{ comment "packets from the hosts to the machine or other labs" }}
+    counter {REFUSED_OUTSIDE} {{ comment "packets from the hosts to the outside world" }}
     chain input {{
         type filter hook input priority filter; policy accept;
         iifname "{bridge}" ct state established,related accept
-        iifname "{bridge}" drop
+        iifname "{bridge}" counter name "{REFUSED_INSIDE}" drop
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname "{bridge}" oifname "{bridge}" accept
         ct state established,related accept
-        iifname "{bridge}" oifname "{BRIDGE_PREFIX}*" drop
+        iifname "{bridge}" oifname "{BRIDGE_PREFIX}*" counter name "{REFUSED_INSIDE}" drop
         iifname "{bridge}" ip daddr {resolver} udp dport 53 accept
         iifname "{bridge}" ip daddr {resolver} tcp dport 53 accept
         iifname "{bridge}" {web}tcp dport {{ 80, 443 }} accept
-        iifname "{bridge}" drop
+        iifname "{bridge}" counter name "{REFUSED_OUTSIDE}" drop
     }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
@@ -124,6 +129,15 @@ table ip {table_name(topology)} {{
     }}
 }}
 """
+
+
+def counter_packets(nft_json: str) -> int:
+    """The packets of the named counter in `nft -j list counter ...` output (0 if none)."""
+    try:
+        items = json.loads(nft_json or "{}").get("nftables", [])
+    except ValueError:
+        return 0
+    return sum(item["counter"].get("packets", 0) for item in items if "counter" in item)
 
 
 class LabNetwork:
@@ -138,8 +152,24 @@ class LabNetwork:
     def bridge_exists(self) -> bool:
         return Path(f"/sys/class/net/{self.bridge}").exists()
 
-    def table_exists(self) -> bool:
-        return run(["nft", "list", "table", "ip", self.table], check=False).returncode == 0
+    def table_exists(self, family: str = "inet") -> bool:
+        """family `ip`: the table of an older `lab`, which saw IPv4 only."""
+        return run(["nft", "list", "table", family, self.table], check=False).returncode == 0
+
+    def refused(self) -> dict[str, int]:
+        """Packets the fence refused so far: {"inside": to the machine or another lab,
+        "outside": to the world beyond the mirror} (zeros when the table is gone)."""
+        found = {"inside": 0, "outside": 0}
+        for key, name in (("inside", REFUSED_INSIDE), ("outside", REFUSED_OUTSIDE)):
+            listed = run(["nft", "-j", "list", "counter", "inet", self.table, name], check=False)
+            found[key] = counter_packets(listed.stdout if listed.returncode == 0 else "")
+        return found
+
+    def disable_ipv6(self) -> None:
+        """No IPv6 on the bridge: the lab is IPv4 only, and the machine gets no address there."""
+        setting = IPV6_CONF / self.bridge / "disable_ipv6"
+        if setting.is_file() and setting.read_text().strip() != "1":
+            setting.write_text("1\n")
 
     @contextmanager
     def _machine_lock(self) -> Iterator[None]:
@@ -169,11 +199,14 @@ class LabNetwork:
             self.state.save(bridge=self.bridge)
             gateway = f"{self.topology.gateway}/{self.topology.prefixlen}"
             run(["ip", "addr", "add", gateway, "dev", self.bridge])
+        self.disable_ipv6()  # before the bridge is up: no link-local address is ever assigned
         run(["ip", "link", "set", self.bridge, "up"])
         if not self.table_exists():
             mirrors = mirror_addresses(MIRRORS)
             run(["nft", "-f", "-"], input=nft_ruleset(self.topology, resolver, mirrors))
             self.state.save(nft_table=self.table)
+        if self.table_exists("ip"):  # an older lab's IPv4-only table, replaced by the one above
+            run(["nft", "delete", "table", "ip", self.table])
         if FORWARD.read_text().strip() != "1":
             write_private(self.forwarding_record, FORWARD.read_text())
             FORWARD.write_text("1\n")
@@ -190,8 +223,9 @@ class LabNetwork:
             self._remove()
 
     def _remove(self) -> None:
-        if self.table_exists():
-            run(["nft", "delete", "table", "ip", self.table])
+        for family in ("inet", "ip"):
+            if self.table_exists(family):
+                run(["nft", "delete", "table", family, self.table])
         if self.bridge_exists():
             run(["ip", "link", "delete", self.bridge])
         other_labs = list(Path("/sys/class/net").glob("wsl-*"))

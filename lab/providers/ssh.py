@@ -32,11 +32,29 @@ def inventory_file(topology, recorded: str | None = None) -> Path:
 
 
 def parse_inventory(
-    data: object, topology, where: str = "inventory", known_hosts: Path | None = None
+    data: object,
+    topology,
+    where: str = "inventory",
+    known_hosts: Path | None = None,
+    base: Path | None = None,
 ) -> list[HostSpec]:
-    """Validate inventory data against the topology; every mistake names its field."""
+    """Validate inventory data against the topology; every mistake names its field.
+
+    Host keys: the inventory's `known_hosts:` file (relative to base) is enforced as given;
+    without one, each server's first key is recorded in known_hosts and enforced from then on.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
         raise LabError(f"{where}: expected `hosts:` with one entry per host of the lab")
+    unknown_top = sorted(set(data) - {"hosts", "known_hosts"})
+    if unknown_top:
+        raise LabError(f"{where}: unknown field {unknown_top[0]!r}; fields: hosts, known_hosts")
+    pinned = data.get("known_hosts")
+    if pinned is not None:
+        if not isinstance(pinned, str) or not pinned:
+            raise LabError(f"{where}: known_hosts must be the path of a known_hosts file")
+        known_hosts = ((base or Path.cwd()) / Path(pinned).expanduser()).resolve()
+        if not known_hosts.is_file():
+            raise LabError(f"{where}: known_hosts: no file {known_hosts}")
     entries = data["hosts"]
     unknown = sorted(set(entries) - set(topology.names))
     if unknown:
@@ -63,15 +81,18 @@ def parse_inventory(
             raise LabError(f"{where}: hosts.{host.name}.user is required")
         if not isinstance(key, str) or not key:
             raise LabError(f"{where}: hosts.{host.name}.key (a private key file) is required")
+        ssh = str(entry.get("ssh", host.address))
         specs.append(
             HostSpec(
                 host.name,
-                str(entry.get("ssh", host.address)),
+                ssh,
                 port,
                 user,
                 Path(key).expanduser(),
                 known_hosts,
-                host_keys_pinned=False,
+                host_keys_pinned=pinned is not None,
+                record_host_keys=pinned is None and known_hosts is not None,
+                tunnel=ssh != host.address,
             )
         )
     return specs
@@ -101,7 +122,9 @@ class SshProvider:
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0]
             raise LabError(f"inventory {path}: not valid YAML: {first}") from None
-        specs = parse_inventory(data, self.topology, f"inventory {path}", self.state.known_hosts)
+        specs = parse_inventory(
+            data, self.topology, f"inventory {path}", self.state.known_hosts, path.parent
+        )
         missing = [str(s.key_file) for s in specs if not s.key_file.is_file()]
         if missing:
             raise LabError(f"inventory {path}: key file {missing[0]} does not exist")

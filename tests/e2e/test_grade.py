@@ -7,8 +7,10 @@ submission's own lab is touched.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,13 +53,35 @@ def results(out: Path) -> dict[str, dict]:
 
 
 def leftovers() -> list[str]:
-    """Grading labs' containers, bridges, nft tables or state still on the machine."""
+    """Grading labs' containers, bridges, nft tables, state, disk mounts and loop devices still
+    on the machine (a host's disk image lies in its container's directory), of slots no `lab
+    grade` holds: another one may be running on the machine."""
     found = [p.name for p in (HOME / "containers").glob("grade*")]
     found += [p.name for p in Path("/sys/class/net").glob("wsl-grade*")]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     found += [line for line in tables.splitlines() if "webstack_lab_grade" in line]
     found += [p.name for p in (HOME / "labs").glob("grade*")]
-    return found
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    found += [line.split()[4] for line in mounts if f"{HOME}/containers/grade" in line]
+    loops = subprocess.run(
+        ["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True
+    ).stdout
+    found += [line for line in loops.splitlines() if f"{HOME}/containers/grade" in line]
+    return [item for item in found if not slot_in_use(item)]
+
+
+def slot_in_use(item: str) -> bool:
+    """Whether the grading slot item belongs to is held (by flock) by a running `lab grade`."""
+    match = re.search(r"grade(\d+)", item)
+    lock = HOME / "grading" / "slots" / f"{match.group(1)}.lock" if match else None
+    if lock is None or not lock.is_file():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +185,7 @@ def listener():
 def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_path, listener):
     require_lab_prerequisites()
     assignment = yaml.safe_load(LB.read_text())
-    assignment["limits"].update(script_seconds=20, output_kib=64)
+    assignment["limits"].update(script_seconds=20, output_kib=64, disk_mib=300)
     quick = tmp_path / "load-balancer.yml"
     quick.write_text(yaml.safe_dump(assignment))
     canary = tmp_path / "canary"
@@ -174,7 +198,8 @@ def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_
     finally:
         assert leftovers() == []
     got = results(out)
-    assert set(got) == {"forkbomb", "endless", "rmrf", "sshd", "swapkey", "reach", "flood"}
+    hostile = {"forkbomb", "endless", "rmrf", "sshd", "swapkey", "reach", "flood", "disk", "snoop"}
+    assert set(got) == hostile
     for name, result in got.items():
         assert result["status"] == "graded", (name, result["error"])
         assert result["score"] <= 5, (name, result["score"])  # at most: the hosts are up
@@ -187,12 +212,79 @@ def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_
     for name in ("sshd", "swapkey", "rmrf"):
         reachable = got[name]["first"]["checks"][0]
         assert reachable["status"] == "fail" and "web-0" in reachable["evidence"], name
+    for run in got["disk"]["first"]["scripts"][:2]:  # 0-custom_http_response_header
+        assert run["disk_limit"], run["output"]
+        assert f"disk limit (300 MiB) reached on {run['host']}" in run["output"]
+    for run in got["snoop"]["first"]["scripts"][:2]:  # dmesg, as root in the host
+        assert "kernel log blocked" in run["output"], (run["output"], "dmesg_restrict must be 1")
+        assert "KERNEL LOG READ" not in run["output"]
     reach = got["reach"]["first"]["scripts"][0]["output"]
     assert "blocked" in reach and "REACHED" not in reach, reach
+    assert any("refused" in flag and "grading machine" in flag for flag in got["reach"]["flags"])
+    for name in ("sshd", "swapkey"):
+        assert any("could not log in to web-0" in flag for flag in got[name]["flags"]), name
+    assert got["flood"]["flags"] == [] and got["endless"]["flags"] == []  # nothing to flag
     assert listener == [], f"a lab host reached the machine: {listener}"
     assert canary.read_text() == "untouched"
     assert sorted(p.name for p in image.iterdir()) == image_files  # rm -rf / left the image
     assert (image / "bin" / "bash").exists()
+
+
+class FreeSpace:
+    """The least free space on the machine's disk (where the containers live) while it runs."""
+
+    def __init__(self):
+        self.before = self.least = shutil.disk_usage(HOME).free
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self._stop.wait(0.2):
+            self.least = min(self.least, shutil.disk_usage(HOME).free)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def drop(self) -> int:
+        return self.before - self.least
+
+
+def test_a_script_that_fills_the_disk_stops_at_the_limit_and_the_class_goes_on(tmp_path):
+    """3 GiB written on each of two hosts with disk_mib 300: the machine loses at most the
+    limit per host, the log says so, and the next student is graded as if nothing happened."""
+    require_lab_prerequisites()
+    assignment = yaml.safe_load(LB.read_text())
+    assignment["limits"].update(script_seconds=120, disk_mib=300)
+    path = tmp_path / "load-balancer.yml"
+    path.write_text(yaml.safe_dump(assignment))
+    klass = tmp_path / "class"
+    shutil.copytree(SUBMISSIONS / "hostile" / "disk", klass / "disk")
+    shutil.copytree(SUBMISSIONS / "load-balancer" / "bob", klass / "zoe")  # graded next
+    out = tmp_path / "out"
+    try:
+        with FreeSpace() as space:
+            grade(path, klass, "--out", out)
+    finally:
+        assert leftovers() == [], "a mount, loop device or disk image was left behind"
+    print(f"the machine's free space dropped by {space.drop / 2**20:.0f} MiB at most")
+    slack = 2048 * 2**20  # what else the machine writes meanwhile (other labs, other runs)
+    assert space.drop < 2 * 300 * 2**20 + slack, f"the machine lost {space.drop / 2**20:.0f} MiB"
+    got = results(out)
+    runs = [r for r in got["disk"]["first"]["scripts"] if r["file"].startswith("0-")]
+    assert [r["host"] for r in runs] == ["web-01", "web-02"]
+    for run in runs:
+        assert "No space left on device" in run["output"], run["output"]
+        assert run["disk_limit"]
+        assert f"disk limit (300 MiB) reached on {run['host']}" in run["output"]
+    zoe = got["zoe"]
+    assert zoe["status"] == "graded" and zoe["score"] == 100, zoe["first"]["checks"]
+    assert not any(r["disk_limit"] for r in zoe["first"]["scripts"])
 
 
 def test_ctrl_c_removes_the_labs_and_keeps_no_half_result(tmp_path):
@@ -271,3 +363,77 @@ def test_given_components_come_from_the_cache_not_rebuilt_per_student(tmp_path):
         assert f"{student} on web-01" in got[student]["first"]["scripts"][0]["output"]
     reused, built = sorted(got[s]["timings"]["given"] for s in ("ida", "jo"))
     assert reused < built / 2, (built, reused)  # the second student's hosts came from the cache
+
+
+def test_a_script_that_does_nothing_loses_nothing_the_given_components_hold(tmp_path):
+    """The given components answer before the first run's checks: restored hosts have just
+    booted (MariaDB, the replica, HAProxy's health checks), and the first run is graded."""
+    require_lab_prerequisites()
+    assignment = {
+        "name": "given-all",
+        "given": ["database", "app", "web", "lb"],
+        "steps": [{"file": "nothing", "hosts": ["lb-01"]}],
+        "checks": {
+            "web.reverse-proxy": 25,
+            "db.servers": 25,
+            "db.replication": 25,
+            "lb.haproxy": 25,
+        },
+        "limits": {"script_seconds": 30},
+    }
+    path = tmp_path / "given-all.yml"
+    path.write_text(yaml.safe_dump(assignment))
+    (tmp_path / "class" / "kim").mkdir(parents=True)
+    (tmp_path / "class" / "kim" / "nothing").write_text("#!/bin/bash\ntrue\n")
+    for entry in (HOME / "cache" / "reference").glob("*/meta.json"):
+        meta = json.loads(entry.read_text())
+        if meta.get("lab", "").startswith("grade") and len(meta["components"]) == 4:
+            shutil.rmtree(entry.parent)  # built now, saved, then the hosts restart: the worst case
+    out = tmp_path / "out"
+    try:
+        grade(path, tmp_path / "class", "--out", out)
+    finally:
+        assert leftovers() == []
+    kim = results(out)["kim"]
+    assert kim["score"] == 100, kim["first"]["checks"]
+
+
+FRESH_SERVER_SCRIPT = """#!/bin/bash
+# Written for a brand-new Ubuntu server: its MySQL logs to /var/log/mysql.
+echo "lists: $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' | wc -l)"
+ufw status
+apt-get update -q >/dev/null && apt-get install -y -q mariadb-server >/dev/null
+variable=log_error
+[ "$LAB_HOST" = web-02 ] && variable=log_eror  # a typo here: MariaDB refuses to start
+printf '[mysqld]\\n%s = /var/log/mysql/error.log\\n' $variable \\
+    > /etc/mysql/mariadb.conf.d/60-student.cnf
+systemctl restart mariadb && echo "mariadb restarted"
+true
+"""
+
+
+def test_a_fresh_server_profile_looks_like_a_new_ubuntu_server(tmp_path):
+    """No package lists, ufw installed and inactive, /var/log/mysql for the database server;
+    a service the script left failed is in the report with its own log lines."""
+    require_lab_prerequisites()
+    assignment = {
+        "name": "fresh",
+        "profile": "fresh-server",
+        "steps": [{"file": "0-database", "hosts": ["web-01", "web-02"]}],
+        "checks": {"servers.reachable": 10},
+        "limits": {"script_seconds": 240},
+    }
+    path = tmp_path / "fresh.yml"
+    path.write_text(yaml.safe_dump(assignment))
+    (tmp_path / "class" / "lee").mkdir(parents=True)
+    (tmp_path / "class" / "lee" / "0-database").write_text(FRESH_SERVER_SCRIPT)
+    out = tmp_path / "out"
+    try:
+        grade(path, tmp_path / "class", "--out", out)
+    finally:
+        assert leftovers() == []
+    runs = {run["host"]: run["output"] for run in results(out)["lee"]["first"]["scripts"]}
+    assert "lists: 0" in runs["web-01"] and "Status: inactive" in runs["web-01"], runs
+    assert "mariadb restarted" in runs["web-01"] and "services that failed" not in runs["web-01"]
+    assert "services that failed on web-02" in runs["web-02"], runs["web-02"]
+    assert "mariadb.service" in runs["web-02"] and "log_eror" in runs["web-02"], runs["web-02"]

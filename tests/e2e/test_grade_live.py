@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +21,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def class_file(tmp_path: Path, lab, students: dict[str, str]) -> Path:
-    """A class whose students' servers are the test lab's hosts (lb-01's address varied)."""
+def class_file(tmp_path: Path, lab, students: dict[str, str], ssh: dict | None = None) -> Path:
+    """A class whose students' servers are the test lab's hosts (lb-01's address varied;
+    ssh: another address to reach a host at)."""
     key = Path("/var/lib/webstack-lab/labs") / lab.name / "id_ed25519"
     entries = {}
     for student, lb_address in students.items():
@@ -29,9 +32,43 @@ def class_file(tmp_path: Path, lab, students: dict[str, str]) -> Path:
             for host in lab.hosts
         }
         hosts["lb-01"]["address"] = lb_address
+        for host, address in (ssh or {}).items():
+            hosts[host]["ssh"] = address
         entries[student] = {"hosts": hosts}
     path = tmp_path / "class.yml"
     path.write_text(yaml.safe_dump({"students": entries}))
+    return path
+
+
+def grade_live(klass: Path, assignment: Path, out: Path, home: Path) -> subprocess.CompletedProcess:
+    """`lab grade --live`, with its own lab home (the host keys it records go there)."""
+    env = {k: v for k, v in os.environ.items() if k != "LAB_TOPOLOGY"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "--no-color",
+            "grade",
+            "--live",
+            str(klass),
+            str(assignment),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "LAB_HOME": str(home)},
+    )
+
+
+def assignment_with(tmp_path: Path, checks: dict[str, int]) -> Path:
+    """The load-balancer assignment grading these checks."""
+    data = yaml.safe_load((ROOT / "assignments" / "load-balancer.yml").read_text())
+    data["checks"] = checks
+    path = tmp_path / "assignment.yml"
+    path.write_text(yaml.safe_dump(data))
     return path
 
 
@@ -42,32 +79,15 @@ def test_students_servers_are_graded_and_an_unreachable_one_does_not_stop_the_cl
     nowhere = lb.rsplit(".", 1)[0] + ".99"  # in the test lab's own subnet; no host there
     klass = class_file(tmp_path, provisioned_lab, {"ana": lb, "ben": lb, "cy": nowhere})
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "--no-color",
-            "grade",
-            "--live",
-            str(klass),
-            str(ROOT / "assignments" / "load-balancer.yml"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={k: v for k, v in os.environ.items() if k != "LAB_TOPOLOGY"},
-    )
+    assignment = ROOT / "assignments" / "load-balancer.yml"
+    result = grade_live(klass, assignment, out, tmp_path / "home")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "per minute" in result.stdout
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert rows["ana"]["total"] == rows["ben"]["total"] == "100", rows
-    cy = json.loads((out / "results" / "cy.json").read_text())
-    reachable = cy["first"]["checks"][0]
-    assert reachable["id"] == "servers.reachable" and reachable["status"] == "fail"
-    assert "lb-01" in reachable["evidence"] and cy["score"] < 100
+    # a server that does not answer over SSH: no grade (not 0), the server named
+    assert rows["cy"]["status"] == "unreachable" and rows["cy"]["total"] == "", rows["cy"]
+    assert rows["cy"]["error"].startswith(f"lb-01 ({nowhere}): unreachable over SSH")
     assert (out / "index.html").is_file()
 
 
@@ -81,3 +101,107 @@ def test_a_malformed_class_file_is_one_clear_line(tmp_path):
     )
     assert result.returncode == 2 and "students.ana.hosts.lb-01" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def lab_root(lab, host: str, script: str) -> None:
+    """script as root inside host's container (works whatever SSH thinks of the host)."""
+    subprocess.run(
+        [
+            "lxc-attach",
+            "-P",
+            "/var/lib/webstack-lab/containers",
+            "-n",
+            f"{lab.name}-{host}",
+            "--",
+            "sh",
+            "-ec",
+            script,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_configured_addresses_unreachable_from_here_are_probed_through_ssh(
+    provisioned_lab, tmp_path
+):
+    """The servers use their lab addresses among themselves; this machine reaches them only at
+    other addresses (ssh:). An nftables rule drops and counts whatever this machine sends to the
+    lab addresses: the checks still pass, and it counts nothing."""
+    lab = provisioned_lab
+    prefix = lab.address("lb-01").rsplit(".", 1)[0]
+    ssh = {host: f"{prefix}.{241 + i}" for i, host in enumerate(lab.hosts)}
+    hidden = [lab.address(host) for host in lab.hosts]
+    table = f"{lab.name.replace('-', '_')}_hidden"
+    for host, alias in ssh.items():
+        lab_root(lab, host, f"ip addr replace {alias}/24 dev eth0")
+    fence = f"""table inet {table} {{
+        chain out {{
+            type filter hook output priority 0;
+            ip daddr {{ {", ".join(hidden)} }} counter drop
+        }}
+    }}"""
+    subprocess.run(["nft", "-f", "-"], input=fence, text=True, check=True)
+    try:
+        klass = class_file(tmp_path, lab, {"ana": lab.address("lb-01")}, ssh=ssh)
+        checks = {
+            **yaml.safe_load((ROOT / "assignments" / "load-balancer.yml").read_text())["checks"],
+            "dns.www": 10,
+        }
+        out = tmp_path / "out"
+        result = grade_live(klass, assignment_with(tmp_path, checks), out, tmp_path / "home")
+        listed = subprocess.run(
+            ["nft", "list", "table", "inet", table], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+        for host, alias in ssh.items():
+            lab_root(lab, host, f"ip addr del {alias}/24 dev eth0 || true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ana = json.loads((out / "results" / "ana.json").read_text())
+    failing = [c for c in ana["first"]["checks"] if c["status"] != "pass"]
+    assert ana["status"] == "graded" and not failing, failing
+    assert ana["score"] == sum(checks.values())
+    sent = re.search(r"counter packets (\d+)", listed)
+    assert sent and sent.group(1) == "0", listed  # nothing went to the lab addresses from here
+
+
+def test_a_changed_host_key_makes_that_student_unreachable_in_one_line(provisioned_lab, tmp_path):
+    """The first run records each server's host key (0600); after web-01's keys are
+    regenerated, the next run refuses it, naming it, and grades nothing."""
+    lab = provisioned_lab
+    klass = class_file(tmp_path, lab, {"ana": lab.address("lb-01")})
+    assignment = assignment_with(tmp_path, {"servers.reachable": 5, "web.nginx": 5})
+    home = tmp_path / "home"
+    first = grade_live(klass, assignment, tmp_path / "first", home)
+    assert first.returncode == 0, first.stdout + first.stderr
+    known = home / "labs" / "live-ana" / "known_hosts"
+    recorded = known.read_text()
+    assert len(recorded.splitlines()) == 3 and stat.S_IMODE(known.stat().st_mode) == 0o600
+    assert json.loads((tmp_path / "first" / "results" / "ana.json").read_text())["score"] == 10
+    lab_root(
+        lab,
+        "web-01",
+        "mkdir -p /root/old-host-keys && cp -p /etc/ssh/ssh_host_* /root/old-host-keys/ && "
+        "rm /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key"
+        " && systemctl restart ssh",
+    )
+    try:
+        second = grade_live(klass, assignment, tmp_path / "second", home)
+    finally:
+        lab_root(
+            lab,
+            "web-01",
+            "cp -p /root/old-host-keys/* /etc/ssh/ && rm -r /root/old-host-keys && "
+            "systemctl restart ssh",
+        )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    row = next(csv.DictReader((tmp_path / "second" / "grades.csv").open()))
+    assert row["status"] == "unreachable" and row["total"] == "", row
+    error = row["error"]
+    assert "\n" not in error and error.startswith(f"web-01 ({lab.address('web-01')}): host key")
+    assert "lb-01" not in error and str(known) in error
+    assert known.read_text() == recorded  # the new key was not learnt
+    lab.ssh("web-01", "true")  # the lab's own key is back: later tests reach web-01

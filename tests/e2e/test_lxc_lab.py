@@ -7,15 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
+from tests.e2e.conftest import LabRunner, require_lab_prerequisites, wait_until, write_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]
 LXCPATH = Path("/var/lib/webstack-lab/containers")
+FENCE_PORT = 18997  # listeners on the machine that no lab host may reach
 
 
 def test_each_host_reports_its_own_hostname(lab):
@@ -41,6 +43,106 @@ def test_the_machine_reaches_every_host(lab):
     for host in lab.hosts:
         with socket.create_connection((lab.address(host), 22), timeout=3) as sock:
             assert sock.recv(64).startswith(b"SSH-2.0-OpenSSH")
+
+
+@pytest.fixture
+def machine_listeners():
+    """TCP listeners on the machine on 0.0.0.0 and [::], recording every peer that connects."""
+    seen: list[str] = []
+    stop = threading.Event()
+    servers, threads = [], []
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        server = socket.socket(family)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        server.bind((address, FENCE_PORT))
+        server.listen()
+        server.settimeout(0.2)
+        servers.append(server)
+
+        def accept(server=server):
+            while not stop.is_set():
+                try:
+                    conn, peer = server.accept()
+                except OSError:
+                    continue
+                seen.append(peer[0])
+                conn.close()
+
+        threads.append(threading.Thread(target=accept, daemon=True))
+        threads[-1].start()
+    yield seen
+    stop.set()
+    for thread, server in zip(threads, servers, strict=True):
+        thread.join()
+        server.close()
+
+
+def machine_addresses(dev: str = "", family: str = "") -> list[dict]:
+    """The machine's addresses but loopback's (of dev, of family), as `ip -j addr` lists them."""
+    links = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True).stdout)
+    return [
+        {**info, "dev": link["ifname"]}
+        for link in links
+        if link["ifname"] != "lo" and link["ifname"] == (dev or link["ifname"])
+        for info in link.get("addr_info", [])
+        if info["family"] == (family or info["family"])
+    ]
+
+
+def test_hosts_reach_nothing_on_the_machine_over_ipv4_or_ipv6(lab, machine_listeners):
+    """A host tries every address of the machine, IPv4 and IPv6, as a hostile script would.
+
+    The lab bridge should carry no IPv6 at all; IPv6 is turned on for the probe anyway, so
+    that the firewall is shown to hold on its own, with a route through the bridge to the
+    machine's global IPv6 addresses."""
+    bridge = f"wsl-{lab.name}"
+    sysctl = Path(f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6")
+    ipv6_off = sysctl.read_text().strip()
+    sysctl.write_text("0\n")
+    routes = []
+    try:
+        on_bridge = wait_until(lambda: machine_addresses(bridge, "inet6"), timeout=10)
+        gateway6 = on_bridge[0]["local"]
+        addresses = machine_addresses()
+        targets = []
+        for info in addresses:
+            if info["family"] == "inet6" and info.get("scope") == "link":
+                targets.append(f"{info['local']}%eth0")
+            else:
+                targets.append(info["local"])
+            if info["family"] == "inet6" and info.get("scope") == "global":
+                routes.append(info["local"])
+        for address in routes:
+            lab.ssh("web-01", f"sudo ip -6 route replace {address} via {gateway6} dev eth0")
+        probes = " ".join(
+            f"(timeout 3 bash -c 'echo hostile > /dev/tcp/{t}/{FENCE_PORT}' 2>/dev/null "
+            f"&& echo 'REACHED {t}' || echo 'blocked {t}') &"
+            for t in targets
+        )
+        out = lab.ssh("web-01", f"{probes} wait")
+    finally:
+        sysctl.write_text(f"{ipv6_off}\n")
+        for address in routes:
+            lab.ssh("web-01", f"sudo ip -6 route del {address}", check=False)
+    gateway = lab.data["network"]["subnet"].rsplit(".", 1)[0] + ".1"
+    assert gateway in targets and any(t.startswith("fe80:") for t in targets), targets
+    assert "REACHED" not in out and out.count("blocked") == len(targets), out
+    assert machine_listeners == [], f"a lab host reached the machine: {machine_listeners}"
+    assert ipv6_off == "1", f"IPv6 is on on the lab bridge {bridge}"
+    # what the lab needs still works: the package mirror through NAT, and SSH from the machine
+    apt = lab.ssh("web-01", "sudo apt-get update 2>&1")
+    assert "Err:" not in apt and ("Hit:" in apt or "Get:" in apt), apt
+    assert lab.ssh("web-01", "hostname").strip() == "web-01"
+
+
+def test_up_replaces_the_ipv4_only_table_of_an_older_lab(lab):
+    table = f"webstack_lab_{lab.name.replace('-', '_')}"
+    subprocess.run(["nft", "add", "table", "ip", table], check=True)
+    lab("up")
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert f"table inet {table}" in tables and f"table ip {table}" not in tables, tables
 
 
 def test_nothing_phones_home(lab):
@@ -142,6 +244,34 @@ def test_interrupted_up_is_completed_by_the_next_up_then_destroy_leaves_nothing(
     assert "webstack_lab_e2e_intr" not in tables, "nft table left behind"
     assert not _state(runner).parent.exists(), "state left behind"
     assert (LXCPATH / "image-bookworm").is_dir(), "the cached image must stay"
+
+
+def test_a_restore_with_an_endless_stdin_returns(lab):
+    """`yes | lab snapshot restore NAME`: no remote command waits for that stdin to end, and
+    the question is answered by --yes, or refused in one line without a terminal."""
+    lab("snapshot", "save", "piped", "--force")
+    try:
+        for args, code in (([], 2), (["--yes"], 0)):
+            with subprocess.Popen(["yes"], stdout=subprocess.PIPE) as yes:
+                try:
+                    result = subprocess.run(
+                        [sys.executable, "-m", "lab", "snapshot", "restore", "piped", *args],
+                        stdin=yes.stdout,
+                        capture_output=True,
+                        text=True,
+                        env=lab.env(),
+                        timeout=120,
+                    )
+                finally:
+                    yes.kill()
+            assert result.returncode == code, result.stdout + result.stderr
+            assert "Traceback" not in result.stderr, result.stderr
+            if not args:  # refused: one line (and its hint) naming --yes
+                assert "--yes" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+        assert "restored in" in result.stdout, result.stdout
+        assert lab.ssh("web-01", "hostname").strip() == "web-01"
+    finally:
+        lab("snapshot", "delete", "piped", check=False)
 
 
 def _state(runner: LabRunner) -> Path:

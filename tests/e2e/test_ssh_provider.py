@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 def ssh_lab(provisioned_lab, tmp_path_factory):
     """A lab named e2e-ssh whose servers are the provisioned lab's, listed in an inventory."""
     directory = tmp_path_factory.mktemp("ssh")
-    runner = LabRunner(write_topology(directory, "e2e-ssh", 62))  # the same addresses
+    octet = int(provisioned_lab.address("lb-01").split(".")[2])
+    runner = LabRunner(write_topology(directory, "e2e-ssh", octet))  # the same addresses
     inventory = write_inventory(directory / "inventory.yml", provisioned_lab)
     runner.inventory = inventory
     try:
@@ -46,6 +47,8 @@ def test_existing_servers_are_graded_and_provisioned_like_any_lab(ssh_lab):
     ssh_lab("up", "--provider", "ssh", **env)
     assert "running" in ssh_lab("status", **env).stdout
     assert ssh_lab("ssh", "web-02", "--", "hostname", **env).stdout.strip() == "web-02"
+    known = Path("/var/lib/webstack-lab/labs/e2e-ssh/known_hosts")  # each server's first key
+    assert len(known.read_text().splitlines()) == 3 and known.stat().st_mode & 0o777 == 0o600
     checked = ssh_lab("check", check=False, **env)
     assert checked.returncode == 0 and "score 105/105" in checked.stdout, checked.stdout
     # this lab has its own passwords: the first provision rotates them, and all still works

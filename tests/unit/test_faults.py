@@ -150,12 +150,29 @@ def test_summary_counts_reads_and_writes_apart():
     assert summary.seconds_to_recover == 5.0
 
 
-def test_counts_start_when_breaking_begins():
+def test_counts_start_when_the_fault_holds():
     requests = [ok(-0.1), ok(0.1), ok(0.3), lost(0.5), lost(1.0), ok(9.0)]
     summary = summarize("lb-01-down", 8.0, None, requests, [], [], in_place=0.4)
-    assert summary.during.as_dict() == {"requests": 4, "succeeded": 2, "failed": 2}
-    assert summary.as_dict()["in_place"] == 0.4
+    assert summary.during.as_dict() == {"requests": 2, "succeeded": 0, "failed": 2}
+    record = summary.as_dict()
+    assert record["in_place"] == 0.4
+    assert record["outside_the_fault"]["sent_before_it_held"] == {
+        "requests": 2,
+        "succeeded": 2,
+        "failed": 0,
+    }
     assert summary.seconds_to_recover == 9.0
+
+
+def test_a_request_answered_only_after_the_restore_is_not_a_success_of_the_fault():
+    """lb-01 down for 8 s: a SYN sent at 6.5 is retried until lb-01 is back, and answered."""
+    retried = [ok(6.5, took=1.8), ok(7.0, took=1.2)]
+    summary = summarize("lb-01-down", 8.0, None, [lost(1.0), *retried, ok(7.9)], [], [])
+    assert summary.during.as_dict() == {"requests": 2, "succeeded": 1, "failed": 1}
+    assert summary.late.as_dict() == {"requests": 2, "succeeded": 2, "failed": 0}
+    assert summary.served == {"web-02": 1}
+    words = " ".join(render(summary_view(summary)).replace("│", " ").split())
+    assert "0 sent while the fault was put in place, 2 answered only after the" in words
 
 
 def test_a_write_is_ok_only_when_created():

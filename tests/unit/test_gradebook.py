@@ -279,6 +279,19 @@ def test_a_report_shows_checks_evidence_hints_logs_substitutions_and_timings(tmp
     assert "first run" in text  # a timing
 
 
+def test_a_report_marks_a_run_that_hit_the_disk_limit_and_keeps_its_log(tmp_path):
+    from grading.class_run import disk_verdict
+
+    filled = result("fay", output="dd: error writing '/root/f': No space left on device\n")
+    filled.first.scripts[0] = disk_verdict(filled.first.scripts[0], True, 300)
+    write_gradebook([filled], CHECKS, tmp_path, pairs=[])
+    text = Page((tmp_path / "reports" / "fay.html").read_text()).all_text
+    assert "exit 0; disk limit reached" in text
+    assert "[grader] disk limit (300 MiB) reached on web-01" in text
+    again = StudentResult.from_dict(json.loads(json.dumps(filled.to_dict())))
+    assert again.first.scripts[0].disk_limit and not again.first.scripts[1].disk_limit
+
+
 @pytest.mark.parametrize("status", [INVALID, ERROR])
 def test_a_submission_that_was_not_graded_says_why_in_one_line(tmp_path, status):
     write_gradebook([result("zed", status=status)], CHECKS, tmp_path, pairs=[])

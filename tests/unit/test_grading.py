@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import stat
 import subprocess
 import tarfile
 import zipfile
@@ -11,12 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grading import assignment, submissions
-from grading.class_run import graded_checks, rerun_verdict
+from grading import assignment, profile, submissions
+from grading.class_run import disk_verdict, graded_checks, refused_flags, rerun_verdict
 from grading.model import Pass, ScriptRun
 from grading.scripts import command_for, parse_output
 from grading.substitute import server_addresses, substitute
 from lab.errors import LabError
+from lab.providers import lxcnet
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "assignments").glob("*.yml"))
@@ -57,12 +59,41 @@ GOOD = {"name": "x", "steps": [{"file": "run.sh", "hosts": ["web-01"]}], "checks
         ({"checks": {"web server": 3}}, "a section takes its checks' own points"),
         ({"given": ["kitchen"]}, "unknown component 'kitchen'"),
         ({"limits": {"script_seconds": -1}}, "positive number"),
+        ({"limits": {"disk_mib": 0}}, "limits.disk_mib: expected a positive number"),
+        ({"limits": {"disk_mib": "4G"}}, "limits.disk_mib: expected a positive number"),
+        ({"limits": {"disk_mib": True}}, "limits.disk_mib: expected a positive number"),
+        ({"limits": {"disk_mib": 10}}, "limits.disk_mib: expected a number of at least 64"),
+        ({"limits": {"disk": 300}}, "limits: expected some of .*disk_mib"),
         ({"colour": "red"}, "unknown key 'colour'"),
+        ({"profile": "ubuntu"}, "profile: expected one of lab, fresh-server"),
     ],
 )
 def test_a_malformed_assignment_is_one_clear_error(tmp_path, change, message):
     with pytest.raises(LabError, match=message):
         assignment.load(write(tmp_path, {**GOOD, **change}))
+
+
+def test_the_host_profile_is_chosen_in_the_assignment(tmp_path):
+    assert assignment.load(write(tmp_path, GOOD)).profile == "lab"
+    chosen = assignment.load(write(tmp_path, {**GOOD, "profile": "fresh-server"}))
+    assert chosen.profile == "fresh-server"
+
+
+def test_failed_services_are_noted_on_the_last_run_on_their_host():
+    runs = [ScriptRun("a", "web-01", 0, 1.0, "one", 3), ScriptRun("b", "web-01", 0, 1.0, "two", 3)]
+    noted = profile.with_failed_services(runs, {"web-01": "== mariadb.service\nunknown variable"})
+    assert noted[0].output == "one"
+    assert noted[1].output.startswith("two\n[grader] services that failed on web-01")
+    assert noted[1].output.endswith("unknown variable")
+
+
+def test_the_disk_limit_defaults_to_4_gib_per_host_and_reaches_the_grading_lab(tmp_path):
+    from grading.sandbox import SandboxLab, Slot
+
+    assert assignment.load(write(tmp_path, GOOD)).limits.disk_mib == 4096
+    limits = assignment.load(write(tmp_path, {**GOOD, "limits": {"disk_mib": 300.0}})).limits
+    assert limits.disk_mib == 300 and isinstance(limits.disk_mib, int)
+    assert SandboxLab(Slot(150, handle=None), limits).topology.sandbox.disk_mib == 300
 
 
 def test_missing_or_unreadable_assignment_files(tmp_path):
@@ -127,7 +158,7 @@ def test_a_class_folder_holds_folders_and_archives(tmp_path):
     found = submissions.discover(tmp_path)
     assert [(s.student, s.kind) for s in found] == [
         ("alice", "folder"),
-        ("bob_smith", "archive"),
+        ("bob smith", "archive"),
         ("carol", "archive"),
     ]
 
@@ -157,6 +188,33 @@ def test_archives_unpack_without_escaping_and_wrapping_folders_are_stepped_into(
     assert not (tmp_path / "evil").exists() and not Path("/etc/passwd2").exists()
     found = submissions.find_files(root, ["1-install_load_balancer"], ("", "0x0F-load_balancer"))
     assert found["1-install_load_balancer"].read_text() == "x"
+
+
+def test_tar_links_devices_and_special_bits_are_left_out(tmp_path):
+    """Without extractall's filter= (Python 3.11.4+): only regular files, with plain modes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+
+        def add(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.mode, info.linkname = kind, len(data), mode, link
+            archive.addfile(info, io.BytesIO(data) if data else None)
+
+        add("w/script.sh", data=b"echo hi", mode=0o4777)  # setuid, world-writable
+        add("w/notes.txt", data=b"n", mode=0o666)
+        add("w/passwd", tarfile.SYMTYPE, link="/etc/passwd")
+        add("w/hard", tarfile.LNKTYPE, link="/etc/shadow")
+        add("w/null", tarfile.CHRTYPE)
+        add("w/fifo", tarfile.FIFOTYPE)
+        add("w/up", tarfile.SYMTYPE, link="..")
+        add("w/up/escaped", data=b"no")
+    path = tmp_path / "gina.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    root = submissions.unpack(submissions.Submission("g", "archive", str(path)), tmp_path / "w")
+    assert sorted(p.name for p in root.rglob("*")) == ["escaped", "notes.txt", "script.sh", "up"]
+    assert stat.S_IMODE((root / "script.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((root / "notes.txt").stat().st_mode) == 0o644
+    assert (root / "up").is_dir() and not (root / "up").is_symlink()  # a folder, not the link
 
 
 def test_a_zip_with_escaping_entries_keeps_only_the_safe_ones(tmp_path):
@@ -263,6 +321,17 @@ def test_rerun_verdicts():
     assert rerun_verdict(first, None) == ""
 
 
+def test_a_full_disk_or_enospc_marks_the_run_and_says_so_in_its_log():
+    plain = ScriptRun("0-x", "web-01", 0, 1.0, "done\n", 5)
+    assert disk_verdict(plain, False, 300) == plain
+    full = disk_verdict(plain, True, 300)
+    assert full.disk_limit and full.exit_code == 0
+    assert full.output == "done\n[grader] disk limit (300 MiB) reached on web-01"
+    wrote = ScriptRun("0-x", "web-02", 1, 1.0, "dd: error writing 'f': No space left on device", 9)
+    seen = disk_verdict(wrote, False, 300)  # the script removed what it wrote: the log tells
+    assert seen.disk_limit and seen.output.endswith("disk limit (300 MiB) reached on web-02")
+
+
 def test_graded_checks_take_the_assignments_points():
     report = checks(x="pass", y="fail")
     graded = graded_checks(report, {"x": 20, "y": 30, "z": 5})
@@ -280,3 +349,20 @@ def test_folders_and_archives_are_hashed_as_handed_in(tmp_path):
     assert submissions.source_hash(submissions.Submission("a", "folder", str(a)))
     assert submissions.source_hash(submissions.Submission("b", "archive", str(archive)))
     assert submissions.source_hash(submissions.Submission("c", "git", "https://x/y.git")) == ""
+
+
+def test_what_the_firewall_refused_is_flagged_in_words():
+    assert refused_flags({"inside": 0, "outside": 0}) == []
+    inside, outside = refused_flags({"inside": 3, "outside": 7})
+    assert "refused 3 packets" in inside and "grading machine or another lab" in inside
+    assert "refused 7 packets" in outside and "outside world" in outside
+
+
+def test_the_fence_counters_are_read_from_nft_json():
+    recorded = (
+        '{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"counter": {"family": "inet", '
+        '"name": "refused_inside", "table": "webstack_lab_x", "handle": 1, '
+        '"comment": "c", "packets": 12, "bytes": 720}}]}'
+    )
+    assert lxcnet.counter_packets(recorded) == 12
+    assert lxcnet.counter_packets("") == 0 and lxcnet.counter_packets("not json") == 0

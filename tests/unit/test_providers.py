@@ -1,6 +1,7 @@
 """Provider selection and the LXC network's pure parts."""
 
 import ipaddress
+import subprocess
 
 import pytest
 
@@ -45,11 +46,14 @@ def test_bridge_and_table_names_fit_the_kernel_limits():
 
 def test_nft_ruleset_masquerades_the_lab_and_fences_everything_else():
     rules = lxcnet.nft_ruleset(topo(), "10.255.255.53")
+    assert rules.startswith("table inet webstack_lab_webstack {")  # IPv4 and IPv6 alike
     assert 'ip saddr 192.168.56.0/24 oifname != "wsl-webstack" masquerade' in rules
     assert "ip daddr 10.255.255.53 udp dport 53 accept" in rules
-    assert rules.rstrip().count('iifname "wsl-webstack" drop') == 2  # the machine; the rest
-    assert 'iifname "wsl-webstack" oifname "wsl-*" drop' in rules  # other labs
-    assert 'iifname "wsl-webstack" tcp dport { 80, 443 } accept' in rules  # mirrors unknown
+    assert 'iifname "wsl-webstack" counter name "refused_inside" drop' in rules  # the machine
+    assert 'iifname "wsl-webstack" oifname "wsl-*" counter name "refused_inside" drop' in rules
+    assert 'iifname "wsl-webstack" counter name "refused_outside" drop' in rules  # the rest
+    # mirrors unknown: web traffic out, over IPv4 only
+    assert 'iifname "wsl-webstack" meta nfproto ipv4 tcp dport { 80, 443 } accept' in rules
     only = lxcnet.nft_ruleset(topo(), "10.255.255.53", ["203.0.113.80", "203.0.113.81"])
     assert "ip daddr { 203.0.113.80, 203.0.113.81 } tcp dport { 80, 443 } accept" in only
     assert "8.8.8.8" not in rules
@@ -101,3 +105,33 @@ def test_lxc_needs_root(monkeypatch):
     monkeypatch.setattr(system.platform, "is_root", lambda: False)
     with pytest.raises(LabError, match="needs root; run it with sudo"):
         system.require_root("lab up with the lxc provider")
+
+
+class _State:
+    def __init__(self, directory):
+        self.dir = directory / "labs" / "webstack"
+
+
+def test_destroy_removes_the_inet_table_and_an_older_labs_ip_table(tmp_path, monkeypatch):
+    commands = []
+
+    def nft(args, **kwargs):
+        commands.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")  # every table is there
+
+    monkeypatch.setattr(lxcnet, "run", nft)
+    network = lxcnet.LabNetwork(topo(), _State(tmp_path))
+    monkeypatch.setattr(network, "bridge_exists", lambda: False)
+    network._remove()
+    deleted = [c[-2:] for c in commands if c[:3] == ["nft", "delete", "table"]]
+    assert deleted == [["inet", "webstack_lab_webstack"], ["ip", "webstack_lab_webstack"]]
+
+
+def test_ipv6_is_turned_off_on_the_lab_bridge_only(tmp_path, monkeypatch):
+    for bridge in ("wsl-webstack", "eth0"):
+        (tmp_path / bridge).mkdir()
+        (tmp_path / bridge / "disable_ipv6").write_text("0\n")
+    monkeypatch.setattr(lxcnet, "IPV6_CONF", tmp_path)
+    lxcnet.LabNetwork(topo(), _State(tmp_path)).disable_ipv6()
+    assert (tmp_path / "wsl-webstack" / "disable_ipv6").read_text() == "1\n"
+    assert (tmp_path / "eth0" / "disable_ipv6").read_text() == "0\n"

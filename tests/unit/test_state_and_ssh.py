@@ -1,9 +1,10 @@
 """Lab state files, overlay writes and the rendered ssh config."""
 
+import io
 import os
 import stat
 
-from lab.connection import HostSpec
+from lab.connection import HostSpec, connect
 from lab.providers.lxcimage import write_into
 from lab.sshconfig import render
 from lab.state import LabState, write_private
@@ -60,3 +61,14 @@ def test_ssh_config_pins_key_and_known_hosts(tmp_path):
     assert "StrictHostKeyChecking yes" in text
     assert "Host lb-01\n  HostName 192.168.56.10\n  Port 2222" in text
     assert text.count("StrictHostKeyChecking") == 1
+
+
+def test_remote_commands_get_no_local_stdin_unless_given_input(tmp_path):
+    """invoke forwards the local stdin by default: an endless one (`yes | lab ...`) would keep
+    every remote command from returning."""
+    conn = connect(HostSpec("web-01", "192.168.56.11", 22, "lab", tmp_path / "id"))
+    runner = conn.config.runners.remote(context=conn)
+    runner._unify_kwargs_with_config({"hide": True})  # how run() resolves its streams
+    assert runner.streams["in"] is False
+    runner._unify_kwargs_with_config({"in_stream": io.StringIO("data")})
+    assert runner.streams["in"].read() == "data"

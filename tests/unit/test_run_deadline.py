@@ -1,0 +1,184 @@
+"""A run is bounded: a check still running at the deadline fails with what it waited for, the
+others are graded, the run returns, and what the late check changed is undone."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from checks.base import Check, Status, failed, passed
+from checks.live import LiveLab
+from checks.runner import GRACE, not_run_evidence, run_checks
+from lab.topology import PACKAGED, load
+
+
+class TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Nginx with `limit_rate 100;`: a page sent a few bytes at a time."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100000 // 50):
+                self.wfile.write(b"x" * 50)
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietLab(LiveLab):
+    """The real LiveLab without hosts: nothing to sweep."""
+
+    def sweep(self):
+        pass
+
+
+def make_checks(url: str, undone: list):
+    class Slow(Check):
+        id = "t.slow"
+        section = "web server"
+        title = "a page from a slow server"
+        requirement = "-"
+        points = 5
+        hint = "-"
+
+        def observe(self, lab):
+            lab.on_cleanup("slow change", lambda: undone.append("slow change"))
+            return lab.http(url).status_code
+
+        def judge(self, status):
+            return passed(f"HTTP {status}")
+
+    class Quick(Check):
+        id = "t.quick"
+        section = "servers"
+        title = "something quick"
+        requirement = "-"
+        points = 5
+        hint = "-"
+
+        def observe(self, lab):
+            return True
+
+        def judge(self, ok):
+            return passed("quick and fine")
+
+    class AfterSlow(Quick):
+        id = "t.after-slow"
+        needs = ("t.slow",)
+
+    class AfterQuick(Quick):
+        id = "t.after-quick"
+        needs = ("t.quick",)
+
+    return [Slow, Quick, AfterSlow, AfterQuick]
+
+
+def test_a_slow_check_is_cut_off_at_the_deadline_and_the_others_are_graded(
+    trickle, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    undone: list = []
+    classes = make_checks(trickle, undone)
+    catalogue = {cls.id: cls for cls in classes}
+    started = time.monotonic()
+    try:
+        report = run_checks(catalogue, classes, QuietLab(load(PACKAGED), None), "t", deadline=3)
+    finally:
+        for cls in classes:
+            Check.registry.pop(cls.id)
+    took = time.monotonic() - started
+    results = {r.id: r for r in report.results}
+    assert took < 3 + GRACE + 1, took  # the trickle alone would take over half an hour
+    slow = results["t.slow"]
+    assert slow.status is Status.FAIL
+    assert slow.evidence.startswith("did not finish within 3 s"), slow.evidence
+    assert f"GET {trickle}" in slow.evidence
+    assert results["t.quick"].status is Status.PASS
+    assert results["t.after-quick"].status is Status.PASS
+    assert results["t.after-slow"].status is Status.NOT_RUN
+    assert "t.slow did not pass: did not finish within 3 s" in results["t.after-slow"].evidence
+    assert undone == ["slow change"]
+
+
+class Down(Check):
+    id = "t.down"
+    section = "load balancer"
+    title = "the balancer"
+    requirement = "-"
+    points = 5
+    hint = "-"
+
+    def observe(self, lab):
+        return None
+
+    def judge(self, _):
+        return failed("lb-01: haproxy is not running ([ALERT] unknown keyword 'balanse')\nmore")
+
+
+class Middle(Down):
+    id = "t.middle"
+    needs = ("t.down",)
+
+
+class Top(Down):
+    id = "t.top"
+    needs = ("t.middle",)
+
+
+class NoLab:
+    def sweep(self):
+        pass
+
+    def cleanup(self):
+        pass
+
+
+def test_a_check_not_run_shows_the_evidence_of_the_failure_at_the_root():
+    catalogue = {c.id: c for c in (Down, Middle, Top)}
+    report = run_checks(catalogue, [Top], NoLab(), "t")
+    results = {r.id: r for r in report.results}
+    expected = (
+        "not run: t.down did not pass: lb-01: haproxy is not running "
+        "([ALERT] unknown keyword 'balanse')"
+    )
+    assert results["t.middle"].evidence == expected
+    assert results["t.top"].evidence == expected  # the root, not "t.middle did not pass"
+
+
+def test_the_not_run_evidence_reaches_a_grade_that_omits_the_prerequisite():
+    from checks.report import to_dict
+    from grading.class_run import graded_checks
+
+    catalogue = {c.id: c for c in (Down, Middle, Top)}
+    report = run_checks(catalogue, [Top], NoLab(), "t")
+    graded = graded_checks(to_dict(report)["checks"], {"t.top": 10})
+    assert [c["id"] for c in graded] == ["t.top"]
+    assert "[ALERT] unknown keyword 'balanse'" in graded[0]["evidence"]
+
+
+def test_not_run_evidence_without_any():
+    result = Down().result(Status.FAIL, "")
+    assert not_run_evidence(result) == "not run: t.down did not pass"
+
+
+for _cls in (Down, Middle, Top):
+    Check.registry.pop(_cls.id)
