@@ -18,12 +18,16 @@ class AppServer(Check):
     points = 5
     hint = (
         "Run the application with a WSGI server (e.g. gunicorn under systemd) bound to "
-        "127.0.0.1 or a unix socket, so that only Nginx on the same host reaches it."
+        "127.0.0.1 or a unix socket, so that only Nginx on the same host reaches it: no other "
+        "port (a relay such as socat, another Nginx server, a port forward) may lead to it."
     )
     needs = ("web.reverse-proxy",)
 
     def observe(self, lab):
-        return lab.on_each(lab.web_hosts(), lambda host: probes.application(lab, host))
+        def probe(host):
+            return {**probes.application(lab, host), "relays": probes.relays(lab, host)}
+
+        return lab.on_each(lab.web_hosts(), probe)
 
     def judge(self, hosts):
         problems, seen = [], []
@@ -36,13 +40,32 @@ class AppServer(Check):
                     f"{host}: {master['name']} (pid {master['pid']}) listens on "
                     f"{', '.join(app['sockets'])}: reachable from the network, not only by Nginx"
                 )
-            else:
+            for relay in app.get("relays", []):
+                held = (
+                    f" ({', '.join(relay['programs'])})"
+                    if relay["programs"]
+                    else " (where nothing listens: a port forward)"
+                )
+                problems.append(
+                    f"{host}: {relay['socket']}{held} relays the application to the network: "
+                    f"GET /api/status there from {relay['from']} was answered by the "
+                    f"application (HTTP {relay['status']}"
+                    + (f", pid {relay['pid']})" if relay["pid"] else ")")
+                )
+            if master is not None and app["local_only"] and not app.get("relays"):
                 seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}")
         if problems:
             return failed("; ".join(problems))
-        return passed("; ".join(seen))
+        return passed("; ".join(seen) + "; no other port leads to it from outside")
 
 
+# A failure with hints of its own in docs/exercises/hints.yml (`app.database/CASE`).
+ACCOUNTS_NOT_LOADED = "accounts-not-loaded"
+FLUSH_HINT = (
+    "The refused account is in the database's grant tables, but the running server has not "
+    "read them: loading a dump (or writing the mysql.* tables) does not reload the accounts. "
+    "Run FLUSH PRIVILEGES on that server, and dump with --flush-privileges next time."
+)
 WRITE_HINT = (
     "Writes must reach the primary from every web server: give the write account a host part "
     "that matches how each application connects (web-01's own application uses TCP too, not "
@@ -70,17 +93,19 @@ class UsesDatabase(Check):
         return probes.front_door(lab)
 
     def judge(self, o):
-        problems, hint, notes = [], "", []
+        problems, hint, case, notes = [], "", "", []
         stored = {**o["on_replica"], **o["on_primary"]}
         local = {o["primary"]: o["on_primary"], o["replica"]: o["on_replica"]}
+        answers = o.get("read_answers", {})
         for host, post in o["posts"].items():
-            token = post["token"]
+            token, unloaded = post["token"], []
             if post["status"] not in (200, 201):
+                reason, unloaded = failure_reason(post.get("error"), post.get("said", ""))
                 problems.append(
-                    f"{host}: POST /api/guestbook answered HTTP {post['status']}: "
-                    "the application could not store the entry"
+                    f"{host}: POST /api/guestbook answered HTTP {post['status']}: the application "
+                    f"could not store the entry{reason}"
                 )
-                hint = WRITE_HINT if post["status"] >= 500 else ""
+                hint = hint or (WRITE_HINT if post["status"] >= 500 else "")
             elif token not in stored:
                 problems.append(
                     f"{host}: the entry it accepted is in neither database "
@@ -89,12 +114,46 @@ class UsesDatabase(Check):
             elif token not in local.get(host, o["on_primary"]):
                 notes.append(f"{host}'s own database has not received its entry yet")
             elif token not in o["reads"].get(host, []):
-                problems.append(f"{host}: GET /api/guestbook does not show the entry it stored")
+                answer = answers.get(host, {"status": 200})
+                said = answer.get("said", "") if answer["status"] else ""  # else: why none came
+                reason, unloaded = failure_reason(answer.get("error"), said)
+                if answer["status"] == 200:
+                    problems.append(f"{host}: GET /api/guestbook does not show the entry it stored")
+                elif answer["status"] is None:
+                    failure = answer.get("said") or "GET /api/guestbook got no answer"
+                    problems.append(f"{host}: {failure}{reason}")
+                else:
+                    problems.append(
+                        f"{host}: GET /api/guestbook answered HTTP {answer['status']}{reason}"
+                    )
+            if unloaded:  # the cause is known, whatever else the evidence suggests
+                hint, case = FLUSH_HINT, ACCOUNTS_NOT_LOADED
         if problems:
-            return failed("; ".join(problems), hint)
+            return failed("; ".join(problems), hint, case)
         tables = ", ".join(sorted(set(stored.values())))
         note = f" ({'; '.join(notes)}: see db.replication)" if notes else ""
         return passed(
             f"entries posted through {', '.join(o['posts'])} were stored in {tables} and read "
             f"back through the same server{note}"
         )
+
+
+def failure_reason(error: dict | None, said: str) -> tuple[str, list[str]]:
+    """Why the application failed, in its own words (its journal's error line, else what its
+    answer said), and the refused accounts its database has in its tables but not loaded."""
+    error = error or {}
+    unloaded = list(error.get("unloaded", []))
+    if error.get("line"):
+        reason = f"; {error['unit']} logged: {error['line']}"
+    elif said:
+        reason = f"; its answer said: {said}"
+    elif error.get("unit"):
+        reason = f"; {error['unit']} logged no error in the last minute"
+    else:
+        reason = ""
+    if unloaded:
+        reason += (
+            f"; {', '.join(unloaded)} is in {error['database']}'s grant tables but its server "
+            "has not loaded it (written there without FLUSH PRIVILEGES)"
+        )
+    return reason, unloaded

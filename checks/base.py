@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ BASE_SECTIONS = (
 # The fixes of the issues the design document names: graded only when asked for.
 EXTRA_SECTIONS = ("firewall", "https", "monitoring", "ha")
 SECTIONS = BASE_SECTIONS + EXTRA_SECTIONS
+# the check whose observation runs in this context (set by the runner, carried by fan_out)
+CURRENT_CHECK: contextvars.ContextVar[str | None] = contextvars.ContextVar("check", default=None)
 
 
 class Status(enum.StrEnum):
@@ -35,14 +38,15 @@ class Verdict:
     passed: bool
     evidence: str
     hint: str = ""  # replaces the check's general hint when the evidence calls for another
+    case: str = ""  # names that failure, for hints of its own (docs/exercises/hints.yml)
 
 
 def passed(evidence: str) -> Verdict:
     return Verdict(True, evidence)
 
 
-def failed(evidence: str, hint: str = "") -> Verdict:
-    return Verdict(False, evidence, hint)
+def failed(evidence: str, hint: str = "", case: str = "") -> Verdict:
+    return Verdict(False, evidence, hint, case)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Result:
     evidence: str
     hint: str = ""
     seconds: float = 0.0
+    case: str = ""  # which failure the evidence showed, when its hints differ (Verdict.case)
 
     @property
     def awarded(self) -> int:
@@ -116,13 +121,17 @@ class Check:
     hint: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     exclusive: ClassVar[bool] = False  # runs alone: its observation is disturbed by other traffic
+    waits: ClassVar[float] = 0.0  # seconds it waits on purpose (an alert to fire): added to a
+    # run's default deadline (checks.runner.DEADLINE)
 
     registry: ClassVar[dict[str, type[Check]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        assert cls.section in SECTIONS, f"{cls.__name__}: unknown section {cls.section!r}"
-        assert cls.id not in Check.registry, f"duplicate check id {cls.id}"
+        if cls.section not in SECTIONS:  # raised, not asserted: `python -O` keeps these
+            raise TypeError(f"{cls.__name__}: unknown section {cls.section!r}")
+        if cls.id in Check.registry:
+            raise TypeError(f"{cls.__name__}: duplicate check id {cls.id}")
         Check.registry[cls.id] = cls
 
     def observe(self, lab) -> Any:
@@ -148,10 +157,15 @@ class Check:
             except Exception as exc:
                 verdict = failed(f"the grader could not judge what it saw: {_describe(exc)}")
         status = Status.PASS if verdict.passed else Status.FAIL
-        return self.result(status, verdict.evidence, time.monotonic() - started, verdict.hint)
+        return self.result(
+            status, verdict.evidence, time.monotonic() - started, verdict.hint, verdict.case
+        )
 
-    def result(self, status: Status, evidence: str, seconds: float = 0.0, hint: str = "") -> Result:
-        hint = "" if status is Status.PASS else (hint or self.hint)
+    def result(
+        self, status: Status, evidence: str, seconds: float = 0.0, hint: str = "", case: str = ""
+    ) -> Result:
+        failing = status is not Status.PASS
+        hint, case = (hint or self.hint, case) if failing else ("", "")
         return Result(
             self.id,
             self.section,
@@ -162,6 +176,7 @@ class Check:
             evidence,
             hint,
             round(seconds, 3),
+            case,
         )
 
 

@@ -6,8 +6,7 @@ import secrets
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX
-from checks.web import service_error
+from checks.live import SCRATCH_DB, TOKEN_PREFIX
 from facts import mysql
 
 
@@ -30,8 +29,8 @@ class DatabaseServers(Check):
                     lab, host, "SELECT VERSION(), @@server_id, @@log_bin, @@read_only"
                 )
             except CheckError as exc:
-                unit = "mariadb" if "mariadb" in str(exc).lower() else "mysql"
-                return {"error": str(exc), "journal": service_error(lab, host, unit)}
+                out = lab.sh(host, mysql.SERVER_STATE, sudo=True, check=False)
+                return server_down(str(exc), mysql.server_state(out))
             keys = ("version", "server_id", "log_bin", "read_only")
             return dict(zip(keys, row.strip().split("\t"), strict=False))
 
@@ -44,13 +43,19 @@ class DatabaseServers(Check):
 
     def judge(self, o):
         hosts = o["hosts"]
-        errors = [
-            info["error"] + (f" ({info['journal']})" if info.get("journal") else "")
-            for info in hosts.values()
-            if "error" in info
-        ]
-        if errors:
-            return failed("; ".join(errors))
+        down = {host: info for host, info in hosts.items() if "error" in info}
+        if down:
+            hint = ""
+            if any(info.get("installed") == [] for info in down.values()):
+                hint = "Install the server package (`sudo apt-get install mariadb-server`)."
+            elif any("does not run" in why_down(h, i) for h, i in down.items()):
+                hint = (
+                    "Fix what the server's journal says (`sudo journalctl -u mariadb`), then "
+                    "`sudo systemctl restart mariadb`."
+                )
+            elif any("is stopped" in why_down(h, i) for h, i in down.items()):
+                hint = "Start the server, and at every boot: `sudo systemctl enable --now mariadb`."
+            return failed("; ".join(why_down(h, i) for h, i in down.items()), hint)
         primary, replica = hosts[o["primary"]], hosts[o["replica"]]
         if primary["server_id"] == replica["server_id"]:
             return failed(f"both servers have server-id {primary['server_id']}")
@@ -60,6 +65,38 @@ class DatabaseServers(Check):
             f"{o['primary']}: {primary['version']} primary, binary log on, "
             f"server-id {primary['server_id']}; {o['replica']}: server-id {replica['server_id']}"
         )
+
+
+def server_down(error: str, state: mysql.ServerState) -> dict:
+    """What db.servers observes of a host whose database did not answer."""
+    return {
+        "error": error,
+        "installed": list(state.installed),
+        "unit": state.unit,
+        "active": state.active,
+        "result": state.result,
+        "journal": state.error,
+    }
+
+
+def why_down(host: str, info: dict) -> str:
+    """Why the grader could not ask host's database: not installed, the server's own reason
+    for its last start's failure (its journal; an error of an earlier start that succeeded is
+    no reason), stopped, else the client's error."""
+    if "installed" in info and not info["installed"]:
+        return (
+            f"{host}: no MySQL/MariaDB server is installed "
+            f"({' and '.join(mysql.SERVER_PROGRAMS)} are missing)"
+        )
+    state = f" ({info['unit']} {info['active']})" if info.get("unit") else ""
+    started_and_failed = info.get("result") not in (None, "", "success")
+    if info.get("journal") and info.get("active") != "active" and started_and_failed:
+        return f"{host}: the database server does not run{state}: {info['journal']}"
+    if info.get("unit") and info.get("active") == "inactive":  # stopped, not broken
+        return f"{host}: the database server is stopped{state}: " + info["error"].removeprefix(
+            f"{host}: "
+        )
+    return info["error"]
 
 
 def replica_state(lab) -> dict:
@@ -73,6 +110,7 @@ def replica_state(lab) -> dict:
         "io_running": status.io_running,
         "sql_running": status.sql_running,
         "last_error": status.last_error,
+        "filters": list(status.filters),
         "source_host": source,
         "source_addresses": addresses,
         "primary_address": lab.address(primary),
@@ -96,9 +134,26 @@ class Replication(Check):
         "and START REPLICA; SHOW REPLICA STATUS must show both threads running."
     )
     needs = ("db.servers", "app.database")
+    exclusive = True  # pauses the replica's SQL thread for a moment
 
     def observe(self, lab):
-        return {"state": replica_state(lab), "writes": probes.front_door(lab)}
+        state, writes = replica_state(lab), probes.front_door(lab)
+        _, replica = probes.roles(lab)
+        variables = lab.sh(replica, mysql.FILTER_VARIABLES, sudo=True, check=False)
+        filters = {**dict(state.pop("filters")), **mysql.parse_filter_variables(variables)}
+        tables = sorted({w.rsplit(".", 1)[0] for w in writes["on_primary"].values()})
+        filtered = {
+            t: rule for t in tables if (rule := mysql.filtered_out(filters, *t.split(".", 1)))
+        }
+        running = state["io_running"] == state["sql_running"] == "Yes"
+        paused = probes.paused_write(lab) if running and writes["on_primary"] else None
+        return {
+            "state": state,
+            "writes": writes,
+            "filters": filters,
+            "filtered": filtered,
+            "paused": paused,
+        }
 
     def judge(self, o):
         state, w = o["state"], o["writes"]
@@ -122,6 +177,14 @@ class Replication(Check):
                 f"the entries written through the site are not in {w['primary']}'s database: "
                 "there is nothing to follow to the replica"
             )
+        if o.get("filtered"):
+            table, rule = next(iter(o["filtered"].items()))
+            return failed(
+                f"{replica}'s replication filters leave out the application's table {table} "
+                f"({rule}): its rows do not come through replication",
+                "Remove the replicate-* filters that leave out the application's database "
+                "from the replica's configuration and restart it.",
+            )
         missing = sorted(set(w["on_primary"]) - set(w["on_replica"]))
         if missing:
             return failed(
@@ -138,11 +201,36 @@ class Replication(Check):
                 f"{replica}'s {table} is a {engine} table: it reads the primary over the "
                 "network instead of holding a replicated copy"
             )
+        paused = o.get("paused")
+        if paused is not None:
+            if not paused["stored"]:
+                return failed(
+                    f"an entry written through {w['primary']} while {replica}'s replication "
+                    "was paused was not stored on the primary"
+                )
+            if paused["on_replica_paused"]:
+                return failed(
+                    f"an entry written on {w['primary']} appeared in {replica}'s "
+                    f"{paused['on_replica_paused']} while {replica}'s replication (SQL thread) "
+                    "was stopped: it is copied there by something other than replication"
+                )
+            if not paused["on_replica_later"]:
+                return failed(
+                    f"an entry written on {w['primary']} while {replica}'s replication was "
+                    f"paused did not reach {replica} within {probes.WAIT:.0f} s of resuming"
+                )
+        proof = (
+            f"; with its SQL thread stopped a new entry waited, and arrived "
+            f"{paused['arrived_after']:.1f} s after it started again"
+            if paused
+            else ""
+        )
+        filters = ", ".join(f"{k}={v}" for k, v in sorted(o.get("filters", {}).items()))
         return passed(
             f"entries written through the site reached {w['primary']} "
             f"({', '.join(sorted(set(w['on_primary'].values())))}) and appeared on {replica} "
-            f"after {w['replicated_after']:.1f} s; replica threads running, source "
-            f"{state['source_host']}"
+            f"after {w['replicated_after']:.1f} s{proof}; replica threads running, source "
+            f"{state['source_host']}" + (f"; filters {filters}" if filters else "")
         )
 
 
@@ -181,7 +269,7 @@ class ReplicaReadOnly(Check):
             )
             attempt = lab.sh(
                 replica,
-                f'MYSQL_PWD={password} mysql -u {user} -e "INSERT INTO {SCRATCH_DB}.probe '
+                f'MYSQL_PWD={password} {mysql.CLIENT} -u {user} -e "INSERT INTO {SCRATCH_DB}.probe '
                 f"VALUES ('{TOKEN_PREFIX}replica')\" 2>&1 && echo WRITE-ACCEPTED; true",
             )
         finally:
@@ -195,9 +283,9 @@ class ReplicaReadOnly(Check):
         if "read-only" not in o["attempt"] and "read_only" not in o["attempt"]:
             return failed(
                 f"{o['replica']}: the write failed, but not because the replica is "
-                f"read-only: {o['attempt'][:120]}"
+                f"read-only: {o['attempt']}"
             )
-        return passed(f"{o['replica']} refused a write: {o['attempt'][:100]}")
+        return passed(f"{o['replica']} refused a write: {o['attempt']}")
 
 
 class ApplicationRoles(Check):
@@ -219,36 +307,16 @@ class ApplicationRoles(Check):
 
     def observe(self, lab):
         writes = probes.front_door(lab)
-        primary, replica = writes["primary"], writes["replica"]
-        what = f"replication paused on {replica}"
-        resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
-        lab.on_cleanup(what, lambda: lab.sh(replica, resume, sudo=True, check=False))
-        lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
-        try:
-            post = probes.post_entry(lab, primary)
-            found = probes.find_tokens(lab, primary, [post["token"]])
-            lab.on_cleanup(
-                "paused entry", lambda: probes.forget_tokens(lab, primary, replica, found, {})
-            )
-            token, where = post["token"], found.get(post["token"], "")
-            primary_read = bool(
-                probes.poll(lambda: token in probes.read_entries(lab, primary), 2.0)
-            )
-            replica_read_paused = token in probes.read_entries(lab, replica)
-        finally:
-            lab.done_with(what)
-        replica_read_later = bool(
-            probes.poll(lambda: token in probes.read_entries(lab, replica), probes.WAIT)
-        )
+        paused = probes.paused_write(lab)
         return {
-            "primary": primary,
-            "replica": replica,
+            "primary": writes["primary"],
+            "replica": writes["replica"],
             "origins": {h: p["token"] in writes["on_primary"] for h, p in writes["posts"].items()},
             "paused": {
-                "stored": post["status"] in (200, 201) and bool(where),
-                "primary_read": primary_read,
-                "replica_read_paused": replica_read_paused,
-                "replica_read_later": replica_read_later,
+                "stored": paused["status"] in (200, 201) and bool(paused["stored"]),
+                "primary_read": paused["primary_read"],
+                "replica_read_paused": paused["replica_read_paused"],
+                "replica_read_later": paused["replica_read_later"],
             },
         }
 

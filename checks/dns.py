@@ -12,10 +12,6 @@ from checks.base import Check, failed, passed
 from checks.live import TOKEN_PREFIX as TOKEN
 
 MAX_CHAIN = 16  # CNAMEs followed at most (resolvers follow about as many)
-ZONE_HAS_WWW = (  # a line for www in a zone file of NSD or BIND (the domain is validated)
-    "grep -rlsE '^www(\\.{domain}\\.)?[[:space:]]' /etc/nsd /etc/bind /var/lib/bind "
-    "2>/dev/null | head -1"
-)
 
 
 def answer_records(message) -> list[tuple[str, str, str]]:
@@ -93,16 +89,12 @@ class WwwRecord(Check):
         probe = f"{TOKEN}{secrets.token_hex(4)}.{lab.topology.domain}."
         o["any_name"] = ask(lab, o["server"], probe)["records"]
         o["lb"] = lab.address("lb")
-        o["www_in_zone"] = None
-        if o["any_name"]:  # a wildcard answers every name: is there a www record of its own?
-            o["www_in_zone"] = bool(
-                lab.sh(
-                    lab.name("dns"),
-                    ZONE_HAS_WWW.format(domain=lab.topology.domain.replace(".", "\\.")),
-                    sudo=True,
-                    check=False,
-                ).strip()
-            )
+        o["below_www"] = None
+        if o["any_name"]:  # a wildcard answers every name: is there a www of its own?
+            # A wildcard answers for a name below www only while www does not exist (RFC 4592):
+            # the server that loaded the zone says so itself, whatever files lie beside it.
+            below = f"{TOKEN}{secrets.token_hex(4)}.www.{lab.topology.domain}."
+            o["below_www"] = ask(lab, o["server"], below)
         return o
 
     def judge(self, o):
@@ -125,10 +117,13 @@ class WwwRecord(Check):
                 "domain's own server"
             )
         wildcard = sorted(v for _, t, v in o["any_name"] if t == "A")
-        if wildcard and wildcard == sorted(addresses) and not o.get("www_in_zone"):
+        below = o.get("below_www") or {}
+        of_its_own = below.get("rcode") in ("NXDOMAIN", "NOERROR") and not below.get("records")
+        if wildcard and wildcard == sorted(addresses) and not of_its_own:
             return failed(
                 f"any name under the domain resolves to {', '.join(wildcard)} (a wildcard "
-                "record): www needs a record of its own",
+                "record), names below www too: www has no record of its own in the zone "
+                f"{o['server']} serves, and needs one",
                 "Add a `www` record to the zone; a `*` record answers for every name.",
             )
         return passed(f"{' → '.join(chain)} (authoritative answer from {o['server']})")

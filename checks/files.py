@@ -6,7 +6,7 @@ import posixpath
 
 from checks import probes
 from checks.base import Check, failed, passed
-from facts import proc
+from facts import proc, systemd
 from lab.remote import quote
 
 MAX_FILES = 500
@@ -40,13 +40,18 @@ class CodeBase(Check):
             master = probes.application(lab, host)["master"]
             if master is None:
                 return {"entry": "", "files": {}}
-            cwd = lab.sh(host, f"readlink /proc/{int(master['pid'])}/cwd", sudo=True).strip()
+            pid = int(master["pid"])
+            cwd = lab.sh(host, f"readlink /proc/{pid}/cwd", sudo=True).strip()
+            launched = launch_directory(lab, host, pid, cwd)
             config_path = proc.config_file(master["args"])
-            config = ""
-            if config_path:
-                config_path = posixpath.join(cwd, config_path)
-                config = lab.sh(host, f"head -c 65536 {quote(config_path)}", sudo=True, check=False)
-            candidates = proc.entry_candidates(master["args"], cwd, config)
+            config = read_file(lab, host, launched, config_path) if config_path else ""
+            inis = [(posixpath.join(launched, f), "") for f in proc.ini_files(master["args"])]
+            inis = [(path, read_file(lab, host, launched, path)) for path, _ in inis]
+            uwsgi = None
+            if proc.is_uwsgi(master["args"]):  # uwsgi says how it reads them, where it can
+                asked = proc.uwsgi_reading(master["args"], launched)
+                uwsgi = proc.parse_uwsgi_reading(lab.sh(host, asked, sudo=True, check=False))
+            candidates = proc.entry_candidates(master["args"], cwd, config, inis, uwsgi)
             found = lab.sh(
                 host,
                 "for f in "
@@ -107,3 +112,22 @@ class CodeBase(Check):
             f"{len(a['files'])} files identical{capped}, entry point {a['entry']}: "
             + ", ".join(f"{h} ({i['directory']})" for h, i in hosts.items())
         )
+
+
+def launch_directory(lab, host: str, pid: int, cwd: str) -> str:
+    """The folder the server was started in, against which it read the relative paths of its
+    configuration files (before a chdir of its own): its systemd unit's WorkingDirectory, as
+    systemd says (`/` by default), else its working directory now."""
+    unit = systemd.parse_unit(lab.sh(host, systemd.unit_of(pid), check=False))
+    if not unit:
+        return cwd
+    shown = lab.sh(host, systemd.working_directory(unit), check=False).strip().removeprefix("-")
+    if not shown:
+        return "/"
+    return shown if shown.startswith("/") else cwd  # "~": a home its working directory names
+
+
+def read_file(lab, host: str, directory: str, path: str) -> str:
+    """The start of a configuration file (a relative path is read from directory)."""
+    full = posixpath.join(directory, path)
+    return lab.sh(host, f"head -c 65536 -- {quote(full)}", sudo=True, check=False)

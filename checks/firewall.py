@@ -25,6 +25,17 @@ FREE = "a free port the grader listened on"
 UNUSED_LOW = -1  # stands for a free port in LOW_RANGE the grader listens on (default deny)
 LOW_RANGE = (1024, 32767)
 FREE_LOW = "a free port below 32768 the grader listened on"
+UNUSED_WELL_KNOWN = -2  # stands for a free port below 1024 the grader listens on (default deny)
+WELL_KNOWN_RANGE = (1, 1023)
+FREE_WELL_KNOWN = "a free port below 1024 the grader listened on"
+# ports no host of the design serves, that students and distributions open: whatever answers
+# there (a service, or the grader's listener) must not answer others
+UNDESIGNED = (
+    (873, "rsync's port, in no host's design"),
+    (2222, "a second SSH's port, in no host's design"),
+)
+SAMPLE = ((UNUSED, FREE), (UNUSED_LOW, FREE_LOW), (UNUSED_WELL_KNOWN, FREE_WELL_KNOWN), *UNDESIGNED)
+RANGES = {UNUSED_LOW: LOW_RANGE, UNUSED_WELL_KNOWN: WELL_KNOWN_RANGE}
 PROBE_TIMEOUT = 2  # seconds a connection may take before it counts as dropped
 LISTEN_SECONDS = 30  # the grader's listeners end by themselves after this, whatever happens
 SSH, HTTP, HTTPS, DNS, MYSQL, NODE_EXPORTER = 22, 80, 443, 53, 3306, 9100
@@ -108,7 +119,7 @@ def expectations(topology: Topology) -> list[Expect]:
         balancers = [h.name for h in others if "lb" in h.roles]
         rest = [h.name for h in others if "lb" not in h.roles]
         sources = [MACHINE, hosts[(i + 1) % len(hosts)].name] if others else [MACHINE]
-        for unused, why in ((UNUSED, FREE), (UNUSED_LOW, FREE_LOW)):
+        for unused, why in SAMPLE:
             found += [Expect("deny", s, host.name, unused, False, why) for s in sources]
         found.append(Expect("public", MACHINE, host.name, SSH, True, "SSH"))
         if "lb" in host.roles:
@@ -184,8 +195,8 @@ def parse_probes(output: str) -> dict[tuple[str, int], str]:
 
 
 def _asked(expect: Expect) -> str:
-    if expect.port == UNUSED_LOW:
-        return "{}-{}".format(*LOW_RANGE)
+    if expect.port in RANGES:
+        return "{}-{}".format(*RANGES[expect.port])
     return f"{expect.port}{'?' if expect.if_running else ''}"
 
 
@@ -207,6 +218,12 @@ def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[s
     if not targets:
         return {}
     if source == MACHINE:
+        hidden = sorted({a for a, _ in targets if lab.tunnelled(a)})
+        if hidden:  # the class file says so: nothing may be sent there from here
+            raise CheckError(
+                f"this machine cannot reach {', '.join(hidden)} (the servers are reached over "
+                "SSH at other addresses), so their firewall cannot be probed from outside"
+            )
         with ThreadPoolExecutor(max_workers=len(targets)) as pool:
             states = pool.map(lambda t: connect_state(t[0], t[1], PROBE_TIMEOUT), targets)
             return dict(zip(targets, states, strict=True))
@@ -287,7 +304,9 @@ def problems(rows: list[dict]) -> list[str]:
         elif state == "unknown" or (row["open"] and state != "open"):
             found.append(f"{where(row)}: {words}{LISTENERS.get(row['listener'], '')}")
         elif not row["open"] and state not in BLOCKED:
-            found.append(f"{where(row)}: {'open' if state == 'open' else words}")
+            said = "open" if state == "open" else words
+            served = " (a service listens there)" if row["listener"] == "service" else ""
+            found.append(f"{where(row)}: {said}{served}")
         elif not row["open"] and state != "refused" and row.get("control") != "open":
             found.append(
                 f"{where(row)}: {words}, but {row['target']}:{CONTROL} (SSH, open to every host "
@@ -298,9 +317,26 @@ def problems(rows: list[dict]) -> list[str]:
     return found
 
 
-def judged(rows: list[dict], summary: str, hint: str = "") -> Verdict:
+def blocked_by_a_firewall(row: dict) -> bool:
+    """Whether a row shows a ruleset at work: something listened, yet the connection was
+    refused, or dropped while the same source reached the host's SSH."""
+    return (
+        row["listener"] in ("grader", "service")
+        and row["state"] in BLOCKED
+        and (row["state"] == "refused" or row.get("control") == "open")
+    )
+
+
+def unshaped(rows: list[dict], hosts) -> list[str]:
+    """Hosts (among hosts) on which nothing the grader tried was blocked: what answers there
+    answers because nothing is in its way, not because a firewall lets it through."""
+    shaped = {r["target"] for r in rows if not r["open"] and blocked_by_a_firewall(r)}
+    return [h for h in dict.fromkeys(hosts) if h not in shaped]
+
+
+def judged(rows: list[dict], summary: str, hint: str = "", also=()) -> Verdict:
     """Failed with every problem, or passed with summary and how many connections were tried."""
-    found = problems(rows)
+    found = problems(rows) + list(also)
     if found:
         return failed("; ".join(found), hint)
     tried = [r for r in rows if r["listener"] != "none"]
@@ -317,8 +353,21 @@ class _Firewall:
     kind = ""
 
     def observe(self, lab):
-        rows = lab.memo("firewall", lambda: observe_all(lab))
+        return lab.memo("firewall", lambda: observe_all(lab))
+
+    def mine(self, rows: list[dict]) -> list[dict]:
+        """The rows this check grades (the observation holds every connection tried)."""
         return [r for r in rows if r["check"] == self.kind]
+
+    def no_firewall(self, rows: list[dict]) -> list[str]:
+        """An open port proves a firewall right only where a firewall blocks something: the
+        hosts this check grades on which nothing the grader tried was blocked, in words."""
+        hosts = unshaped(rows, [r["target"] for r in self.mine(rows)])
+        return [
+            f"{h}: nothing the grader tried was blocked (ports the design closes answered too): "
+            "no firewall decides what answers there"
+            for h in hosts
+        ]
 
 
 class DefaultDeny(_Firewall, Check):
@@ -328,7 +377,9 @@ class DefaultDeny(_Firewall, Check):
     title = "Incoming connections are denied by default on every host"
     requirement = (
         "Issue of the design: no firewall. On every host, incoming traffic is denied: a free "
-        "port (one above 32767 and one below) answers neither this machine nor another host."
+        "port (one above 32767, one below, one below 1024) and the ports no host of the design "
+        "serves (873, 2222), whatever listens there, answer neither this machine nor another "
+        "host."
     )
     hint = (
         "Turn a firewall on on every host with incoming traffic denied by default: "
@@ -336,9 +387,12 @@ class DefaultDeny(_Firewall, Check):
     )
 
     def judge(self, rows):
+        rows = self.mine(rows)
         hosts = sorted({r["target"] for r in rows})
         return judged(
-            rows, f"a port the grader listened on is closed on {', '.join(hosts)} to others"
+            rows,
+            f"ports the grader listened on (below 1024, below 32768, above, 873, 2222) are "
+            f"closed on {', '.join(hosts)} to others",
         )
 
 
@@ -347,14 +401,21 @@ class PublicOpen(_Firewall, Check):
     design = "firewall-public"
     kind = "public"
     title = "SSH on every host, and HTTP, HTTPS and DNS on the load balancer are open"
-    requirement = "The load balancer admits 22, 80, 443 and 53; every host admits SSH (22)."
+    requirement = (
+        "The load balancer admits 22, 80, 443 and 53; every host admits SSH (22), through a "
+        "firewall that blocks what the design closes (with no firewall, nothing is admitted: "
+        "everything merely answers)."
+    )
     hint = (
         "Allow what the outside needs before denying the rest: `sudo ufw allow 22/tcp` everywhere; "
         "on the load balancer also `sudo ufw allow 80/tcp`, `443/tcp` and `53`."
     )
 
     def judge(self, rows):
-        return judged(rows, "reachable from this machine: " + _listing(rows))
+        mine = self.mine(rows)
+        summary = "reachable from this machine, through a firewall: " + _listing(mine)
+        absent = self.no_firewall(rows)
+        return judged(mine, summary, DefaultDeny.hint if absent else "", also=absent)
 
 
 class InternalOpen(_Firewall, Check):
@@ -365,7 +426,8 @@ class InternalOpen(_Firewall, Check):
     requirement = (
         "The web servers admit 80 from the load balancer; the primary database admits 3306 "
         "from the replica (replication, and web-02's writes; the other direction is not "
-        "graded); node exporter (9100) admits the load balancer."
+        "graded); node exporter (9100) admits the load balancer; each through a firewall that "
+        "blocks what the design closes."
     )
     hint = (
         "On each web server allow the load balancer to port 80 "
@@ -374,14 +436,17 @@ class InternalOpen(_Firewall, Check):
     )
 
     def judge(self, rows):
+        rows, everything = self.mine(rows), rows
+        absent = self.no_firewall(everything)
         blocked = any(f":{MYSQL} " in problem for problem in problems(rows))
         hint = (
             "Replication is blocked: the replica connects to the primary's port 3306. "
             "Allow it: `sudo ufw allow from REPLICA to any port 3306 proto tcp` on the primary."
             if blocked
-            else ""
+            else (DefaultDeny.hint if absent else "")
         )
-        return judged(rows, "open to the hosts that need them: " + _listing(rows), hint)
+        summary = "open to the hosts that need them, through a firewall: " + _listing(rows)
+        return judged(rows, summary, hint, also=absent)
 
 
 class ClosedToOthers(_Firewall, Check):
@@ -402,6 +467,7 @@ class ClosedToOthers(_Firewall, Check):
     )
 
     def judge(self, rows):
+        rows = self.mine(rows)
         return judged(rows, "closed to others: " + _listing(rows))
 
 

@@ -8,7 +8,7 @@ import time
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
-from facts import haproxy, ss, vrrp
+from facts import haproxy, proc, ss, vrrp
 from lab.remote import pid as valid_pid
 from lab.remote import quote
 
@@ -124,8 +124,9 @@ class SiteAtVirtualAddress(Check):
             o["error"] = str(exc)
         o["web"] = lab.web_hosts()
         o["hostnames"] = lab.on_each(
-            o["web"], lambda host: lab.sh(host, "hostname", check=False).strip()
+            o["web"], lambda host: lab.sh(host, proc.HOSTNAME, check=False).strip()
         )
+        o["domain"] = lab.topology.domain
         return o
 
     def judge(self, o):
@@ -135,8 +136,8 @@ class SiteAtVirtualAddress(Check):
             return failed(f"{name} resolves to {found}, not the virtual address {vip}")
         if "error" in o:
             return failed(f"{name} → {vip}, but {o['error']}")
-        web = {*o["web"], *o["hostnames"].values()} - {""}  # topology names or real hostnames
-        if o["status"] != 200 or o["served_by"] not in web:
+        host = probes.served_by_host(o["served_by"], o["hostnames"], o["web"], o.get("domain", ""))
+        if o["status"] != 200 or host is None:
             return failed(
                 f"http://{name}/ at {vip} answered HTTP {o['status']}, X-Served-By "
                 f"{o['served_by']}: not a page from a web server"
@@ -379,6 +380,7 @@ class Failover(Check):
     )
     needs = ("ha.one-holder", "ha.site")
     exclusive = True  # the site is down for a few seconds on purpose
+    waits = FAILOVER_WINDOW + 5 + 2 * RESTORE_WINDOW + SETTLE
 
     def observe(self, lab):
         return kill_active(lab, virtual_address(lab))

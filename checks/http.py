@@ -1,7 +1,5 @@
 """How the user's computer reaches the site: HTTP to www.foobar.com, through the lab's DNS."""
 
-import secrets
-
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
@@ -30,25 +28,36 @@ class BrowseWww(Check):
         _, addresses, _ = follow(answer["records"], answer["name"])
         if not addresses:
             raise CheckError(f"{lab.site} does not resolve")
-        token = secrets.token_hex(6)
-        page = lab.http(f"http://{addresses[0]}/?lab-check={token}-0")
-        by = probes.served_by(page)
-        host = by[0] if by and by[0] in lab.web_hosts() else None
+        web = lab.web_hosts()
 
-        def log(web_host):  # a host that cannot be read (down) is not this check's business
+        def marks(web_host):  # a host that cannot be read (down) is not this check's business
             try:
-                return probes.received(lab, web_host, token)
+                return probes.log_marks(lab, web_host)
+            except CheckError:
+                return None
+
+        before = lab.on_each(web, marks)
+        page = lab.http(f"http://{addresses[0]}/")
+        by = probes.served_by(page)
+        hostnames, domain = probes.web_hostnames(lab), lab.topology.domain
+        host = probes.served_by_host(by[0] if by else None, hostnames, web, domain)
+
+        def log(web_host):
+            try:
+                return probes.logged_since(lab, web_host, before[web_host])
             except CheckError:
                 return None
 
         return {
-            "received": lab.on_each(lab.web_hosts(), log) if host else {},
+            "received": lab.on_each(web, log) if host else {},
             "url": f"http://{lab.site}/",
             "address": addresses[0],
             "status": page.status_code,
             "html": "<html" in page.text.lower(),
             "served_by": probes.served_by(page),
             "web": lab.web_hosts(),
+            "hostnames": hostnames,
+            "domain": domain,
         }
 
     def judge(self, o):
@@ -58,9 +67,10 @@ class BrowseWww(Check):
                 + ("" if o["html"] else " without a page")
             )
         by = o["served_by"][0] if o["served_by"] else None
-        if by not in o["web"]:
+        host = probes.served_by_host(by, o.get("hostnames", {}), o["web"], o.get("domain", ""))
+        if host is None:
             return failed(f"{o['url']}: a page, but not from a web server (X-Served-By {by})")
-        problem = misrouted([by], o["received"], None)
+        problem = misrouted([host], o["received"], None)
         if problem:
             return failed(f"{o['url']}: {problem}")
         return passed(f"{o['url']} → {o['address']}: HTTP 200, a page served by {by}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import socket
 import ssl
 import time
@@ -14,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cryptography import x509
 
-from checks import probes
+from checks import probes, visitor
 from checks.base import Check, CheckError, failed, passed
 from checks.live import forwarded
 from lab import ca
@@ -27,13 +26,15 @@ NEW_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLS
 CLIENT_CANNOT = ("NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE")  # refused by this machine
 BUILT_WITH = {"TLSv1": ssl.HAS_TLSv1, "TLSv1.1": ssl.HAS_TLSv1_1}
 SNIFF_SECONDS = 8
+DIRECT, RELAYED = "/", "/api/status"  # what https.forwarded asks from here, and from a lab host
 HSTS_PATHS = ("/", "/api/status")
 
 
 # -- TLS from this machine --------------------------------------------------------------------
-def handshake(address: str, name: str, cafile: str | None = None, version=None) -> dict:
+def handshake(address: str, name: str, cafile: str | None = None, version=None, lab=None) -> dict:
     """One TLS handshake with address:443 naming name (SNI): the protocol agreed and the
-    certificate sent, or the error; verified against cafile when given (names aside)."""
+    certificate sent, or the error; verified against cafile when given (names aside).
+    With lab, an address not reachable from this machine is reached through SSH."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     if cafile:
@@ -45,9 +46,11 @@ def handshake(address: str, name: str, cafile: str | None = None, version=None) 
             warnings.simplefilter("ignore", DeprecationWarning)
             context.minimum_version = context.maximum_version = version
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    reach = lab.reach(address, PORT) if lab is not None else contextlib.nullcontext((address, PORT))
     try:
         with (
-            socket.create_connection((address, PORT), timeout=TIMEOUT) as raw,
+            reach as target,
+            socket.create_connection(target, timeout=TIMEOUT) as raw,
             context.wrap_socket(raw, server_hostname=name) as tls,
         ):
             return {"version": tls.version(), "der": tls.getpeercert(binary_form=True)}
@@ -57,6 +60,8 @@ def handshake(address: str, name: str, cafile: str | None = None, version=None) 
         return {"error": f"{exc.reason or exc}", "verify": False}
     except OSError as exc:
         return {"error": exc.strerror or type(exc).__name__, "connect": True}
+    except CheckError as exc:  # the SSH server behind address could not connect to it
+        return {"error": getattr(exc, "reason", str(exc)), "connect": True}
 
 
 def certificate_facts(der: bytes, authority: ca.Authority | None) -> dict:
@@ -95,10 +100,10 @@ def served_certificate(lab, name: str) -> dict:
     def make():
         path, authority = lab_authority(lab)
         address = lab.address("lb")
-        seen = handshake(address, name)
+        seen = handshake(address, name, lab=lab)
         if "der" not in seen:
             return {"name": name, "address": address, "error": seen["error"]}
-        checked = handshake(address, name, path) if path else {"error": "no lab CA"}
+        checked = handshake(address, name, path, lab=lab) if path else {"error": "no lab CA"}
         return {
             "name": name,
             "address": address,
@@ -239,25 +244,6 @@ class Names(Check):
         return passed(f"the certificate sent for each covers it: {', '.join(seen)}")
 
 
-def web_hostnames(lab) -> dict[str, str]:
-    """Each web server's own hostname (what `add_header X-Served-By $hostname` sends), for those
-    that answer over SSH."""
-
-    def hostname(host: str) -> str:
-        with contextlib.suppress(CheckError):
-            return lab.memo(("hostname", host), lambda: lab.sh(host, "hostname").strip())
-        return ""
-
-    found = lab.on_each(lab.web_hosts(), hostname)
-    return {host: name for host, name in found.items() if name}
-
-
-def served_by_names(o: dict) -> list[str]:
-    """The X-Served-By values of the web servers: each one's hostname (its name in the topology
-    when its hostname could not be read)."""
-    return [o["hostnames"].get(host, host) for host in o["web"]]
-
-
 class Redirect(Check):
     id = "https.redirect"
     section = "https"
@@ -271,12 +257,8 @@ class Redirect(Check):
     )
 
     def observe(self, lab):
-        token = secrets.token_hex(6)
         lb = lab.address("lb")
-        asks = {
-            lab.site: f"/?lab-check={token}-0",
-            lab.topology.domain: f"/api/status?lab-check={token}-1",
-        }
+        asks = {lab.site: "/", lab.topology.domain: "/api/status"}
         answers = {}
         for host, path in asks.items():
             reply = lab.http(f"http://{lb}{path}", headers={"Host": host}, follow=False)
@@ -297,7 +279,8 @@ class Redirect(Check):
             "answers": answers,
             "followed": followed,
             "web": lab.web_hosts(),
-            "hostnames": web_hostnames(lab),
+            "hostnames": probes.web_hostnames(lab),
+            "domain": lab.topology.domain,
         }
 
     def judge(self, o):
@@ -323,7 +306,8 @@ class Redirect(Check):
         if "error" in f:
             return failed(f"the redirect leads nowhere: {f['error']}")
         by = f["served_by"][0] if f["served_by"] else None
-        if f["status"] != 200 or by not in served_by_names(o):
+        host = probes.served_by_host(by, o["hostnames"], o["web"], o.get("domain", ""))
+        if f["status"] != 200 or host is None:
             return failed(
                 f"following the redirect: HTTP {f['status']} from {by or 'no web server'}"
             )
@@ -349,7 +333,7 @@ class Protocols(Check):
             if not BUILT_WITH.get(label, True):
                 tried[label] = "untested: this machine's OpenSSL was built without it"
                 continue
-            outcome = handshake(lb, lab.site, version=version)
+            outcome = handshake(lb, lab.site, version=version, lab=lab)
             error = outcome.get("error", "")
             if any(w in error for w in CLIENT_CANNOT):
                 tried[label] = f"untested: this machine's OpenSSL would not offer it ({error})"
@@ -438,24 +422,25 @@ class Hsts(Check):
 
 # -- what the web servers receive -------------------------------------------------------------
 # Reads IPv4 packets (AF_PACKET, cooked) on a web server until, for each token, one from a load
-# balancer carried it; prints "INDEX HEX" for the first of each. It sees the request as it
-# arrives, whatever Nginx logs.
+# balancer carried it and the common part; prints "INDEX HEX" for the first of each. It sees the
+# request as it arrives, whatever Nginx logs.
 _SNIFFER = (
-    "$| = 1; alarm $ARGV[2]; my @tokens = split /,/, $ARGV[0]; my %src = map"
-    " { pack('H*', $_) => 1 } split /,/, $ARGV[1];"
+    "$| = 1; alarm $ARGV[2]; my @tokens = map { pack('H*', $_) } split /,/, $ARGV[0];"
+    " my %src = map { pack('H*', $_) => 1 } split /,/, $ARGV[1]; my $all = pack('H*', $ARGV[3]);"
     ' socket(my $s, 17, 2, 0x0008) or die "packet socket: $!\\n"; my %seen;'
     " while (keys %seen < @tokens) { recv($s, my $p, 65535, 0) or next;"
-    " next unless $src{substr($p, 12, 4)}; for my $i (0 .. $#tokens) {"
+    " next unless $src{substr($p, 12, 4)} && index($p, $all) >= 0; for my $i (0 .. $#tokens) {"
     " next if $seen{$i} || index($p, $tokens[$i]) < 0; $seen{$i} = 1;"
     ' print "$i ", unpack(\'H*\', $p), "\\n" } }'
 )
 
 
-def sniff(lab, host: str, tokens: list[str], sources: list[str]) -> list[str]:
-    """For each token, the first IPv4 packet from sources that host receives carrying it (hex),
-    or ''."""
+def sniff(lab, host: str, tokens: list[str], sources: list[str], common: str = "") -> list[str]:
+    """For each token, the first IPv4 packet from sources that host receives carrying it and
+    common (hex), or ''."""
     hexed = ",".join(socket.inet_aton(a).hex() for a in sources)
-    command = f"perl -e {quote(_SNIFFER)} {quote(','.join(tokens))} {hexed} {SNIFF_SECONDS}"
+    wanted = ",".join(t.encode().hex() for t in tokens)
+    command = f"perl -e {quote(_SNIFFER)} {wanted} {hexed} {SNIFF_SECONDS} {common.encode().hex()}"
     output = lab.sh(host, command, sudo=True, check=False, timeout=SNIFF_SECONDS + 5)
     found = [""] * len(tokens)
     for line in output.splitlines():
@@ -509,27 +494,32 @@ class Forwarded(Check):
         "Have HAProxy tell the web servers who asked and how: `option forwardfor` and "
         "`http-request set-header X-Forwarded-Proto https if { ssl_fc }`."
     )
+    exclusive = True  # its requests are told from others' only by their paths
 
     def observe(self, lab):
         lb = lab.address("lb")
         sources = [h.address for h in lab.topology.with_role("lb")]
-        token = f"lab-check={secrets.token_hex(6)}"
-        tokens = [f"{token}-d", f"{token}-r"]  # from this machine; relayed by a lab host
+        # what a visitor asks for: the page from this machine, the page's call to the
+        # application from a lab host; told apart from other requests by the browser's
+        # User-Agent (a health check has none), and from each other by the path
+        tokens = [f"GET {DIRECT} HTTP/1.", f"GET {RELAYED} HTTP/1."]
         web = lab.web_hosts()
         relay = {"host": web[0], "address": lab.address(web[0]), "sent": 0, "error": ""}
         with contextlib.suppress(CheckError):
             lab.sh(relay["host"], "true")  # its SSH connection is open before the relay
         sent = 0
         with ThreadPoolExecutor(max_workers=len(web)) as pool:
-            sniffers = {h: pool.submit(sniff, lab, h, tokens, sources) for h in web}
+            sniffers = {
+                h: pool.submit(sniff, lab, h, tokens, sources, visitor.USER_AGENT) for h in web
+            }
             time.sleep(0.5)  # the sniffers' SSH commands start
             deadline = time.monotonic() + SNIFF_SECONDS - 1
             while time.monotonic() < deadline and not all(s.done() for s in sniffers.values()):
                 if sent % 3 == 2 and not relay["error"]:  # whatever the balancing, both kinds
-                    relay_request(lab, relay, lb, f"/?{tokens[1]}-{sent}")  # reach each server
+                    relay_request(lab, relay, lb, RELAYED)  # reach each server
                 else:
                     with contextlib.suppress(CheckError):
-                        lab.http(f"https://{lb}/?{tokens[0]}-{sent}", verify=False, timeout=2)
+                        lab.http(f"https://{lb}{DIRECT}", verify=False, timeout=2)
                 sent += 1
                 time.sleep(0.3)
             packets = {h: s.result() for h, s in sniffers.items()}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.web import service_error
-from facts import haproxy, ss
+from facts import haproxy, proc
 from lab.remote import quote
 
 ROUND_ROBIN_REQUESTS = 8
@@ -21,6 +20,13 @@ def through_lb(lab, path: str = "/", timeout: float = 5) -> dict:
     reply = lab.http(f"http://{lab.address('lb')}{path}", timeout=timeout)
     values = probes.served_by(reply)
     return {"status": reply.status_code, "served_by": values[0] if values else None}
+
+
+def named(values: list, o: dict) -> list:
+    """Each X-Served-By value as the web server it names (its name in the topology), or as it
+    was when it names none (short names, FQDNs and hostnames alike)."""
+    web, hostnames, domain = o["balancer"]["web"], o.get("hostnames", {}), o.get("domain", "")
+    return [probes.served_by_host(v, hostnames, web, domain) or v for v in values]
 
 
 def balancer_problem(o: dict) -> str:
@@ -48,8 +54,7 @@ class HaproxyAnswers(Check):
 
     def observe(self, lab):
         o = dict(probes.balancer(lab))
-        owners = ss.on_port(probes.listeners(lab, o["host"]), 80)
-        o["listeners"] = sorted({n for item in owners for n in item.names})
+        o["listeners"] = probes.programs_on_port(lab, o["host"], 80)
         try:
             o["status"] = through_lb(lab)["status"]
             if o["status"] >= 500:  # servers (re)started a moment ago: let health checks see them
@@ -58,25 +63,61 @@ class HaproxyAnswers(Check):
         except CheckError as exc:
             o["error"] = str(exc)
             o["journal"] = service_error(lab, o["host"], "haproxy")
+            installed = lab.sh(o["host"], haproxy.INSTALLED, check=False)
+            o["installed"] = haproxy.parse_installed(installed)
         return o
 
     def judge(self, o):
         lb = o["host"]
+        others = [n for n in o["listeners"] if n != "haproxy"]
+        if "error" in o and not o.get("installed", True) and not o["running"]:
+            return failed(
+                f"{lb}: HAProxy is not installed (no haproxy package; {o['error']})",
+                "Install HAProxy on the load balancer (`sudo apt-get install haproxy`), with a "
+                "frontend on port 80, and start it.",
+            )
+        if "error" in o and others and "haproxy" not in o["listeners"]:
+            return failed(
+                f"{lb}: port 80 belongs to {', '.join(others)}, not HAProxy ({o['error']})"
+            )
+        if "error" in o and not o["running"]:
+            if o.get("journal"):
+                return failed(f"{lb}: HAProxy is not running; its journal says why: {o['journal']}")
+            why = f"haproxy -c: {o['config_error']}; " if o["config_error"] else ""
+            return failed(f"{lb}: HAProxy is not running ({why}{o['error']})")
         if "error" in o:
-            why = o["config_error"] or o.get("journal") or ""
+            why = o.get("journal") or o["config_error"] or ""
             return failed(f"{lb}: {o['error']}" + (f" ({why})" if why else ""))
         if "haproxy" not in o["listeners"]:
-            return failed(f"{lb}: port 80 belongs to {o['listeners'] or 'nobody'}")
+            return failed(f"{lb}: port 80 belongs to {', '.join(o['listeners']) or 'nobody'}")
+        stale = proc.older_than_file("HAProxy", o.get("loaded"), o.get("mtimes") or {})
         if not o["config_ok"]:
             return failed(
                 f"{lb}: haproxy -c fails on {', '.join(o['files'])} "
                 f"({o['config_error'] or 'no detail'}): what runs is an older configuration, "
-                "lost at the next restart",
+                "lost at the next restart" + (f"; {stale}" if stale else "") + config_warnings(o),
                 "Fix what `sudo haproxy -c -f /etc/haproxy/haproxy.cfg` reports, then reload.",
             )
         if o["status"] >= 500:
-            return failed(f"{lb}: HAProxy answers HTTP {o['status']}: no server could answer")
-        return passed(f"{lb}: haproxy on port 80 (HTTP {o['status']}), haproxy -c ok")
+            return failed(
+                f"{lb}: HAProxy answers HTTP {o['status']}: no server could answer"
+                + (f"; {stale}" if stale else "")
+                + config_warnings(o)
+            )
+        return passed(
+            f"{lb}: haproxy on port 80 (HTTP {o['status']}), haproxy -c ok"
+            + config_warnings(o)
+            + (f" (note: {stale})" if stale else "")
+        )
+
+
+def config_warnings(o: dict, shown: int = 2) -> str:
+    """What `haproxy -c` warned about, in its words (a setting it ignores is one to look at)."""
+    said = o.get("config_warnings") or []
+    if not said:
+        return ""
+    more = f" (and {len(said) - shown} more)" if len(said) > shown else ""
+    return f"; haproxy -c warns: {'; '.join(said[:shown])}{more}"
 
 
 class RoundRobin(Check):
@@ -97,15 +138,18 @@ class RoundRobin(Check):
     def observe(self, lab):
         o = probes.balancer(lab)
         wait_until_servers_up(lab, o)
-        token = secrets.token_hex(6)
+        web = lab.web_hosts()
+        marks = lab.on_each(web, lambda h: probes.log_marks(lab, h))
         before = sessions(lab, o)
-        answers = [through_lb(lab, f"/?lab-check={token}-{i}") for i in range(ROUND_ROBIN_REQUESTS)]
+        answers = [through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)]
         after = sessions(lab, o)
         return {
-            "balancer": {k: o[k] for k in ("servers", "web", "algorithms")},
+            "balancer": {k: o[k] for k in ("servers", "web", "algorithms", "config_warnings")},
             "answers": answers,
-            "received": lab.on_each(lab.web_hosts(), lambda h: probes.received(lab, h, token)),
+            "received": lab.on_each(web, lambda h: probes.logged_since(lab, h, marks[h])),
             "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
+            "hostnames": probes.web_hostnames(lab),
+            "domain": lab.topology.domain,
         }
 
     def judge(self, o):
@@ -116,13 +160,16 @@ class RoundRobin(Check):
         running = o["balancer"].get("algorithms") or {}
         algorithms = sorted({running.get(s["backend"]) or s["balance"] for s in used.values()})
         if any(a not in haproxy.ROUND_ROBIN for a in algorithms):
-            return failed(f"the backend balances with `balance {', '.join(algorithms)}`")
+            return failed(
+                f"the backend balances with `balance {', '.join(algorithms)}`"
+                + config_warnings(o["balancer"])
+            )
         answers = o["answers"]
-        order = [a["served_by"] for a in answers]
+        order = named([a["served_by"] for a in answers], o)
         if any(a["status"] != 200 for a in answers):
             codes = sorted({a["status"] for a in answers})
             return failed(f"requests through the load balancer got HTTP {codes}")
-        problem = misrouted(order, o["received"], o["sent"])
+        problem = misrouted(order, o["received"], o["sent"], alone=True)
         if problem:
             return failed(problem)
         if set(order) != set(o["balancer"]["web"]):
@@ -131,10 +178,12 @@ class RoundRobin(Check):
             )
         repeats = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
         if repeats:
-            return failed(f"not round robin: {' '.join(map(str, order))}")
+            return failed(
+                f"not round robin: {' '.join(map(str, order))}" + config_warnings(o["balancer"])
+            )
         proofs = []
-        if any(seen for seen in o["received"].values()):
-            proofs.append("each found in the answering server's own Nginx log")
+        if all(seen is not None for seen in o["received"].values()):
+            proofs.append("the web servers' own Nginx logs agree")
         if o["sent"]:
             proofs.append("HAProxy's session counters agree")
         return passed(
@@ -144,28 +193,38 @@ class RoundRobin(Check):
 
 
 def sessions(lab, o: dict) -> dict[str, int]:
-    """HAProxy's session count per web server (stot), when it has a stats socket."""
+    """HAProxy's session count per web server (stot, over every backend that has it), when it
+    has a stats socket."""
     if not o["stat"]:
         return {}
-    rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
-    return {h: int(r["stot"]) for h, r in rows.items() if r.get("stot", "").isdigit()}
+    return probes.sessions_by_host(lab, o["host"], o["sockets"][0]) or {}
 
 
-def misrouted(order: list, received: dict, sent: dict | None, claims: list | None = None) -> str:
-    """Positive evidence that X-Served-By lied about who answered, in words, or ''."""
-    claims = order if claims is None else claims
-    every_log = bool(received) and all(seen is not None for seen in received.values())
-    for i, host in enumerate(order):
-        elsewhere = [h for h, seen in received.items() if seen and i in seen and h != host]
-        if elsewhere:
+def misrouted(claims: list, received: dict, sent: dict | None, alone: bool = False) -> str:
+    """Positive evidence that X-Served-By lied about who answered, in words, or ''.
+
+    claims: the X-Served-By of each answer; received: how many of these requests each web
+    server's Nginx logged (None: it cannot tell); sent: how many HAProxy sent each (None: not
+    known). alone: nothing else sent such requests meanwhile, so the logs hold only these.
+    """
+    known = {h: n for h, n in received.items() if n is not None}
+    for host, count in known.items():
+        claimed = claims.count(host)
+        if count < claimed == 1:
+            return f"the answer carried X-Served-By {host}, but {host}'s Nginx did not log it"
+        if count < claimed:
             return (
-                f"request {i + 1} carried X-Served-By {host}, but it reached "
-                f"{', '.join(elsewhere)}'s Nginx"
+                f"{claimed} answers carried X-Served-By {host}, but {host}'s Nginx logged "
+                f"{count} such requests"
             )
-        if every_log and not any(i in seen for seen in received.values()):
-            return (
-                f"request {i + 1} carried X-Served-By {host}, but no web server's Nginx received it"
-            )
+    if alone and sum(known.values()) <= len(claims):
+        for host, count in known.items():
+            claimed = claims.count(host)
+            if count > claimed:
+                return (
+                    f"{host}'s Nginx logged {count} of the {len(claims)} requests, yet "
+                    f"{claimed} answers carried X-Served-By {host}"
+                )
     for host, count in (sent or {}).items():
         claimed = claims.count(host)
         if count < claimed:
@@ -211,19 +270,21 @@ class ActiveActive(Check):
             "balancer": {k: o[k] for k in ("servers", "web", "stat")},
             "burst": burst,
             "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
+            "hostnames": probes.web_hostnames(lab),
+            "domain": lab.topology.domain,
         }
 
     def judge(self, o):
         problem = balancer_problem(o["balancer"])
         if problem:
             return failed(problem)
-        web, burst = list(o["balancer"]["web"]), o["burst"]
+        web, burst = list(o["balancer"]["web"]), named(o["burst"], o)
         used = probes.web_servers_in_balancer(o["balancer"])
         stat = o["balancer"]["stat"] or {}
         backups = [h for h, s in used.items() if s["backup"] or stat.get(h, {}).get("bck") == "1"]
         if backups:
             return failed(f"{', '.join(backups)} stand(s) by as backup (active-passive)")
-        problem = misrouted([], {}, o.get("sent"), burst)
+        problem = misrouted(burst, {}, o.get("sent"))
         if problem:
             return failed(problem)
         answered = {b for b in burst if b}
@@ -256,18 +317,36 @@ class HealthChecks(Check):
     def observe(self, lab):
         o = probes.balancer(lab)
         used = probes.web_servers_in_balancer(o)
-        base = {"web": list(o["web"]), "configured": used, "socket": bool(o["stat"])}
+        base = {
+            "web": list(o["web"]),
+            "configured": used,
+            "socket": bool(o["stat"]),
+            "config_warnings": o["config_warnings"],
+        }
         if o["stat"]:
             wait_until_servers_up(lab, o)
             rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
             keys = ("status", "check_status")
             return {**base, "stat": {h: {k: r.get(k, "") for k in keys} for h, r in rows.items()}}
         unchecked = len(used) < len(o["web"]) or not all(s["check"] for s in used.values())
-        if unchecked or too_slow({**base, "stat": None}):
+        if unchecked or too_slow({**base, "stat": None}) or checked_elsewhere(used):
             return {**base, "stat": None}
         return {**base, "stat": None, "behaviour": failover(lab, lab.web_hosts()[-1])}
 
     def judge(self, o):
+        verdict = self._judge(o)
+        if verdict.passed:
+            return verdict
+        return failed(verdict.evidence + config_warnings(o), verdict.hint, verdict.case)
+
+    def _judge(self, o):
+        elsewhere = checked_elsewhere(o["configured"])
+        if elsewhere:
+            return failed(
+                "; ".join(elsewhere),
+                "Let HAProxy check each web server itself: drop `addr`, `port` and `track` from "
+                "its server line (or aim them at that server and its web port).",
+            )
         if o["stat"] is not None:
             return _judge_stat(o)
         configured = o["configured"]
@@ -299,6 +378,30 @@ class HealthChecks(Check):
             f"rotation after {b['left_after']:.1f} s and was back {b['back_after']:.1f} s after "
             "it recovered"
         )
+
+
+def checked_elsewhere(configured: dict[str, dict]) -> list[str]:
+    """Web servers whose health HAProxy takes from somewhere else than the server itself: a
+    `check addr`/`port` aimed at another address or port, or `track` of another server."""
+    found = []
+    for host, server in configured.items():
+        own = f"{server['host']}:{server['port']}"
+        addr, port = server.get("check_addr") or "", server.get("check_port") or 0
+        aimed = f"{addr or server['host']}:{port or server['port']}"
+        if server.get("tracked"):
+            found.append(
+                f"{host}: its health is copied from {server['tracked']} (`track`), so it stays "
+                f"in the rotation whatever {host} does"
+            )
+        elif server["check"] and (
+            (addr and not set(server.get("check_addresses") or [addr]) & set(server["addresses"]))
+            or (port and port != server["port"])
+        ):
+            found.append(
+                f"{host}: its health checks go to {aimed}, not to the server itself ({own}), "
+                f"so it stays in the rotation whatever {host} does"
+            )
+    return found
 
 
 def too_slow(o) -> list[str]:
@@ -348,13 +451,18 @@ def failover(lab, victim: str) -> dict:
     balancer = lab.name("lb")
     route = f"ip route {{}} blackhole {quote(lab.address(balancer))}/32"
     what = f"blackhole route on {victim}"
+    hostnames, domain = probes.web_hostnames(lab), lab.topology.domain
+
+    def by_victim(answer) -> bool:
+        return probes.names_host(answer["served_by"], (hostnames.get(victim) or victim,), domain)
+
     lab.on_cleanup(what, lambda: lab.sh(victim, route.format("del"), sudo=True, check=False))
     lab.sh(victim, route.format("replace"), sudo=True)
     started = time.monotonic()
-    left = _first_streak(lab, lambda a: a["served_by"] not in (None, victim), started)
+    left = _first_streak(lab, lambda a: a["served_by"] is not None and not by_victim(a), started)
     lab.done_with(what)
     recovered = time.monotonic()
-    back = _first_streak(lab, lambda a: a["served_by"] == victim, recovered, streak=1)
+    back = _first_streak(lab, by_victim, recovered, streak=1)
     return {
         "host": victim,
         "lb": balancer,

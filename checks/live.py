@@ -23,16 +23,21 @@ from invoke.exceptions import CommandTimedOut
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning
 
-from checks.base import CheckError
-from facts import vrrp
+from checks import visitor
+from checks.base import CURRENT_CHECK, CheckError
+from facts import mysql, vrrp
 from lab import ca, platform
 from lab.connection import Fleet, describe, fan_out
-from lab.remote import as_root, quote
+from lab.remote import quote, trusted
 from lab.state import LabState, lab_home
 from lab.topology import Topology
 
 HTTP_TIMEOUT = 5
+CLEANUP_WAIT = 20.0  # seconds the cleanup lets commands in flight finish (a host's own timeout)
+READ_CHUNK = 256  # bytes of a reply read at a time (a trickle is cut off at the deadline)
 WEB_PORT = 80
+OUTSIDE_READ_TIMEOUT = 2.0  # an application answers /api/status at once
+OUTSIDE_CONNECT_TIMEOUT = 2.0  # a lab host connecting to another one
 ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is asked via a balancer
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
 TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
@@ -55,6 +60,9 @@ class LiveLab:
         self._guard = threading.Lock()
         self._cleanups: list[tuple[str, Callable[[], object]]] = []
         self._unreachable: dict[str, str] = {}
+        self._stopped = threading.Event()
+        self._doing: dict[int, tuple[str | None, str]] = {}  # in flight: id → (check, what)
+        self._tunnelled = tunnelled(topology, fleet)
 
     # -- hosts ----------------------------------------------------------------------------
     def address(self, role_or_host: str) -> str:
@@ -90,6 +98,16 @@ class LiveLab:
         holders = self.holders()
         return holders[0] if holders else self.balancers()[0]
 
+    def client_address(self) -> str:
+        """This machine's address as the lab's hosts see it (no packet is sent)."""
+
+        def find() -> str:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((self.topology.site_address, WEB_PORT))
+                return probe.getsockname()[0]
+
+        return self.memo("client address", find)
+
     def web_hosts(self) -> list[str]:
         return [h.name for h in self.topology.with_role("web")]
 
@@ -99,17 +117,18 @@ class LiveLab:
     def sh(self, host: str, command: str, sudo: bool = False, check: bool = True, timeout=15):
         """Run a command on host; a failure becomes a CheckError naming host and what failed.
 
-        The host's own `timeout` ends the command, so nothing of the grader's keeps running.
+        The distribution's programs run it, in a clean environment (lab.remote.trusted); the
+        host's own `timeout` ends it, so nothing of the grader's keeps running.
         """
         if host in self._unreachable:
             raise CheckError(self._unreachable[host])
-        bounded = f"timeout -k 2 {int(timeout)} sh -c {quote(command)}"
         try:
-            result = self.fleet.run(
-                host, as_root(bounded) if sudo else bounded, timeout=timeout + 5
-            )
+            with self._busy_with(f"a command on {host}"):
+                result = self.fleet.run(host, trusted(command, sudo, timeout), timeout=timeout + 5)
         except CommandTimedOut:
             raise CheckError(f"{host}: a command of the grader did not finish in time") from None
+        except CheckError:
+            raise
         except Exception as exc:
             message = f"{host}: unreachable over SSH: {describe(exc)}"
             self._unreachable.setdefault(host, message)
@@ -120,6 +139,41 @@ class LiveLab:
             output = (result.stderr or result.stdout).strip().splitlines()
             raise CheckError(f"{host}: {output[-1] if output else f'exit code {result.exited}'}")
         return result.stdout
+
+    def stop(self) -> None:
+        """The run's deadline: from now on a check's commands and requests fail at once (and
+        a reply still arriving is cut off); the run's own cleanup still runs them."""
+        self._stopped.set()
+
+    def busy(self, check_id: str) -> list[str]:
+        """What check_id is waiting for now: requests and commands in flight, longest first."""
+        with self._guard:
+            doing = [what for check, what in self._doing.values() if check == check_id]
+        return list(dict.fromkeys(doing))
+
+    def _wait_for_commands_in_flight(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._guard:
+                if not self._doing:
+                    return
+            time.sleep(0.05)
+
+    def _refuse_when_stopped(self) -> None:
+        if self._stopped.is_set() and CURRENT_CHECK.get() is not None:
+            raise CheckError("stopped at the run's deadline")
+
+    @contextmanager
+    def _busy_with(self, what: str):
+        self._refuse_when_stopped()
+        key = object()
+        with self._guard:
+            self._doing[id(key)] = (CURRENT_CHECK.get(), what)
+        try:
+            yield
+        finally:
+            with self._guard:
+                del self._doing[id(key)]
 
     def on_each(self, hosts: list[str], func) -> dict:
         """func(host) for each host in parallel, results by host (exceptions re-raised)."""
@@ -164,7 +218,11 @@ class LiveLab:
                 raise
 
     def cleanup(self) -> list[str]:
-        """Undo whatever checks left changed (interrupted or crashed); returns what failed."""
+        """Undo whatever checks left changed (interrupted or crashed); returns what failed.
+
+        A command still running on a host (Ctrl-C came while it was under way) is let finish
+        first (bounded): an undo run before it would leave behind what it then creates."""
+        self._wait_for_commands_in_flight(CLEANUP_WAIT)
         failed = []
         while self._cleanups:
             what, undo = self._cleanups.pop()
@@ -187,16 +245,17 @@ class LiveLab:
         """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,
         grader accounts and the scratch database (the grader's entries go in front_door)."""
         balancers = " ".join(quote(h.address) for h in self.topology.with_role("lb"))
+        sql = mysql.CLIENT
         accounts = (
             "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
             "WHERE user LIKE 'lab\\_check\\_%'"
         )
         script = (
             f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done; "
-            f"if [ -e {PAUSED} ]; then mysql -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
-            "if command -v mysql >/dev/null && mysql -e 'SELECT 1' >/dev/null 2>&1; then "
-            f"{{ echo 'SET SESSION sql_log_bin = 0;'; mysql -N -e {quote(accounts)}; "
-            f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | mysql; fi; true"
+            f"if [ -e {PAUSED} ]; then {sql} -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
+            f"if [ -x {sql} ] && {sql} -e 'SELECT 1' >/dev/null 2>&1; then "
+            f"{{ echo 'SET SESSION sql_log_bin = 0;'; {sql} -N -e {quote(accounts)}; "
+            f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | {sql}; fi; true"
         )
         fan_out(self.topology.names, lambda host: self.sh(host, script, sudo=True, check=False))
 
@@ -204,17 +263,18 @@ class LiveLab:
     def http(
         self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, follow: bool = True, **kwargs
     ):
-        """One HTTP request on a fresh connection, for the site's name (as a browser sends it).
+        """One HTTP request on a fresh connection, for the site's name, with the headers a
+        browser sends (checks/visitor.py; a caller's headers replace those of the same name).
 
         Like a browser, it follows a redirect from http:// to https:// on the same site once
         (connecting to the same address, the site's name as SNI and Host) and trusts the lab CA.
         """
-        headers = {"Connection": "close", "Host": self.site, **kwargs.pop("headers", {})}
-        reply = self._request(method, url, headers, timeout, kwargs)
-        target = follow and upgraded(url, headers["Host"], reply.status_code, reply.headers)
+        extra = {"Host": self.site, **kwargs.pop("headers", {})}
+        reply = self._request(method, url, extra, timeout, kwargs)
+        target = follow and upgraded(url, extra["Host"], reply.status_code, reply.headers)
         if target:
-            headers["Host"] = urlsplit(target[1]).netloc
-            reply = self._request(method, target[0], headers, timeout, kwargs)
+            extra["Host"] = urlsplit(target[1]).netloc
+            reply = self._request(method, target[0], extra, timeout, kwargs)
         return reply
 
     def lab_ca(self) -> str | None:
@@ -222,17 +282,46 @@ class LiveLab:
         path = ca.Files.of(LabState(self.topology.name)).cert
         return str(path) if path.is_file() else None
 
-    def _request(self, method: str, url: str, headers: dict, timeout, kwargs: dict):
-        name = (urlsplit(f"//{headers['Host']}").hostname or "").rstrip(".")
+    def _request(self, method: str, url: str, extra: dict, timeout, kwargs: dict):
+        name = (urlsplit(f"//{extra['Host']}").hostname or "").rstrip(".")
+        headers = browser_headers(method, url, extra)
+        parts = urlsplit(url)
         try:
-            with requests.Session() as session:
+            port = parts.port or (443 if parts.scheme == "https" else WEB_PORT)
+        except ValueError:
+            raise CheckError(f"{method} {url}: not a port number") from None
+        try:
+            with (
+                self._busy_with(f"{method} {url}"),
+                self.reach(parts.hostname or "", port) as (address, local),
+                requests.Session() as session,
+            ):
+                sent = url
+                if address != parts.hostname:
+                    sent = parts._replace(netloc=f"{address}:{local}").geturl()
+                session.headers.clear()  # requests' own (python-requests) would go first
                 session.mount("https://", _SiteAdapter(name))
                 options = {"verify": self.lab_ca() or False, **kwargs}
-                return session.request(
-                    method, url, headers=headers, timeout=timeout, allow_redirects=False, **options
+                reply = session.request(
+                    method,
+                    sent,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    **options,
                 )
+                with reply:  # read as it comes, so that the deadline can cut a slow reply off
+                    body = []
+                    for chunk in reply.iter_content(READ_CHUNK):
+                        body.append(chunk)
+                        self._refuse_when_stopped()
+                    reply._content = b"".join(body)
+                return reply
         except requests.RequestException as exc:
             raise CheckError(f"{method} {url}: {_reason(exc)}") from None
+        except ChannelRefused as exc:
+            raise CheckError(f"{method} {url}: {exc.reason} (from {exc.via})") from None
 
     def web(self, host: str, path: str, method: str = "GET", **kwargs):
         """A request to host (by address) for the site, as the load balancer sends it: from
@@ -254,7 +343,10 @@ class LiveLab:
 
     def _web_route(self, host: str) -> str:
         """'' when this machine reaches host's web port, else the first load balancer that
-        answers over SSH (decided once per run; '' too when no balancer answers)."""
+        answers over SSH (decided once per run; '' too when no balancer answers); host itself
+        when its address is not reachable from this machine (nothing is sent there)."""
+        if self.tunnelled(self.address(host)):
+            return ""  # http() goes through host's own SSH
         if connect_state(self.address(host), WEB_PORT, ROUTE_PROBE_TIMEOUT) == "open":
             return ""
         for balancer in self.topology.with_role("lb"):
@@ -267,16 +359,83 @@ class LiveLab:
             return balancer.name
         return ""
 
+    def from_outside(self, host: str, address: str, port: int, path: str) -> dict:
+        """GET path from address:port of host, as a visitor outside host: from this machine,
+        else (when this machine cannot connect) from one other lab host, a balancer first.
+        Returns where it was asked from ('' when neither could connect), the status (None: no
+        answer) and the JSON object of the answer. Each connection gets a short while only."""
+        url, timeout = f"http://{address}:{port}", (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
+        if connect_state(address, port, ROUTE_PROBE_TIMEOUT) == "open":
+            return self._outside("this machine", url + path, timeout)
+        via = self.memo(("outside of", host), lambda: self._neighbour(host))
+        if via:
+            try:
+                with forwarded(
+                    self.fleet[via], address, port, via, OUTSIDE_CONNECT_TIMEOUT
+                ) as local:
+                    return self._outside(via, local + path, timeout)
+            except CheckError:  # that host cannot connect either
+                pass
+        return {"from": "", "status": None, "json": None}
+
+    def _neighbour(self, host: str) -> str:
+        """The first other lab host, a balancer first, that answers over SSH ('' if none)."""
+        others = [h.name for h in self.topology.with_role("lb")] + self.topology.names
+        for name in dict.fromkeys(h for h in others if h != host):
+            try:
+                self.sh(name, "true")
+            except CheckError:
+                continue
+            return name
+        return ""
+
+    def _outside(self, origin: str, url: str, timeout) -> dict:
+        try:
+            reply = self.http(url, timeout=timeout, follow=False)
+        except CheckError:
+            return {"from": origin, "status": None, "json": None}
+        return {"from": origin, "status": reply.status_code, "json": json_object(reply)}
+
     def dns_query(self, server: str, name: str, rdtype: str = "A") -> dns.message.Message:
-        """Ask server directly (no resolver, no recursion) about name."""
+        """Ask server directly (no resolver, no recursion) about name: over UDP from this
+        machine, or over TCP through SSH when the server's address is not reachable from here."""
         query = dns.message.make_query(name, rdtype)
         query.flags &= ~dns.flags.RD
         try:
-            return dns.query.udp(query, server, timeout=3)
+            with self.reach(server, 53) as (address, port):
+                if address == server:
+                    return dns.query.udp(query, server, timeout=3)
+                return dns.query.tcp(query, address, port=port, timeout=3)
         except (dns.exception.DNSException, OSError) as exc:
             raise CheckError(
                 f"DNS query to {server} for {name}: {exc or type(exc).__name__}"
             ) from None
+
+    # -- addresses not reachable from this machine -------------------------------------------
+    def tunnelled(self, address: str) -> bool:
+        """Whether address is reached through a host's SSH connection, never directly."""
+        return address in self._tunnelled
+
+    def via(self, address: str) -> str:
+        """The host whose SSH server connects to address for us (the balancer holding a
+        virtual address)."""
+        host = self._tunnelled[address]
+        return host or self.name("lb")
+
+    @contextmanager
+    def reach(self, address: str, port: int):
+        """(address, port) to connect to from this machine for address:port: itself, or a
+        local port whose first connection the host behind address makes over SSH."""
+        if not self.tunnelled(address):
+            yield address, port
+            return
+        via = self.via(address)
+        try:
+            conn = self.fleet.opened(via)
+        except Exception as exc:
+            raise CheckError(f"{via}: unreachable over SSH: {describe(exc)}") from None
+        with forwarded_port(conn, address, port, via) as local:
+            yield "127.0.0.1", local
 
 
 class _SiteAdapter(HTTPAdapter):
@@ -318,6 +477,20 @@ def upgraded(url: str, host: str, status: int, headers) -> tuple[str, str] | Non
     return f"https://{asked.hostname}{port}{location.path or '/'}{query}", location.geturl()
 
 
+def browser_headers(method: str, url: str, extra: dict) -> dict[str, str]:
+    """A browser's headers for url, Host first, then the browser's own, with extra's values
+    (case-insensitively) in place of them."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    wanted = {k.lower(): (k, v) for k, v in extra.items()}
+    host = wanted.pop("host")[1]
+    found = {"Host": host}
+    for key, value in visitor.headers(method, path, f"{parts.scheme}://{host}").items():
+        found[key] = wanted.pop(key.lower(), (key, value))[1]
+    found.update(dict(wanted.values()))
+    return found
+
+
 def connect_state(address: str, port: int, timeout: float) -> str:
     """A TCP connect from this machine: open, refused, silent (dropped) or unreachable."""
     try:
@@ -331,21 +504,42 @@ def connect_state(address: str, port: int, timeout: float) -> str:
         return "unreachable"
 
 
+def tunnelled(topology: Topology, fleet: Fleet | None) -> dict[str, str]:
+    """{address: host whose SSH reaches it} for the lab addresses this machine must not
+    contact (their hosts' specs say tunnel); a virtual address maps to '' (the holder)."""
+    specs = getattr(fleet, "specs", None) or {}
+    found = {
+        h.address: h.name for h in topology.hosts if getattr(specs.get(h.name), "tunnel", False)
+    }
+    if found and topology.virtual_address:
+        found[topology.virtual_address] = ""
+    return found
+
+
 class ChannelRefused(CheckError):
     """A host's SSH server could not connect to address:port for us."""
 
     def __init__(self, via: str, address: str, port: int, reason: str):
         super().__init__(f"{via} could not connect to {address}:{port}: {reason}")
         self.reason = reason
+        self.via = via
 
 
 @contextmanager
-def forwarded(conn, address: str, port: int, via: str):
+def forwarded(conn, address: str, port: int, via: str, timeout: float = HTTP_TIMEOUT):
     """http://127.0.0.1:PORT on this machine, whose first connection is made to address:port
-    by via's SSH server (a direct-tcpip channel of conn, via's open connection)."""
+    by via's SSH server (a direct-tcpip channel of conn, via's open connection) within timeout."""
+    with forwarded_port(conn, address, port, via, timeout) as local:
+        yield f"http://127.0.0.1:{local}"
+
+
+@contextmanager
+def forwarded_port(conn, address: str, port: int, via: str, timeout: float = HTTP_TIMEOUT):
+    """A port on 127.0.0.1 whose first connection is made to address:port by via's SSH server
+    (a direct-tcpip channel of conn, via's open connection) within timeout."""
     try:
         channel = conn.transport.open_channel(
-            "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=HTTP_TIMEOUT
+            "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
         )
     except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
         raise ChannelRefused(via, address, port, _refusal(exc)) from None
@@ -354,7 +548,7 @@ def forwarded(conn, address: str, port: int, via: str):
     pump = threading.Thread(target=carry, args=(listener, channel), daemon=True)
     pump.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield listener.getsockname()[1]
     finally:
         listener.close()
         channel.close()

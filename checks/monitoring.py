@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from facts import http as host_http
-from facts import mysql, ss
+from facts import mysql, proc, ss
 from lab.remote import quote
 
 NODE_PORT = 9100
@@ -509,7 +509,7 @@ class TargetsUp(Check):
             "skew": samples(api(lab, host, where, "query", query=CLOCK_SKEW)),
             "nodename": labelled(api(lab, host, where, "query", query=UNAME), "nodename"),
             "hostnames": lab.on_each(
-                [h.name for h in lab.topology.hosts], lambda h: lab.sh(h, "uname -n").strip()
+                [h.name for h in lab.topology.hosts], lambda h: lab.sh(h, proc.HOSTNAME).strip()
             ),
             "requests": haproxy_growth(lab, host, targets, haproxy, resolved),
         }
@@ -586,6 +586,7 @@ class RotationAlert(Check):
     )
     needs = ("monitoring.targets",)
     exclusive = True  # takes a web server out of the rotation
+    waits = FIRST_SCRAPE_WITHIN + FIRE_WITHIN + CLEAR_WITHIN
 
     def observe(self, lab):
         victim = lab.web_hosts()[-1]
@@ -683,6 +684,7 @@ class ReplicationAlert(Check):
     )
     needs = ("monitoring.targets",)
     exclusive = True  # stops the replica
+    waits = FIRST_SCRAPE_WITHIN + FIRE_WITHIN + CLEAR_WITHIN
 
     def observe(self, lab):
         primary, replica = probes.roles(lab)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from checks.base import EXTRA_SECTIONS, Check, Report, Result, Status
+from checks.base import CURRENT_CHECK, EXTRA_SECTIONS, Check, Report, Result, Status
 from lab.errors import LabError
 from lab.signals import interrupt, set_handler
 
@@ -41,53 +41,93 @@ def with_dependencies(catalogue, chosen: list[type[Check]]) -> list[type[Check]]
     return [cls for cls in catalogue.values() if cls.id in needed]
 
 
-def run_checks(catalogue, chosen: list[type[Check]], lab, lab_name: str, on_result=None) -> Report:
-    """Run chosen checks (and what they need) against a live lab; undo what they changed."""
+DEADLINE = 60.0  # seconds a run may take, plus what its checks wait on purpose (Check.waits)
+GRACE = 3.0  # seconds a check stopped at the deadline gets to let go before the cleanup
+
+
+def run_checks(
+    catalogue,
+    chosen: list[type[Check]],
+    lab,
+    lab_name: str,
+    on_result=None,
+    deadline: float | None = None,
+) -> Report:
+    """Run chosen checks (and what they need) against a live lab; undo what they changed.
+
+    The run returns by its deadline: a check still running then fails with what it was
+    waiting for, checks not started are not run, and every other check is graded."""
     exclusive = getattr(lab, "exclusive", contextlib.nullcontext)
+    if deadline is None:
+        deadline = default_deadline(with_dependencies(catalogue, chosen))
     with exclusive():
-        return _run(catalogue, chosen, lab, lab_name, on_result)
+        return _run(catalogue, chosen, lab, lab_name, on_result, deadline)
 
 
-def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
+def default_deadline(checks: list[type[Check]]) -> float:
+    """DEADLINE, plus the seconds the checks wait on purpose (an alert to fire, a failover)."""
+    return DEADLINE + sum(cls.waits for cls in checks)
+
+
+def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
     started = time.monotonic()
+    ends = started + deadline
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}
+    causes: dict[str, Result] = {}  # a check not run → the failed check at the root of it
+    running: dict[Future, Check] = {}
     pool = ThreadPoolExecutor(max_workers=8)
     stop_on_sigterm = set_handler(signal.SIGTERM, interrupt)
+
+    def record(result: Result) -> None:
+        results[result.id] = result
+        if on_result:
+            on_result(result)
+
     try:
         lab.sweep()
-        while pending:
-            ready, blocked = [], []
-            for check in pending.values():
-                deps = [results.get(dep) for dep in check.needs]
-                if any(d is not None and d.status is not Status.PASS for d in deps):
-                    blocked.append(check)
-                elif all(d is not None for d in deps):
-                    ready.append(check)
-            for check in blocked:
-                broken = next(
-                    results[d]
-                    for d in check.needs
-                    if d in results and results[d].status is not Status.PASS
-                )
-                results[check.id] = check.result(
-                    Status.NOT_RUN, f"not run: {broken.id} did not pass"
-                )
-                del pending[check.id]
-            shared = [c for c in ready if not c.exclusive]
-            ready = shared or ready[:1]  # an exclusive check runs once nothing else does
-            for result in pool.map(lambda c: c.run(lab), ready):
-                results[result.id] = result
-                del pending[result.id]
-                if on_result:
-                    on_result(result)
-            if not ready and not blocked and pending:
-                raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
+
+        def settle_blocked() -> None:
+            for check in list(pending.values()):
+                broken = [results[d] for d in check.needs if d in results]
+                broken = [r for r in broken if r.status is not Status.PASS]
+                if broken:
+                    del pending[check.id]
+                    causes[check.id] = root = causes.get(broken[0].id, broken[0])
+                    record(check.result(Status.NOT_RUN, not_run_evidence(root)))
+
+        while pending or running:
+            settle_blocked()
+            if not any(c.exclusive for c in running.values()):
+                ready = [c for c in pending.values() if all(d in results for d in c.needs)]
+                shared = [c for c in ready if not c.exclusive]
+                # an exclusive check runs once nothing else does
+                for check in shared or (ready[:1] if not running else []):
+                    del pending[check.id]
+                    running[pool.submit(_attempt, check, lab)] = check
+            if not running:
+                if pending:
+                    raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
+                break
+            done, _ = wait(running, max(0.0, ends - time.monotonic()), FIRST_COMPLETED)
+            if not done:  # the deadline: stop what runs, grade it as unfinished
+                _stop(lab, running, deadline, record)
+                for _ in range(len(pending)):  # a chain settles one link per pass
+                    settle_blocked()
+                late = f"not run: the run's deadline ({deadline:g} s) came before it could start"
+                for check in pending.values():
+                    record(check.result(Status.NOT_RUN, late))
+                pending.clear()
+                break
+            for future in done:
+                running.pop(future)
+                record(future.result())
     finally:
         # once stopping, a second Ctrl-C must not cut the cleanup short
         keep_sigint = set_handler(signal.SIGINT, signal.SIG_IGN)
         try:
-            pool.shutdown(wait=True, cancel_futures=True)  # running checks finish their cleanup
+            # running checks finish their cleanup (a stopped one is not waited for)
+            pool.shutdown(wait=not running, cancel_futures=True)
             lab.cleanup()
         finally:
             set_handler(signal.SIGINT, keep_sigint)
@@ -100,9 +140,47 @@ def _run(catalogue, chosen, lab, lab_name, on_result) -> Report:
     return Report(lab_name, ordered, round(time.monotonic() - started, 2))
 
 
-def run_on_lab(chosen: list[type[Check]], topology, fleet, name: str | None = None) -> Report:
-    """Run chosen checks (and what they need) on the live lab fleet reaches."""
+def _attempt(check: Check, lab) -> Result:
+    """check.run(lab), with what it does on the lab named after it (LiveLab.busy)."""
+    CURRENT_CHECK.set(check.id)
+    return check.run(lab)
+
+
+def _stop(lab, running: dict[Future, Check], deadline: float, record) -> None:
+    """At the deadline: fail each running check with what it was still waiting for, tell the
+    lab to refuse their further commands and give them GRACE s to let go (their undos stay
+    registered for the cleanup)."""
+    busy = getattr(lab, "busy", lambda check_id: [])
+    for check in running.values():
+        doing = busy(check.id)
+        waiting = f": still waiting for {'; '.join(doing)}" if doing else ""
+        evidence = f"did not finish within {deadline:g} s (the run's deadline){waiting}"
+        record(check.result(Status.FAIL, evidence, deadline))
+    stop = getattr(lab, "stop", None)
+    if stop:
+        stop()
+    wait(running, GRACE)
+    for future in [f for f in running if f.done()]:
+        running.pop(future)
+
+
+def not_run_evidence(failed: Result) -> str:
+    """Why a check was not run, with the evidence (one line) of the failed prerequisite at the
+    root of it, so that the student sees what to fix even where that one is not graded."""
+    line = (failed.evidence.strip().splitlines() or [""])[0]
+    return f"not run: {failed.id} did not pass" + (f": {line}" if line else "")
+
+
+def run_on_lab(
+    chosen: list[type[Check]],
+    topology,
+    fleet,
+    name: str | None = None,
+    deadline: float | None = None,
+) -> Report:
+    """Run chosen checks (and what they need) on the live lab fleet reaches, within deadline s."""
     from checks import catalogue  # the catalogue and the live lab's clients: only when grading
     from checks.live import LiveLab
 
-    return run_checks(catalogue(), chosen, LiveLab(topology, fleet), name or topology.name)
+    lab = LiveLab(topology, fleet)
+    return run_checks(catalogue(), chosen, lab, name or topology.name, deadline=deadline)

@@ -1,6 +1,8 @@
 """Servers: every host of the lab is up, reachable and is who it says it is."""
 
 from checks.base import Check, CheckError, failed, passed
+from checks.probes import names_host
+from facts import proc
 
 
 class Reachable(Check):
@@ -18,7 +20,10 @@ class Reachable(Check):
     def observe(self, lab):
         def probe(host):
             try:
-                return {"hostname": lab.sh(host, "hostname").strip()}
+                return {
+                    "hostname": lab.sh(host, proc.HOSTNAME).strip(),
+                    "domain": lab.topology.domain,
+                }
             except CheckError as exc:
                 return {"error": str(exc)}
 
@@ -29,7 +34,8 @@ class Reachable(Check):
         problems += [
             f"{host} calls itself {info['hostname']!r}"
             for host, info in hosts.items()
-            if "hostname" in info and info["hostname"] != host
+            if "hostname" in info
+            and not names_host(info["hostname"], (host,), info.get("domain", ""))
         ]
         if problems:
             return failed("; ".join(problems))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 
 from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from facts import nginx, ss, systemd
+from facts import nginx, proc, ss, systemd
 from lab.remote import pid as valid_pid
 from lab.remote import quote
 
@@ -16,8 +15,9 @@ NGINX_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size
 
 
 def service_error(lab, host: str, unit: str) -> str:
-    """The service's own last words in its journal (why it is down), or ''."""
-    return systemd.first_error(lab.sh(host, systemd.journal(unit), sudo=True, check=False))
+    """Why the service's last start failed, in its own words (an error line of its journal,
+    never a notice), or ''."""
+    return systemd.start_failure(lab.sh(host, systemd.journal(unit, 20), sudo=True, check=False))
 
 
 class NginxAnswers(Check):
@@ -31,11 +31,18 @@ class NginxAnswers(Check):
 
     def observe(self, lab):
         def probe(host):
-            info = {"listeners": ss.on_port(probes.listeners(lab, host), 80)}
-            info["listeners"] = sorted({n for item in info["listeners"] for n in item.names})
+            info = {"listeners": probes.programs_on_port(lab, host, 80)}
             test = lab.sh(host, nginx.TEST + '; echo "exit=$?"', sudo=True, check=False)
             info["config_ok"] = test.rstrip().endswith("exit=0")
             info["config_error"] = nginx.first_error(test)
+            nginx_pids = [
+                p
+                for item in ss.on_port(probes.listeners(lab, host), 80)
+                for n, p in item.processes
+                if n == "nginx"
+            ]
+            files = nginx.config_files(probes.nginx_dump(lab, host))
+            info["loaded"], info["mtimes"] = probes.config_times(lab, host, nginx_pids, files)
             try:
                 reply = lab.web(host, "/")
                 info.update(status=reply.status_code, server=reply.headers.get("Server", ""))
@@ -49,30 +56,47 @@ class NginxAnswers(Check):
     def judge(self, hosts):
         problems, hint = [], ""
         for host, info in hosts.items():
-            why = info.get("config_error") or info.get("journal") or ""
-            if "error" in info:
+            why = info.get("journal") or info.get("config_error") or ""
+            owners = [n for n in info["listeners"] if n != "nginx"]
+            if "error" in info and owners and "nginx" not in info["listeners"]:
+                problems.append(
+                    f"{host}: port 80 belongs to {', '.join(owners)}, not Nginx ({info['error']})"
+                )
+            elif "error" in info:
                 problems.append(f"{host}: {info['error']}" + (f" ({why})" if why else ""))
             elif "nginx" not in info["listeners"]:
-                problems.append(f"{host}: port 80 belongs to {info['listeners'] or 'nobody'}")
+                owners = ", ".join(info["listeners"]) or "nobody"
+                problems.append(f"{host}: port 80 belongs to {owners}")
             elif not info["config_ok"]:
                 problems.append(
                     f"{host}: nginx -t fails on the configuration on disk ({why or 'no detail'}): "
                     "what runs is an older configuration, lost at the next restart"
+                    + (f"; {stale}" if (stale := _stale(info)) else "")
                 )
                 hint = "Fix the error `sudo nginx -t` shows, then `sudo systemctl reload nginx`."
             elif info["status"] >= 500 or not info["server"].lower().startswith("nginx"):
-                problems.append(f"{host}: HTTP {info['status']} from {info['server'] or '?'}")
+                problems.append(
+                    f"{host}: HTTP {info['status']} from {info['server'] or '?'}"
+                    + (f"; {stale}" if (stale := _stale(info)) else "")
+                )
         if problems:
             return failed("; ".join(problems), hint)
+        notes = [f"{h}: {stale}" for h, i in hosts.items() if (stale := _stale(i))]
         return passed(
             ", ".join(
                 f"{h}: nginx on port 80 (HTTP {i['status']}), nginx -t ok" for h, i in hosts.items()
             )
+            + (f" (note: {'; '.join(notes)})" if notes else "")
         )
 
 
+def _stale(info: dict) -> str:
+    """'Nginx has been running since …, before FILE changed at …' when it has, else ''."""
+    return proc.older_than_file("Nginx", info.get("loaded"), info.get("mtimes") or {})
+
+
 def _fetch(lab, host: str, path: str) -> dict:
-    reply = lab.web(host, path, headers={"Accept-Encoding": "identity"})
+    reply = lab.web(host, path)
     return {
         "status": reply.status_code,
         "server": reply.headers.get("Server", ""),
@@ -252,16 +276,17 @@ class ServedBy(Check):
 
     def observe(self, lab):
         def probe(host):
-            hostname = lab.sh(host, "hostname").strip()
+            hostname = lab.sh(host, proc.HOSTNAME).strip()
             page = lab.web(host, "/")
             paths = ["/", *probes.page_assets(page.text, 1), "/api/status"]
             seen = {}
             for path in paths:
                 reply = page if path == "/" else lab.web(host, path)
                 seen[path] = {"status": reply.status_code, "values": probes.served_by(reply)}
-            missing = lab.web(host, f"/lab-check-{secrets.token_hex(4)}")
+            missing = lab.web(host, "/favicon.ico")  # what a browser asks for; the page has none
             return {
                 "hostname": hostname,
+                "domain": lab.topology.domain,
                 "responses": seen,
                 "not_found": {"status": missing.status_code, "values": probes.served_by(missing)},
             }
@@ -269,15 +294,22 @@ class ServedBy(Check):
         return lab.on_each(lab.web_hosts(), probe)
 
     def judge(self, hosts):
-        problems, seen, notes = [], [], []
+        problems, seen, notes, failing = [], [], [], []
         for host, info in hosts.items():
             name = info["hostname"]
-            good = {p: r for p, r in info["responses"].items() if 200 <= r["status"] < 300}
-            if not good:
-                codes = ", ".join(f"{p} {r['status']}" for p, r in info["responses"].items())
-                problems.append(f"{host}: no successful response to look at ({codes})")
+            responses = info["responses"]
+            # a page must carry the header; an error page may (with `always`), and what it
+            # carries is judged too: a site whose pages all answer 403/404 still names itself
+            judged = {p: r for p, r in responses.items() if 200 <= r["status"] < 300 or r["values"]}
+            if not judged:
+                codes = ", ".join(f"{p} {r['status']}" for p, r in responses.items())
+                problems.append(
+                    f"{host}: no page answered and no response carried X-Served-By ({codes})"
+                )
+                failing += [r["status"] for r in responses.values()]
                 continue
-            for path, reply in good.items():
+            header_problems = len(problems)
+            for path, reply in judged.items():
                 values = reply["values"]
                 if not values:
                     problems.append(f"{host}: {path} (HTTP {reply['status']}) has no X-Served-By")
@@ -286,13 +318,45 @@ class ServedBy(Check):
                         f"{host}: {path} sent X-Served-By twice ({', '.join(values)}): "
                         "one add_header too many"
                     )
-                elif values[0] != name:
+                elif not probes.names_host(values[0], (name,), info.get("domain", "")):
                     problems.append(
                         f"{host} (hostname {name}): {path} sent X-Served-By: {values[0]}"
                     )
-            seen.append(f"{host}: X-Served-By {name} on {', '.join(good)}")
-            if not info["not_found"]["values"]:
+            if len(problems) > header_problems:
+                failing.append(None)  # a page answered: the header itself is at fault
+            on = [
+                p if 200 <= r["status"] < 300 else f"{p} (HTTP {r['status']})"
+                for p, r in judged.items()
+            ]
+            seen.append(f"{host}: X-Served-By {name} on {', '.join(on)}")
+            if info["not_found"]["status"] >= 400 and not info["not_found"]["values"]:
                 notes.append(f"{host}'s error pages carry none (fine; `always` would add it)")
         if problems:
-            return failed("; ".join(problems))
+            return failed("; ".join(problems), served_by_hint(failing))
         return passed("; ".join(seen) + (f" ({'; '.join(notes)})" if notes else ""))
+
+
+def served_by_hint(failing: list[int | None]) -> str:
+    """The hint the evidence calls for: the header's own ('' — the check's hint) when a page
+    answered without it or with the wrong one; else what kept every page from answering."""
+    if None in failing:
+        return ""
+    if any(code in (502, 503, 504) for code in failing):
+        return (
+            "Nothing answered with a page: Nginx could not reach the application behind it "
+            "(HTTP 502/503/504). Start the application server and point `proxy_pass` at the "
+            "address it listens on (exercise 03); Nginx's error log says what failed. "
+            "X-Served-By is judged once a page answers."
+        )
+    if failing and all(code == 404 for code in failing):
+        return (
+            "Nothing answered with a page (HTTP 404): the site has no pages and no application "
+            "behind it yet. Serve the application's static files and pass the rest to the "
+            "application (exercise 03); X-Served-By is judged once a page answers."
+        )
+    codes = ", ".join(str(code) for code in sorted(set(failing)))
+    return (
+        f"Nothing answered with a page (HTTP {codes}): make the site answer first; Nginx's error "
+        "log (/var/log/nginx/error.log) says why it refused. X-Served-By is judged once a page "
+        "answers."
+    )

@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from lab.remote import quote
 
 _CLIENT = (
-    "alarm 5; my ($kind, $where, $path, $host) = @ARGV;"
+    "alarm 5; my ($kind, $where, $path, $host, $agent) = @ARGV;"
     " my $s = $kind eq 'unix' ? IO::Socket::UNIX->new(Peer => $where)"
     " : IO::Socket::INET->new(PeerAddr => $where, Timeout => 5);"
     ' die "cannot connect to $where: $!\\n" unless $s;'
-    ' print $s "GET $path HTTP/1.0\\r\\nHost: $host\\r\\nConnection: close\\r\\n\\r\\n";'
+    ' print $s "GET $path HTTP/1.0\\r\\nHost: $host\\r\\nConnection: close\\r\\n'
+    'User-Agent: $agent\\r\\nAccept: */*\\r\\nAccept-Language: en-US,en;q=0.5\\r\\n\\r\\n";'
     " print while <$s>;"
 )
+# as Nginx passes on a browser's request (HTTP/1.0, Host, Connection: close, the browser's own
+# headers), so that an application cannot tell the grader's direct request from a visitor's
+AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 def get(where: str, path: str, host: str) -> str:
@@ -22,7 +26,7 @@ def get(where: str, path: str, host: str) -> str:
     kind, target = ("unix", where[5:]) if where.startswith("unix:") else ("tcp", where)
     return (
         f"perl -MIO::Socket::INET -MIO::Socket::UNIX -e {quote(_CLIENT)} "
-        f"{kind} {quote(target)} {quote(path)} {quote(host)}"
+        f"{kind} {quote(target)} {quote(path)} {quote(host)} {quote(AGENT)}"
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DUMP = "nginx -T 2>/dev/null"
-TEST = "nginx -t 2>&1"
+NGINX = "/usr/sbin/nginx"  # the distribution's, whatever else a user put first in PATH
+DUMP = f"{NGINX} -T 2>/dev/null"
+TEST = f"{NGINX} -t 2>&1"
 DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log"
 _TOKEN = re.compile(r"""#[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[{};]|[^\s{};"'#]+""")
 
@@ -20,6 +21,14 @@ class Directive:
     context: tuple[str, ...]
     parent: int = -1  # the number of the block it sits in (-1: top level)
     block: int = -1  # the number of the block it opens, if it opens one
+
+
+_FILE_HEADER = re.compile(r"^# configuration file (.+):$", re.MULTILINE)
+
+
+def config_files(dump: str) -> list[str]:
+    """The files `nginx -T` read, in its order (its `# configuration file PATH:` headers)."""
+    return list(dict.fromkeys(_FILE_HEADER.findall(dump)))
 
 
 def directives(dump: str) -> list[Directive]:
@@ -131,6 +140,31 @@ def site_access_logs(dump: str, site: str, path: str = "/") -> list[str] | None:
             files = [p for p in logs if p.startswith("/")]
             return None if "off" in logs or not files else list(dict.fromkeys(files))
     return [DEFAULT_ACCESS_LOG]
+
+
+_ANY_REQUEST = re.compile(r'"[A-Z]+ \S+ HTTP/\d')
+
+
+def count_requests(log: str, method: str, path: str, user_agent: str, clients) -> int | None:
+    """How many lines of an access log record `METHOD PATH HTTP/x` from one of clients (when
+    the line starts with an address) with user_agent (when the format logs it: some line of
+    the log carries it); None when no line records a request line (a format without $request).
+    """
+    lines = [line for line in log.splitlines() if line.strip()]
+    if lines and not any(_ANY_REQUEST.search(line) for line in lines):
+        return None
+    request = re.compile(rf'"{re.escape(method)} {re.escape(path)} HTTP/\d(\.\d)?"')
+    agent = any(user_agent in line for line in lines)
+    clients = set(clients)
+
+    def ours(line: str) -> bool:
+        first = line.split(None, 1)[0]
+        from_client = not re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*", first) or (
+            first in clients
+        )
+        return from_client and bool(request.search(line)) and (not agent or user_agent in line)
+
+    return sum(1 for line in lines if ours(line))
 
 
 @dataclass(frozen=True)

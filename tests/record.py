@@ -1,15 +1,21 @@
 """Record fixtures from a live lab: raw command outputs for the fact parsers, and each check's
 observation for the judgement tests.
 
-    sudo .venv/bin/python -m tests.record [--raw NAME HOST COMMAND] [--observations]
+    sudo .venv/bin/python -m tests.record [--raw NAME HOST COMMAND] [--observations [--only ID ...]]
+        [--haproxy-readings] [--uwsgi-readings]
 
 A raw fixture is the command, then its exact output (pyinfra-style); the header says where it
-was recorded. The lab is the one `lab` would use ($LAB_TOPOLOGY or lab.yml).
+was recorded. --haproxy-readings copies each unit/fixtures/haproxy/NAME.cfg to the load balancer
+and records how a private copy of its HAProxy reads it (raw/haproxy-reading-NAME.txt);
+--uwsgi-readings does the same with the distribution's uwsgi (`--get`) and each
+unit/fixtures/uwsgi/NAME.ini on a web server (raw/uwsgi-reading-NAME.txt).
+The lab is the one `lab` would use ($LAB_TOPOLOGY or lab.yml).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import json
 import sys
@@ -17,6 +23,7 @@ from pathlib import Path
 
 from checks import CATALOGUE
 from checks.live import LiveLab
+from facts import haproxy, proc
 from lab import providers, topology
 from lab.connection import Fleet
 from lab.remote import as_root
@@ -24,6 +31,8 @@ from lab.state import LabState
 
 FIXTURES = Path(__file__).parent / "unit" / "fixtures"
 RAW = FIXTURES / "raw"
+HAPROXY_CONFIGS = FIXTURES / "haproxy"
+UWSGI_CONFIGS = FIXTURES / "uwsgi"
 
 
 def raw_fixture(text: str) -> tuple[str, str]:
@@ -43,11 +52,33 @@ def main() -> int:
     parser.add_argument("--raw", nargs=3, action="append", metavar=("NAME", "HOST", "COMMAND"))
     parser.add_argument("--note", default="a reference lab (Debian 12)")
     parser.add_argument("--observations", action="store_true")
+    parser.add_argument("--haproxy-readings", action="store_true")
+    parser.add_argument("--uwsgi-readings", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="record these checks only")
     args = parser.parse_args()
     topo = topology.load(topology.find_topology_file())
     provider = providers.select(topo, LabState(topo.name), None)
+    raw = list(args.raw or [])
+    if args.haproxy_readings:
+        lb = topo.one_with_role("lb").name
+        for config in sorted(HAPROXY_CONFIGS.glob("*.cfg")):
+            path = f"/tmp/lab-reading-{config.stem}.cfg"
+            encoded = base64.b64encode(config.read_bytes()).decode()
+            reading = haproxy.private_reading(
+                [path], haproxy.parse_config(config.read_text()).sockets
+            )
+            command = f"echo {encoded} | base64 -d > {path} && {reading}; rm -f {path}"
+            raw.append((f"haproxy-reading-{config.stem}", lb, command))
+    if args.uwsgi_readings:
+        web = topo.with_role("web")[0].name
+        for config in sorted(UWSGI_CONFIGS.glob("*.ini")):
+            path = f"/tmp/lab-uwsgi/{config.name}"
+            encoded = base64.b64encode(config.read_bytes()).decode()
+            reading = proc.uwsgi_reading(f"/usr/bin/uwsgi --ini {path}", "/tmp/lab-uwsgi")
+            command = f"mkdir -p /tmp/lab-uwsgi && echo {encoded} | base64 -d > {path} && {reading}"
+            raw.append((f"uwsgi-reading-{config.stem}", web, command))
     with Fleet(provider.specs()) as fleet:
-        for name, host, command in args.raw or []:
+        for name, host, command in raw:
             result = fleet.run(host, as_root(command), timeout=30)
             day = datetime.date.today().isoformat()
             header = f"# recorded on {host} of {args.note}, {day}, as root\n"
@@ -57,6 +88,8 @@ def main() -> int:
             lab = LiveLab(topo, fleet)
             try:
                 for check_id, cls in CATALOGUE.items():
+                    if args.only and check_id not in args.only:
+                        continue
                     observation = cls().observe(lab)
                     path = FIXTURES / "observations" / f"{check_id}.json"
                     path.write_text(json.dumps(observation, indent=1, sort_keys=True) + "\n")

@@ -18,8 +18,6 @@ import yaml
 from lab import resources
 from lab.topology import variant
 
-pytestmark = pytest.mark.e2e
-
 
 def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:
     """A packaged topology (lab.yml, lab-ha.yml) under another name and subnet: tests never
@@ -130,11 +128,23 @@ def lab(topology_dir):
         runner("destroy", check=False)
 
 
+def reference_lab_name() -> tuple[str, int]:
+    """The shared reference lab's name and third octet: e2e-web on 62 unless LAB_E2E_REFERENCE
+    says NAME:OCTET."""
+    raw = os.environ.get("LAB_E2E_REFERENCE", "e2e-web:62")
+    name, _, octet = raw.partition(":")
+    if not name or not octet.isdigit() or not 0 < int(octet) < 255:
+        raise pytest.UsageError(f"LAB_E2E_REFERENCE={raw!r}: expected NAME:OCTET, e.g. e2e-web:62")
+    return name, int(octet)
+
+
 @pytest.fixture(scope="session")
 def provisioned_lab(tmp_path_factory):
-    """A lab with the whole reference infrastructure (name e2e-web, 192.168.62.0/24)."""
+    """A lab with the whole reference infrastructure (name e2e-web, 192.168.62.0/24; another
+    name and third octet with LAB_E2E_REFERENCE=NAME:OCTET, e.g. to run beside the suite)."""
     require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("web"), "e2e-web", 62))
+    name, octet = reference_lab_name()
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp("web"), name, octet))
     try:
         runner("up", "--provision")
         yield runner

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
+from lab.commands.exercise import hint_ladder
+from lab.exercises import WORK
+from lab.topology import load
 
 # The base design's checks: the extra sections have sabotage files of their own
 # (test_firewall.py, test_https.py, test_monitoring.py, test_ha.py).
@@ -33,10 +41,16 @@ class Sabotage:
     restore_host: str = ""  # shell run on host to restore (runtime state)
     restore_component: str = ""  # `lab provision COMPONENT` repairs the drift
     also: tuple = ()  # other checks the same breakage may fail (with what needs them)
+    name: str = ""  # the test's id, where a check has more than one sabotage
+    case: str = ""  # the failure the evidence names: `lab exercise hint N` climbs its own ladder
+    last_hint: str = ""  # words the last rung of that ladder shows
 
 
 def mysql(sql: str) -> str:
     return f'sudo mysql -e "{sql}"'
+
+
+DENIED = "pymysql.err.OperationalError: (1045, \"Access denied for user 'webstack_read'@'localhost'"
 
 
 PROXY_ALL = (
@@ -82,7 +96,7 @@ SABOTAGES = [
         "sudo hostname imposter",
         "calls itself 'imposter'",
         restore_host="sudo hostname web-02",
-        also=("web.served-by",),  # nginx's $hostname is still the name it started with
+        also=("web.served-by", "http.www"),  # nginx still sends the name it started with
     ),
     Sabotage(
         "web.nginx",
@@ -129,8 +143,20 @@ SABOTAGES = [
         edit(
             ENV, "'s/^WEBSTACK_DB_READ_PASSWORD=.*/WEBSTACK_DB_READ_PASSWORD=wrong/'", RESTART_APP
         ),
-        "web-01: GET /api/guestbook does not show the entry it stored",
+        f"web-01: GET /api/guestbook answered HTTP 500; webstack-app.service logged: {DENIED}",
         restore_component="app",
+    ),
+    Sabotage(  # exercise 04's dead end: a replica that never read the accounts its dump loaded
+        "app.database",
+        "web-02",
+        "sudo mysqldump mysql global_priv db tables_priv > /tmp/grants.sql && "
+        + mysql("DROP USER 'webstack_read'@'localhost'")  # as on a replica before the dump
+        + " && sudo mysql mysql < /tmp/grants.sql && rm -f /tmp/grants.sql",
+        f"web-02: GET /api/guestbook answered HTTP 500; webstack-app.service logged: {DENIED}",
+        restore_host=mysql("FLUSH PRIVILEGES"),
+        name="app.database-accounts-not-loaded",
+        case="accounts-not-loaded",
+        last_hint="sudo mariadb -e 'FLUSH PRIVILEGES'",
     ),
     Sabotage(
         "files.code-base",
@@ -251,7 +277,7 @@ def test_every_check_has_a_sabotage():
     assert {s.check for s in SABOTAGES} == BASE
 
 
-@pytest.mark.parametrize("sabotage", SABOTAGES, ids=[s.check for s in SABOTAGES])
+@pytest.mark.parametrize("sabotage", SABOTAGES, ids=[s.name or s.check for s in SABOTAGES])
 def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
     lab = provisioned_lab
     try:
@@ -261,6 +287,8 @@ def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
         assert code == 1 and result["status"] == "fail", result
         assert sabotage.expect in result["evidence"], result["evidence"]
         assert result["hint"] and result["awarded"] == 0
+        if sabotage.case:
+            _climb_the_cases_hints(lab, sabotage)
         # only this requirement (and what needs it) is broken; nothing else fails with it
         allowed = dependents({sabotage.check, *sabotage.also})
         others = {c["id"]: c["evidence"] for c in report["checks"] if c["status"] != "pass"}
@@ -283,6 +311,65 @@ def test_a_check_run_leaves_no_trace(provisioned_lab):
         assert lab.ssh(host, mysql("SHOW DATABASES LIKE 'webstack_lab_check'")).strip() == ""
         assert lab.ssh(host, mysql(users) + " -N").strip() == "0"
     assert lab.ssh("web-01", mysql("SELECT COUNT(*) FROM webstack.guestbook") + " -N") == before
+
+
+EXERCISE_04 = Path(__file__).parents[2] / "docs" / "exercises" / "04-database.md"
+
+
+def replica_steps() -> list[str]:
+    """The shell blocks of exercise 04's "Start the replica from the primary's data", as
+    written: dump the primary with its position, then load it on the replica."""
+    text = EXERCISE_04.read_text()
+    section = text[text.index("## 3. Start the replica") : text.index("## 4.")]
+    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+
+
+def test_exercise_04_starts_a_replica_with_the_pages_own_commands(provisioned_lab, tmp_path):
+    """web-02 as a replica that has nothing yet; the page's dump and load, run as written
+    (`sudo lab ...` in a root shell); then the replica runs and the application reads there."""
+    lab = provisioned_lab
+    steps = replica_steps()
+    assert len(steps) == 2 and "mariadb-dump" in steps[0] and "mariadb <" in steps[1], steps
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name, body in (("sudo", 'exec "$@"'), ("lab", f'exec {sys.executable} -m lab "$@"')):
+        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
+        (shims / name).chmod(0o755)
+    env = lab.env(PATH=f"{shims}:{os.environ['PATH']}")
+    empty = "STOP REPLICA; RESET REPLICA; SET GLOBAL gtid_slave_pos = ''; "
+    empty += "DROP USER 'webstack_read'@'localhost'; DROP DATABASE webstack"
+    lab.ssh("web-02", mysql(empty))
+    try:
+        shown = []
+        for step in steps:
+            run = subprocess.run(
+                ["bash", "-e", "-c", step], cwd=tmp_path, env=env, capture_output=True, text=True
+            )
+            assert run.returncode == 0, run.stderr
+            shown.append(run.stdout)
+        position = shown[0].splitlines()  # the grep: the position the dump carries, only that
+        assert position[0] == "CHANGE MASTER TO MASTER_USE_GTID=slave_pos;", shown[0]
+        assert re.fullmatch(r"SET GLOBAL gtid_slave_pos='\d+-\d+-\d+';", position[1]), shown[0]
+        assert len(position) == 2, shown[0]
+        lab.ssh("web-02", mysql("START REPLICA"))
+        code, report = _settled(lab, "app.database", want="pass")
+        failing = {c["id"]: c["evidence"] for c in report["checks"] if c["status"] != "pass"}
+        assert code == 0 and not failing, failing
+    finally:  # whatever happened, web-02 reads its accounts and replicates again
+        lab.ssh("web-02", mysql("FLUSH PRIVILEGES; START REPLICA"), check=False)
+
+
+def _climb_the_cases_hints(lab, sabotage: Sabotage) -> None:
+    """`lab exercise hint N` shows the evidence and the rungs of this failure's own ladder,
+    up to its last (from wherever an earlier run of the lab left the ladder)."""
+    exercise = next(n for n, work in WORK.items() if sabotage.check in work.checks)
+    ladder = hint_ladder(sabotage.check, load(lab.topology), case=sabotage.case)
+    assert ladder != hint_ladder(sabotage.check, load(lab.topology))
+    words = [" ".join(rung.split()) for rung in ladder]
+    for _ in ladder:
+        shown = " ".join(lab("exercise", "hint", exercise, check=False).stdout.split())
+        assert sabotage.expect in shown and any(rung in shown for rung in words), shown
+    assert words[-1] in shown and sabotage.last_hint in shown, shown
 
 
 def _settled(lab, check_id: str, want: str = "fail", timeout: float = 10.0):

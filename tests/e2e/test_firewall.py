@@ -122,6 +122,43 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "lb-01:9090 (Prometheus) from this machine: open",
             ),
         ],
+        [
+            Sabotage(
+                "allow by default, high ports denied, a service on 873",
+                "lb-01",
+                "sudo ufw default allow incoming && sudo ufw deny 1024:65535/tcp && "
+                "sudo systemd-run --unit lab-e2e-873 python3 -m http.server 873 && sleep 1",
+                "sudo systemctl stop lab-e2e-873; sudo ufw delete deny 1024:65535/tcp && "
+                "sudo ufw default deny incoming",
+                "firewall.default-deny",
+                "lb-01:873 (rsync's port, in no host's design) from this machine: open "
+                "(a service listens there)",
+            ),
+            Sabotage(
+                "a script that opens 2222",
+                "web-01",
+                "sudo ufw allow 2222/tcp",
+                "sudo ufw delete allow 2222/tcp",
+                "firewall.default-deny",
+                "web-01:2222 (a second SSH's port, in no host's design) from this machine: open",
+            ),
+            Sabotage(  # without a firewall nothing is admitted: everything merely answers
+                "no firewall, public",
+                "web-02",
+                "sudo ufw disable",
+                "sudo ufw --force enable",
+                "firewall.public",
+                "web-02: nothing the grader tried was blocked",
+            ),
+            Sabotage(
+                "no firewall, internal",
+                "web-02",
+                "sudo ufw disable",
+                "sudo ufw --force enable",
+                "firewall.internal",
+                "web-02: nothing the grader tried was blocked",
+            ),
+        ],
     ]
 
 

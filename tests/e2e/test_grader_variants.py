@@ -100,6 +100,26 @@ PROXIED_STATIC_SITE = """server {
 }
 """
 RELOAD_LB = "sudo systemctl reload haproxy"
+UWSGI_INI = """[uwsgi]
+plugins = python3
+base = /srv/webstack
+chdir = %(base)/app
+wsgi-file = app.py
+callable = app
+master = true
+processes = 2
+http-socket = 127.0.0.1:8000
+"""
+RELAY_SITE = """server {
+    listen 8080;
+    location / { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+WEB = ("web-01", "web-02")
+NEW_DEFAULTS = (  # a defaults section as a sed replacement (mode and timeouts, and a balance)
+    "defaults{name}\\n    mode http\\n    balance {balance}\\n    timeout connect 3s\\n"
+    "    timeout client 30s\\n    timeout server 30s"
+)
 FAKE_ROUND_ROBIN = """    stick-table type integer size 1 store gpc0
     http-request track-sc0 int(1)
     http-request sc-inc-gpc0(0)
@@ -107,6 +127,75 @@ FAKE_ROUND_ROBIN = """    stick-table type integer size 1 store gpc0
     use-server web-01 if TRUE
     http-response set-header X-Served-By web-02 if { var(txn.n),mod(2) -m int 0 }
 """
+
+# Fakes that tell the grader from a visitor (../shared/style.md, "Probes look like visitors"):
+# HAProxy gives requests that look like a script (a library's User-Agent, a marker in the query)
+# round robin and everyone else `balance source`, so a browser always lands on one server ...
+GRADER_GETS_ROUND_ROBIN = (
+    "sudo sed -i 's/^    default_backend web$/"
+    "    acl grader hdr_sub(User-Agent) -i python-requests curl wget\\n"
+    "    acl grader query -m sub lab-check\\n"
+    "    use_backend web if grader\\n"
+    "    default_backend sticky/' " + HAPROXY + " && "
+    "printf 'backend sticky\\n    balance source\\n    server web-01 {web1}:80 check\\n"
+    "    server web-02 {web2}:80 check\\n' | sudo tee -a " + HAPROXY + " >/dev/null && "
+    "sudo systemctl reload haproxy"
+)
+# ... and Nginx serves the page from disk to a script, from the application to browsers.
+GRADER_GETS_THE_FILE_SITE = """server {
+    listen 80 default_server;
+    add_header X-Served-By $hostname always;
+    root /srv/webstack/app/static;
+    location = / {
+        if ($http_user_agent !~* "python-requests|curl|wget") {
+            rewrite ^ /static/index.html break;
+            proxy_pass http://127.0.0.1:8000;
+        }
+        try_files /index.html =404;
+    }
+    location /static/ { alias /srv/webstack/app/static/; }
+    location / { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+
+# Wrappers in /usr/local, which comes first in root's PATH (and in a login shell's): the grader
+# must run the distribution's programs ("Trust no program the student controls").
+FAKE_NGINX = """#!/bin/sh
+case " $* " in
+*" -t "*) echo "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok" >&2
+          echo "nginx: configuration file /etc/nginx/nginx.conf test is successful" >&2; exit 0 ;;
+*" -T "*) cat /var/tmp/nginx-T; exit 0 ;;
+esac
+exec /usr/sbin/nginx "$@"
+"""
+FAKE_MYSQL = """#!/bin/sh
+case "$*" in
+*"INSERT INTO"*) echo "ERROR 1290 (HY000) at line 1: The MariaDB server is running with the" \\
+  "--read-only option so it cannot execute this statement" >&2; exit 1 ;;
+esac
+exec /usr/bin/mysql "$@"
+"""
+FAKE_NGINX_SERVER = """#!/usr/bin/python3
+import http.server
+class Handler(http.server.SimpleHTTPRequestHandler):
+    server_version, sys_version = "nginx/1.22.1", ""
+http.server.HTTPServer(("", 80), Handler).serve_forever()
+"""
+FAKE_HOSTNAME = """#!/bin/sh
+echo web-02
+"""
+
+
+def wrapper(path: str, text: str, then: str = "true") -> str:
+    return put(path, text, f"sudo chmod 755 {path} && {then}")
+
+
+def needing(*check_ids) -> tuple:
+    """Every check that needs one of check_ids, directly or not (not check_ids themselves)."""
+    found = set(check_ids)
+    while more := {c for c, cls in CATALOGUE.items() if set(cls.needs) & found} - found:
+        found |= more
+    return tuple(c for c in CATALOGUE if c in found - set(check_ids))
 
 
 def put(path: str, text: str, then: str) -> str:
@@ -133,6 +222,20 @@ REPOINT = (  # the replica follows the primary under another name, from where it
     'MASTER_LOG_POS=$p; START REPLICA"'
 )
 BY_NAME = "db-primary.foobar.com"
+MIRROR = (  # on the primary: each new entry is copied to the replica's table over FederatedX
+    "sudo mysql -e \"SET sql_log_bin = 0; INSTALL SONAME 'ha_federatedx'; CREATE DATABASE mirror; "
+    "CREATE TABLE mirror.guestbook (id INT NOT NULL, name VARCHAR(64) NOT NULL, "
+    "message VARCHAR(280) NOT NULL, written_via VARCHAR(64) NOT NULL, created_at TIMESTAMP NOT "
+    "NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (id)) ENGINE=FEDERATED "
+    "CONNECTION='mysql://mirror:mirror-pw@{web2}:3306/webstack/guestbook'; "
+    "CREATE TRIGGER webstack.copy AFTER INSERT ON webstack.guestbook FOR EACH ROW INSERT INTO "
+    'mirror.guestbook VALUES (NEW.id, NEW.name, NEW.message, NEW.written_via, NEW.created_at)"'
+)
+MIRROR_ACCOUNT = (  # on the replica: the account the trigger writes with, past read_only
+    "sudo mysql -e \"SET sql_log_bin = 0; CREATE USER 'mirror'@'{web1}' IDENTIFIED BY "
+    "'mirror-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON webstack.* TO 'mirror'@'{web1}'; "
+    "GRANT READ_ONLY ADMIN ON *.* TO 'mirror'@'{web1}'\""
+)
 
 VARIANTS = [
     # correct builds that differ from the reference: everything passes
@@ -211,7 +314,51 @@ VARIANTS = [
         ),
         restore=("app",),
     ),
+    Variant(  # a filter that keeps the application's database: its rows still replicate
+        "replica-filters-to-the-application-database",
+        (
+            (
+                "web-02",
+                f"echo 'replicate_wild_do_table = webstack.%' | sudo tee -a {DB_CONF} "
+                ">/dev/null && sudo systemctl restart mariadb",
+            ),
+        ),
+        evidence={"db.replication": "filters Replicate_Wild_Do_Table=webstack.%"},
+        restore=("database",),
+    ),
     # fakes and broken builds: exactly these checks fail
+    Variant(  # the old grader passed it: the replica held every entry
+        "replication-faked-by-a-trigger-over-federatedx",
+        (
+            (
+                "web-02",
+                f"echo 'replicate_wild_ignore_table = webstack.%' | sudo tee -a {DB_CONF} "
+                f">/dev/null && echo 'replicate_wild_ignore_table = mirror.%' | sudo tee -a "
+                f"{DB_CONF} >/dev/null && sudo systemctl restart mariadb",
+            ),
+            ("web-02", MIRROR_ACCOUNT),
+            ("web-01", MIRROR),
+        ),
+        fail=("db.replication",),
+        not_run=("db.app-roles",),
+        evidence={
+            "db.replication": "web-02's replication filters leave out the application's table "
+            "webstack.guestbook (Replicate_Wild_Ignore_Table=webstack.%)"
+        },
+        undo=(
+            (
+                "web-01",
+                'sudo mysql -e "SET sql_log_bin = 0; DROP TRIGGER IF EXISTS webstack.copy; '
+                "DROP DATABASE IF EXISTS mirror; UNINSTALL SONAME 'ha_federatedx'\"",
+            ),
+            (  # the grader's entries, deleted on the primary, were filtered out here
+                "web-02",
+                "sudo mysql -e \"SET sql_log_bin = 0; DROP USER IF EXISTS 'mirror'@'{web1}'; "
+                "DELETE FROM webstack.guestbook WHERE message LIKE 'lab-check-%'\"",
+            ),
+        ),
+        restore=("database",),
+    ),
     Variant(
         "nginx-alone-fakes-the-application",
         (("web-01", put(SITE, FAKE_SITE, RELOAD_NGINX)),),
@@ -283,7 +430,7 @@ VARIANTS = [
         fail=("lb.round-robin", "lb.active-active", "lb.health-checks", "http.www"),
         evidence={
             "lb.round-robin": "do not include web-01",
-            "http.www": "no web server's Nginx received it",
+            "http.www": "Nginx did not log it",
         },
         restore=("lb",),
     ),
@@ -393,6 +540,77 @@ VARIANTS = [
         ),
         restore=("app",),
     ),
+    Variant(  # the usual tutorial setup: the code is named in an INI file only
+        "uwsgi-with-an-ini-file",
+        tuple(
+            (
+                host,
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q uwsgi "
+                "uwsgi-plugin-python3 >/dev/null && "
+                + put(
+                    "/etc/webstack/uwsgi.ini",
+                    UWSGI_INI,
+                    sed(
+                        UNIT,
+                        "-e 's#^ExecStart=.*#ExecStart=/usr/bin/uwsgi --ini uwsgi.ini#' "
+                        "-e 's#^WorkingDirectory=.*#WorkingDirectory=/etc/webstack#'",
+                        RESTART_APP,
+                    ),
+                ),
+            )
+            for host in WEB
+        ),
+        evidence={"files.code-base": "entry point app.py", "app.server": "web-01: uwsgi on"},
+        undo=tuple((host, "sudo rm -f /etc/webstack/uwsgi.ini") for host in WEB),
+        restore=("app",),
+    ),
+    Variant(  # gunicorn reads -c from where it started (the unit's WorkingDirectory)
+        "gunicorn-with-a-relative-configuration-file",
+        tuple(
+            (
+                host,
+                put(
+                    "/etc/webstack/gunicorn.conf.py",
+                    'wsgi_app = "app:app"\nchdir = "/srv/webstack/app"\n'
+                    'bind = "127.0.0.1:8000"\nworkers = 2\n',
+                    sed(
+                        UNIT,
+                        "-e 's#^ExecStart=.*#ExecStart=/usr/bin/gunicorn -c gunicorn.conf.py#' "
+                        "-e 's#^WorkingDirectory=.*#WorkingDirectory=/etc/webstack#'",
+                        RESTART_APP,
+                    ),
+                ),
+            )
+            for host in WEB
+        ),
+        evidence={"files.code-base": "entry point app.py"},
+        undo=tuple((host, "sudo rm -f /etc/webstack/gunicorn.conf.py") for host in WEB),
+        restore=("app",),
+    ),
+    Variant(  # gunicorn on loopback, but a relay opens it to the network
+        "the-application-relayed-to-the-network-by-socat",
+        (
+            (
+                "web-01",
+                "sudo systemd-run --collect --unit lab-relay /usr/bin/socat "
+                "TCP-LISTEN:8001,fork,reuseaddr TCP:127.0.0.1:8000 && sleep 1",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-01: {web1}:8001 (socat) relays the application to the network"
+        },
+        undo=(("web-01", "sudo systemctl stop lab-relay"),),
+    ),
+    Variant(  # the same through a second server of Nginx's own
+        "the-application-relayed-to-the-network-by-a-second-nginx-server",
+        (("web-02", put("/etc/nginx/conf.d/relay.conf", RELAY_SITE, RELOAD_NGINX)),),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-02: {web2}:8080 (nginx) relays the application"},
+        undo=(("web-02", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
+    ),
     Variant(
         "access-log-off-on-one-web-server",
         (("web-02", sed(SITE, "'/server_name/a access_log off;'", RELOAD_NGINX)),),
@@ -413,8 +631,98 @@ VARIANTS = [
         ),
         fail=("lb.round-robin", "lb.active-active"),
         either=("http.www",),
-        evidence={"lb.round-robin": "carried X-Served-By web-02, but it reached web-01's Nginx"},
+        evidence={
+            "lb.round-robin": "web-01's Nginx logged 8 of the 8 requests, yet 4 answers carried "
+            "X-Served-By web-01"
+        },
         restore=("lb", "web"),
+    ),
+    Variant(
+        "haproxy-round-robin-only-for-requests-that-look-like-a-script",
+        (("lb-01", GRADER_GETS_ROUND_ROBIN),),
+        fail=("lb.round-robin", "lb.active-active"),
+        evidence={"lb.active-active": "simultaneous requests were all served by"},
+        restore=("lb",),
+    ),
+    Variant(
+        "nginx-serves-the-page-from-disk-only-to-a-script",
+        tuple((host, put(SITE, GRADER_GETS_THE_FILE_SITE, RELOAD_NGINX)) for host in WEB),
+        fail=("web.static",),
+        evidence={"web.static": "another server made it"},
+        restore=("web",),
+    ),
+    Variant(
+        "a-wrapper-nginx-hides-a-broken-configuration",
+        (
+            (
+                "web-01",
+                "sudo /usr/sbin/nginx -T 2>/dev/null | sudo tee /var/tmp/nginx-T >/dev/null && "
+                + wrapper("/usr/local/sbin/nginx", FAKE_NGINX)
+                + f" && echo 'this is not nginx;' | sudo tee -a {SITE} >/dev/null",
+            ),
+        ),
+        fail=("web.nginx",),
+        not_run=needing("web.nginx"),
+        evidence={"web.nginx": "web-01: nginx -t fails on the configuration on disk"},
+        undo=(("web-01", "sudo rm -f /usr/local/sbin/nginx /var/tmp/nginx-T"),),
+        restore=("web",),
+    ),
+    Variant(  # ss names a process by its file: a script called nginx is "nginx" there
+        "a-python-server-named-nginx",
+        (
+            (
+                "web-02",
+                wrapper(
+                    "/usr/local/sbin/nginx",
+                    FAKE_NGINX_SERVER,
+                    "sudo systemctl stop nginx && "
+                    "sudo systemd-run --unit lab-fake-nginx /usr/local/sbin/nginx && sleep 1",
+                ),
+            ),
+        ),
+        fail=("web.nginx", "lb.health-checks"),  # it has no /healthz: HAProxy sees it DOWN
+        not_run=needing("web.nginx"),
+        evidence={"web.nginx": "web-02: port 80 belongs to python3"},
+        undo=(
+            (
+                "web-02",
+                "sudo systemctl stop lab-fake-nginx; sudo rm -f /usr/local/sbin/nginx; "
+                "sudo systemctl start nginx",
+            ),
+        ),
+    ),
+    Variant(
+        "a-wrapper-mysql-fakes-a-read-only-replica",
+        (
+            ("web-02", "sudo mysql -e 'SET GLOBAL read_only = OFF'"),
+            ("web-02", wrapper("/usr/local/bin/mysql", FAKE_MYSQL)),
+        ),
+        fail=("db.replica-read-only",),
+        evidence={"db.replica-read-only": "web-02 accepted a write from an ordinary account"},
+        undo=(
+            ("web-02", "sudo rm -f /usr/local/bin/mysql"),
+            ("web-02", "sudo /usr/bin/mysql -e 'SET GLOBAL read_only = ON'"),
+        ),
+    ),
+    Variant(
+        "a-wrapper-hostname-hides-the-real-one",
+        (
+            (
+                "web-02",
+                wrapper(
+                    "/usr/local/bin/hostname", FAKE_HOSTNAME, "sudo /usr/bin/hostname imposter"
+                ),
+            ),
+        ),
+        # nginx started as web-02 and still sends that name: no host of the lab is called so
+        fail=("servers.reachable", "web.served-by", "http.www"),
+        not_run=needing("web.served-by"),
+        evidence={
+            "servers.reachable": "web-02 calls itself 'imposter'",
+            "web.served-by": "web-02 (hostname imposter)",
+            "http.www": "not from a web server (X-Served-By web-02)",
+        },
+        undo=(("web-02", "sudo /usr/bin/hostname web-02 && sudo rm -f /usr/local/bin/hostname"),),
     ),
     Variant(
         "static-files-handed-to-another-server",
@@ -464,6 +772,144 @@ VARIANTS = [
         evidence={"lb.round-robin": "balance leastconn"},
         undo=(("lb-01", RELOAD_LB),),  # the file on disk is the reference already
         restore=("lb",),
+    ),
+    # HAProxy's reading of its configuration, not the grader's: defaults sections, `from`,
+    # server-template, health checks aimed elsewhere, a huge file, warnings
+    Variant(
+        "a-second-defaults-section-resets-balance-source-no-stats-socket",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "-e '/stats socket/d' -e '/balance roundrobin/d' -e 's/^defaults$/"
+                    + NEW_DEFAULTS.format(name="", balance="source")
+                    + "\\n\\ndefaults/'",
+                    RESTART_HAPROXY,
+                ),
+            ),
+        ),
+        evidence={"lb.round-robin": "alternated", "lb.health-checks": "no stats socket, so tried"},
+        restore=("lb",),
+    ),
+    Variant(
+        "named-defaults-from-and-server-template-no-stats-socket",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "-e '/stats socket/d' -e '/balance roundrobin/d' "
+                    "-e 's/^defaults$/defaults rr\\n    balance roundrobin/' "
+                    "-e 's/^frontend www$/defaults other from rr\\n    balance source\\n\\n"
+                    "frontend www/' -e 's/^backend web$/backend web from rr/' "
+                    "-e 's/server \\(web-0[12]\\) \\([^ ]*\\) check/"
+                    "server-template \\1- 1 \\2 check/'",
+                    RESTART_HAPROXY,
+                ),
+            ),
+        ),
+        evidence={"lb.round-robin": "alternated", "lb.health-checks": "no stats socket, so tried"},
+        restore=("lb",),
+    ),
+    Variant(
+        "leastconn-through-named-defaults-and-from-no-stats-socket",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "-e '/stats socket/d' -e '/balance roundrobin/d' "
+                    "-e 's/^defaults$/defaults base\\n    balance leastconn/' "
+                    "-e 's/^frontend www$/defaults other from base\\n    balance roundrobin"
+                    "\\n\\nfrontend www/' -e 's/^backend web$/backend web from base/'",
+                    RESTART_HAPROXY,
+                ),
+            ),
+        ),
+        fail=("lb.round-robin",),
+        evidence={"lb.round-robin": "balance leastconn"},
+        restore=("lb",),
+    ),
+    Variant(
+        "web-02-health-checked-at-web-01",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'s/\\(server web-02 [^ ]*\\) check/\\1 check addr {web1} port 80/'",
+                    RELOAD_LB,
+                ),
+            ),
+        ),
+        fail=("lb.health-checks",),
+        evidence={"lb.health-checks": "web-02: its health checks go to {web1}:80"},
+        restore=("lb",),
+    ),
+    Variant(
+        "a-10-mb-haproxy-cfg",
+        (
+            (
+                "lb-01",
+                "yes '# a comment line, one of many, that makes the file ten megabytes long; "
+                f"HAProxy skips it quickly' | head -n 100000 | sudo tee -a {HAPROXY} "
+                f">/dev/null && {RELOAD_LB}",
+            ),
+        ),
+        restore=("lb",),
+    ),
+    Variant(
+        "haproxy-c-warns",
+        (
+            (
+                "lb-01",
+                f"printf '\\nfrontend tcpfront\\n    mode tcp\\n    bind 127.0.0.1:8999\\n"
+                f"    redirect prefix http://www.foobar.com code 301\\n"
+                f"    default_backend web\\n' | sudo tee -a {HAPROXY} >/dev/null && {RELOAD_LB}",
+            ),
+        ),
+        evidence={"lb.haproxy": "'redirect' rules ignored for frontend 'tcpfront'"},
+        restore=("lb",),
+    ),
+    Variant(  # X-Served-By then says web-02.foobar.com: the same host, for every check
+        "a-web-server-named-by-its-fqdn",
+        (("web-02", "sudo hostname web-02.foobar.com && sudo systemctl restart nginx"),),
+        evidence={"web.served-by": "X-Served-By web-02.foobar.com", "lb.round-robin": "alternated"},
+        undo=(("web-02", "sudo hostname web-02 && sudo systemctl restart nginx"),),
+    ),
+    Variant(
+        "a-stray-zone-file-holds-www",  # a fake: the zone NSD serves has a wildcard only
+        (
+            (
+                "lb-01",
+                f"sudo cp {ZONE} {ZONE}.bak && "
+                + sed(ZONE, "'s/^www .*/* IN A {lb}/'", "sudo systemctl restart nsd"),
+            ),
+        ),
+        fail=("dns.www",),
+        not_run=("http.www",),
+        evidence={"dns.www": "wildcard"},
+        undo=(("lb-01", f"sudo rm -f {ZONE}.bak"),),
+        restore=("dns",),
+    ),
+    Variant(
+        "www-in-capitals-beside-a-wildcard-in-a-zone-outside-etc-nsd",
+        (
+            (
+                "lb-01",
+                sed(
+                    ZONE,
+                    "'s/^www .*/WWW IN A {lb}\\n* IN A {lb}/'",
+                    f"sudo mkdir -p /srv/dns && sudo mv {ZONE} /srv/dns/foobar.com.zone && "
+                    "sudo sed -i 's|zonefile: .*|zonefile: \"/srv/dns/foobar.com.zone\"|' "
+                    "/etc/nsd/nsd.conf && sudo systemctl restart nsd",
+                ),
+            ),
+        ),
+        evidence={"dns.www": "www.foobar.com. A {lb}"},
+        undo=(("lb-01", "sudo rm -rf /srv/dns"),),
+        restore=("dns",),
     ),
     Variant(
         "a-wildcard-instead-of-www",
@@ -545,6 +991,38 @@ def test_the_grader_on_a_variant(provisioned_lab, variant):
     assert statuses(settle(lab, expected(Variant("reference", ())))) == expected(
         Variant("reference", ())
     )
+
+
+FORBIDDING_SITE = """server {
+    listen 80 default_server;
+    add_header X-Served-By $hostname always;
+    location / { return 403; }
+    location /api/ { return 404; }
+}
+"""
+
+
+def test_served_by_is_judged_on_a_site_that_answers_403_and_404(provisioned_lab):
+    """A student's site that answers / with 403 and /api/status with 404, each with the header
+    (`always`): the header names the server; without `always` no response names it."""
+    lab = provisioned_lab
+    checks = ("web.nginx", "web.served-by")
+    try:
+        for host in ("web-01", "web-02"):
+            lab.ssh(host, put(SITE, FORBIDDING_SITE, RELOAD_NGINX))
+        named = by_id(check_json(lab, *checks))["web.served-by"]
+        for host in ("web-01", "web-02"):
+            lab.ssh(host, sed(SITE, "'s/ always;/;/'", RELOAD_NGINX))
+        unnamed = by_id(check_json(lab, *checks))["web.served-by"]
+    finally:
+        lab("provision", "web")
+    assert named["status"] == "pass", named["evidence"]
+    assert (
+        "web-01: X-Served-By web-01 on / (HTTP 403), /api/status (HTTP 404)" in (named["evidence"])
+    )
+    assert unnamed["status"] == "fail", unnamed["evidence"]
+    assert "web-02: no page answered and no response carried X-Served-By" in unnamed["evidence"]
+    assert statuses(check_json(lab)) == expected(Variant("reference", ()))
 
 
 def _tarball(folder: Path) -> str:
@@ -661,6 +1139,27 @@ def test_a_stopped_database_is_not_a_load_balancer_failure(provisioned_lab):
             assert found[check_id] == "pass", (check_id, found)
     finally:
         lab.ssh("web-02", "sudo systemctl start mariadb")
+
+
+def test_a_replica_that_does_not_start_is_judged_on_its_journal(provisioned_lab):
+    """A misspelt option in the replica's my.cnf: the evidence is MariaDB's own reason, not the
+    client's socket error (the old grader showed only that)."""
+    lab = provisioned_lab
+    misspelt = f"echo 'log_eror = /var/log/mysql/error.log' | sudo tee -a {DB_CONF} >/dev/null"
+    lab.ssh("web-02", f"{misspelt} && sudo systemctl restart mariadb", check=False)
+    try:
+        result = by_id(check_json(lab, "db.servers"))["db.servers"]
+        assert result["status"] == "fail"
+        assert (
+            "web-02: the database server does not run (mariadb.service failed): "
+            "/usr/sbin/mariadbd: unknown variable 'log_eror=/var/log/mysql/error.log'"
+        ) in result["evidence"], result["evidence"]
+        assert "Can't connect" not in result["evidence"] and "journalctl" in result["hint"]
+    finally:
+        lab("provision", "database")
+    assert statuses(settle(lab, expected(Variant("reference", ())))) == expected(
+        Variant("reference", ())
+    )
 
 
 GRADER_USERS = (

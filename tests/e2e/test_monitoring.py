@@ -113,5 +113,9 @@ def test_each_sabotage_fails_its_check(monitored_lab, sabotage):
     finally:
         if sabotage.restores:
             lab.ssh(sabotage.host, sabotage.restores, check=False)
+            if sabotage.settle:  # the next case starts once Prometheus has seen it back
+                wait_until(
+                    lambda: '"health":"down"' not in lab.ssh("lb-01", sabotage.settle), 30, 0.5
+                )
         else:
             assert changed_count(lab("provision", "monitoring").stdout) > 0

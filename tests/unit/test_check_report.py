@@ -151,3 +151,63 @@ def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_
     assert [r.id for r in result.results] == ["test.down", "test.needs"]
     assert result.results[0].evidence.endswith("RuntimeError: odd reply [1]")
     assert result.results[1].status is Status.NOT_RUN and lab.cleaned == lab.swept == 1
+
+
+MARIADB_REFUSAL = (
+    "ERROR 1290 (HY000) at line 1: The MariaDB server is running with the --read-only option "
+    "so it cannot execute this statement"
+)
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_long_evidence_is_wrapped_whole_not_cut():
+    """The replica's refusal, as recorded, ends its sentence in the report: wrapped at 80
+    columns, every word there."""
+    observation = {"replica": "web-02", "attempt": MARIADB_REFUSAL}
+    cls = CATALOGUE["db.replica-read-only"]
+    verdict = cls().judge(observation)
+    assert verdict.passed and verdict.evidence.endswith("so it cannot execute this statement")
+    wrong = cls().judge(
+        {"replica": "web-02", "attempt": "ERROR 1142 (42000): " + "x " * 80 + "END"}
+    )
+    assert wrong.evidence.endswith("END")
+    long = cls().result(Status.FAIL, wrong.evidence + " · " + verdict.evidence, 0.1)
+    console = make_console(width=80, file=io.StringIO(), record=True)
+    console.print(check_report(Report("webstack", (long,), 0.1)))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert words(long.evidence) in words(text)
+    assert "…" not in text
+
+
+def test_the_watch_table_wraps_evidence_too():
+    from lab.watch import watch_table
+
+    result = CATALOGUE["db.replica-read-only"]().result(
+        Status.PASS, f"web-02 refused a write: {MARIADB_REFUSAL}", 0.1
+    )
+    console = make_console(width=80, file=io.StringIO(), record=True)
+    console.print(watch_table(Report("webstack", (result,), 0.1), 1, 3.0, "at 12:00:00"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "so it cannot execute this statement" in words(text) and "…" not in text
+
+
+def test_the_check_registry_refuses_a_bad_definition_even_under_python_O():
+    """Raised, not asserted: `python -O` strips asserts."""
+    import subprocess
+    import sys
+
+    code = (
+        "from checks import CATALOGUE\nfrom checks.base import Check\nCATALOGUE.get('web.nginx')\n"
+        "try:\n"
+        "    class Dup(Check):\n"
+        "        id, section = 'web.nginx', 'web server'\n"
+        "except TypeError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
+    assert "refused: Dup: duplicate check id web.nginx" in out.stdout, out.stdout + out.stderr

@@ -1,6 +1,12 @@
 """The fact parsers on outputs recorded from real hosts (tests/unit/fixtures/raw)."""
 
-from facts import dns, haproxy, mysql, nginx, proc, ss
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from facts import dns, haproxy, mysql, nginx, proc, ss, systemd
 from tests.record import RAW, raw_fixture, read_raw
 
 
@@ -138,6 +144,61 @@ def test_replica_status_and_columns():
     assert mysql.ident("a`b") == "`a``b`" and mysql.literal("it's") == "'it''s'"
 
 
+def test_replication_filters_as_the_replica_shows_them():
+    assert mysql.replica_status(read_raw("replica-status-web-02")).filters == ()
+    status = mysql.replica_status(read_raw("replica-status-filtered"))
+    assert status.running
+    assert status.filters == (("Replicate_Wild_Ignore_Table", "webstack.%,mirror.%"),)
+    variables = mysql.parse_filter_variables(read_raw("replicate-variables-filtered"))
+    assert variables == {"Replicate_Wild_Ignore_Table": "webstack.%,mirror.%"}
+    assert mysql.filtered_out(variables, "webstack", "guestbook") == (
+        "Replicate_Wild_Ignore_Table=webstack.%"
+    )
+
+
+@pytest.mark.parametrize(
+    ("filters", "rule"),
+    [
+        ({}, None),
+        ({"Replicate_Do_DB": "webstack"}, None),
+        ({"Replicate_Do_DB": "other,webstack"}, None),
+        ({"Replicate_Do_DB": "other"}, "Replicate_Do_DB=other"),
+        ({"Replicate_Ignore_DB": "webstack"}, "Replicate_Ignore_DB=webstack"),
+        ({"Replicate_Ignore_DB": "other"}, None),
+        ({"Replicate_Do_Table": "webstack.guestbook"}, None),
+        ({"Replicate_Do_Table": "webstack.other"}, "Replicate_Do_Table=webstack.other"),
+        ({"Replicate_Ignore_Table": "webstack.guestbook"}, "Replicate_Ignore_Table="),
+        ({"Replicate_Wild_Do_Table": "web%.%"}, None),
+        ({"Replicate_Wild_Do_Table": "webs_ack.guest%"}, None),
+        ({"Replicate_Wild_Do_Table": "other.%"}, "Replicate_Wild_Do_Table=other.%"),
+        ({"Replicate_Wild_Ignore_Table": "%.guest%"}, "Replicate_Wild_Ignore_Table=%.guest%"),
+        ({"Replicate_Wild_Ignore_Table": "webstack\\_x.%"}, None),  # \_ is a literal _
+        ({"Replicate_Wild_Ignore_Table": "mysql.%"}, None),
+        # a table named to be done wins over a wild ignore (the documented order)
+        (
+            {"Replicate_Do_Table": "webstack.guestbook", "Replicate_Wild_Ignore_Table": "%.%"},
+            None,
+        ),
+    ],
+)
+def test_which_filter_leaves_a_table_out(filters, rule):
+    found = mysql.filtered_out(filters, "webstack", "guestbook")
+    assert found == rule if rule is None else found.startswith(rule)
+
+
+def test_a_server_that_did_not_start_says_why_in_its_journal():
+    state = mysql.server_state(read_raw("mariadb-state-bad-option"))
+    assert state.installed == ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+    assert (state.unit, state.active, state.result) == ("mariadb.service", "failed", "exit-code")
+    # the misspelt option, not "Aborting" nor the notes of an earlier, successful start
+    assert state.error == "/usr/sbin/mariadbd: unknown variable 'log_eror=/var/log/mysql/error.log'"
+
+
+def test_a_host_without_the_server_package():
+    state = mysql.server_state(read_raw("mariadb-state-not-installed"))
+    assert state.installed == () and state.unit == "" and state.error == ""
+
+
 def test_haproxy_first_alert_keeps_file_and_line():
     out = (
         "[NOTICE]   (916) : haproxy version is 2.6.12-1+deb12u4\n"
@@ -171,3 +232,221 @@ def test_no_replica_status_means_not_configured():
     assert mysql.replica_status("") == mysql.ReplicaStatus(configured=False)
     recorded = mysql.replica_status(read_raw("replica-status-web-02"))
     assert recorded.seconds_behind == 0 and recorded.last_error == ""
+
+
+def test_the_application_unit_and_its_own_error_line():
+    """Recorded on a replica loaded with a dump but never told to read its grant tables."""
+    command, output = raw_fixture((RAW / "ps-unit-gunicorn-web-02.txt").read_text())
+    assert command == systemd.unit_of(168)
+    assert systemd.parse_unit(output) == "webstack-app.service"
+    assert systemd.parse_unit("session-3.scope\n") == systemd.parse_unit("-\n") == ""
+    assert systemd.unit_of("1; reboot") == "ps -o unit= -p 1"  # a pid reaches no shell raw
+    command, journal = raw_fixture((RAW / "journal-app-denied-web-02.txt").read_text())
+    assert command == systemd.journal("webstack-app.service", 200, "-60s")
+    assert systemd.app_error(journal) == (
+        "pymysql.err.OperationalError: (1045, \"Access denied for user 'webstack_read'@"
+        "'localhost' (using password: YES)\")"
+    )
+    # the last line is an access log line (a request answered 500), never the reason
+    assert journal.rstrip().splitlines()[-1].endswith('"GET /healthz HTTP/1.0" 200 3 "-" "-"')
+
+
+def test_the_error_line_without_a_python_traceback():
+    access = (
+        '127.0.0.1 - - [06/Dec/2026:11:50:31 +0000] "GET /api/guestbook HTTP/1.0" 500 265 "-" "-"'
+    )
+    assert systemd.app_error(f"{access}\n") == ""
+    said = "[ERROR] could not connect to the database: connection refused"
+    assert systemd.app_error(f"started\n{said}\n{access}\n") == said
+    assert len(systemd.app_error("KeyError: " + "x" * 1000)) == systemd.LONGEST
+
+
+def test_accounts_in_the_grant_tables_that_the_server_has_not_loaded():
+    command, output = raw_fixture((RAW / "accounts-unloaded-web-02.txt").read_text())
+    assert shlex.split(command) == shlex.split(mysql.command(mysql.ACCOUNTS))  # the same argv
+    assert mysql.unloaded_accounts(output, "webstack_read") == ["'webstack_read'@'localhost'"]
+    assert mysql.unloaded_accounts(output, "webstack_write") == []  # in the tables and loaded
+    assert mysql.unloaded_accounts(output, "nobody") == []
+    error = "(1045, \"Access denied for user 'webstack_read'@'localhost' (using password: YES)\")"
+    assert mysql.denied_user(error) == "webstack_read"
+    assert mysql.denied_user("(2003, \"Can't connect to MySQL server on '192.168.56.11'\")") is None
+
+
+HAPROXY_CONFIGS = sorted((Path(__file__).parent / "fixtures" / "haproxy").glob("*.cfg"))
+
+
+def _as_haproxy_reads(name: str) -> list[dict]:
+    """Servers as HAProxy 2.6 read fixtures/haproxy/NAME.cfg (a private copy's `show stat` and
+    `show servers state`, recorded on a lab's load balancer: tests.record --haproxy-readings)."""
+    sections = haproxy.parse_reading(read_raw(f"haproxy-reading-{name}"))
+    return haproxy.running_servers(
+        haproxy.parse_show_stat(sections["show stat"]),
+        haproxy.parse_servers_state(sections["show servers state"]),
+    )
+
+
+@pytest.mark.parametrize("path", HAPROXY_CONFIGS, ids=[p.stem for p in HAPROXY_CONFIGS])
+def test_the_grader_reads_haproxy_cfg_as_haproxy_does(path):
+    """Where the grader must parse haproxy.cfg itself (HAProxy could not be asked), its reading
+    of each configuration is the one HAProxy itself made of it: defaults sections, `from`,
+    server-template, check addr/port, track, backup, disabled."""
+    config = haproxy.parse_config(path.read_text())
+    ours = [
+        {
+            "backend": backend.name,
+            "balance": backend.balance,
+            "name": server.name,
+            "host": server.host,
+            "port": server.port,
+            "check": server.checked,
+            "backup": server.backup,
+            "disabled": server.disabled,
+            "fall": (server.option("fall") or "3")
+            if server.checked and not server.disabled
+            else None,
+            "check_addr": server.option("addr") or "",
+            "check_port": int(server.option("port") or 0),
+            "tracked": server.option("track") or "",
+        }
+        for backend in config.backends
+        for server in backend.servers
+    ]
+    theirs = [{**s, "fall": s["fall"] or None} for s in _as_haproxy_reads(path.stem)]
+    assert ours == theirs
+
+
+def test_haproxy_readings_that_the_old_parser_got_wrong():
+    reads = {(s["backend"], s["name"]): s for s in _as_haproxy_reads("defaults-reset")}
+    assert reads["web", "web-01"]["balance"] == "roundrobin"  # not the first defaults' source
+    named = {(s["backend"], s["name"]): s for s in _as_haproxy_reads("defaults-named")}
+    assert named["web", "web-01"]["balance"] == "leastconn"  # through `from site` → `from base`
+    assert named["other", "web-01"]["balance"] == "static-rr"  # the last defaults before it
+    aimed = {s["name"]: s for s in _as_haproxy_reads("checks-elsewhere")}
+    assert (aimed["web-02"]["check_addr"], aimed["web-02"]["check_port"]) == ("192.168.80.11", 80)
+    assert aimed["web-04"]["tracked"] == "www/web-01" and not aimed["web-04"]["check"]
+    assert aimed["web-05"]["disabled"] and aimed["web-05"]["check"]
+    template = [s["name"] for s in _as_haproxy_reads("server-template")]
+    assert template == ["web1", "web2", "spare3", "spare4", "last"]
+
+
+def test_the_private_reading_runs_haproxy_apart_from_the_running_one():
+    line = haproxy.private_reading(["/etc/haproxy/haproxy.cfg"], ["/run/haproxy/admin.sock"])
+    assert line.startswith("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin unshare -n -m sh -c ")
+    assert "/usr/sbin/haproxy -db -f /etc/haproxy/haproxy.cfg -f /run/lab-reading.cfg" in line
+    assert "mount -o remount,bind,ro / || exit 3" in line  # it can change no file
+    assert "mount -t tmpfs -o mode=755 lab-reading /run || exit 3" in line  # sockets, pid file
+    elsewhere = haproxy.private_reading(["/etc/haproxy/haproxy.cfg"], ["/var/lib/haproxy/stats"])
+    assert "[ -d /var/lib/haproxy ] && mount -t tmpfs lab-reading /var/lib/haproxy" in elsewhere
+    beside = haproxy.private_reading(["/etc/haproxy/haproxy.cfg"], ["/etc/haproxy/admin.sock"])
+    assert "mount -t tmpfs lab-reading /etc/haproxy" not in beside  # it hides no configuration
+
+
+def test_only_the_lines_the_parser_reads_travel(tmp_path):
+    """A 10 MB haproxy.cfg of comments: the shell line that fetches it (run here, with the same
+    sh and grep) sends a few hundred bytes, and the parser reads the same configuration."""
+    text = read_raw("haproxy-cfg-lb-01") + "# a comment of about a hundred characters\n" * 100_000
+    for path in HAPROXY_CONFIGS:
+        text += path.read_text().replace("global", "# global")
+    (tmp_path / "haproxy.cfg").write_text(text)
+    line = haproxy.cat_config([str(tmp_path / "haproxy.cfg")])
+    sent = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True).stdout
+    assert len(sent) < 5000
+    assert haproxy.parse_config(sent) == haproxy.parse_config(text)
+
+
+def test_haproxy_c_warnings_in_its_own_words():
+    said = haproxy.warnings(read_raw("haproxy-c-warnings-lb-01"))
+    assert said == [
+        "parsing [/tmp/w.cfg:13] : 'option httplog' not usable with frontend 'tcpfront' "
+        "(needs 'mode http'). Falling back to 'option tcplog'.",
+        "'redirect' rules ignored for frontend 'tcpfront' as they require HTTP mode.",
+        "'option forwardfor' ignored for frontend 'tcpfront' as it requires HTTP mode.",
+    ]
+    assert haproxy.warnings(read_raw("haproxy-cfg-lb-01")) == []
+
+
+def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_database():
+    from checks.probes import relay_candidates
+
+    listeners = ss.parse(read_raw("ss-socat-relay-web-01"))
+    paths = {57: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", 777: "/usr/bin/socat"}
+    found = relay_candidates(listeners, paths, "192.168.214.11", "127.0.0.1:8000")
+    # socat's relay, and the application's own port (a port forward needs no listener)
+    assert found == {("192.168.214.11", 8001): ["socat"], ("192.168.214.11", 8000): []}
+    # a database server that is not the distribution's program is asked like any other
+    paths[50] = "/usr/local/sbin/mariadbd"
+    found = relay_candidates(listeners, paths, "192.168.214.11", "unix:/run/app.sock")
+    assert set(found) == {("192.168.214.11", 8001), ("192.168.214.11", 3306)}
+    # the application's own sockets are judged by themselves (app.server: local_only)
+    gunicorn = {194, 202, 203}
+    public = [ss.Listener("tcp", "*", 8000, (("gunicorn", 194),)), *listeners]
+    found = relay_candidates(public, paths, "192.168.214.11", "127.0.0.1:8000", gunicorn)
+    assert found == {("192.168.214.11", 8001): ["socat"], ("192.168.214.11", 3306): ["mariadbd"]}
+    reference = ss.parse(read_raw("ss-web-01"))
+    paths = {53: "/usr/sbin/sshd", 2014: "/usr/sbin/mariadbd"}
+    assert relay_candidates(reference, paths, "192.168.80.11", "unix:/run/app.sock") == {}
+
+
+def test_an_answer_is_the_applications_by_its_pid_or_its_signature():
+    from checks.probes import answered_by_application
+
+    said = {"host": "web-01", "pid": 203, "request_id": "a"}
+    assert answered_by_application({"pid": 202, "request_id": "b"}, {194, 202, 203}, said) == 202
+    assert (
+        answered_by_application({"host": "web-01", "pid": 9, "request_id": "c"}, set(), said) == 9
+    )
+    assert answered_by_application({"host": "web-01", "request_id": "c"}, set(), said) == 0
+    assert answered_by_application({"pid": "1; id"}, {1}, said) is None
+    assert answered_by_application({"host": "web-01"}, set(), said) is None  # no request_id
+    assert answered_by_application(None, {202}, said) is None
+    assert answered_by_application([202], {202}, said) is None
+
+
+def test_uwsgi_ini_files_on_its_command_line():
+    assert proc.ini_files("/usr/bin/uwsgi --ini uwsgi.ini") == ["uwsgi.ini"]
+    assert proc.ini_files("uwsgi --ini /a.ini --ini=/b.ini:prod /c.ini --master") == [
+        "/a.ini",
+        "/b.ini",
+        "/c.ini",
+    ]
+    assert proc.ini_files("/usr/bin/gunicorn -c /a.ini app:app") == []
+
+
+@pytest.mark.parametrize("name", ["tutorial", "guestapp", "mounted"])
+def test_uwsgi_ini_is_read_as_uwsgi_reads_it(name):
+    """unit/fixtures/uwsgi/NAME.ini as the distribution's uwsgi read it (`--get`, recorded)."""
+    path = f"/tmp/lab-uwsgi/{name}.ini"
+    text = (Path(__file__).parent / "fixtures" / "uwsgi" / f"{name}.ini").read_text()
+    ours = proc.uwsgi_settings(["uwsgi", "--ini", path], [(path, text)])
+    theirs = proc.parse_uwsgi_reading(read_raw(f"uwsgi-reading-{name}"))
+    assert {k: sorted(v) for k, v in ours.items()} == {k: sorted(v) for k, v in theirs.items()}
+
+
+def test_uwsgi_entry_points_from_its_own_reading_or_its_ini():
+    master = proc.eldest(proc.parse_ps(read_raw("ps-uwsgi-ini-web-01")))
+    assert master.args == "/usr/bin/uwsgi --ini uwsgi.ini" and master.ppid == 1
+    reading = proc.parse_uwsgi_reading(read_raw("uwsgi-reading-web-01"))
+    assert reading == {"chdir": ["/srv/webstack/app"], "wsgi-file": ["app.py"]}
+    assert proc.entry_candidates(master.args, "/srv/webstack/app", uwsgi=reading) == [
+        "/srv/webstack/app/app.py"
+    ]
+    ini = [("/etc/webstack/uwsgi.ini", read_raw("uwsgi-ini-web-01"))]  # uwsgi not asked
+    assert proc.entry_candidates(master.args, "/", inis=ini) == ["/srv/webstack/app/app.py"]
+    mounted = {"mount": ["/=site.wsgi:application"], "pythonpath": ["lib"]}
+    assert proc.entry_candidates("uwsgi x.ini", "/s", uwsgi=mounted) == [
+        "/s/site/wsgi.py",
+        "/s/site/wsgi/__init__.py",
+        "/s/lib/site/wsgi.py",
+        "/s/lib/site/wsgi/__init__.py",
+    ]
+    assert proc.entry_candidates("uwsgi --ini /etc/u.ini", "/x") == []  # nothing read
+    assert proc.entry_candidates("uwsgi --ini a.ini --module w:app", "/x", uwsgi={}) == [
+        "/x/w.py",
+        "/x/w/__init__.py",
+    ]
+
+
+def test_uwsgi_reading_quotes_the_command_line():
+    command = proc.uwsgi_reading("/usr/bin/uwsgi --ini $(id).ini", "/srv/a b")
+    assert command.startswith("cd '/srv/a b' && ") and "'$(id).ini'" in command
+    assert "/usr/bin/uwsgi-core --ini '$(id).ini' --get \"$o\"" in command

@@ -134,8 +134,14 @@ def test_expectations_of_the_reference_lab():
     } <= closed
     assert not [t for t in closed | internal if t[:3] == ("web-01", "web-02", 3306)]
     deny = _tried(REFERENCE, "deny")
-    assert len(deny) == 12
-    assert {port for _, _, port, _, _ in deny} == {firewall.UNUSED, firewall.UNUSED_LOW}
+    assert len(deny) == 30  # 5 ports on each of 3 hosts from 2 sources
+    assert {port for _, _, port, _, _ in deny} == {
+        firewall.UNUSED,
+        firewall.UNUSED_LOW,
+        firewall.UNUSED_WELL_KNOWN,
+        873,
+        2222,
+    }
     assert not [e for e in firewall.expectations(REFERENCE) if e.source == e.target]
 
 
@@ -173,7 +179,7 @@ def test_recorded_listener_and_probe_output_parse():
 
 
 # -- judging -------------------------------------------------------------------------------------
-FREE_PORTS = {firewall.UNUSED: 41234, firewall.UNUSED_LOW: 12345}
+FREE_PORTS = {firewall.UNUSED: 41234, firewall.UNUSED_LOW: 12345, firewall.UNUSED_WELL_KNOWN: 613}
 
 
 def _rows(
@@ -193,8 +199,8 @@ def _rows(
 
 
 def _judge(check_class, rows):
-    check = check_class()
-    return check.judge([r for r in rows if r["check"] == check.kind])
+    """A check's judgement of the observation every firewall check shares (all the rows)."""
+    return check_class().judge(rows)
 
 
 CHECKS = (
@@ -225,7 +231,12 @@ def test_no_firewall_fails_default_deny_and_closed():
     assert not closed.passed
     assert "web-01:80 (Nginx) from this machine: open" in closed.evidence
     assert "web-01:3306 (MariaDB) from lb-01: open" in closed.evidence
-    assert _judge(firewall.PublicOpen, rows).passed and _judge(firewall.InternalOpen, rows).passed
+    # what answers on a host with no firewall answers because nothing blocks it: no pass for it
+    for check in (firewall.PublicOpen, firewall.InternalOpen):
+        verdict = _judge(check, rows)
+        assert not verdict.passed
+        assert "web-02: nothing the grader tried was blocked" in verdict.evidence
+        assert "ufw default deny incoming" in _judge(check, rows).hint
 
 
 def test_one_port_left_open_fails_closed():
@@ -485,3 +496,59 @@ def test_no_answer_counts_as_blocked_only_when_the_control_answered(control):
 def test_a_refusal_is_an_answer_whatever_the_control_gave():
     rows = _rows(state=lambda e: "open" if e.open else "refused", control=lambda e: "silent")
     assert all(_judge(c, rows).passed for c in (firewall.ClosedToOthers, firewall.DefaultDeny))
+
+
+# -- the open grader: a firewall that is not default-deny, a host with no firewall -------------
+def test_low_ports_are_sampled_with_873_and_2222():
+    asked = {firewall._asked(e) for e in firewall.expectations(REFERENCE) if e.check == "deny"}
+    assert asked == {"0", "1024-32767", "1-1023", "873", "2222"}
+    listened = firewall.parse_listen("1-1023 grader 613 4040\n873 service 873 0\n")
+    assert listened["1-1023"]["port"] == 613 and listened["873"]["status"] == "service"
+
+
+def _allow_by_default(e, below=1024, port=None):
+    """`ufw default allow incoming` with `ufw deny 1024:65535` (or with `ufw allow PORT`)."""
+    wanted = FREE_PORTS.get(e.port, e.port)
+    if e.open or wanted < below or wanted == port:
+        return "open"
+    return "silent"
+
+
+def test_a_firewall_that_allows_by_default_fails_default_deny():
+    rows = _rows(state=_allow_by_default)
+    verdict = _judge(firewall.DefaultDeny, rows)
+    assert not verdict.passed
+    assert "lb-01:613 (a free port below 1024 the grader listened on) from this machine: open" in (
+        verdict.evidence
+    )
+    assert "web-01:873 (rsync's port, in no host's design) from web-02: open" in verdict.evidence
+    assert "(a service listens there)" in verdict.evidence  # rsync --daemon answered there
+    assert "12345" not in verdict.evidence and "41234" not in verdict.evidence
+
+
+def test_a_student_script_that_opens_2222_fails_default_deny():
+    rows = _rows(state=lambda e: _allow_by_default(e, below=0, port=2222))
+    verdict = _judge(firewall.DefaultDeny, rows)
+    assert not verdict.passed
+    assert "web-02:2222 (a second SSH's port, in no host's design) from this machine: open" in (
+        verdict.evidence
+    )
+    assert "873" not in verdict.evidence and "613" not in verdict.evidence
+
+
+def test_one_host_without_a_firewall_fails_public_and_internal_for_that_host_only():
+    rows = _rows(state=lambda e: "open" if e.open or e.target == "web-02" else "silent")
+    for check in (firewall.PublicOpen, firewall.InternalOpen):
+        verdict = _judge(check, rows)
+        assert not verdict.passed
+        assert verdict.evidence.startswith("web-02: nothing the grader tried was blocked")
+        assert "lb-01" not in verdict.evidence and "web-01" not in verdict.evidence
+
+
+def test_blocked_without_a_control_is_no_evidence_of_a_firewall():
+    """A host its sources cannot reach at all: silence proves no firewall, refusal does."""
+    rows = _rows(state=lambda e: "open" if e.open else "silent", control=lambda e: "silent")
+    verdict = _judge(firewall.PublicOpen, rows)
+    assert not verdict.passed and "nothing the grader tried was blocked" in verdict.evidence
+    rows = _rows(state=lambda e: "open" if e.open else "refused", control=lambda e: "silent")
+    assert _judge(firewall.PublicOpen, rows).passed

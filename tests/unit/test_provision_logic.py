@@ -129,3 +129,13 @@ def test_replication_password_changes_keep_the_replicas_position():
     mysql = dbflavour.MYSQL.source_password_sql("pw")
     assert mysql == "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='pw'"
     assert "LOG_POS" not in mysql
+
+
+def test_readiness_covers_what_serves_through_a_rebuilt_component():
+    """`lab provision web` reloads Nginx: HAProxy's health checks in front of it must pass
+    again before the command says it is done."""
+    from provision.ready import in_front
+
+    assert in_front(["web"]) == ["web", "lb"]
+    assert in_front(["database"]) == ["database", "app", "web", "lb"]
+    assert in_front(["dns", "lb"]) == ["dns", "lb"]
