@@ -15,8 +15,8 @@ import argcomplete
 
 from checks import catalogue, history
 from checks.report import to_json, to_junit
-from checks.runner import run_on_lab, select
-from lab import __version__, providers, render, sshconfig, topology
+from checks.runner import DEADLINE, run_on_lab, select
+from lab import __version__, platform, providers, render, sshconfig, topology
 from lab.commands import completion
 from lab.connection import BOOT_FINISHED, Fleet, on_every_host
 from lab.errors import ExitCode, LabError
@@ -26,6 +26,7 @@ from lab.state import LabState, write_private
 from lab.system import require_root
 from lab.watch import positive_seconds, watch_checks
 from provision import BASE, COMPONENTS
+from provision.ready import settle
 from provision.runner import run_components
 
 
@@ -116,7 +117,10 @@ def provision_lab(lab: Lab, names: list[str]) -> ExitCode:
     with Fleet(lab.provider.specs()) as fleet:
         summary = run_components(lab.topology, lab.state, fleet, chosen, lab.reporter)
     lab.console.print(render.provision_summary(summary))
-    return ExitCode.OK if summary.ok else ExitCode.FAILED
+    if not summary.ok:
+        return ExitCode.FAILED
+    settle(lab.topology, lab.provider.specs(), [c.name for c in chosen], lab.reporter)
+    return ExitCode.OK
 
 
 def cmd_check(lab: Lab) -> ExitCode:
@@ -126,10 +130,14 @@ def cmd_check(lab: Lab) -> ExitCode:
     chosen = select(catalogue(), lab.args.what, lab.args.all)
     specs = lab.specs()
     if lab.args.watch:
-        return watch_checks(lab, chosen, lab.args.every, lab.args.times)
+        by = check_command(lab.args)
+        return watch_checks(lab, chosen, lab.args.every, lab.args.times, by, lab.args.deadline)
     with Fleet(specs) as fleet:
-        report = run_on_lab(chosen, lab.topology, fleet)
-    history.save(lab.state.dir, report)
+        if lab.args.deadline is None:
+            report = run_on_lab(chosen, lab.topology, fleet)
+        else:
+            report = run_on_lab(chosen, lab.topology, fleet, deadline=lab.args.deadline)
+    history.save(lab.state.dir, report, check_command(lab.args))
     if lab.args.junit:
         Path(lab.args.junit).write_text(to_junit(report))
     if lab.args.json:
@@ -137,6 +145,23 @@ def cmd_check(lab: Lab) -> ExitCode:
     else:
         lab.console.print(render.check_report(report))
     return ExitCode.OK if report.all_passed else ExitCode.FAILED
+
+
+def deadline_seconds(text: str) -> float:
+    """--deadline N: a number of seconds of at least 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 1:  # NaN too
+        raise argparse.ArgumentTypeError("a run needs at least 1 second")
+    return value
+
+
+def check_command(args: argparse.Namespace) -> str:
+    """The `lab check` command line as the record names it, e.g. `lab check firewall`."""
+    words = ["lab", "check", *args.what, *(["--all"] if args.all else [])]
+    return " ".join(words + (["--watch"] if args.watch else []))
 
 
 def cmd_box(lab: Lab) -> ExitCode:
@@ -220,7 +245,7 @@ def cmd_doctor(lab: Lab) -> ExitCode:
         None, lab.state.load().get("provider"), lab.topology.provider
     )
     lab.console.print(f"provider: [host]{name}[/] (topology {lab.topology.source})")
-    results = providers.load(name, lab.topology, lab.state).doctor()
+    results = [platform.python_support(), *providers.load(name, lab.topology, lab.state).doctor()]
     lab.console.print(render.doctor_table(results))
     return ExitCode.OK if all(ok for _, ok, _ in results) else ExitCode.FAILED
 
@@ -253,6 +278,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snapshot",
     "grade",
     "ca",
+    "files",
 )
 
 
@@ -348,6 +374,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     subs["check"].add_argument(
         "--every", type=positive_seconds, default=3.0, metavar="N", help="seconds between runs"
+    )
+    subs["check"].add_argument(
+        "--deadline",
+        type=deadline_seconds,
+        metavar="N",
+        help=f"seconds the whole run may take (default {DEADLINE:g}, plus what alert and "
+        "failover checks wait on purpose); a check still running then fails with what it "
+        "was waiting for",
     )
     subs["check"].add_argument("--times", type=int, default=0, help=argparse.SUPPRESS)
     subs["box"].add_argument("action", choices=["build"], help="build (and add) the box")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import string
 import time
 from collections.abc import Callable
@@ -205,14 +204,32 @@ class Observation:
 
 
 EXPERIMENTS: dict[str, Callable[[LiveLab], Observation]] = {}
+# the checks that grade what an experiment shows: where the lab differs, their last results
+EXPERIMENT_CHECKS: dict[str, tuple[str, ...]] = {}
 
 
-def experiment(name: str):
+def experiment(name: str, checks: tuple[str, ...]):
     def register(func):
         EXPERIMENTS[name] = func
+        EXPERIMENT_CHECKS[name] = checks
         return func
 
     return register
+
+
+def last_results(question: Question, record: dict) -> list[dict]:
+    """The lab's last result (from its one record of checks) of each check that grades what
+    question's experiment shows; status None for a check never run."""
+    saved = record.get("checks", {})
+    return [
+        {
+            "id": cid,
+            "status": saved.get(cid, {}).get("status"),
+            "evidence": saved.get(cid, {}).get("evidence", ""),
+            "at": saved.get(cid, {}).get("at"),
+        }
+        for cid in EXPERIMENT_CHECKS.get(question.experiment or "", ())
+    ]
 
 
 def observe(lab: LiveLab, name: str) -> Observation:
@@ -223,20 +240,20 @@ def observe(lab: LiveLab, name: str) -> Observation:
         lab.cleanup()
 
 
-def _through_lb(lab: LiveLab, tag: str) -> dict:
-    """One request through the load balancer; a refused or failed one is status 0."""
+def _through_lb(lab: LiveLab) -> dict:
+    """One request for the site's page through the load balancer, as a browser asks for it; a
+    refused or failed one is status 0."""
     try:
-        return through_lb(lab, f"/?lab-quiz={tag}", timeout=3)
+        return through_lb(lab, timeout=3)
     except CheckError as exc:
         return {"status": 0, "served_by": None, "error": str(exc)}
 
 
-@experiment("fourth-request")
+@experiment("fourth-request", checks=("lb.round-robin",))
 def fourth_request(lab: LiveLab) -> Observation:
     first = lab.web_hosts()[0]
     wait_until_servers_up(lab, probes.balancer(lab))
-    tag = secrets.token_hex(4)
-    order = [_through_lb(lab, f"{tag}-{i}")["served_by"] for i in range(8)]
+    order = [_through_lb(lab)["served_by"] for _ in range(8)]
     start = order.index(first) if first in order[:4] else None
     if start is None:
         raise CheckError(f"{first} answered none of the first 4 requests: {order}")
@@ -248,7 +265,7 @@ def fourth_request(lab: LiveLab) -> Observation:
     )
 
 
-@experiment("simultaneous")
+@experiment("simultaneous", checks=("lb.active-active",))
 def simultaneous(lab: LiveLab) -> Observation:
     burst = ActiveActive().observe(lab)["burst"]
     answered = sorted({b for b in burst if b})
@@ -257,7 +274,7 @@ def simultaneous(lab: LiveLab) -> Observation:
     return Observation(value, f"{len(burst)} requests sent at the same moment: {counts}")
 
 
-@experiment("nginx-stops")
+@experiment("nginx-stops", checks=("lb.health-checks",))
 def nginx_stops(lab: LiveLab) -> Observation:
     victim, *others = lab.web_hosts()
     balancer = probes.balancer(lab)
@@ -265,10 +282,10 @@ def nginx_stops(lab: LiveLab) -> Observation:
     what = f"Nginx stopped on {victim}"
     lab.on_cleanup(what, lambda: lab.sh(victim, "systemctl start nginx", sudo=True, check=False))
     lab.sh(victim, "systemctl stop nginx", sudo=True)
-    started, answers, tag = time.monotonic(), [], secrets.token_hex(4)
+    started, answers = time.monotonic(), []
 
     def others_answer_all() -> bool:
-        answers.append(_through_lb(lab, f"{tag}-{len(answers)}"))
+        answers.append(_through_lb(lab))
         last = answers[-4:]
         return len(last) == 4 and all(a["status"] == 200 and a["served_by"] in others for a in last)
 
@@ -295,14 +312,14 @@ def nginx_stops(lab: LiveLab) -> Observation:
     )
 
 
-@experiment("haproxy-stops")
+@experiment("haproxy-stops", checks=("lb.haproxy",))
 def haproxy_stops(lab: LiveLab) -> Observation:
     lb = lab.name("lb")
     what = f"HAProxy stopped on {lb}"
     lab.on_cleanup(what, lambda: lab.sh(lb, "systemctl start haproxy", sudo=True, check=False))
     lab.sh(lb, "systemctl stop haproxy", sudo=True)
     try:
-        site = _through_lb(lab, secrets.token_hex(4))
+        site = _through_lb(lab)
         direct = {}
         for host in lab.web_hosts():
             try:
@@ -311,7 +328,7 @@ def haproxy_stops(lab: LiveLab) -> Observation:
                 direct[host] = 0
     finally:
         lab.done_with(what)
-    probes.poll(lambda: _through_lb(lab, "back")["status"] == 200, 10.0, 0.25)
+    probes.poll(lambda: _through_lb(lab)["status"] == 200, 10.0, 0.25)
     servers_fine = all(code == 200 for code in direct.values())
     value = "site-down" if site["status"] != 200 and servers_fine else "site-up"
     seen = site.get("error") or f"HTTP {site['status']}"
@@ -323,7 +340,7 @@ def haproxy_stops(lab: LiveLab) -> Observation:
     )
 
 
-@experiment("write-through-replica-host")
+@experiment("write-through-replica-host", checks=("app.database", "db.app-roles"))
 def write_through_replica_host(lab: LiveLab) -> Observation:
     writes = probes.front_door(lab)
     primary, replica = writes["primary"], writes["replica"]
@@ -345,7 +362,7 @@ def write_through_replica_host(lab: LiveLab) -> Observation:
     )
 
 
-@experiment("replica-write")
+@experiment("replica-write", checks=("db.replica-read-only",))
 def replica_write(lab: LiveLab) -> Observation:
     attempt = ReplicaReadOnly().observe(lab)
     text = attempt["attempt"]
@@ -358,7 +375,7 @@ def replica_write(lab: LiveLab) -> Observation:
     return Observation(value, f"an INSERT on {attempt['replica']}: {text[:120]}")
 
 
-@experiment("www-record")
+@experiment("www-record", checks=("dns.www",))
 def www_record(lab: LiveLab) -> Observation:
     answer = resolve_www(lab)
     own = [t for name, t, _ in answer["records"] if name.lower() == answer["name"].lower()]
@@ -367,7 +384,7 @@ def www_record(lab: LiveLab) -> Observation:
     return Observation(own[0] if own else "none", f"{answer['server']} answered: {shown}")
 
 
-@experiment("www-address")
+@experiment("www-address", checks=("dns.www",))
 def www_address(lab: LiveLab) -> Observation:
     answer = resolve_www(lab)
     _, addresses, _ = follow(answer["records"], answer["name"])

@@ -185,14 +185,18 @@ def check_list(catalogue) -> Table:
     return table
 
 
-def exercise_list(items) -> Table:
-    table = Table(title="exercises (lab exercise NUMBER shows one)", title_justify="left")
-    for column in ("#", "exercise", "graded by"):
-        table.add_column(column)
-    for item in items:
-        table.add_row(item.number, item.title, item.graded_by)
-    return table
-
-
-def exercise(item) -> Markdown:
-    return Markdown(item.path.read_text())
+def exercise(page) -> Group:
+    """An exercise page under a line naming the lab whose addresses it shows."""
+    lab = page.lab
+    hosts = " · ".join(f"{host.name} {host.address}" for host in lab.hosts)
+    if lab.virtual_address:
+        hosts += f" · virtual {lab.virtual_address}"
+    if page.translated:
+        line = f"lab {lab.name} ({lab.subnet}): {hosts}; the page shows these addresses"
+    else:
+        line = (
+            f"lab {lab.name} ({lab.subnet}): {hosts}; it lacks hosts this page needs, so the "
+            f"page shows {page.reference}'s addresses (`lab --topology {page.reference} "
+            f"exercise {page.exercise.number}`, or with your own such topology, shows that lab's)"
+        )
+    return Group(Text(line, style="muted"), Markdown(page.text))

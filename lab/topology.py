@@ -54,6 +54,7 @@ class Sandbox:
     memory_mib: int = 1024
     processes: int = 1024
     cpus: float = 1.0
+    disk_mib: int = 4096  # each host's writable layer lives on a file system of this size
 
 
 REFERENCE_APP = AppSource(PACKAGED.parent / "app")
@@ -196,19 +197,20 @@ def _parse_virtual_address(value, subnet, hosts, seen, fail) -> str | None:
 
 
 def _parse_sandbox(spec, fail) -> Sandbox:
-    """The optional sandbox: section: memory_mib, processes and cpus per host."""
+    """The optional sandbox: section: memory_mib, processes, cpus and disk_mib per host."""
+    known = ("memory_mib", "processes", "cpus", "disk_mib")
     if not isinstance(spec, dict):
-        raise fail("sandbox: expected a mapping with memory_mib, processes, cpus")
-    unknown = sorted(set(spec) - {"memory_mib", "processes", "cpus"})
+        raise fail(f"sandbox: expected a mapping with {', '.join(known)}")
+    unknown = sorted(set(spec) - set(known))
     if unknown:
-        raise fail(f"sandbox: unknown key {unknown[0]!r}; known: memory_mib, processes, cpus")
+        raise fail(f"sandbox: unknown key {unknown[0]!r}; known: {', '.join(known)}")
     values = {}
-    for key, low in (("memory_mib", 128), ("processes", 64), ("cpus", 0.1)):
+    for key, low in (("memory_mib", 128), ("processes", 64), ("cpus", 0.1), ("disk_mib", 64)):
         value = spec.get(key, getattr(Sandbox, key))
         if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
             raise fail(f"sandbox.{key}: expected a number of at least {low}")
-        values[key] = value
-    return Sandbox(int(values["memory_mib"]), int(values["processes"]), float(values["cpus"]))
+        values[key] = float(value) if key == "cpus" else int(value)
+    return Sandbox(**values)
 
 
 def _parse_app(spec, source, fail) -> AppSource:

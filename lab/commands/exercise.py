@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 from rich.console import Group
-from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from checks import catalogue
+from checks import catalogue, history
 from checks.base import Report, Status
 from checks.runner import run_on_lab
 from lab import exercises, render
+from lab.confirm import add_yes, confirm
 from lab.connection import BOOT_FINISHED, Fleet, on_every_host
 from lab.errors import ExitCode, LabError
 from lab.remote import quote
@@ -44,12 +44,7 @@ def arguments(parser) -> None:
         help="list (default), start, check, hint or solve; or an exercise to show (02, web-server)",
     )
     parser.add_argument("exercise", nargs="?", metavar="N", help="the exercise, e.g. 05")
-    parser.add_argument(
-        "--yes",
-        "-y",
-        action="store_true",
-        help="start and solve: do not ask before throwing work away (needed without a terminal)",
-    )
+    add_yes(parser, "start and solve")
 
 
 def run(lab) -> ExitCode:
@@ -59,7 +54,7 @@ def run(lab) -> ExitCode:
     if action not in ACTIONS:
         if number:
             raise LabError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
-        lab.console.print(render.exercise(exercises.find(action)))
+        lab.console.print(render.exercise(exercises.page(exercises.find(action), lab.topology)))
         return ExitCode.OK
     if not number:
         raise LabError(f"which exercise? e.g. `lab exercise {action} 05`")
@@ -150,17 +145,6 @@ def changes(lab) -> str:
     return "has changes since its exercise started (" + "; ".join(found) + ")" if found else ""
 
 
-def confirm(lab, situation: str, question: str) -> None:
-    """Go on only with --yes or a yes at the terminal."""
-    if lab.args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise LabError(f"{situation}: not without --yes", hint="run it again with --yes")
-    lab.console.print(Text(situation))
-    if not Confirm.ask(question, console=lab.console, default=False):
-        raise LabError("nothing changed", hint="`lab snapshot save NAME` keeps your work first")
-
-
 # -- check and hint ---------------------------------------------------------------------
 
 
@@ -177,16 +161,19 @@ def graded_checks(exercise) -> list:
     return [catalogue()[check_id] for check_id in check_ids(exercise)]
 
 
-def grade(lab, exercise) -> Report:
-    """Run the exercise's checks (and what they need); the statuses are saved for the list."""
+def grade(lab, exercise, action: str = "check") -> Report:
+    """Run the exercise's checks (and what they need) and merge the results into the lab's one
+    record of check results, which `lab progress`, `lab diagram` and `lab check` share."""
     chosen = graded_checks(exercise)
     with Fleet(lab.specs()) as fleet:
         report = run_on_lab(chosen, lab.topology, fleet)
-    progress = load_progress(lab)
-    progress.setdefault("checks", {}).update({r.id: r.status.value for r in report.results})
-    progress.setdefault("ran", {})[exercise.number] = time.time()
-    save_progress(lab, progress)
+    record(lab, report, f"lab exercise {action} {exercise.number}")
     return report
+
+
+def record(lab, report: Report, by: str) -> dict:
+    """Merge a run's results into the lab's record (what every command that checks calls)."""
+    return history.save(lab.state.dir, report, by)
 
 
 def check(lab, exercise) -> ExitCode:
@@ -197,17 +184,18 @@ def check(lab, exercise) -> ExitCode:
 
 def hint(lab, exercise) -> ExitCode:
     """The next hint for the first check that fails now (its prerequisites first)."""
-    report = grade(lab, exercise)
+    report = grade(lab, exercise, "hint")
     failing = [r for r in report.results if r.status is Status.FAIL]
     if not failing:
         lab.console.print(f"[check.pass]every check of exercise {exercise.number} passes[/]")
         return ExitCode.OK
     result = failing[0]
-    ladder = hint_ladder(result.id, lab.topology) or [result.hint]
+    ladder = hints_for(result, lab.topology)
     progress = load_progress(lab)
     positions = progress.setdefault("hints", {})
-    rung = min(positions.get(result.id, 0), len(ladder) - 1)
-    positions[result.id] = rung + 1
+    key = hint_key(result.id, result.case)  # another failure of the check starts a ladder anew
+    rung = min(positions.get(key, 0), len(ladder) - 1)
+    positions[key] = rung + 1
     save_progress(lab, progress)
     more = "next call: the next hint" if rung + 1 < len(ladder) else "the last hint"
     lab.console.print(
@@ -222,8 +210,33 @@ def hint(lab, exercise) -> ExitCode:
     return ExitCode.FAILED
 
 
-def hint_ladder(check_id: str, topology, path: Path = HINTS) -> list[str]:
-    """The hints for a check, from a nudge to the exact line, with the lab's own addresses."""
+def hints_for(result, topology) -> list[str]:
+    """The ladder of hints for a failing result, from a nudge to the exact line: the ladder of
+    the failure its evidence named (its case) when the hints file has one; else, where its
+    evidence called for another hint than the check's general one, that hint first."""
+    if result.case and has_ladder(hint_key(result.id, result.case)):
+        return hint_ladder(result.id, topology, case=result.case)
+    ladder = hint_ladder(result.id, topology)
+    if result.hint and result.hint != catalogue()[result.id].hint:
+        return [result.hint, *ladder]
+    return ladder or [result.hint]
+
+
+def has_ladder(key: str, path: Path = HINTS) -> bool:
+    try:
+        return bool((yaml.safe_load(path.read_text()) or {}).get(key))
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def hint_key(check_id: str, case: str = "") -> str:
+    """Where the hints file keeps a check's ladder: CHECK, or CHECK/CASE for one failure."""
+    return f"{check_id}/{case}" if case else check_id
+
+
+def hint_ladder(check_id: str, topology, path: Path = HINTS, case: str = "") -> list[str]:
+    """The hints for a check, from a nudge to the exact line, with the lab's own addresses;
+    for a failure the evidence named (a case), its own ladder when the file has one."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -231,12 +244,14 @@ def hint_ladder(check_id: str, topology, path: Path = HINTS) -> list[str]:
     values = {
         "@lb@": topology.site_address,  # where the site is reached (a virtual address, if any)
         "@primary@": topology.one_with_role("db-primary").address,
+        "@replica@": topology.one_with_role("db-replica").address,
         "@domain@": topology.domain,
+        "@network@": exercises.sql_host_pattern(topology.subnet),  # MariaDB's host part
     }
     for index, host in enumerate(topology.with_role("web"), start=1):
         values[f"@web{index}@"] = host.address
     ladder = []
-    for text in data.get(check_id) or []:
+    for text in data.get(hint_key(check_id, case)) or data.get(check_id) or []:
         for placeholder, value in values.items():
             text = text.replace(placeholder, value)
         ladder.append(text)
@@ -280,14 +295,16 @@ MARKS = {
 
 
 def show_list(lab) -> ExitCode:
-    lab.console.print(progress_table(exercises.all_exercises(), load_progress(lab)))
+    started = load_progress(lab).get("started", {}).get("exercise")
+    record = history.load(lab.state.dir)
+    lab.console.print(progress_table(exercises.all_exercises(), record, started))
     return ExitCode.OK
 
 
-def progress_table(items, progress: dict) -> Table:
-    """One row per exercise: what it starts from, its checks and their last results."""
-    statuses = progress.get("checks", {})
-    started = progress.get("started", {}).get("exercise")
+def progress_table(items, record: dict, started: str | None = None) -> Table:
+    """One row per exercise: its checks with their last results from the lab's one record
+    (whichever command ran them), and where it stands."""
+    statuses = history.statuses(record)
     table = Table(
         title="exercises (lab exercise N shows one; start, check, hint, solve N)",
         title_justify="left",
@@ -301,19 +318,36 @@ def progress_table(items, progress: dict) -> Table:
             mark, style = MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
             checks.append(f"{mark} {check_id}\n", style=style)
         seen = [statuses.get(c) for c in ids]
+        passed = sum(s == "pass" for s in seen)
+        unchecked = sum(s is None for s in seen)
         if not ids:
             status = Text("not graded", style="muted")
-        elif all(s == "pass" for s in seen):
+        elif passed == len(seen):
             status = Text("done", style="check.pass")
-        elif any(s is None for s in seen):
+        elif unchecked == len(seen):
             status = Text("not checked yet", style="muted")
         else:
-            passed = sum(s == "pass" for s in seen)
             status = Text(f"{passed}/{len(seen)} pass", style="check.fail")
+            if unchecked:
+                status.append(f", {unchecked} not checked yet", style="muted")
+        if when := last_checked(record, ids):
+            status.append(f"\nchecked {when}", style="muted")
         number = f"{item.number} ▸" if item.number == started else item.number
         checks.rstrip()
         table.add_row(number, item.title, checks or Text("-", style="muted"), status)
     return table
+
+
+def last_checked(record: dict, ids: list[str]) -> str:
+    """When the latest of these checks last ran, in local time: the hour today, else the day
+    ('' when none ever did)."""
+    times = [record["checks"][c].get("at") for c in ids if c in record.get("checks", {})]
+    latest = max((history.moment(at) for at in times), default=None)
+    if latest is None or latest == history.moment(None):
+        return ""
+    local = latest.astimezone()
+    today = datetime.now().astimezone().date()
+    return local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d")
 
 
 def load_progress(lab) -> dict:

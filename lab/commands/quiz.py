@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from rich.table import Table
 from rich.text import Text
 
+from checks import history
 from checks.base import CheckError
 from checks.live import LiveLab
 from lab import quiz
@@ -39,7 +40,7 @@ def run(lab) -> ExitCode:
     bank = quiz.load_bank()
     questions = bank.select(lab.args.topic)
     if lab.args.list:
-        lab.console.print(question_table(bank, questions))
+        lab.console.print(question_table(bank, questions, quiz.names_of(lab.topology)))
         return ExitCode.OK
     given = quiz.parse_answers(bank, lab.args.answer, lab.args.answers)
     interactive = not given
@@ -52,6 +53,7 @@ def run(lab) -> ExitCode:
     if given:
         questions = [q for q in questions if q.id in given]
     names = quiz.names_of(lab.topology)
+    record = history.load(lab.state.dir)
     outcomes: list[quiz.Outcome] = []
     with ExitStack() as stack:
         fleet = None
@@ -67,7 +69,7 @@ def run(lab) -> ExitCode:
                 outcome = answer(lab, fleet, question, chosen, names)
                 outcomes.append(outcome)
                 if not lab.args.json:
-                    lab.console.print(show(outcome, names))
+                    lab.console.print(show(outcome, names, record))
         finally:
             saved = quiz.save_answers(lab.state.dir, outcomes) if outcomes else None
     if lab.args.json:
@@ -139,8 +141,9 @@ def ask(question: quiz.Question, names, number: int, total: int) -> Text:
     return text
 
 
-def show(outcome: quiz.Outcome, names) -> Text:
-    """What the lab saw, right or wrong, why, and the explanation."""
+def show(outcome: quiz.Outcome, names, record: dict | None = None) -> Text:
+    """What the lab saw, right or wrong, why, and the explanation; where the lab did not do
+    what the design says, the last results of the checks that grade it (from the lab's record)."""
     question = outcome.question
     choices = dict(zip(quiz.LETTERS, question.choices, strict=False))
     text = Text()
@@ -161,19 +164,48 @@ def show(outcome: quiz.Outcome, names) -> Text:
     if outcome.lab_differs:
         design = quiz.fill(choices[question.design_letter].text, names)
         text.append(
-            f"\n  the design says {question.design_letter}) {design}: your lab differs "
-            "(`lab check` says where)",
+            f"\n  the design says {question.design_letter}) {design}: your lab differs",
             style="hint",
         )
+        text.append(checks_say(quiz.last_results(question, record or {})))
     text.append(f"\n  {quiz.fill(question.explanation, names)}", style="muted")
     return text
 
 
-def question_table(bank: quiz.Bank, questions) -> Table:
+MARKS = {
+    "pass": ("✓", "check.pass"),
+    "fail": ("✗", "check.fail"),
+    "not-run": ("-", "check.not-run"),
+}
+
+
+def checks_say(results: list[dict]) -> Text:
+    """Under a lab that differs from the design: each grading check's last result and when."""
+    text = Text()
+    for result in results:
+        check_id, status = result["id"], result["status"]
+        if status is None:
+            text.append(f"\n  {check_id}: not checked yet (`lab check {check_id}`)", style="muted")
+            continue
+        mark, style = MARKS[status]
+        when = history.moment(result["at"]).astimezone().strftime("%Y-%m-%d %H:%M")
+        text.append(f"\n  last check {when}: {mark} {check_id}", style=style)
+        if status != "pass" and result["evidence"]:
+            text.append(f": {result['evidence']}", style="muted")
+        elif status == "pass":
+            text.append(f" (passed then; `lab check {check_id}` again)", style="muted")
+    if not results:
+        text.append(" (`lab check` says where)", style="hint")
+    return text
+
+
+def question_table(bank: quiz.Bank, questions, names: dict[str, str]) -> Table:
+    """The questions as the lab will ask them: placeholders filled with the lab's names."""
     table = Table(title="quiz questions (lab quiz TOPIC asks one topic)", title_justify="left")
     for column in ("id", "topic", "observed on the lab", "question"):
         table.add_column(column)
     for q in questions:
-        table.add_row(q.id, q.topic, "yes" if q.experiment else "", q.question.strip())
+        question = Text(quiz.fill(q.question, names).strip())
+        table.add_row(q.id, q.topic, "yes" if q.experiment else "", question)
     table.caption = "topics: " + ", ".join(bank.topics)
     return table

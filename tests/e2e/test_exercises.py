@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 from lab.commands.exercise import check_ids
 from lab.exercises import WORK, find
@@ -36,13 +37,13 @@ def ex(tmp_path_factory):
 
 
 def statuses(runner: LabRunner, number: str) -> dict[str, str]:
-    """Each check's status as `lab exercise check` saved it for `lab exercise list`."""
+    """Each check's status as `lab exercise check` recorded it in the lab's one record."""
     result = runner("exercise", "check", number, check=False)
     assert result.returncode in (0, 1), result.stderr
-    path = f"/var/lib/webstack-lab/labs/{runner.name}/exercises.json"
+    path = f"/var/lib/webstack-lab/labs/{runner.name}/last-check.json"
     with open(path) as handle:
         saved = json.load(handle)["checks"]
-    return {check_id: saved[check_id] for check_id in check_ids(find(number))}
+    return {check_id: saved[check_id]["status"] for check_id in check_ids(find(number))}
 
 
 def next_hint(runner: LabRunner, number: str) -> str:
@@ -81,6 +82,8 @@ def test_up_provision_on_fresh_hosts_comes_from_the_reference_state_cache(ex):
     started = time.monotonic()
     restored = ex("up", "--provision").stdout
     seconds = time.monotonic() - started
+    first_page = requests.get(f"http://{ex.address('lb-01')}/", timeout=10)
+    assert first_page.status_code == 200, "the first request after `lab up --provision`"
     assert "restored from the reference-state cache" in restored, restored
     print(f"lab up --provision, warm: {seconds:.1f} s")
     report = json.loads(ex("check", "--json").stdout)
@@ -122,7 +125,7 @@ def test_a_snapshot_restore_brings_back_the_exact_state(ex):
         assert re.search(r"saved in [\d.]+ s", saved), saved
         ex.ssh("web-01", "echo after | sudo tee /srv/after-save >/dev/null")
         ex.ssh("web-01", "sudo rm /srv/before-save")
-        restored = ex("snapshot", "restore", "risky").stdout
+        restored = ex("snapshot", "restore", "risky", "--yes").stdout
         assert re.search(r"restored in [\d.]+ s", restored), restored
         assert ex.ssh("web-01", "cat /srv/before-save").strip() == "before"
         assert ex.ssh("web-01", "test -e /srv/after-save || echo gone").strip() == "gone"

@@ -97,3 +97,31 @@ def test_ctrl_c_while_the_commands_are_imported_is_a_quiet_exit(monkeypatch):
 
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["check"]) == 130
+
+
+def test_snapshot_restore_takes_yes(tmp_path):
+    assert_one_clear_error(lab("snapshot", "restore", "x", "--yes", home=tmp_path), "is not up")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_question_without_a_terminal_is_refused_and_names_yes(monkeypatch):
+    from types import SimpleNamespace
+
+    from lab.confirm import confirm
+    from lab.errors import LabError
+
+    asked = SimpleNamespace(args=SimpleNamespace(yes=False), console=make_console())
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 100))  # piped, e.g. from `yes`
+    with pytest.raises(LabError, match="work is lost: not without --yes") as refused:
+        confirm(asked, "work is lost", "Go on?")
+    assert refused.value.hint == "run it again with --yes"
+    monkeypatch.setattr("sys.stdin", _Terminal(""))  # Ctrl-D at the question
+    with pytest.raises(LabError, match="nothing changed"):
+        confirm(asked, "work is lost", "Go on?")
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    confirm(asked, "work is lost", "Go on?")
+    confirm(SimpleNamespace(args=SimpleNamespace(yes=True)), "work is lost", "Go on?")

@@ -1,13 +1,17 @@
 """Docs made from code stay in step with it; exercises are found by number or name."""
 
 import argparse
+import configparser
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from checks import CATALOGUE, catalogue_markdown
 from lab import cli, exercises, topology
@@ -159,3 +163,209 @@ def test_the_code_base_the_pages_point_to_is_at_the_top_level():
     assert (REPO / "app" / "app.py").is_file()
     assert (REPO / "app" / "static" / "index.html").is_file()
     assert not (REPO / "provision" / "app").exists()
+
+
+def test_ci_runs_the_readme_quick_start_as_written():
+    """.ci/run reads README.md's two Quick start commands: the one that builds and grades a
+    lab, and the one that runs this suite; CI cannot drift from them."""
+    listed = subprocess.run(
+        [str(REPO / ".ci" / "quick-start"), str(REPO / "README.md")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(listed) == 2, listed
+    build, tests = listed
+    assert "lab up --provision" in build and "lab check" in build
+    assert tests.endswith("python -m pytest")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ".ci/quick-start README.md" in ci and "scripts/setup.sh" not in ci
+
+
+def haproxy_sections(config: str) -> dict[str, list[str]]:
+    """An HAProxy configuration's sections (`backend web`, …), each with its lines, comments
+    and blank lines left out."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for raw in config.splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            current = " ".join(line.split())
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(" ".join(line.split()))
+    return sections
+
+
+def page_haproxy_config(page: str) -> str:
+    """The HAProxy configuration an exercise page shows: its block that holds `backend`."""
+    found = [b for b in FENCE.findall((DOCS / "exercises" / page).read_text()) if "backend " in b]
+    assert len(found) == 1, f"{page}: expected one HAProxy configuration, found {len(found)}"
+    return found[0]
+
+
+def test_haproxy_sections_are_read_like_haproxy_reads_them():
+    sections = haproxy_sections("global\n  daemon\n\ndefaults # x\n    retries  2\nlisten a\n")
+    assert sections == {"global": ["daemon"], "defaults": ["retries 2"], "listen a": []}
+
+
+def test_exercise_05_gives_a_whole_haproxy_config_that_keeps_the_pages_promises():
+    """What the pages say of exercise 05's configuration holds for the one it shows: 09 counts
+    on `option forwardfor` in `defaults`, 05 and faults.md on no request lost to a refused
+    connection (`retries`, `option redispatch`), 05 on a stats page and the grader on a stats
+    socket; it is a whole file, so nothing Debian's file had is lost by pasting it."""
+    sections = haproxy_sections(page_haproxy_config("05-load-balancer.md"))
+    assert {"global", "defaults", "frontend www", "backend web", "listen stats"} <= set(sections)
+    defaults = sections["defaults"]
+    assert {"mode http", "option forwardfor", "option redispatch"} <= set(defaults), defaults
+    retries = [int(line.split()[1]) for line in defaults if line.startswith("retries ")]
+    assert retries and retries[0] >= 1, defaults
+    assert {"timeout connect", "timeout client", "timeout server"} <= {
+        " ".join(line.split()[:2]) for line in defaults
+    }
+    assert any(line.startswith("stats socket ") for line in sections["global"])
+    backend = sections["backend web"]
+    assert "balance roundrobin" in backend and not any("backup" in line for line in backend)
+    assert sum(line.startswith("server ") and line.endswith(" check") for line in backend) == 2
+    stats = sections["listen stats"]
+    assert {"stats enable", "stats uri /stats"} <= set(stats)
+    assert any(line.startswith("bind ") and line.endswith(":8404") for line in stats)
+    assert (
+        "`option forwardfor` (in `defaults` since exercise 05)"
+        in (DOCS / "exercises" / "09-https.md").read_text()
+    )
+
+
+def test_exercise_05_config_has_the_reference_defaults_that_change_what_users_see():
+    """The reference's defaults (provision/templates/haproxy.cfg.j2) that decide what a user
+    gets when a server fails or who the web servers see are on the page too."""
+    template = (REPO / "provision" / "templates" / "haproxy.cfg.j2").read_text()
+    reference = haproxy_sections(re.sub(r"\{[%{#].*?[%}#]\}", "", template))["defaults"]
+    page = haproxy_sections(page_haproxy_config("05-load-balancer.md"))["defaults"]
+    for line in reference:
+        if line.split()[0] in ("option", "retries") or line.startswith("timeout connect"):
+            assert line in page, f"the reference's `{line}` is missing from exercise 05's defaults"
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed here")
+def test_exercise_05_config_passes_haproxy_c(tmp_path):
+    """HAProxy itself accepts the page's configuration (run where haproxy is installed)."""
+    config = tmp_path / "haproxy.cfg"
+    text = page_haproxy_config("05-load-balancer.md")
+    config.write_text(text.replace("chroot /var/lib/haproxy\n", ""))
+    done = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+ANY_FENCE = re.compile(r"^( *)```[^\n]*\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+
+
+def page_block(page: str, needle: str) -> str:
+    """The one code block of an exercise page that holds needle (also one in a list item),
+    without the list's indentation."""
+    text = (DOCS / "exercises" / page).read_text()
+    found = [b for _, b in ANY_FENCE.findall(text) if needle in b]
+    assert len(found) == 1, f"{page}: expected one code block with {needle!r}, found {len(found)}"
+    return textwrap.dedent(found[0])
+
+
+def test_exercise_10_names_only_alerts_its_rules_define():
+    """An answer that names an alert the student's rules lack sends them looking for it."""
+    rules = yaml.safe_load(page_block("10-monitoring.md", "groups:"))
+    defined = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    prose = ANY_FENCE.sub("", (DOCS / "exercises" / "10-monitoring.md").read_text())
+    named = set(re.findall(r"\b(?:[A-Z][a-z]+){2,}\b", prose))
+    assert {"WebServerOutOfRotation", "ReplicationStopped", "TargetDown"} <= named
+    assert named <= defined, f"named on the page but not defined by its rules: {named - defined}"
+
+
+REPLICA_STATUS_RUNNING = (REPO / "tests/unit/fixtures/raw/replica-status-web-02.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "status, exit_code, written",
+    [
+        (REPLICA_STATUS_RUNNING, 0, "1"),
+        (
+            REPLICA_STATUS_RUNNING.replace("Slave_IO_Running: Yes", "Slave_IO_Running: Connecting"),
+            0,
+            "0",
+        ),
+        (REPLICA_STATUS_RUNNING.replace("Slave_SQL_Running: Yes", "Slave_SQL_Running: No"), 0, "0"),
+        ("", 1, "0"),  # MariaDB does not answer
+    ],
+    ids=["running", "io-connecting", "sql-stopped", "no-mariadb"],
+)
+def test_exercise_10_replica_script_writes_what_the_alert_reads(
+    tmp_path, status, exit_code, written
+):
+    """The page's script, run by sh with a `mysql` that answers as a replica does, writes the
+    metric the page's ReplicationStopped rule reads, whole (through a temporary file)."""
+    script = page_block("10-monitoring.md", "mysql_replica_running $running")
+    directory = "/var/lib/prometheus/node-exporter"
+    assert directory in script
+    (tmp_path / "textfile").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "status.txt").write_text(status)
+    mysql = tmp_path / "bin" / "mysql"
+    mysql.write_text(f"#!/bin/sh\ncat {tmp_path / 'status.txt'}\nexit {exit_code}\n")
+    mysql.chmod(0o755)
+    path = tmp_path / "replica-metrics"
+    path.write_text(script.replace(directory, str(tmp_path / "textfile")))
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    subprocess.run(["/bin/sh", str(path)], env=env, check=True, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "textfile").iterdir()) == ["replica.prom"]
+    assert (tmp_path / "textfile" / "replica.prom").read_text() == (
+        f"mysql_replica_running {written}\n"
+    )
+    rules = yaml.safe_load(page_block("10-monitoring.md", "groups:"))
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert "mysql_replica_running == 0" in exprs
+
+
+def test_exercise_10_timer_runs_the_pages_script_every_5_s():
+    page = (DOCS / "exercises" / "10-monitoring.md").read_text()
+    service = configparser.ConfigParser()
+    service.read_string(page_block("10-monitoring.md", "Type=oneshot"))
+    timer = configparser.ConfigParser()
+    timer.read_string(page_block("10-monitoring.md", "[Timer]"))
+    assert service["Service"]["ExecStart"] == "/usr/local/bin/replica-metrics"
+    assert "`/usr/local/bin/replica-metrics`" in page
+    assert timer["Timer"]["OnUnitActiveSec"] == "5s"
+    assert "/etc/systemd/system/replica-metrics.service" in page
+    assert "enable --now replica-metrics.timer" in page
+    assert "webstack-replica-metrics" not in page  # the reference's script is not the way
+
+
+def test_every_exercise_page_says_how_to_start_it():
+    for item in exercises.all_exercises():
+        text = item.path.read_text()
+        start = re.search(r"Start here with `([^`]+)`", text)
+        assert start, f"{item.path.name}: no 'Start here with `lab exercise start ...`' line"
+        assert start.group(1).endswith(f"exercise start {item.number}"), start.group(1)
+
+
+def test_the_pages_run_dig_only_where_they_install_it():
+    """`dig` is on neither the hosts nor the machine: a page that runs it says how to get it."""
+    for page in pages(MY_PAGES):
+        text = page.read_text()
+        code = FENCE.findall(text) + INLINE.findall(FENCE.sub("", text))
+        runs = [c for c in code if re.search(r"(^|[\s;&|])dig\s", c)]
+        if runs:
+            assert "apt-get install -y bind9-dnsutils" in text, (page.name, runs)
+
+
+def test_exercise_11_gives_the_failover_figures_faults_md_measured():
+    faults = (DOCS / "faults.md").read_text()
+    section = faults[faults.index("### lb-01-down") :]
+    section = section[: section.index("\n### ")]
+    span = r"\d+\u2013\d+"  # a range, written with an en dash
+    figures = re.findall(rf"{span} lost \(median \d+\)|lost {span} of them", section)
+    assert len(figures) == 2, figures
+    with_fix, three_hosts = figures
+    page = " ".join((DOCS / "exercises" / "11-ha.md").read_text().split())
+    assert with_fix in page
+    assert three_hosts.removeprefix("lost ").removesuffix(" of them") in page
+    assert not re.search(r"\bthe \d+ lost were\b", page)  # one run's count, told as the figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,12 +13,15 @@ import yaml
 from rich.console import Console
 
 from checks import CATALOGUE
+from checks.base import Report, Status
 from lab import exercises, snapshots
 from lab.commands import exercise as command
-from lab.errors import LabError
+from lab.errors import ExitCode, LabError
 from lab.state import LabState
 from lab.topology import variant
 from provision import COMPONENTS
+
+OBSERVATIONS = Path(__file__).parent / "fixtures" / "observations"
 
 
 @pytest.fixture
@@ -60,13 +64,53 @@ def test_starting_points_are_the_earlier_exercises_solutions():
 
 def test_every_check_has_a_hint_ladder_from_a_nudge_to_the_exact_line(topology):
     data = yaml.safe_load(command.HINTS.read_text())
-    assert sorted(data) == sorted(CATALOGUE)
-    for check_id in CATALOGUE:
-        ladder = command.hint_ladder(check_id, topology)
+    assert sorted(k for k in data if "/" not in k) == sorted(CATALOGUE)
+    cases = [k.split("/", 1) for k in data if "/" in k]  # CHECK/CASE: one failure's own ladder
+    assert all(check_id in CATALOGUE for check_id, _ in cases)
+    for check_id, case in [*((c, "") for c in CATALOGUE), *cases]:
+        ladder = command.hint_ladder(check_id, topology, case=case)
         assert len(ladder) >= 3, check_id
         assert len(set(ladder)) == len(ladder), f"{check_id}: a rung repeats"
         assert not any(re.search(r"@\w+@", rung) for rung in ladder), f"{check_id}: {ladder}"
     assert "192.168.99.12" in " ".join(command.hint_ladder("lb.round-robin", topology))
+
+
+def test_the_hint_follows_the_failure_the_evidence_names(topology, tmp_path):
+    """Exercise 04's dead end: a replica loaded with a dump but never told to read its grant
+    tables. The evidence (recorded) names the case, and its ladder leads to FLUSH PRIVILEGES."""
+    observation = json.loads((OBSERVATIONS / "app.database-accounts-not-loaded.json").read_text())
+    check = CATALOGUE["app.database"]()
+    verdict = check.judge(observation)
+    failing = check.result(Status.FAIL, verdict.evidence, 0.1, verdict.hint, verdict.case)
+    general = command.hint_ladder("app.database", topology)
+    own = command.hint_ladder("app.database", topology, case=failing.case)
+    assert own != general and "FLUSH PRIVILEGES" in own[-1] and "FLUSH" not in " ".join(general)
+    assert "http://192.168.99.12/" in own[-1]  # the replica's address, from the topology
+    assert command.hint_ladder("app.database", topology, case="unknown") == general
+
+    state = LabState("unit-ex", tmp_path)
+    state.save(provider="lxc")
+    out = io.StringIO()
+    lab = SimpleNamespace(
+        state=state, topology=topology, console=Console(file=out, width=1000, color_system=None)
+    )
+    report = Report("unit-ex", (failing,), 0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(command, "grade", lambda lab, exercise, *by: report)
+        for _ in range(3):
+            assert command.hint(lab, exercises.find("04")) == ExitCode.FAILED
+    shown = out.getvalue()
+    assert "web-02: GET /api/guestbook answered HTTP 500" in shown
+    assert "Access denied for user 'webstack_read'@'localhost'" in shown
+    assert [f"hint {n}/3: {own[n - 1]}" in shown for n in (1, 2, 3)] == [True] * 3
+    assert command.load_progress(lab)["hints"] == {"app.database/accounts-not-loaded": 3}
+    # a host's words are shown as they are, never read as markup
+    said = "webstack-app.service logged: [2026-12-06] [ERROR] [/bold] Exception on /api/guestbook"
+    report = Report("unit-ex", (check.result(Status.FAIL, said),), 0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(command, "grade", lambda lab, exercise, *by: report)
+        command.hint(lab, exercises.find("04"))
+    assert said in out.getvalue()
 
 
 def test_the_cache_key_changes_with_every_part_and_not_with_order():
@@ -127,15 +171,15 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
     state, provider = LabState("unit-ex", tmp_path), FakeProvider()
     state.dir.mkdir(parents=True)
     state.secret("db_read_password")
-    key = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    key = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     assert provisioned == [["web"]] and provider.restored == [{}]
-    again = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    again = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     assert again == key and provisioned == [["web"]], "a warm start provisions nothing"
     assert provider.restored[-1] == {"web-01": [tmp_path / "cache/reference" / key / "web-01"]}
-    bigger = snapshots.ensure_reference_state(topology, state, provider, ["web", "app"], None)
+    bigger = snapshots.bring_to_reference_state(topology, state, provider, ["web", "app"], None)
     assert provisioned[-1] == ["app"], "built on the largest cached subset"
     monkeypatch.setattr(provider, "base_id", lambda: "image@2")  # the image was rebuilt
-    fresh = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    fresh = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     assert fresh != key and provisioned[-1] == ["web"]
     left = {p.name for p in (tmp_path / "cache/reference").iterdir()}
     assert key not in left and bigger not in left and fresh in left, "stale entries pruned"
@@ -146,10 +190,10 @@ def test_a_stale_entry_a_host_still_uses_is_kept(tmp_path, monkeypatch, topology
     monkeypatch.setattr(snapshots, "_provision", lambda *args: None)
     state, provider = LabState("unit-ex", tmp_path), FakeProvider()
     state.dir.mkdir(parents=True)
-    key = snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    key = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     provider.in_use = {tmp_path / "cache/reference" / key / "web-01"}
     monkeypatch.setattr(provider, "base_id", lambda: "image@2")
-    snapshots.ensure_reference_state(topology, state, provider, ["web"], None)
+    snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     assert (tmp_path / "cache/reference" / key).is_dir()
 
 
@@ -171,8 +215,15 @@ def test_the_ssh_provider_says_snapshots_are_not_supported(topology, tmp_path):
 
 def test_the_progress_table_shows_last_results():
     console = Console(file=io.StringIO(), width=120, color_system=None)
-    progress = {"checks": {"web.nginx": "pass", "web.static": "fail"}, "started": {}}
-    console.print(command.progress_table(exercises.all_exercises(), progress))
+    at = "2026-12-06T10:00:00+00:00"
+    record = {
+        "checks": {
+            "web.nginx": {"status": "pass", "at": at},
+            "web.served-by": {"status": "pass", "at": at},
+            "web.static": {"status": "fail", "at": at},
+        }
+    }
+    console.print(command.progress_table(exercises.all_exercises(), record))
     text = console.file.getvalue()
     assert "✓ web.nginx" in text and "✗ web.static" in text
     row_02 = next(line for line in text.splitlines() if "│ 02" in line)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import copy
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from lab import quiz
 from lab.errors import LabError
@@ -117,28 +124,25 @@ def test_judged_by_the_lab_when_observed_else_by_the_design(tmp_path):
     assert (tmp_path / quiz.ANSWERS_FILE).stat().st_mode & 0o777 == 0o600
 
 
+OTHER_NAMES = {
+    "name": "t",
+    "network": {"subnet": "192.168.9.0/24"},
+    "hosts": {
+        "front": {"address": "192.168.9.10", "roles": ["lb", "dns"]},
+        "a": {"address": "192.168.9.11", "roles": ["web", "app", "db-primary"]},
+        "b": {"address": "192.168.9.12", "roles": ["web", "app", "db-replica"]},
+    },
+}
+
+
 def test_placeholders_take_the_lab_names():
-    topology = parse(
-        {
-            "name": "t",
-            "network": {"subnet": "192.168.9.0/24"},
-            "hosts": {
-                "front": {"address": "192.168.9.10", "roles": ["lb", "dns"]},
-                "a": {"address": "192.168.9.11", "roles": ["web", "app", "db-primary"]},
-                "b": {"address": "192.168.9.12", "roles": ["web", "app", "db-replica"]},
-            },
-        }
-    )
+    topology = parse(OTHER_NAMES)
     names = quiz.names_of(topology)
     assert (names["lb"], names["web1"], names["web2"], names["replica"]) == ("front", "a", "b", "b")
     assert quiz.fill("{lb} at {lb_address}", names) == "front at 192.168.9.10"
 
 
 def test_without_a_terminal_or_answers_one_clear_line(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-m", "lab", "quiz"],
         stdin=subprocess.DEVNULL,
@@ -149,3 +153,110 @@ def test_without_a_terminal_or_answers_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: lab quiz asks its questions on a terminal")
     assert "--answer ID=CHOICE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_list_shows_the_questions_as_the_lab_asks_them():
+    """`lab quiz --list` fills the placeholders with the lab's names and addresses."""
+    from rich.console import Console
+
+    from lab.commands.quiz import question_table
+
+    bank = quiz.load_bank()
+    names = quiz.names_of(parse(OTHER_NAMES))
+    out = io.StringIO()
+    Console(file=out, width=400, color_system=None).print(
+        question_table(bank, list(bank.questions), names)
+    )
+    shown = out.getvalue()
+    assert not re.search(r"\{[a-z_0-9]+\}", shown), shown
+    assert "The first request through front went to a." in shown
+    assert "holding 192.168.9.10" in shown  # {lb_address}, in cname-or-a
+
+
+def test_lab_quiz_list_names_the_lab_it_runs_for(tmp_path):
+    topology = tmp_path / "other.yml"
+    topology.write_text(yaml.safe_dump(OTHER_NAMES))
+    result = subprocess.run(
+        [sys.executable, "-m", "lab", "quiz", "--list"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "LAB_HOME": str(tmp_path),
+            "LAB_TOPOLOGY": str(topology),
+            "COLUMNS": "400",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "{lb}" not in result.stdout and "{web1}" not in result.stdout
+    assert "The first request through front went to a." in result.stdout
+
+
+def choice(question: quiz.Question, words: str) -> quiz.Choice:
+    """The one choice of question whose text holds words."""
+    found = [c for c in question.choices if words in c.text]
+    assert len(found) == 1, (question.id, words, [c.text for c in question.choices])
+    return found[0]
+
+
+def test_the_design_questions_have_the_designs_answers():
+    bank = quiz.load_bank()
+    # a CNAME: the address in one place; www: a name of the web site's own; the databases on
+    # the web servers: fewer machines, at the price of failing together
+    assert choice(bank.question("cname-or-a"), "the address is then written once").correct
+    assert not choice(bank.question("cname-or-a"), "resolves faster").correct
+    assert not choice(bank.question("cname-or-a"), "at the apex").correct
+    assert choice(bank.question("why-www"), "apart from the domain").correct
+    assert not choice(bank.question("why-www"), "apex cannot have an A record").correct
+    shared = bank.question("databases-on-web-servers")
+    assert choice(shared, "every write go together").correct
+    assert not choice(shared, "costs nothing").correct
+    assert {q.topic for q in (bank.question("cname-or-a"), bank.question("why-www"))} == {"dns"}
+
+
+def test_the_answers_the_issue_found_wrong_are_wrong_with_the_reason():
+    bank = quiz.load_bank()
+    # sticky sessions keep a user on the replica's host: they do not give read-your-writes
+    stale = bank.question("read-your-writes")
+    sticky = choice(stale, "sticky sessions")
+    assert not sticky.correct and "still reads the replica" in sticky.why
+    assert "sticky" not in stale.explanation
+    # the primary dies: web-01's reads fail too, and HAProxy keeps it in the rotation
+    dies = bank.question("primary-dies")
+    right = next(c for c in dies.choices if c.correct)
+    assert "sends to {primary} fails too" in right.text
+    assert "HAProxy keeps it in the rotation" in dies.explanation
+    assert not choice(dies, "pages still show the guestbook from the replica").correct
+    assert not choice(dies, "HAProxy takes {primary} out").correct
+    # a firewall letting in only 80 on the balancer and SSH cuts the site off from itself
+    firewall = bank.question("firewall")
+    too_tight = choice(firewall, "only HTTP on the load balancer and SSH")
+    assert not too_tight.correct and "cuts the site off" in too_tight.why
+    right = next(c for c in firewall.choices if c.correct)
+    assert all(w in right.text for w in ("DNS", "Nginx from the load balancer", "MySQL"))
+    # DNS lives on the load balancer: several A records do not remove that single point
+    stops = bank.question("haproxy-stops")
+    assert "or several A records" not in stops.explanation
+    assert "the DNS server runs on {dns} too" in stops.explanation
+
+
+def test_the_pages_the_bank_points_to_exist():
+    """Explanations cite docs/PAGE.md#anchor: each page and anchor exists."""
+    from tests.unit.test_docs import anchors
+
+    bank = quiz.load_bank()
+    texts = [q.explanation for q in bank.questions]
+    texts += [c.why for q in bank.questions for c in q.choices]
+    cited = {m for text in texts for m in re.findall(r"docs/[\w/.-]+\.md(?:#[\w-]+)?", text)}
+    assert {
+        "docs/concepts.md#cname-or-a",
+        "docs/concepts.md#why-www",
+        "docs/concepts.md#databases-on-the-web-servers",
+    } <= cited
+    root = Path(__file__).resolve().parents[2]
+    for reference in cited:
+        path, _, anchor = reference.partition("#")
+        assert (root / path).is_file(), reference
+        if anchor:
+            assert anchor in anchors(root / path), reference
