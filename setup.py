@@ -6,7 +6,13 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-BUNDLED = ("lab.yml", "lab-ha.yml", "Vagrantfile", "docs", "app")  # lab/resources.py finds them
+BUNDLED = (
+    "lab.yml",
+    "lab-ha.yml",
+    "Vagrantfile",
+    "docs",
+    "app",
+)  # lab/core/resources.py finds them
 
 
 class BuildWithBundle(build_py):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from lab.core.topology import variant
 from lab.providers.lxcimage import LAB_USER
-from lab.topology import variant
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "tests" / "e2e" / "submissions"

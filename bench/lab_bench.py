@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.topology import variant
+from lab.core.topology import variant
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
@@ -129,7 +129,7 @@ def check(bench: Bench, runs: int) -> None:
 @scenario("exercise-start")
 def exercise_start(bench: Bench, runs: int) -> None:
     """lab exercise start 05 on a cold reference cache (this lab's entries removed), then warm."""
-    from lab.snapshots import cache_dir
+    from provision.snapshots import cache_dir
 
     bench.lab("destroy")
     for meta in cache_dir().glob("*/meta.json"):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from checks import probes
 from checks.base import Check, failed, passed
+from lab.observe import probes
 
 
 class AppServer(Check):

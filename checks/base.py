@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
 import enum
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from lab.observe import CURRENT_CHECK, CheckError  # noqa: F401 (checks raise it)
 
 BASE_SECTIONS = (
     "servers",
@@ -21,8 +22,6 @@ BASE_SECTIONS = (
 # The fixes of the issues the design document names: graded only when asked for.
 EXTRA_SECTIONS = ("firewall", "https", "monitoring", "ha")
 SECTIONS = BASE_SECTIONS + EXTRA_SECTIONS
-# the check whose observation runs in this context (set by the runner, carried by fan_out)
-CURRENT_CHECK: contextvars.ContextVar[str | None] = contextvars.ContextVar("check", default=None)
 
 
 class Status(enum.StrEnum):
@@ -103,10 +102,6 @@ class Report:
     @property
     def all_passed(self) -> bool:
         return all(r.status is Status.PASS for r in self.results)
-
-
-class CheckError(Exception):
-    """An observation could not be made (the message says what was tried)."""
 
 
 class Check:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from checks.live import SCRATCH_DB, TOKEN_PREFIX
-from facts import mysql
+from lab.facts import mysql
+from lab.observe import probes
+from lab.observe.live import SCRATCH_DB, TOKEN_PREFIX
 
 
 class DatabaseServers(Check):

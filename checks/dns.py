@@ -9,7 +9,7 @@ import dns.rcode
 import dns.rdatatype
 
 from checks.base import Check, failed, passed
-from checks.live import TOKEN_PREFIX as TOKEN
+from lab.observe.live import TOKEN_PREFIX as TOKEN
 
 MAX_CHAIN = 16  # CNAMEs followed at most (resolvers follow about as many)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import posixpath
 
-from checks import probes
 from checks.base import Check, failed, passed
-from facts import proc, systemd
-from lab.remote import quote
+from lab.facts import proc, systemd
+from lab.observe import probes
+from lab.remote.quoting import quote
 
 MAX_FILES = 500
 CHECKSUMS = (  # the entry point first, then Python files, then the rest, in a fixed order

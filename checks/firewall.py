@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from checks.base import Check, CheckError, Verdict, failed, passed
-from checks.live import connect_state
-from lab.remote import pid as valid_pid
-from lab.remote import quote
-from lab.topology import Topology
+from lab.core.topology import Topology
+from lab.observe.live import connect_state
+from lab.remote.quoting import pid as valid_pid
+from lab.remote.quoting import quote
 
 MACHINE = "this machine"
 UNUSED = 0  # stands for a free (ephemeral, >= 32768) port the grader listens on (default deny)

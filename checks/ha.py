@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
-from facts import haproxy, proc, ss, vrrp
-from lab.remote import pid as valid_pid
-from lab.remote import quote
+from lab.facts import haproxy, proc, ss, vrrp
+from lab.observe import probes
+from lab.remote.quoting import pid as valid_pid
+from lab.remote.quoting import quote
 
 FAILOVER_WINDOW = 10.0  # seconds the site may be gone when the active balancer dies (seen: 3-4)
 RESTORE_WINDOW = 20.0  # seconds the restored balancer has to settle (one holder again)

@@ -1,9 +1,9 @@
 """How the user's computer reaches the site: HTTP to www.foobar.com, through the lab's DNS."""
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
 from checks.lb import misrouted
+from lab.observe import probes
 
 
 class BrowseWww(Check):

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cryptography import x509
 
-from checks import probes, visitor
 from checks.base import Check, CheckError, failed, passed
-from checks.live import forwarded
-from lab import ca
-from lab.remote import quote
+from lab.core import ca
+from lab.observe import probes, visitor
+from lab.observe.live import forwarded
+from lab.remote.quoting import quote
 
 PORT = 443
 TIMEOUT = 5

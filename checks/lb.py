@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
 from checks.web import service_error
-from facts import haproxy, proc
-from lab.remote import quote
+from lab.facts import haproxy, proc
+from lab.observe import probes
+from lab.remote.quoting import quote
 
 ROUND_ROBIN_REQUESTS = 8
 BURST = 8

@@ -14,11 +14,11 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from facts import http as host_http
-from facts import mysql, proc, ss
-from lab.remote import quote
+from lab.facts import http as host_http
+from lab.facts import mysql, proc, ss
+from lab.observe import probes
+from lab.remote.quoting import quote
 
 NODE_PORT = 9100
 FIRE_WITHIN = 60.0  # seconds an alert may take to fire once something breaks

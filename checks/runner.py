@@ -8,8 +8,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from checks.base import CURRENT_CHECK, EXTRA_SECTIONS, Check, Report, Result, Status
-from lab.errors import LabError
-from lab.signals import interrupt, set_handler
+from lab.core.errors import LabError
+from lab.core.signals import interrupt, set_handler
 
 
 def select(
@@ -179,8 +179,8 @@ def run_on_lab(
     deadline: float | None = None,
 ) -> Report:
     """Run chosen checks (and what they need) on the live lab fleet reaches, within deadline s."""
-    from checks import catalogue  # the catalogue and the live lab's clients: only when grading
-    from checks.live import LiveLab
+    from checks import catalogue
+    from lab.observe.live import LiveLab
 
     lab = LiveLab(topology, fleet)
     return run_checks(catalogue(), chosen, lab, name or topology.name, deadline=deadline)

@@ -1,8 +1,8 @@
 """Servers: every host of the lab is up, reachable and is who it says it is."""
 
 from checks.base import Check, CheckError, failed, passed
-from checks.probes import names_host
-from facts import proc
+from lab.facts import proc
+from lab.observe.probes import names_host
 
 
 class Reachable(Check):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-from checks import probes
 from checks.base import Check, CheckError, failed, passed
-from facts import nginx, proc, ss, systemd
-from lab.remote import pid as valid_pid
-from lab.remote import quote
+from lab.facts import nginx, proc, ss, systemd
+from lab.observe import probes
+from lab.remote.quoting import pid as valid_pid
+from lab.remote.quoting import quote
 
 NGINX_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size>" of a file
 

@@ -1,7 +1,7 @@
 """Run the CLI as `python -m lab`."""
 
 try:
-    from lab.cli import main
+    from lab.cli.app import main
 except KeyboardInterrupt:  # Ctrl-C while starting up: nothing ran yet
     raise SystemExit(130) from None
 

@@ -3,7 +3,7 @@
 import shlex
 from pathlib import Path
 
-from lab.topology import REFERENCE_APP
+from lab.core.topology import REFERENCE_APP
 from provision.database import DB_NAME
 from provision.runner import Component, Run
 

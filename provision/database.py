@@ -6,7 +6,7 @@ import re
 import shlex
 import time
 
-from facts import mysql as mysql_facts
+from lab.facts import mysql as mysql_facts
 from provision import dbflavour
 from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run

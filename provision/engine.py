@@ -13,10 +13,10 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from facts import systemd
-from facts.systemd import own_lines
-from lab.remote import as_root
-from lab.system import last_lines
+from lab.core.system import last_lines
+from lab.facts import systemd
+from lab.facts.systemd import own_lines
+from lab.remote.quoting import as_root
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _jinja = Environment(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from lab.topology import KNOWN_ROLES, Host, Topology
+from lab.core.topology import KNOWN_ROLES, Host, Topology
 from provision.engine import HostRun
 from provision.runner import Component, Run
 

@@ -3,9 +3,9 @@ between the balancers (unicast VRRP), away from one whose HAProxy stops answerin
 
 from __future__ import annotations
 
-from facts import vrrp
-from lab.remote import quote
-from lab.topology import Topology
+from lab.core.topology import Topology
+from lab.facts import vrrp
+from lab.remote.quoting import quote
 from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run
 

@@ -3,8 +3,8 @@ sends plain HTTP to HTTPS and tells browsers to stay there (HSTS)."""
 
 from __future__ import annotations
 
-from lab import ca
-from lab.topology import Host
+from lab.core import ca
+from lab.core.topology import Host
 from provision import lb
 from provision.engine import HostRun
 from provision.runner import Component, Run

@@ -2,8 +2,8 @@
 
 import time
 
-from facts import haproxy
-from lab.topology import Host
+from lab.core.topology import Host
+from lab.facts import haproxy
 from provision.engine import HostRun
 from provision.runner import Component, Run
 

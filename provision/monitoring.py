@@ -7,7 +7,7 @@ no exporter here: a timer on the replica writes its state for node exporter's te
 
 from __future__ import annotations
 
-from lab.topology import KNOWN_ROLES
+from lab.core.topology import KNOWN_ROLES
 from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run
 

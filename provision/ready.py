@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from facts import haproxy
-from facts import mysql as mysql_facts
-from lab.connection import Fleet, describe, fan_out
-from lab.errors import LabError
-from lab.topology import Host, Topology
+from lab.core.errors import LabError
+from lab.core.topology import Host, Topology
+from lab.facts import haproxy
+from lab.facts import mysql as mysql_facts
+from lab.remote.connection import Fleet, describe, fan_out
 from provision.app import APP_BIND
 from provision.app import UNIT as APP_UNIT
 from provision.engine import HostRun, StepFailed

@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.connection import Fleet, describe, fan_out
-from lab.state import LabState
-from lab.topology import Host, Topology
+from lab.core.state import LabState
+from lab.core.topology import Host, Topology
+from lab.remote.connection import Fleet, describe, fan_out
 from provision import dbflavour
 from provision.engine import HostRun, StepFailed
 

@@ -22,12 +22,13 @@ import sys
 from pathlib import Path
 
 from checks import CATALOGUE
-from checks.live import LiveLab
-from facts import haproxy, proc
-from lab import providers, topology
-from lab.connection import Fleet
-from lab.remote import as_root
-from lab.state import LabState
+from lab import providers
+from lab.core import topology
+from lab.core.state import LabState
+from lab.facts import haproxy, proc
+from lab.observe.live import LiveLab
+from lab.remote.connection import Fleet
+from lab.remote.quoting import as_root
 
 FIXTURES = Path(__file__).parent / "unit" / "fixtures"
 RAW = FIXTURES / "raw"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import shutil
 
-from lab import platform
-from lab.errors import LabError
-from lab.state import LabState
-from lab.topology import Topology
+from lab.core import platform
+from lab.core.errors import LabError
+from lab.core.state import LabState
+from lab.core.topology import Topology
 
 REGISTRY = {
     "lxc": "lab.providers.lxc:LxcProvider",

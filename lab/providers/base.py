@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lab.connection import HostSpec
-from lab.state import LabState
-from lab.topology import Topology
+from lab.core.state import LabState
+from lab.core.topology import Topology
+from lab.remote.connection import HostSpec
 
 
 @dataclass(frozen=True)

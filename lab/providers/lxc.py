@@ -11,16 +11,16 @@ import threading
 import time
 from pathlib import Path
 
-from lab import platform
-from lab.connection import HostSpec, fan_out, wait_for_ssh
-from lab.errors import HostFailure, LabError
+from lab.core import platform
+from lab.core.errors import HostFailure, LabError
+from lab.core.state import lab_home, write_private
+from lab.core.system import require_root, require_tools, run
+from lab.core.topology import Host
 from lab.providers.aptcache import host_cache
 from lab.providers.base import HostStatus
 from lab.providers.lxcimage import LAB_USER, BaseImage, lab_user_ids, write_into
 from lab.providers.lxcnet import LabNetwork, conflicting_routes, upstream_resolver
-from lab.state import lab_home, write_private
-from lab.system import require_root, require_tools, run
-from lab.topology import Host
+from lab.remote.connection import HostSpec, fan_out, wait_for_ssh
 
 TOOLS = (
     "lxc-create",

@@ -7,9 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from lab import platform
-from lab.errors import LabError
-from lab.system import last_lines, run
+from lab.core import platform
+from lab.core.errors import LabError
+from lab.core.system import last_lines, run
 
 RELEASE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lab import platform
-from lab.errors import LabError
+from lab.core import platform
+from lab.core.errors import LabError
+from lab.core.state import write_private
+from lab.core.system import run
+from lab.core.topology import Topology
 from lab.providers.lxcimage import MIRROR, SECURITY_MIRROR
-from lab.state import write_private
-from lab.system import run
-from lab.topology import Topology
 
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 IPV6_CONF = Path("/proc/sys/net/ipv6/conf")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from lab.connection import HostSpec, wait_for_ssh
-from lab.errors import HostFailure, LabError
+from lab.core.errors import HostFailure, LabError
 from lab.providers.base import HostStatus
+from lab.remote.connection import HostSpec, wait_for_ssh
 
 INVENTORY_ENV = "LAB_INVENTORY"
 FIELDS = {"ssh", "port", "user", "key"}

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import paramiko
 
-from lab import platform as lab_platform
-from lab import resources
-from lab.connection import HostSpec
-from lab.errors import HostFailure, LabError
+from lab.core import platform as lab_platform
+from lab.core import resources
+from lab.core.errors import HostFailure, LabError
+from lab.core.state import lab_home, write_private
+from lab.core.system import last_lines, require_root
 from lab.providers import vagrantbox
 from lab.providers.aptcache import host_cache
 from lab.providers.base import HostStatus
 from lab.providers.lxcimage import BaseImage
 from lab.providers.lxcnet import LabNetwork, upstream_resolver
-from lab.state import lab_home, write_private
-from lab.system import last_lines, require_root
+from lab.remote.connection import HostSpec
 
 VAGRANTFILE_DIR = resources.vagrantfile_dir()
 PLUGINS = {"virtualbox": None, "libvirt": "vagrant-libvirt", "lxc": "vagrant-lxc"}

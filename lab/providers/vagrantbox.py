@@ -8,9 +8,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.system import run
 from lab.providers.lxcimage import RECIPE_VERSION, BaseImage
-from lab.system import run
 
 BOX_NAME = "webstack-lab/debian-12"
 BOX_RECIPE = 2  # bump when _customise changes: an installed older box is then rebuilt

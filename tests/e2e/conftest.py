@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import resources
-from lab.topology import variant
+from lab.core import resources
+from lab.core.topology import variant
 
 
 def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:

@@ -17,9 +17,9 @@ import pytest
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
-from lab.commands.exercise import hint_ladder
-from lab.exercises import WORK
-from lab.topology import load
+from lab.cli.commands.exercise import hint_ladder
+from lab.core.topology import load
+from lab.course.exercises import WORK
 
 # The base design's checks: the extra sections have sabotage files of their own
 # (test_firewall.py, test_https.py, test_monitoring.py, test_ha.py).

@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import paramiko
 import pytest
 
-from lab import providers, topology
-from lab.connection import Fleet, describe
-from lab.state import LabState
+from lab import providers
+from lab.core import topology
+from lab.core.state import LabState
+from lab.remote.connection import Fleet, describe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]
 

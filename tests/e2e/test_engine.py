@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lab import providers, topology
-from lab.connection import Fleet
-from lab.state import LabState
+from lab import providers
+from lab.core import topology
+from lab.core.state import LabState
+from lab.remote.connection import Fleet
 from provision.engine import HostRun, StepFailed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("lxc")]

@@ -16,8 +16,8 @@ import time
 import pytest
 import requests
 
-from lab.commands.exercise import check_ids
-from lab.exercises import WORK, find
+from lab.cli.commands.exercise import check_ids
+from lab.course.exercises import WORK, find
 from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.watch import TIMEOUT
+from lab.faults.watch import TIMEOUT
 from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]

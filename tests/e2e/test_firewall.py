@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from checks.live import connect_state
+from lab.observe.live import connect_state
 from tests.e2e.conftest import (
     LabRunner,
     assert_base_design_passes,

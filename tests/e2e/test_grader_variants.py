@@ -22,8 +22,8 @@ import pytest
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
-from facts.haproxy import runtime_api
-from lab.remote import quote
+from lab.facts.haproxy import runtime_api
+from lab.remote.quoting import quote
 from tests.e2e.conftest import by_id, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]

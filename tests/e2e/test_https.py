@@ -15,8 +15,8 @@ from shlex import quote
 import pytest
 from cryptography import x509
 
-from lab import ca
-from lab.state import LabState
+from lab.core import ca
+from lab.core.state import LabState
 from tests.e2e.conftest import (
     LabRunner,
     assert_base_design_passes,

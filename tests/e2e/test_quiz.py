@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lab import quiz
+from lab.course import quiz
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 

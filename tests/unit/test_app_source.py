@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import topology
+from lab.core import topology
 from provision import app, database, dbflavour
 from provision.engine import render
 from provision.runner import Run

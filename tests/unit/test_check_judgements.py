@@ -13,7 +13,7 @@ import pytest
 from checks import CATALOGUE, database
 from checks.app import ACCOUNTS_NOT_LOADED
 from checks.base import BASE_SECTIONS, CheckError, Status
-from facts import mysql
+from lab.facts import mysql
 from tests.record import read_raw
 
 RECORDED = Path(__file__).parent / "fixtures" / "observations"
@@ -450,8 +450,8 @@ def test_a_check_never_raises():
 
 
 def test_a_cleanup_that_fails_is_tried_again_at_the_end_of_the_run():
-    from checks.live import LiveLab
-    from lab.topology import parse, variant
+    from lab.core.topology import parse, variant
+    from lab.observe.live import LiveLab
 
     lab = LiveLab(parse(variant("unit-live", 99)), fleet=None)
     attempts = []
@@ -521,8 +521,8 @@ def test_served_by_hint_is_add_header_when_a_page_answered_without_it():
 
 
 def test_lab_exercise_hint_gives_the_hint_the_evidence_calls_for():
-    from lab.commands.exercise import hints_for
-    from lab.topology import parse, variant
+    from lab.cli.commands.exercise import hints_for
+    from lab.core.topology import parse, variant
 
     topology = parse(variant("unit-hint", 207))
     codes = {p: 404 for p in ALL_PATHS}
@@ -561,7 +561,7 @@ def _fqdn(value):
 
 
 def test_served_by_names_a_host_by_short_name_or_fqdn_in_any_case():
-    from checks.probes import names_host, served_by_host
+    from lab.observe.probes import names_host, served_by_host
 
     web, hostnames = ["web-01", "web-02"], {"web-01": "web-01.foobar.com", "web-02": "web-02"}
     assert served_by_host("web-01", hostnames, web, "foobar.com") == "web-01"

@@ -7,9 +7,9 @@ import time
 from contextlib import contextmanager
 
 from checks.base import Check, failed, passed
-from checks.live import LiveLab
 from checks.runner import run_checks
-from lab.topology import PACKAGED, load
+from lab.core.topology import PACKAGED, load
+from lab.observe.live import LiveLab
 
 
 class Inside(Check):

@@ -10,8 +10,8 @@ from checks import CATALOGUE
 from checks.base import BASE_SECTIONS, EXTRA_SECTIONS, SECTIONS, Report, Status
 from checks.report import SCHEMA, to_dict, to_json, to_junit
 from checks.runner import select, with_dependencies
-from lab.errors import LabError
-from lab.render import check_report, make_console
+from lab.cli.render import check_report, make_console
+from lab.core.errors import LabError
 
 
 def report():
@@ -184,7 +184,7 @@ def test_long_evidence_is_wrapped_whole_not_cut():
 
 
 def test_the_watch_table_wraps_evidence_too():
-    from lab.watch import watch_table
+    from lab.cli.watch import watch_table
 
     result = CATALOGUE["db.replica-read-only"]().result(
         Status.PASS, f"web-02 refused a write: {MARIADB_REFUSAL}", 0.1

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from lab.cli.render import make_console, status_table
 from lab.providers.base import HostStatus
-from lab.render import make_console, status_table
 
 
 def lab(*args, env=None, home=None):
@@ -90,7 +90,7 @@ def test_hosts_lines_point_the_domain_at_the_load_balancer(tmp_path):
 
 
 def test_ctrl_c_while_the_commands_are_imported_is_a_quiet_exit(monkeypatch):
-    from lab import cli
+    from lab.cli import app as cli
 
     def interrupted(argv=None):
         raise KeyboardInterrupt
@@ -111,8 +111,8 @@ class _Terminal(io.StringIO):
 def test_a_question_without_a_terminal_is_refused_and_names_yes(monkeypatch):
     from types import SimpleNamespace
 
-    from lab.confirm import confirm
-    from lab.errors import LabError
+    from lab.cli.confirm import confirm
+    from lab.core.errors import LabError
 
     asked = SimpleNamespace(args=SimpleNamespace(yes=False), console=make_console())
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 100))  # piped, e.g. from `yes`

@@ -17,13 +17,14 @@ import yaml
 
 from checks import CATALOGUE
 from checks.base import SECTIONS
-from lab import cli, topology
-from lab.commands import init
-from lab.errors import LabError
-from lab.exercises import all_exercises
+from lab.cli import app as cli
+from lab.cli.commands import init
+from lab.cli.render import make_console
+from lab.core import topology
+from lab.core.errors import LabError
+from lab.core.state import LabState
+from lab.course.exercises import all_exercises
 from lab.providers.base import HostStatus
-from lab.render import make_console
-from lab.state import LabState
 
 LAB = Path(sys.executable).with_name("lab")
 

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
-from lab import diagram
-from lab.render import make_console
-from lab.topology import parse
+from lab.cli.render import make_console
+from lab.core.topology import parse
+from lab.course import diagram
 
 NS = {"svg": diagram.SVG_NS}
 DNS = ["www.foobar.com CNAME foobar.com", "foobar.com A 192.168.56.10"]

@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from checks import CATALOGUE, catalogue_markdown
-from lab import cli, exercises, topology
-from lab.errors import LabError
+from lab.cli import app as cli
+from lab.core import topology
+from lab.core.errors import LabError
+from lab.course import exercises
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

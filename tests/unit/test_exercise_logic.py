@@ -14,19 +14,19 @@ from rich.console import Console
 
 from checks import CATALOGUE
 from checks.base import Report, Status
-from lab import exercises, snapshots
-from lab.commands import exercise as command
-from lab.errors import ExitCode, LabError
-from lab.state import LabState
-from lab.topology import variant
-from provision import COMPONENTS
+from lab.cli.commands import exercise as command
+from lab.core.errors import ExitCode, LabError
+from lab.core.state import LabState
+from lab.core.topology import variant
+from lab.course import exercises
+from provision import COMPONENTS, snapshots
 
 OBSERVATIONS = Path(__file__).parent / "fixtures" / "observations"
 
 
 @pytest.fixture
 def topology():
-    from lab.topology import parse
+    from lab.core.topology import parse
 
     return parse(variant("unit-ex", 99))
 
@@ -252,8 +252,8 @@ def test_progress_is_kept_per_lab(tmp_path):
 def test_an_exercise_the_hosts_cannot_hold_is_refused_before_anything_changes(topology):
     """Exercise 11 (a second balancer) on the three-host lab: one clear line, the four-host
     topology's command as the hint; on lab-ha.yml's hosts it goes ahead."""
-    from lab import resources
-    from lab.topology import parse
+    from lab.core import resources
+    from lab.core.topology import parse
 
     eleven = exercises.find("11")
     with pytest.raises(LabError) as refused:

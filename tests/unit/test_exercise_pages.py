@@ -11,7 +11,10 @@ import pytest
 import yaml
 from rich.console import Console
 
-from lab import cli, exercises, render, resources, topology
+from lab.cli import app as cli
+from lab.cli import render
+from lab.core import resources, topology
+from lab.course import exercises
 
 PAGES = exercises.all_exercises()
 ADDRESS = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){2}\.(?:\d{1,3}|%)(?!\d|\.\d)")
@@ -264,7 +267,7 @@ def test_lab_exercise_shows_the_page_with_the_labs_addresses(tmp_path, capsys, m
 
 
 def test_hints_give_the_labs_own_network_and_no_address_of_their_own():
-    from lab.commands.exercise import HINTS, hint_ladder
+    from lab.cli.commands.exercise import HINTS, hint_ladder
 
     text = HINTS.read_text()
     assert [a for a in ADDRESS.findall(text) if not a.startswith(("127.", "0."))] == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facts import dns, haproxy, mysql, nginx, proc, ss, systemd
+from lab.facts import dns, haproxy, mysql, nginx, proc, ss, systemd
 from tests.record import RAW, raw_fixture, read_raw
 
 
@@ -366,7 +366,7 @@ def test_haproxy_c_warnings_in_its_own_words():
 
 
 def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_database():
-    from checks.probes import relay_candidates
+    from lab.observe.probes import relay_candidates
 
     listeners = ss.parse(read_raw("ss-socat-relay-web-01"))
     paths = {57: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", 777: "/usr/bin/socat"}
@@ -388,7 +388,7 @@ def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_data
 
 
 def test_an_answer_is_the_applications_by_its_pid_or_its_signature():
-    from checks.probes import answered_by_application
+    from lab.observe.probes import answered_by_application
 
     said = {"host": "web-01", "pid": 203, "request_id": "a"}
     assert answered_by_application({"pid": 202, "request_id": "b"}, {194, 202, 203}, said) == 202

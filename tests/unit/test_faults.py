@@ -8,9 +8,14 @@ import json
 import pytest
 from rich.console import Console
 
-from faults import SCENARIOS, find
-from faults.runner import Frame, Marker
-from faults.timeline import (
+from lab.cli.app import main
+from lab.cli.commands.fault import live_view, scenario_list, summary_view
+from lab.cli.render import THEME
+from lab.core.errors import LabError
+from lab.core.state import LabState
+from lab.faults import SCENARIOS, find
+from lab.faults.runner import Frame, Marker
+from lab.faults.timeline import (
     BalancerView,
     ReplicaView,
     Request,
@@ -20,12 +25,7 @@ from faults.timeline import (
     recovered_at,
     summarize,
 )
-from faults.watch import count_sql
-from lab.cli import main
-from lab.commands.fault import live_view, scenario_list, summary_view
-from lab.errors import LabError
-from lab.render import THEME
-from lab.state import LabState
+from lab.faults.watch import count_sql
 
 ISSUE_SCENARIOS = [
     "web-01-down",

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, exercises, resources
-from lab.commands import files
+from lab.cli import app as cli
+from lab.cli.commands import files
+from lab.core import resources
+from lab.course import exercises
 from provision.app import APP_DIR, APP_USER, application_files
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ import requests
 
 from checks import firewall
 from checks.base import CheckError
-from checks.live import HTTP_TIMEOUT, connect_state, forwarded
-from lab.topology import PACKAGED, Host, Topology, load
+from lab.core.topology import PACKAGED, Host, Topology, load
+from lab.observe.live import HTTP_TIMEOUT, connect_state, forwarded
 from provision import firewall as reference
 
 REFERENCE = load(PACKAGED)

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from grading import roster as rosters
-from grading import submissions
-from grading.gradebook import load_scripts, save_scripts, write_gradebook, write_platform_file
-from grading.live import grade_live, load_class
-from grading.model import ERROR, INVALID, UNREACHABLE, file_stem, load_results
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.grading import roster as rosters
+from lab.grading import submissions
+from lab.grading.gradebook import load_scripts, save_scripts, write_gradebook, write_platform_file
+from lab.grading.live import grade_live, load_class
+from lab.grading.model import ERROR, INVALID, UNREACHABLE, file_stem, load_results
 
 from .test_gradebook import CHECKS, Page, result
 
@@ -339,8 +339,8 @@ def live_class(tmp_path, extra: str = "", student_extra: str = "") -> Path:
 
 
 def test_live_hosts_whose_ssh_address_differs_are_tunnelled_and_keys_are_recorded(tmp_path):
-    from checks.live import tunnelled
-    from lab.connection import Fleet
+    from lab.observe.live import tunnelled
+    from lab.remote.connection import Fleet
 
     [ana] = load_class(live_class(tmp_path))
     assert [s.tunnel for s in ana.specs] == [False, True, False]
@@ -413,8 +413,8 @@ def test_no_green_idempotent_badge_beside_a_score_under_half(tmp_path):
 
 
 def test_a_result_kept_under_the_cleaned_name_is_taken_over_not_graded_again(tmp_path):
-    from grading.assignment import load as load_assignment
-    from grading.class_run import ClassRun
+    from lab.grading.assignment import load as load_assignment
+    from lab.grading.class_run import ClassRun
 
     chosen = load_assignment(Path(__file__).parents[2] / "assignments" / "load-balancer.yml")
     old = result("bob_smith")  # as an earlier version kept "bob smith.zip"

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grading.gradebook import (
+from lab.core.errors import LabError
+from lab.grading.gradebook import (
     assignment_checks,
     report_names,
     safe_stem,
     save_scripts,
     write_gradebook,
 )
-from grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult
-from grading.shard import in_shard, merge, merge_command, parse_shard
-from grading.similarity import near_identical, normalise
-from lab.errors import LabError
+from lab.grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult
+from lab.grading.shard import in_shard, merge, merge_command, parse_shard
+from lab.grading.similarity import near_identical, normalise
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grades"
 CHECKS = [
@@ -280,7 +280,7 @@ def test_a_report_shows_checks_evidence_hints_logs_substitutions_and_timings(tmp
 
 
 def test_a_report_marks_a_run_that_hit_the_disk_limit_and_keeps_its_log(tmp_path):
-    from grading.class_run import disk_verdict
+    from lab.grading.class_run import disk_verdict
 
     filled = result("fay", output="dd: error writing '/root/f': No space left on device\n")
     filled.first.scripts[0] = disk_verdict(filled.first.scripts[0], True, 300)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grading import assignment, profile, submissions
-from grading.class_run import disk_verdict, graded_checks, refused_flags, rerun_verdict
-from grading.model import Pass, ScriptRun
-from grading.scripts import command_for, parse_output
-from grading.substitute import server_addresses, substitute
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.grading import assignment, profile, submissions
+from lab.grading.class_run import disk_verdict, graded_checks, refused_flags, rerun_verdict
+from lab.grading.model import Pass, ScriptRun
+from lab.grading.scripts import command_for, parse_output
+from lab.grading.substitute import server_addresses, substitute
 from lab.providers import lxcnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_failed_services_are_noted_on_the_last_run_on_their_host():
 
 
 def test_the_disk_limit_defaults_to_4_gib_per_host_and_reaches_the_grading_lab(tmp_path):
-    from grading.sandbox import SandboxLab, Slot
+    from lab.grading.sandbox import SandboxLab, Slot
 
     assert assignment.load(write(tmp_path, GOOD)).limits.disk_mib == 4096
     limits = assignment.load(write(tmp_path, {**GOOD, "limits": {"disk_mib": 300.0}})).limits

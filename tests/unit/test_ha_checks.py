@@ -18,10 +18,10 @@ from checks.ha import (
     services_to_stop,
     start_again,
 )
-from checks.live import LiveLab
-from facts import haproxy as haproxy_facts
-from facts import vrrp
-from lab.topology import PACKAGED, load
+from lab.core.topology import PACKAGED, load
+from lab.facts import haproxy as haproxy_facts
+from lab.facts import vrrp
+from lab.observe.live import LiveLab
 
 RAW = Path(__file__).parent / "fixtures" / "raw"
 VIP = "192.168.74.100"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import resources, topology
-from lab.errors import LabError
+from lab.core import resources, topology
+from lab.core.errors import LabError
 from provision import COMPONENTS, ha
 from provision.engine import render
 
@@ -140,7 +140,7 @@ def test_the_zone_points_www_at_the_virtual_address_and_ns1_at_the_dns_host():
 def test_lab_provision_ha_on_the_three_host_lab_is_one_line_and_exit_2(
     monkeypatch, capsys, tmp_path
 ):
-    from lab import cli
+    from lab.cli import app as cli
 
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     monkeypatch.delenv("LAB_TOPOLOGY", raising=False)

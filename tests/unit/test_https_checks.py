@@ -15,7 +15,7 @@ from requests.structures import CaseInsensitiveDict
 
 from checks import CATALOGUE
 from checks.https import covers, headers_of, request_head
-from checks.live import upgraded
+from lab.observe.live import upgraded
 from provision.engine import render
 
 RECORDED = Path(__file__).parent / "fixtures" / "observations"

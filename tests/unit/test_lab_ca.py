@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lab import ca
-from lab.errors import LabError
-from lab.state import LabState
+from lab.core import ca
+from lab.core.errors import LabError
+from lab.core.state import LabState
 
 SUBNET = ipaddress.ip_network("192.168.72.0/24")
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from checks import monitoring
 from checks.base import Check
-from facts import ss
+from lab.facts import ss
 from provision.engine import render
 from tests.record import read_raw
 

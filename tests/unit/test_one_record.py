@@ -14,16 +14,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from checks import CATALOGUE, history
+from checks import CATALOGUE
 from checks.base import Report, Status
 from checks.runner import with_dependencies
-from lab import cli, quiz, watch
-from lab.commands import diagram as diagram_command
-from lab.commands import exercise
-from lab.commands import quiz as quiz_command
-from lab.render import make_console
-from lab.state import LabState
-from lab.topology import parse, variant
+from lab.cli import app as cli
+from lab.cli import watch
+from lab.cli.commands import diagram as diagram_command
+from lab.cli.commands import exercise
+from lab.cli.commands import quiz as quiz_command
+from lab.cli.render import make_console
+from lab.core.state import LabState
+from lab.core.topology import parse, variant
+from lab.course import history, quiz
 
 
 def report_of(chosen, failing=(), lab_name="unit-rec") -> Report:
@@ -201,9 +203,9 @@ def test_watch_through_a_pipe_in_a_real_process(tmp_path):
         "from types import SimpleNamespace\n"
         "from checks import CATALOGUE\n"
         "from checks.base import Report, Status\n"
-        "from lab import watch\n"
-        "from lab.render import make_console\n"
-        "from lab.state import LabState\n"
+        "from lab.cli import watch\n"
+        "from lab.cli.render import make_console\n"
+        "from lab.core.state import LabState\n"
         "cls = CATALOGUE['web.nginx']\n"
         "report = Report('p', (cls().result(Status.FAIL, sys.argv[1], 0.1),), 0.1)\n"
         "state = LabState('p', pathlib.Path(sys.argv[2]))\n"

@@ -10,8 +10,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from lab import platform, providers, state
-from lab.errors import LabError
+from lab import providers
+from lab.core import platform, state
+from lab.core.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path("/home/student")
@@ -146,7 +147,7 @@ def test_a_machine_without_a_provider_is_told_what_to_install(monkeypatch, sys_p
 
 
 def _python_files() -> list[Path]:
-    packages = ("lab", "checks", "facts", "provision", "grading")
+    packages = ("lab", "checks", "provision")
     return [path for package in packages for path in sorted((ROOT / package).rglob("*.py"))]
 
 
@@ -174,7 +175,7 @@ def test_only_the_platform_module_asks_for_the_user_id():
     found = []
     for path in _python_files():
         relative = PurePosixPath(path.relative_to(ROOT).as_posix())
-        if relative == PurePosixPath("lab/platform.py") or relative in linux_only:
+        if relative == PurePosixPath("lab/core/platform.py") or relative in linux_only:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in ("geteuid", "getuid"):

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
-from lab import providers, topology
-from lab.errors import LabError
+from lab import providers
+from lab.core import topology
+from lab.core.errors import LabError
 from lab.providers import lxcnet
 
 
@@ -100,7 +101,7 @@ def test_the_reason_for_a_provider_is_said(monkeypatch):
 
 
 def test_lxc_needs_root(monkeypatch):
-    from lab import system
+    from lab.core import system
 
     monkeypatch.setattr(system.platform, "is_root", lambda: False)
     with pytest.raises(LabError, match="needs root; run it with sudo"):

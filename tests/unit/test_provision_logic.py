@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from facts.systemd import own_lines
-from lab import topology
+from lab.core import topology
+from lab.facts.systemd import own_lines
 from provision import BASE, COMPONENTS, EXTRAS_ORDER, dbflavour
 from provision.app import application_files
 from provision.dns import zone_text

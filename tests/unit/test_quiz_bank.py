@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import quiz
-from lab.errors import LabError
-from lab.topology import parse
+from lab.core.errors import LabError
+from lab.core.topology import parse
+from lab.course import quiz
 
 GOOD = {
     "topics": {"dns": "record types"},
@@ -159,7 +159,7 @@ def test_the_list_shows_the_questions_as_the_lab_asks_them():
     """`lab quiz --list` fills the placeholders with the lab's names and addresses."""
     from rich.console import Console
 
-    from lab.commands.quiz import question_table
+    from lab.cli.commands.quiz import question_table
 
     bank = quiz.load_bank()
     names = quiz.names_of(parse(OTHER_NAMES))

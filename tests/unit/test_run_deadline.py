@@ -10,9 +10,9 @@ import time
 import pytest
 
 from checks.base import Check, Status, failed, passed
-from checks.live import LiveLab
 from checks.runner import GRACE, not_run_evidence, run_checks
-from lab.topology import PACKAGED, load
+from lab.core.topology import PACKAGED, load
+from lab.observe.live import LiveLab
 
 
 class TrickleHandler(http.server.BaseHTTPRequestHandler):
@@ -166,7 +166,7 @@ def test_a_check_not_run_shows_the_evidence_of_the_failure_at_the_root():
 
 def test_the_not_run_evidence_reaches_a_grade_that_omits_the_prerequisite():
     from checks.report import to_dict
-    from grading.class_run import graded_checks
+    from lab.grading.class_run import graded_checks
 
     catalogue = {c.id: c for c in (Down, Middle, Top)}
     report = run_checks(catalogue, [Top], NoLab(), "t")

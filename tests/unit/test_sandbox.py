@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.topology import PACKAGED, Sandbox, parse
 from lab.providers.lxc import cgroup_limits
-from lab.topology import PACKAGED, Sandbox, parse
 
 
 def with_sandbox(spec) -> dict:
@@ -58,8 +58,8 @@ def test_cgroup_limits_follow_the_machines_hierarchy():
 
 
 def test_a_grading_lab_is_fenced_like_any_lab_over_ipv4_and_ipv6():
-    from grading.assignment import Limits
-    from grading.sandbox import SandboxLab, Slot
+    from lab.grading.assignment import Limits
+    from lab.grading.sandbox import SandboxLab, Slot
     from lab.providers.lxcnet import LabNetwork, nft_ruleset
 
     lab = SandboxLab(Slot(150, handle=None), Limits())
@@ -104,8 +104,8 @@ def test_a_grading_host_cannot_read_the_machines_kernel_log_and_a_lab_host_is_un
 ):
     """CAP_SYSLOG dropped in a sandboxed host's container config (dmesg then fails, with the
     machine's kernel.dmesg_restrict=1); a lab of one's own keeps the config it had."""
+    from lab.core.state import LabState
     from lab.providers.lxc import LxcProvider
-    from lab.state import LabState
 
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
 

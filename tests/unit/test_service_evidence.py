@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from checks import CATALOGUE
-from facts import haproxy, proc, systemd
+from lab.facts import haproxy, proc, systemd
 
 # `journalctl -u haproxy -n 20 -o cat` on lb-01 (HAProxy 2.6.12, Debian 12), recorded after
 # a stop, an unknown keyword added to haproxy.cfg and `systemctl restart haproxy`

@@ -8,10 +8,10 @@ from contextlib import contextmanager, suppress
 import paramiko
 import pytest
 
-from lab import topology
-from lab.connection import Fleet, HostKeyChanged, HostSpec
-from lab.errors import LabError
+from lab.core import topology
+from lab.core.errors import LabError
 from lab.providers.ssh import parse_inventory
+from lab.remote.connection import Fleet, HostKeyChanged, HostSpec
 
 TOPO = topology.load(topology.PACKAGED)
 

@@ -4,10 +4,10 @@ import io
 import os
 import stat
 
-from lab.connection import HostSpec, connect
+from lab.core.state import LabState, write_private
 from lab.providers.lxcimage import write_into
-from lab.sshconfig import render
-from lab.state import LabState, write_private
+from lab.remote.connection import HostSpec, connect
+from lab.remote.sshconfig import render
 
 
 def mode(path):

@@ -5,8 +5,8 @@ import ipaddress
 import pytest
 import yaml
 
-from lab import topology
-from lab.errors import LabError
+from lab.core import topology
+from lab.core.errors import LabError
 
 
 def base():

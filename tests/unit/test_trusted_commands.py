@@ -9,8 +9,8 @@ import shlex
 import stat
 import subprocess
 
-from facts import haproxy, mysql, nginx, proc
-from lab.remote import CLEAN_PATH, trusted
+from lab.facts import haproxy, mysql, nginx, proc
+from lab.remote.quoting import CLEAN_PATH, trusted
 
 
 def test_every_program_of_the_chain_is_named_by_its_absolute_path():

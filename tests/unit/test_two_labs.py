@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from lab import snapshots
 from lab.providers import aptcache, lxcnet
+from provision import snapshots
 
 
 def test_the_inotify_limit_is_raised_for_many_containers_and_never_lowered(tmp_path):

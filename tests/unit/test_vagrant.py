@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.topology import PACKAGED
 from lab.providers import vagrant as provider
-from lab.topology import PACKAGED
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).parent / "vagrantfile_probe.rb"

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from checks import visitor
 from checks.lb import misrouted
-from checks.live import LiveLab, browser_headers
-from facts import haproxy, nginx
-from facts import http as host_http
-from lab.topology import parse, variant
+from lab.core.topology import parse, variant
+from lab.facts import haproxy, nginx
+from lab.facts import http as host_http
+from lab.observe import visitor
+from lab.observe.live import LiveLab, browser_headers
 from tests.record import read_raw
 
 SCRIPT_LIKE = ("python", "urllib", "curl", "lab-check", "lab_check", "grader", "bot")

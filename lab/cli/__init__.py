@@ -1,0 +1,1 @@
+"""The command line: arguments, commands (lab/cli/commands) and everything rich prints."""

@@ -1,0 +1,617 @@
+"""The live lab as checks see it: the network from this machine, and each host over SSH."""
+
+from __future__ import annotations
+
+import logging
+import re
+import select
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import paramiko
+import requests
+from invoke.exceptions import CommandTimedOut
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InsecureRequestWarning
+
+from lab.core import ca, platform
+from lab.core.state import LabState, lab_home
+from lab.core.topology import Topology
+from lab.facts import mysql, vrrp
+from lab.observe import CURRENT_CHECK, CheckError, visitor
+from lab.remote.connection import Fleet, describe, fan_out
+from lab.remote.quoting import quote, trusted
+
+HTTP_TIMEOUT = 5
+CLEANUP_WAIT = 20.0  # seconds the cleanup lets commands in flight finish (a host's own timeout)
+READ_CHUNK = 256  # bytes of a reply read at a time (a trickle is cut off at the deadline)
+WEB_PORT = 80
+OUTSIDE_READ_TIMEOUT = 2.0  # an application answers /api/status at once
+OUTSIDE_CONNECT_TIMEOUT = 2.0  # a lab host connecting to another one
+ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is asked via a balancer
+SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
+TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
+PAUSED = "/run/webstack-lab-check.paused"  # on a replica whose SQL thread the grader paused
+
+
+class LiveLab:
+    """Observation tools shared by every check of a run; connections are opened once.
+
+    Observations that several checks use are made once per run (memo); what a check changes
+    on a host is undone by the cleanups it registers, also when the run is interrupted.
+    """
+
+    def __init__(self, topology: Topology, fleet: Fleet):
+        self.topology = topology
+        self.fleet = fleet
+        self.site = f"www.{topology.domain}"
+        self._memo: dict[object, object] = {}
+        self._locks: dict[object, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._cleanups: list[tuple[str, Callable[[], object]]] = []
+        self._unreachable: dict[str, str] = {}
+        self._stopped = threading.Event()
+        self._doing: dict[int, tuple[str | None, str]] = {}  # in flight: id → (check, what)
+        self._tunnelled = tunnelled(topology, fleet)
+
+    # -- hosts ----------------------------------------------------------------------------
+    def address(self, role_or_host: str) -> str:
+        """A host's address; for "lb", the site's front door (the virtual address, if any)."""
+        if role_or_host in self.topology.names:
+            return self.topology.host(role_or_host).address
+        if role_or_host == "lb":
+            return self.topology.site_address
+        return self.topology.one_with_role(role_or_host).address
+
+    def name(self, role: str) -> str:
+        """The host with role; for "lb" with a virtual address, the balancer holding it now."""
+        if role == "lb" and self.topology.virtual_address:
+            return self.active_balancer()
+        return self.topology.one_with_role(role).name
+
+    def balancers(self) -> list[str]:
+        return [h.name for h in self.topology.with_role("lb")]
+
+    def holders(self) -> list[str]:
+        """The load balancers that hold the virtual address now (one, when all is well)."""
+        virtual = self.topology.virtual_address
+
+        def holds(host: str) -> bool:
+            found = vrrp.parse_addresses(self.sh(host, vrrp.ADDRESSES, check=False))
+            return vrrp.holds(found, virtual) is not None
+
+        outcomes = fan_out(self.balancers(), holds)
+        return [host for host, outcome in outcomes.items() if outcome.value]
+
+    def active_balancer(self) -> str:
+        """The balancer behind the virtual address (the first one while nobody holds it)."""
+        holders = self.holders()
+        return holders[0] if holders else self.balancers()[0]
+
+    def client_address(self) -> str:
+        """This machine's address as the lab's hosts see it (no packet is sent)."""
+
+        def find() -> str:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((self.topology.site_address, WEB_PORT))
+                return probe.getsockname()[0]
+
+        return self.memo("client address", find)
+
+    def web_hosts(self) -> list[str]:
+        return [h.name for h in self.topology.with_role("web")]
+
+    def web_addresses(self) -> dict[str, str]:
+        return {h: self.address(h) for h in self.web_hosts()}
+
+    def sh(self, host: str, command: str, sudo: bool = False, check: bool = True, timeout=15):
+        """Run a command on host; a failure becomes a CheckError naming host and what failed.
+
+        The distribution's programs run it, in a clean environment (lab.remote.trusted); the
+        host's own `timeout` ends it, so nothing of the grader's keeps running.
+        """
+        if host in self._unreachable:
+            raise CheckError(self._unreachable[host])
+        try:
+            with self._busy_with(f"a command on {host}"):
+                result = self.fleet.run(host, trusted(command, sudo, timeout), timeout=timeout + 5)
+        except CommandTimedOut:
+            raise CheckError(f"{host}: a command of the grader did not finish in time") from None
+        except CheckError:
+            raise
+        except Exception as exc:
+            message = f"{host}: unreachable over SSH: {describe(exc)}"
+            self._unreachable.setdefault(host, message)
+            raise CheckError(message) from None
+        if result.exited == 124:
+            raise CheckError(f"{host}: a command of the grader did not finish within {timeout} s")
+        if check and result.failed:
+            output = (result.stderr or result.stdout).strip().splitlines()
+            raise CheckError(f"{host}: {output[-1] if output else f'exit code {result.exited}'}")
+        return result.stdout
+
+    def stop(self) -> None:
+        """The run's deadline: from now on a check's commands and requests fail at once (and
+        a reply still arriving is cut off); the run's own cleanup still runs them."""
+        self._stopped.set()
+
+    def busy(self, check_id: str) -> list[str]:
+        """What check_id is waiting for now: requests and commands in flight, longest first."""
+        with self._guard:
+            doing = [what for check, what in self._doing.values() if check == check_id]
+        return list(dict.fromkeys(doing))
+
+    def _wait_for_commands_in_flight(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._guard:
+                if not self._doing:
+                    return
+            time.sleep(0.05)
+
+    def _refuse_when_stopped(self) -> None:
+        if self._stopped.is_set() and CURRENT_CHECK.get() is not None:
+            raise CheckError("stopped at the run's deadline")
+
+    @contextmanager
+    def _busy_with(self, what: str):
+        self._refuse_when_stopped()
+        key = object()
+        with self._guard:
+            self._doing[id(key)] = (CURRENT_CHECK.get(), what)
+        try:
+            yield
+        finally:
+            with self._guard:
+                del self._doing[id(key)]
+
+    def on_each(self, hosts: list[str], func) -> dict:
+        """func(host) for each host in parallel, results by host (exceptions re-raised)."""
+        outcomes = fan_out(hosts, func)
+        for outcome in outcomes.values():
+            if outcome.error:
+                raise outcome.error
+        return {host: outcome.value for host, outcome in outcomes.items()}
+
+    def memo(self, key, make: Callable[[], object]):
+        """make() once per run for key; concurrent callers wait for the first one."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                try:
+                    self._memo[key] = make()
+                except CheckError as exc:
+                    self._memo[key] = exc
+            value = self._memo[key]
+        if isinstance(value, CheckError):
+            raise value
+        return value
+
+    def on_cleanup(self, what: str, undo: Callable[[], object]) -> None:
+        """Register undo for something a check changed on a host (run by cleanup())."""
+        with self._guard:
+            self._cleanups.append((what, undo))
+
+    def done_with(self, what: str) -> None:
+        """Run and forget the cleanup registered as what; one that fails stays registered, so
+        that the end of the run tries it again."""
+        with self._guard:
+            undos = [u for w, u in self._cleanups if w == what]
+            self._cleanups = [(w, u) for w, u in self._cleanups if w != what]
+        for i, undo in enumerate(undos):
+            try:
+                undo()
+            except BaseException:
+                with self._guard:
+                    self._cleanups += [(what, u) for u in undos[i:]]
+                raise
+
+    def cleanup(self) -> list[str]:
+        """Undo whatever checks left changed (interrupted or crashed); returns what failed.
+
+        A command still running on a host (Ctrl-C came while it was under way) is let finish
+        first (bounded): an undo run before it would leave behind what it then creates."""
+        self._wait_for_commands_in_flight(CLEANUP_WAIT)
+        failed = []
+        while self._cleanups:
+            what, undo = self._cleanups.pop()
+            try:
+                undo()
+            except BaseException as exc:  # go on: every other cleanup must still run
+                failed.append(f"{what}: {exc}")
+        return failed
+
+    @contextmanager
+    def exclusive(self):
+        """One check run at a time on a lab: another run's sweep would undo this one's changes."""
+        path = lab_home() / "locks" / f"check-{self.topology.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(path, "w") as handle:
+            platform.lock(handle, wait=True)
+            yield
+
+    def sweep(self) -> None:
+        """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,
+        grader accounts and the scratch database (the grader's entries go in front_door)."""
+        balancers = " ".join(quote(h.address) for h in self.topology.with_role("lb"))
+        sql = mysql.CLIENT
+        accounts = (
+            "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
+            "WHERE user LIKE 'lab\\_check\\_%'"
+        )
+        script = (
+            f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done; "
+            f"if [ -e {PAUSED} ]; then {sql} -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
+            f"if [ -x {sql} ] && {sql} -e 'SELECT 1' >/dev/null 2>&1; then "
+            f"{{ echo 'SET SESSION sql_log_bin = 0;'; {sql} -N -e {quote(accounts)}; "
+            f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | {sql}; fi; true"
+        )
+        fan_out(self.topology.names, lambda host: self.sh(host, script, sudo=True, check=False))
+
+    # -- network from this machine ----------------------------------------------------------
+    def http(
+        self, url: str, method: str = "GET", timeout=HTTP_TIMEOUT, follow: bool = True, **kwargs
+    ):
+        """One HTTP request on a fresh connection, for the site's name, with the headers a
+        browser sends (lab/observe/visitor.py; a caller's headers replace those of the same name).
+
+        Like a browser, it follows a redirect from http:// to https:// on the same site once
+        (connecting to the same address, the site's name as SNI and Host) and trusts the lab CA.
+        """
+        extra = {"Host": self.site, **kwargs.pop("headers", {})}
+        reply = self._request(method, url, extra, timeout, kwargs)
+        target = follow and upgraded(url, extra["Host"], reply.status_code, reply.headers)
+        if target:
+            extra["Host"] = urlsplit(target[1]).netloc
+            reply = self._request(method, target[0], extra, timeout, kwargs)
+        return reply
+
+    def lab_ca(self) -> str | None:
+        """The lab CA's certificate file, once the lab has one."""
+        path = ca.Files.of(LabState(self.topology.name)).cert
+        return str(path) if path.is_file() else None
+
+    def _request(self, method: str, url: str, extra: dict, timeout, kwargs: dict):
+        name = (urlsplit(f"//{extra['Host']}").hostname or "").rstrip(".")
+        headers = browser_headers(method, url, extra)
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else WEB_PORT)
+        except ValueError:
+            raise CheckError(f"{method} {url}: not a port number") from None
+        try:
+            with (
+                self._busy_with(f"{method} {url}"),
+                self.reach(parts.hostname or "", port) as (address, local),
+                requests.Session() as session,
+            ):
+                sent = url
+                if address != parts.hostname:
+                    sent = parts._replace(netloc=f"{address}:{local}").geturl()
+                session.headers.clear()  # requests' own (python-requests) would go first
+                session.mount("https://", _SiteAdapter(name))
+                options = {"verify": self.lab_ca() or False, **kwargs}
+                reply = session.request(
+                    method,
+                    sent,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    **options,
+                )
+                with reply:  # read as it comes, so that the deadline can cut a slow reply off
+                    body = []
+                    for chunk in reply.iter_content(READ_CHUNK):
+                        body.append(chunk)
+                        self._refuse_when_stopped()
+                    reply._content = b"".join(body)
+                return reply
+        except requests.RequestException as exc:
+            raise CheckError(f"{method} {url}: {_reason(exc)}") from None
+        except ChannelRefused as exc:
+            raise CheckError(f"{method} {url}: {exc.reason} (from {exc.via})") from None
+
+    def web(self, host: str, path: str, method: str = "GET", **kwargs):
+        """A request to host (by address) for the site, as the load balancer sends it: from
+        this machine, or from a load balancer when a firewall admits only the balancers."""
+        origin = f"http://{self.address(host)}"
+        via = self.memo(("web route", host), lambda: self._web_route(host))
+        if not via:
+            return self.http(origin + path, method, **kwargs)
+        try:
+            with forwarded(self.fleet[via], self.address(host), WEB_PORT, via) as local:
+                try:
+                    return self.http(local + path, method, **kwargs)
+                except CheckError as exc:
+                    raise CheckError(f"{str(exc).replace(local, origin)} (via {via})") from None
+        except ChannelRefused as exc:  # nothing answers there, from this machine nor from via
+            raise CheckError(
+                f"{method} {origin}{path}: {exc.reason} (from this machine and from {via})"
+            ) from None
+
+    def _web_route(self, host: str) -> str:
+        """'' when this machine reaches host's web port, else the first load balancer that
+        answers over SSH (decided once per run; '' too when no balancer answers); host itself
+        when its address is not reachable from this machine (nothing is sent there)."""
+        if self.tunnelled(self.address(host)):
+            return ""  # http() goes through host's own SSH
+        if connect_state(self.address(host), WEB_PORT, ROUTE_PROBE_TIMEOUT) == "open":
+            return ""
+        for balancer in self.topology.with_role("lb"):
+            if balancer.name == host:
+                continue
+            try:
+                self.sh(balancer.name, "true")
+            except CheckError:
+                continue
+            return balancer.name
+        return ""
+
+    def from_outside(self, host: str, address: str, port: int, path: str) -> dict:
+        """GET path from address:port of host, as a visitor outside host: from this machine,
+        else (when this machine cannot connect) from one other lab host, a balancer first.
+        Returns where it was asked from ('' when neither could connect), the status (None: no
+        answer) and the JSON object of the answer. Each connection gets a short while only."""
+        url, timeout = f"http://{address}:{port}", (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
+        if connect_state(address, port, ROUTE_PROBE_TIMEOUT) == "open":
+            return self._outside("this machine", url + path, timeout)
+        via = self.memo(("outside of", host), lambda: self._neighbour(host))
+        if via:
+            try:
+                with forwarded(
+                    self.fleet[via], address, port, via, OUTSIDE_CONNECT_TIMEOUT
+                ) as local:
+                    return self._outside(via, local + path, timeout)
+            except CheckError:  # that host cannot connect either
+                pass
+        return {"from": "", "status": None, "json": None}
+
+    def _neighbour(self, host: str) -> str:
+        """The first other lab host, a balancer first, that answers over SSH ('' if none)."""
+        others = [h.name for h in self.topology.with_role("lb")] + self.topology.names
+        for name in dict.fromkeys(h for h in others if h != host):
+            try:
+                self.sh(name, "true")
+            except CheckError:
+                continue
+            return name
+        return ""
+
+    def _outside(self, origin: str, url: str, timeout) -> dict:
+        try:
+            reply = self.http(url, timeout=timeout, follow=False)
+        except CheckError:
+            return {"from": origin, "status": None, "json": None}
+        return {"from": origin, "status": reply.status_code, "json": json_object(reply)}
+
+    def dns_query(self, server: str, name: str, rdtype: str = "A") -> dns.message.Message:
+        """Ask server directly (no resolver, no recursion) about name: over UDP from this
+        machine, or over TCP through SSH when the server's address is not reachable from here."""
+        query = dns.message.make_query(name, rdtype)
+        query.flags &= ~dns.flags.RD
+        try:
+            with self.reach(server, 53) as (address, port):
+                if address == server:
+                    return dns.query.udp(query, server, timeout=3)
+                return dns.query.tcp(query, address, port=port, timeout=3)
+        except (dns.exception.DNSException, OSError) as exc:
+            raise CheckError(
+                f"DNS query to {server} for {name}: {exc or type(exc).__name__}"
+            ) from None
+
+    # -- addresses not reachable from this machine -------------------------------------------
+    def tunnelled(self, address: str) -> bool:
+        """Whether address is reached through a host's SSH connection, never directly."""
+        return address in self._tunnelled
+
+    def via(self, address: str) -> str:
+        """The host whose SSH server connects to address for us (the balancer holding a
+        virtual address)."""
+        host = self._tunnelled[address]
+        return host or self.name("lb")
+
+    @contextmanager
+    def reach(self, address: str, port: int):
+        """(address, port) to connect to from this machine for address:port: itself, or a
+        local port whose first connection the host behind address makes over SSH."""
+        if not self.tunnelled(address):
+            yield address, port
+            return
+        via = self.via(address)
+        try:
+            conn = self.fleet.opened(via)
+        except Exception as exc:
+            raise CheckError(f"{via}: unreachable over SSH: {describe(exc)}") from None
+        with forwarded_port(conn, address, port, via) as local:
+            yield "127.0.0.1", local
+
+
+class _SiteAdapter(HTTPAdapter):
+    """HTTPS to the address in the URL, naming the site in TLS (SNI) and checking its certificate
+    for the site's name rather than for the address."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.update(server_hostname=self.name, assert_hostname=self.name)
+        super().init_poolmanager(*args, **kwargs)
+
+
+# a lab without a CA of its own: the redirect is followed without checking the certificate
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+REDIRECTS = (301, 302, 303, 307, 308)
+TLS_FAILURE = re.compile(r"(certificate verify failed: [^(]*?|Hostname mismatch[^'\"]*?)\s*[('\"]")
+
+
+def upgraded(url: str, host: str, status: int, headers) -> tuple[str, str] | None:
+    """Where a redirect from http:// to https:// on the same site leads: (the URL at the same
+    address, the https URL named in Location); None for any other answer."""
+    if status not in REDIRECTS or not url.startswith("http://"):
+        return None
+    location = urlsplit(headers.get("Location", ""))
+    asked = urlsplit(url)
+    if location.scheme != "https" or location.hostname not in (
+        asked.hostname,
+        urlsplit(f"//{host}").hostname,
+    ):
+        return None
+    try:
+        port = f":{location.port}" if location.port else ""
+    except ValueError:  # a port that is no number: nowhere to go
+        return None
+    query = f"?{location.query}" if location.query else ""
+    return f"https://{asked.hostname}{port}{location.path or '/'}{query}", location.geturl()
+
+
+def browser_headers(method: str, url: str, extra: dict) -> dict[str, str]:
+    """A browser's headers for url, Host first, then the browser's own, with extra's values
+    (case-insensitively) in place of them."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    wanted = {k.lower(): (k, v) for k, v in extra.items()}
+    host = wanted.pop("host")[1]
+    found = {"Host": host}
+    for key, value in visitor.headers(method, path, f"{parts.scheme}://{host}").items():
+        found[key] = wanted.pop(key.lower(), (key, value))[1]
+    found.update(dict(wanted.values()))
+    return found
+
+
+def connect_state(address: str, port: int, timeout: float) -> str:
+    """A TCP connect from this machine: open, refused, silent (dropped) or unreachable."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "silent"
+    except OSError:
+        return "unreachable"
+
+
+def tunnelled(topology: Topology, fleet: Fleet | None) -> dict[str, str]:
+    """{address: host whose SSH reaches it} for the lab addresses this machine must not
+    contact (their hosts' specs say tunnel); a virtual address maps to '' (the holder)."""
+    specs = getattr(fleet, "specs", None) or {}
+    found = {
+        h.address: h.name for h in topology.hosts if getattr(specs.get(h.name), "tunnel", False)
+    }
+    if found and topology.virtual_address:
+        found[topology.virtual_address] = ""
+    return found
+
+
+class ChannelRefused(CheckError):
+    """A host's SSH server could not connect to address:port for us."""
+
+    def __init__(self, via: str, address: str, port: int, reason: str):
+        super().__init__(f"{via} could not connect to {address}:{port}: {reason}")
+        self.reason = reason
+        self.via = via
+
+
+@contextmanager
+def forwarded(conn, address: str, port: int, via: str, timeout: float = HTTP_TIMEOUT):
+    """http://127.0.0.1:PORT on this machine, whose first connection is made to address:port
+    by via's SSH server (a direct-tcpip channel of conn, via's open connection) within timeout."""
+    with forwarded_port(conn, address, port, via, timeout) as local:
+        yield f"http://127.0.0.1:{local}"
+
+
+@contextmanager
+def forwarded_port(conn, address: str, port: int, via: str, timeout: float = HTTP_TIMEOUT):
+    """A port on 127.0.0.1 whose first connection is made to address:port by via's SSH server
+    (a direct-tcpip channel of conn, via's open connection) within timeout."""
+    try:
+        channel = conn.transport.open_channel(
+            "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
+        )
+    except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+        raise ChannelRefused(via, address, port, _refusal(exc)) from None
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(HTTP_TIMEOUT)
+    pump = threading.Thread(target=carry, args=(listener, channel), daemon=True)
+    pump.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        channel.close()
+        pump.join(1)
+
+
+def _refusal(exc: Exception) -> str:
+    """Why an SSH server did not open a channel to address:port, in words."""
+    code = getattr(exc, "code", None)
+    if code == paramiko.common.OPEN_FAILED_CONNECT_FAILED:
+        return "connection refused or unreachable"
+    if code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+        return "its SSH server does not forward connections (AllowTcpForwarding)"
+    if "Timeout" in str(exc):
+        return "timed out"
+    return describe(exc)
+
+
+class _QuietChannelFailures(logging.Filter):
+    """paramiko logs a refused channel as an error on stderr; the CheckError already says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "open FAILED" not in record.getMessage()
+
+
+logging.getLogger("paramiko.transport").addFilter(_QuietChannelFailures())
+
+
+def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
+    """Copy bytes both ways between listener's first connection and channel until one closes."""
+    try:
+        client, _ = listener.accept()
+    except OSError:
+        return
+    deadline = time.monotonic() + limit
+    ends = {client: channel, channel: client}
+    with client:
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select(list(ends), [], [], 0.5)
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    ends[source].sendall(data)
+        except OSError:
+            return
+
+
+def _reason(exc: requests.RequestException) -> str:
+    text = str(exc)
+    tls = TLS_FAILURE.search(text)
+    if tls:
+        return tls.group(1).strip()
+    for marker in ("Connection refused", "timed out", "No route to host", "Name or service"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def json_object(reply) -> dict | None:
+    """A reply's body as a JSON object, or None (a list or a number is not the contract)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -1,0 +1,675 @@
+"""Observations several checks share, made once per run from facts: Nginx and what it forwards
+to, HAProxy and its servers, and a value written through the front door."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import secrets
+import time
+
+from lab.facts import dns as dns_facts
+from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
+from lab.facts import http as host_http
+from lab.observe import CheckError, visitor
+from lab.observe.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX, LiveLab, json_object
+from lab.remote.connection import fan_out
+from lab.remote.quoting import pid as valid_pid
+from lab.remote.quoting import quote
+
+WAIT = 5.0  # seconds a write may take to reach a replica or a read
+
+
+def poll(func, seconds: float, interval: float = 0.1):
+    """func() until it returns something truthy or seconds pass; returns the last value."""
+    deadline, value = time.monotonic() + seconds, None
+    while True:
+        value = func()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# -- on any host ------------------------------------------------------------------------------
+def listeners(lab: LiveLab, host: str) -> list[ss.Listener]:
+    return lab.memo(("ss", host), lambda: ss.parse(lab.sh(host, ss.LISTENING, sudo=True)))
+
+
+def programs_on_port(lab: LiveLab, host: str, port: int) -> list[str]:
+    """The programs holding host's TCP port, by the name of what each process runs
+    (/proc/PID/exe: a script named nginx is its interpreter), else by its process name."""
+    held = ss.on_port(listeners(lab, host), port)
+    pids = sorted({pid for item in held for pid in item.pids})
+    paths = proc.parse_exe(lab.sh(host, proc.exe(pids), sudo=True, check=False)) if pids else {}
+    names = {
+        posixpath.basename(paths[pid]) if paths.get(pid) else name
+        for item in held
+        for name, pid in item.processes
+    }
+    return sorted(names)
+
+
+def resolve(lab: LiveLab, host: str, names) -> dict[str, list[str]]:
+    """name → addresses as host resolves them (addresses stand for themselves)."""
+    names = set(names)
+    found = {n: [n] for n in names if dns_facts.is_address(n)}
+    found.update({n: ["127.0.0.1", "::1"] for n in names if n == "localhost"})
+    rest = sorted(names - set(found))
+    if rest:
+        found.update(dns_facts.parse_getent(lab.sh(host, dns_facts.getent(rest), check=False)))
+    return found
+
+
+def processes(lab: LiveLab, host: str, pids) -> dict[int, proc.Process]:
+    return proc.parse_ps(lab.sh(host, proc.ps(pids), check=False))
+
+
+# -- Nginx and the application server behind it -------------------------------------------------
+def nginx_dump(lab: LiveLab, host: str) -> str:
+    return lab.memo(("nginx -T", host), lambda: lab.sh(host, nginx.DUMP, sudo=True, check=False))
+
+
+def holders(lab: LiveLab, host: str, target: nginx.Target) -> list[ss.Listener]:
+    """The listening sockets on host that a forwarding target reaches."""
+    sockets = listeners(lab, host)
+    if target.path:
+        return [s for s in sockets if s.kind == "unix" and s.address == target.path]
+    ips = resolve(lab, host, [target.host]).get(target.host, [])
+    return [
+        s
+        for s in sockets
+        if s.kind == "tcp" and s.port == target.port and (s.address == "*" or s.address in ips)
+    ]
+
+
+def application(lab: LiveLab, host: str) -> dict:
+    """What Nginx on host forwards to, which processes hold it, and what they answer."""
+    return lab.memo(("application", host), lambda: _application(lab, host))
+
+
+def _application(lab: LiveLab, host: str) -> dict:
+    targets = nginx.targets(nginx_dump(lab, host))
+    held = {str(t): holders(lab, host, t) for t in targets}
+    replies = []
+    for _ in range(2):
+        reply = lab.web(host, "/api/status")
+        replies.append({"status": reply.status_code, "json": json_object(reply)})
+    answered = {int(p) for r in replies if r["json"] and (p := valid_pid(r["json"].get("pid")))}
+
+    def pids(target) -> set[int]:
+        return {pid for sockets in held[str(target)] for pid in sockets.pids}
+
+    # the target that serves /api/status: the one the answering process holds
+    target = (
+        next((t for t in targets if pids(t) & answered), None)
+        or next((t for t in targets if held[str(t)] and t.protocol == "proxy_pass"), None)
+        or next((t for t in targets if held[str(t)]), None)
+    )
+    direct = (
+        _ask_directly(lab, host, target) if target and target.protocol == "proxy_pass" else None
+    )
+    owners = pids(target) - {1} if target else set()  # pid 1: systemd holding an activated socket
+    master = proc.eldest(processes(lab, host, owners)) if owners else None
+    own = [s for s in listeners(lab, host) if master and master.pid in s.pids]
+    nginx_pids = sorted(
+        {p for s in ss.on_port(listeners(lab, host), 80) for n, p in s.processes if n == "nginx"}
+    )
+    return {
+        "targets": [str(t) for t in targets],
+        "target": str(target) if target else None,
+        "holders": {
+            t: [[n, p] for s in sockets for n, p in s.processes] for t, sockets in held.items()
+        },
+        "sockets": [str(s) for s in own],
+        "local_only": all(s.local_only for s in own),
+        "replies": replies,
+        "direct": direct,
+        "nginx_pids": nginx_pids,
+        "master": {"pid": master.pid, "name": master.name, "args": master.args} if master else None,
+    }
+
+
+WEB_PORTS = (80, 443)
+# Servers of the distribution that speak first and never relay HTTP: not asked, since a
+# database counts each half-open handshake against the asking host (max_connect_errors).
+NOT_RELAYS = ("/usr/sbin/sshd", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+
+
+def relays(lab: LiveLab, host: str) -> list[dict]:
+    """Where, other than its web ports, host's application answers a visitor from outside:
+    the ports relay_candidates names, asked for /api/status from outside host, and the
+    answers that came from the application (answered_by_application)."""
+    app = application(lab, host)
+    if not app["target"]:
+        return []
+    pids = {pid for _, pid in app["holders"].get(app["target"], [])}
+    said = next((r["json"] for r in app["replies"] if r["json"]), None) or {}
+    sockets = listeners(lab, host)
+    held = sorted({pid for s in sockets if s.kind == "tcp" for pid in s.pids})
+    paths = proc.parse_exe(lab.sh(host, proc.exe(held), sudo=True, check=False)) if held else {}
+    candidates = relay_candidates(sockets, paths, lab.address(host), app["target"], pids)
+    answers = fan_out(  # at once: a port that drops packets costs its wait once
+        candidates, lambda where: lab.from_outside(host, *where, "/api/status")
+    )
+    found = []
+    for (address, port), programs in candidates.items():
+        outcome = answers[(address, port)]
+        if outcome.error:
+            raise outcome.error
+        answer = outcome.value
+        pid = answered_by_application(answer["json"], pids, said)
+        if pid is not None:
+            found.append(
+                {
+                    "socket": f"{address}:{port}",
+                    "programs": programs,
+                    "from": answer["from"],
+                    "status": answer["status"],
+                    "pid": pid or None,
+                }
+            )
+    return found
+
+
+def relay_candidates(
+    sockets: list[ss.Listener],
+    exe_paths: dict[int, str],
+    address: str,
+    target: str,
+    app_pids: set[int] = frozenset(),
+) -> dict[tuple[str, int], list[str]]:
+    """(address, port) → programs: the TCP ports a host listens on beyond loopback, other than
+    its web ports, the distribution's SSH and database servers and the application's own
+    sockets (judged by themselves) (a wildcard is asked at the host's address, over IPv4; one
+    IPv6 address alone is not asked), and the application's own port at the host's address
+    when nothing listens there beyond loopback: a port forward may open it."""
+    found: dict[tuple[str, int], set[str]] = {}
+    public = {s.port for s in sockets if s.kind == "tcp" and not s.local_only}
+    for item in sockets:
+        if item.kind != "tcp" or item.local_only or item.port in (*WEB_PORTS, None):
+            continue
+        if item.pids & app_pids:
+            continue
+        if ":" in item.address:  # one IPv6 address alone
+            continue
+        programs = {exe_paths.get(pid) or name for name, pid in item.processes}
+        if programs and programs <= set(NOT_RELAYS):
+            continue
+        at = address if item.address == "*" else item.address
+        found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
+    port = target.rpartition(":")[2]
+    if not target.startswith("unix:") and port.isdigit() and int(port) not in public:
+        found.setdefault((address, int(port)), set())
+    return {key: sorted(programs) for key, programs in found.items()}
+
+
+def answered_by_application(body: dict | None, pids: set[int], said: dict) -> int | None:
+    """The pid an answer names when the application gave it (0: its own answer, by the host
+    and a request_id as through Nginx, from a process the grader does not see holding the
+    socket), or None when it is not the application's /api/status."""
+    if not isinstance(body, dict):
+        return None
+    pid = valid_pid(body.get("pid"))
+    if pid is not None and int(pid) in pids:
+        return int(pid)
+    if said.get("host") and body.get("host") == said.get("host") and "request_id" in body:
+        return int(pid) if pid else 0
+    return None
+
+
+def _ask_directly(lab: LiveLab, host: str, target) -> dict:
+    """GET /api/status straight from the socket Nginx forwards to, inside host."""
+    request = host_http.get(str(target), "/api/status", lab.site)
+    raw = lab.sh(host, request + " 2>&1", sudo=True, check=False)
+    reply = host_http.parse_reply(raw)
+    body = reply.json()
+    return {
+        "target": str(target),
+        "status": reply.status,
+        "json": body if isinstance(body, dict) else None,
+        "error": "" if reply.status else (raw.strip().splitlines() or ["no answer"])[0],
+    }
+
+
+# -- HAProxy ------------------------------------------------------------------------------------
+def balancer(lab: LiveLab, lb: str | None = None) -> dict:
+    """HAProxy on a load balancer (the active one by default): running, its configuration (on
+    disk, valid?), its servers."""
+    if lb is None:
+        return lab.memo("haproxy", lambda: _balancer(lab, lab.name("lb")))
+    return lab.memo(("haproxy", lb), lambda: _balancer(lab, lb))
+
+
+def _balancer(lab: LiveLab, lb: str) -> dict:
+    ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
+    files = haproxy.config_files(ps_out)
+    config = haproxy.parse_config(lab.sh(lb, haproxy.cat_config(files), sudo=True, check=False))
+    test = lab.sh(lb, haproxy.check_config(files), sudo=True, check=False)
+    config_ok = test.rstrip().endswith("exit=0")
+    stat, rows, state, reading = None, None, [], ""
+    for socket in config.sockets:
+        out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+        if out.startswith("# pxname"):
+            rows = haproxy.parse_show_stat(out)
+            found = haproxy.servers_at(rows, lab.web_addresses())
+            stat = {h: {k: r.get(k, "") for k in STAT_FIELDS} for h, r in found.items()}
+            asked = haproxy.runtime_api("show servers state", socket)
+            state = haproxy.parse_servers_state(lab.sh(lb, asked, sudo=True, check=False))
+            reading = "runtime API"
+            break
+    if rows is None and config_ok:  # no stats socket: a private copy says how it reads the files
+        private = haproxy.private_reading(files, config.sockets)
+        sections = haproxy.parse_reading(lab.sh(lb, private, sudo=True, check=False))
+        if sections.get("show stat", "").startswith("# pxname"):
+            rows = haproxy.parse_show_stat(sections["show stat"])
+            state = haproxy.parse_servers_state(sections.get("show servers state", ""))
+            reading = "a private copy"
+    inter = {(b.name, s.name): s.option("inter") for b in config.backends for s in b.servers}
+    if rows is not None:
+        servers = haproxy.running_servers(rows, state)
+    else:  # HAProxy could not say: the grader's own reading of the files
+        servers = [
+            {
+                "backend": backend.name,
+                "balance": backend.balance,
+                "name": server.name,
+                "host": server.host,
+                "port": server.port,
+                "check": server.checked,
+                "backup": server.backup,
+                "disabled": server.disabled,
+                "fall": server.option("fall"),
+                "check_addr": server.option("addr") or "",
+                "check_port": int(p) if (p := server.option("port") or "").isdigit() else 0,
+                "tracked": server.option("track") or "",
+            }
+            for backend in config.backends
+            for server in backend.servers
+        ]
+    addresses = resolve(
+        lab, lb, {s["host"] for s in servers} | {s["check_addr"] for s in servers} - {""}
+    )
+    for server in servers:
+        server["addresses"] = addresses.get(server["host"], [])
+        server["check_addresses"] = addresses.get(server["check_addr"], [])
+        server["inter"] = inter.get((server["backend"], server["name"]))
+    algorithms = {r["pxname"]: r.get("algo", "") for r in rows or [] if r["svname"] == "BACKEND"}
+    pids = [line.split()[0] for line in ps_out.splitlines() if line.split()]
+    loaded, mtimes = config_times(lab, lb, pids, files)
+    return {
+        "host": lb,
+        "running": bool(ps_out.strip()),
+        "files": files,
+        "config_ok": config_ok,
+        "config_error": haproxy.first_alert(test),
+        "config_warnings": haproxy.warnings(test),
+        "sockets": config.sockets,
+        "servers": servers,
+        "reading": reading,  # who read the configuration: HAProxy (how), or "" (the grader)
+        "stat": stat,
+        "algorithms": algorithms,  # as HAProxy reads them (show stat), by backend
+        "web": lab.web_addresses(),
+        "loaded": loaded,  # when the running configuration was loaded (its youngest process)
+        "mtimes": mtimes,  # when each configuration file last changed
+    }
+
+
+def config_times(lab: LiveLab, host: str, pids, paths) -> tuple[float | None, dict[str, float]]:
+    """When a service's running configuration was loaded (its youngest process started) and
+    when each of its configuration files last changed (seconds since the epoch)."""
+    if not pids or not paths:
+        return None, {}
+    out = lab.sh(host, proc.loaded_and_changed(pids, paths), check=False)
+    started, mtimes = proc.parse_loaded_and_changed(out)
+    return (max(started.values()) if started else None), mtimes
+
+
+STAT_FIELDS = ("pxname", "svname", "status", "check_status", "check_fall", "bck", "addr", "stot")
+
+
+def server_rows(lab: LiveLab, lb: str, socket: str) -> dict[str, dict] | None:
+    """HAProxy's own view of the web servers (matched by address), or None without an answer."""
+    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+    if not out.startswith("# pxname"):
+        return None
+    return haproxy.servers_at(haproxy.parse_show_stat(out), lab.web_addresses())
+
+
+def sessions_by_host(lab: LiveLab, lb: str, socket: str) -> dict[str, int] | None:
+    """Sessions HAProxy sent each web server (stot), added up over every backend that has a
+    server at its address; None without an answer."""
+    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+    if not out.startswith("# pxname"):
+        return None
+    return haproxy.sessions_at(haproxy.parse_show_stat(out), lab.web_addresses())
+
+
+def web_servers_in_balancer(observation: dict) -> dict[str, dict]:
+    """The balancer's server entries that are the web hosts (matched by address, never name)."""
+    found = {}
+    for host, address in observation["web"].items():
+        for server in observation["servers"]:
+            if address in server["addresses"]:
+                found.setdefault(host, server)
+    return found
+
+
+# -- a value written through the front door -----------------------------------------------------
+def roles(lab: LiveLab) -> tuple[str, str]:
+    return lab.name("db-primary"), lab.name("db-replica")
+
+
+def admin_sql(lab: LiveLab, host: str, statements: str, check: bool = True) -> str:
+    """SQL as the database's administrator (`sudo mysql`, socket authentication)."""
+    try:
+        return lab.sh(host, mysql.command(statements), sudo=True, check=check)
+    except CheckError as exc:
+        if "Access denied for user 'root'" in str(exc):
+            raise CheckError(
+                f"{host}: the grader cannot log in as the MySQL administrator with `sudo mysql` "
+                "(root must keep socket authentication, or /root/.my.cnf must hold its password)"
+            ) from None
+        raise
+
+
+def post_entry(lab: LiveLab, host: str) -> dict:
+    """Sign the guestbook through host's web server with a random token as the message."""
+    token = TOKEN_PREFIX + secrets.token_hex(8)
+    reply = lab.web(host, "/api/guestbook", "POST", json={"name": "lab-check", "message": token})
+    body = json_object(reply)
+    return {
+        "token": token,
+        "status": reply.status_code,
+        "json": body is not None,
+        "said": said_error(body),
+    }
+
+
+def said_error(body: dict | None) -> str:
+    """The error an application put in its JSON answer ("error", or the database's), or ''."""
+    if not body:
+        return ""
+    database = body.get("database")
+    for error in (body.get("error"), database.get("error") if isinstance(database, dict) else None):
+        if isinstance(error, str) and error.strip():
+            return error.strip()[: systemd.LONGEST]
+    return ""
+
+
+def read_reply(lab: LiveLab, host: str) -> dict:
+    """The guestbook as host's web server reads it: its status (None: no answer) and text."""
+    try:
+        reply = lab.web(host, "/api/guestbook")
+    except CheckError as exc:
+        return {"status": None, "text": "", "said": str(exc)}
+    return {"status": reply.status_code, "text": reply.text, "said": said_error(json_object(reply))}
+
+
+def read_entries(lab: LiveLab, host: str) -> str:
+    """The guestbook as host's web server reads it (raw text: tokens are searched in it)."""
+    return read_reply(lab, host)["text"]
+
+
+def app_error(lab: LiveLab, host: str, database: str) -> dict:
+    """Why the application on host failed, in its own words: the last error in the journal of
+    the systemd unit that runs the process Nginx forwards to. When that error is a refused
+    database account, the accounts of that user in database's grant tables that its server
+    has not loaded."""
+    try:
+        master = application(lab, host)["master"]
+    except CheckError:  # the server behind Nginx cannot be found: its status and words say why
+        master = None
+    unit = line = ""
+    if master:
+        unit = systemd.parse_unit(lab.sh(host, systemd.unit_of(master["pid"]), check=False))
+    if unit:  # the last minute only: an older error may be one already fixed
+        command = systemd.journal(unit, 200, "-60s")
+
+        def last_error() -> str:
+            return systemd.app_error(lab.sh(host, command, sudo=True, check=False))
+
+        line = poll(last_error, 2.0, 0.25) or ""  # the journal may lag a moment behind
+    user, unloaded = mysql.denied_user(line), []
+    if user is not None:
+        unloaded = mysql.unloaded_accounts(admin_sql(lab, database, mysql.ACCOUNTS, False), user)
+    return {"unit": unit, "line": line, "database": database, "unloaded": unloaded}
+
+
+def find_tokens(lab: LiveLab, host: str, tokens: list[str], columns=None) -> dict[str, str]:
+    """token → schema.table.column where host's database holds it."""
+    if columns is None:
+        columns = mysql.parse_columns(admin_sql(lab, host, mysql.text_columns((SCRATCH_DB,))))
+    if not columns or not tokens:
+        return {}
+    return mysql.parse_found(admin_sql(lab, host, mysql.search(columns, tokens)))
+
+
+def forget_tokens(lab: LiveLab, primary: str, replica: str, on_primary: dict, on_replica: dict):
+    """Delete the grader's entries: on the primary (the deletion replicates), and on the replica
+    whatever was written there directly (unlogged, so that the replica stays consistent)."""
+    stray = {t: w for t, w in on_replica.items() if t not in on_primary}
+    for host, found, prefix in (
+        (primary, on_primary, ""),
+        (replica, stray, "SET SESSION sql_log_bin = 0; "),
+    ):
+        statements = []
+        for token, where in found.items():
+            schema, table, column = where.split(".", 2)
+            statements.append(
+                f"USE {mysql.ident(schema)}; DELETE FROM {mysql.ident(schema)}."
+                f"{mysql.ident(table)} WHERE {mysql.ident(column)} LIKE "
+                f"{mysql.literal('%' + token + '%')};"
+            )
+        if statements:
+            admin_sql(lab, host, prefix + " ".join(statements), check=False)
+
+
+def front_door(lab: LiveLab) -> dict:
+    """Entries written through each web server: did they reach the primary, the replica, reads?"""
+    return lab.memo("front door", lambda: _front_door(lab))
+
+
+def _front_door(lab: LiveLab) -> dict:
+    primary, replica = roles(lab)
+    web = lab.web_hosts()
+    stale = find_tokens(lab, primary, [TOKEN_PREFIX])  # left by a run that was killed
+    forget_tokens(lab, primary, replica, stale, {})
+    posts = lab.on_each(web, lambda host: post_entry(lab, host))
+    tokens = [p["token"] for p in posts.values() if p["status"] in (200, 201)]
+    on_primary = find_tokens(lab, primary, tokens)
+    on_replica: dict[str, str] = {}
+    lab.on_cleanup(
+        "front door", lambda: forget_tokens(lab, primary, replica, on_primary, on_replica)
+    )
+    started = time.monotonic()
+    stray = len(on_primary) < len(tokens)  # written elsewhere: search the replica everywhere
+    columns = None if stray else [mysql.Column(*w.split(".", 2)) for w in set(on_primary.values())]
+
+    def replica_has_all() -> bool:
+        on_replica.update(find_tokens(lab, replica, tokens, columns))
+        return set(on_primary) <= set(on_replica)
+
+    if tokens:
+        poll(replica_has_all, WAIT)
+    replicated_after = round(time.monotonic() - started, 2)
+    engines = {}
+    if on_replica:
+        rows = mysql.parse_columns(admin_sql(lab, replica, mysql.text_columns((SCRATCH_DB,))))
+        engines = {str(c): c.engine for c in rows if str(c) in on_replica.values()}
+
+    answers = {}
+
+    def reads(host):
+        own = posts[host]["token"]
+
+        def shows_own():
+            answers[host] = read_reply(lab, host)
+            return own in answers[host]["text"]
+
+        poll(shows_own, WAIT)
+        return [token for token in tokens if token in answers[host]["text"]]
+
+    shown = lab.on_each(web, reads)
+    # what went wrong, in the application's own words, where an answer failed
+    writes_failed = [h for h, p in posts.items() if p["status"] not in (200, 201)]
+    reads_failed = [h for h, a in answers.items() if a["status"] != 200]
+    write_errors = lab.on_each(writes_failed, lambda host: app_error(lab, host, primary))
+    read_errors = lab.on_each(reads_failed, lambda host: app_error(lab, host, host))
+    for host, error in write_errors.items():
+        posts[host]["error"] = error
+    return {
+        "primary": primary,
+        "replica": replica,
+        "posts": posts,
+        "on_primary": on_primary,
+        "on_replica": on_replica,
+        "replica_engines": engines,
+        "replicated_after": replicated_after,
+        "reads": shown,
+        "read_answers": {
+            host: {
+                "status": answer["status"],
+                "said": answer["said"],
+                **({"error": read_errors[host]} if host in read_errors else {}),
+            }
+            for host, answer in answers.items()
+        },
+    }
+
+
+def paused_write(lab: LiveLab) -> dict:
+    """An entry written through the primary's site while the replica's SQL thread is paused:
+    where it is, and whether the replica's database and site have it, paused and once resumed.
+    Only replication stops with that thread; a copy made any other way arrives anyway."""
+    return lab.memo("paused write", lambda: _paused_write(lab))
+
+
+def _paused_write(lab: LiveLab) -> dict:
+    primary, replica = roles(lab)
+    what = f"replication paused on {replica}"
+    resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
+    lab.on_cleanup(what, lambda: lab.sh(replica, resume, sudo=True, check=False))
+    lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
+    try:
+        post = post_entry(lab, primary)
+        token = post["token"]
+        found = find_tokens(lab, primary, [token])
+        lab.on_cleanup("paused entry", lambda: forget_tokens(lab, primary, replica, found, {}))
+        columns = [mysql.Column(*w.split(".", 2)) for w in set(found.values())] or None
+        primary_read = bool(poll(lambda: token in read_entries(lab, primary), 2.0))
+
+        def on_replica() -> str:
+            return find_tokens(lab, replica, [token], columns).get(token, "")
+
+        # a copy made by other means (a trigger, a second write) has a moment to arrive
+        replica_paused = poll(on_replica, 1.0, 0.25) if found else ""
+        replica_read_paused = token in read_entries(lab, replica)
+    finally:
+        lab.done_with(what)
+    started = time.monotonic()
+    replica_later = poll(on_replica, WAIT) if found else ""
+    arrived_after = round(time.monotonic() - started, 2)
+    replica_read_later = bool(poll(lambda: token in read_entries(lab, replica), WAIT))
+    return {
+        "status": post["status"],
+        "stored": found.get(token, ""),
+        "primary_read": primary_read,
+        "on_replica_paused": replica_paused or "",
+        "replica_read_paused": replica_read_paused,
+        "on_replica_later": replica_later or "",
+        "arrived_after": arrived_after,
+        "replica_read_later": replica_read_later,
+    }
+
+
+# -- the site's page and its static files -----------------------------------------------------
+ASSET = re.compile(r"""(?:href|src)\s*=\s*["']([^"'#?]+)""", re.IGNORECASE)
+
+
+def page_assets(html: str, limit: int = 2) -> list[str]:
+    """Same-site static files a page references (stylesheets, scripts, images), as paths."""
+    found = []
+    for ref in ASSET.findall(html):
+        if re.match(r"^[a-z][a-z0-9+.-]*:|^//", ref, re.IGNORECASE) or "/api/" in ref:
+            continue
+        path = posixpath.normpath(posixpath.join("/", ref))
+        if path != "/" and path not in found:
+            found.append(path)
+    return found[:limit]
+
+
+def served_by(reply) -> list[str]:
+    """Every X-Served-By header of a reply (a header sent twice shows twice)."""
+    values = reply.raw.headers.getlist("X-Served-By") if reply.raw is not None else []
+    return [v.strip() for value in values for v in value.split(",")]
+
+
+def names_host(value: str | None, names, domain: str = "") -> bool:
+    """Whether a value (an X-Served-By header, a hostname) names the host known by names: by
+    one's short name or fully qualified name (in the lab's domain or as given), in any case."""
+    said = (value or "").strip().rstrip(".").lower()
+    if not said:
+        return False
+    for name in filter(None, names):
+        name = name.strip().rstrip(".").lower()
+        short = name.split(".")[0]
+        if said in (name, short) or (domain and said == f"{short}.{domain.lower()}"):
+            return True
+    return False
+
+
+def served_by_host(value: str | None, hostnames: dict, web, domain: str = "") -> str | None:
+    """The web server (its name in the topology) an X-Served-By value names by its hostname
+    (its name in the topology when its hostname could not be read), or None when it names none
+    of them, or more than one."""
+    found = [h for h in web if names_host(value, (hostnames.get(h) or h,), domain)]
+    return found[0] if len(found) == 1 else None
+
+
+def web_hostnames(lab: LiveLab) -> dict[str, str]:
+    """Each web server's own hostname (what `add_header X-Served-By $hostname` sends), for those
+    that answer over SSH."""
+
+    def hostname(host: str) -> str:
+        with contextlib.suppress(CheckError):
+            return lab.memo(("hostname", host), lambda: lab.sh(host, proc.HOSTNAME).strip())
+        return ""
+
+    found = lab.on_each(lab.web_hosts(), hostname)
+    return {host: name for host, name in found.items() if name}
+
+
+def log_marks(lab: LiveLab, host: str) -> dict[str, int] | None:
+    """Where the files host's Nginx logs the site's requests to end now (None: it logs none)."""
+    logs = nginx.site_access_logs(nginx_dump(lab, host), lab.site)
+    if not logs:
+        return None
+    files = " ".join(quote(f) for f in logs)
+    out = lab.sh(
+        host,
+        f'for f in {files}; do printf "%s\\t" "$f"; stat -c %s -- "$f" 2>/dev/null || echo 0; done',
+        sudo=True,
+    )
+    marks = {}
+    for line in out.splitlines():
+        path, _, size = line.rpartition("\t")
+        if path in logs and size.isdigit():
+            marks[path] = int(size)
+    return marks
+
+
+def logged_since(lab: LiveLab, host: str, marks: dict | None, path: str = "/") -> int | None:
+    """How many GET path requests of the grader's (a browser's User-Agent, from this machine or
+    through a balancer) host's Nginx logged after marks (log_marks); None: no log to tell."""
+    if not marks:
+        return None
+    parts = [
+        f"tail -c +{int(size) + 1} -- {quote(f)} 2>/dev/null | head -c 1000000"
+        for f, size in marks.items()
+    ]
+    text = lab.sh(host, "; ".join(parts) + "; true", sudo=True)
+    clients = [lab.client_address(), *(h.address for h in lab.topology.with_role("lb"))]
+    if lab.topology.virtual_address:
+        clients.append(lab.topology.virtual_address)
+    return nginx.count_requests(text, "GET", path, visitor.USER_AGENT, clients)

@@ -1,0 +1,1 @@
+"""Remote: the connection to lab hosts (Fleet, fan-out), quoting, trusted commands, SSH config."""

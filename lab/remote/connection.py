@@ -1,0 +1,313 @@
+"""The one way `lab` talks to hosts: Fabric connections built from specs, reused, fanned out."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+from fabric.runners import Remote, Result
+
+from lab.core.errors import LabError
+from lab.core.state import write_private
+
+CONNECT_TIMEOUT = 5
+# sshd frees a finished session one turn of its loop after the channel closes, so a client
+# running N commands back to back can hold 2N of sshd's MaxSessions (10) for a moment
+CHANNELS = 5
+STDIN_CHUNK = 32768
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to reach one host over SSH."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    key_file: Path
+    known_hosts: Path | None = None
+    host_keys_pinned: bool = True  # False: keys are learnt on first contact (Vagrant's machines)
+    # the first key seen is written to known_hosts and enforced from then on (servers the lab
+    # did not create); host_keys_pinned then says nothing
+    record_host_keys: bool = False
+    # the host's lab address is not reachable from this machine: probes go through its SSH
+    tunnel: bool = False
+
+
+class HostKeyChanged(LabError):
+    """A server answered with another host key than the one known for it."""
+
+    def __init__(self, spec: HostSpec, exc: paramiko.BadHostKeyException):
+        where = f"{spec.address}:{spec.port}" if spec.port != 22 else spec.address
+        super().__init__(
+            f"{spec.name} ({where}): host key changed: it offers {fingerprint(exc.key)}, "
+            f"{spec.known_hosts} has {fingerprint(exc.expected_key)}; not connecting "
+            "(if the server was rebuilt, delete its line there)"
+        )
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """A key's type and SHA256 fingerprint, as ssh-keygen -l prints them."""
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+class RecordFirstKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: a host's first key is appended to known_hosts (0600) and accepted;
+    paramiko then refuses any other key for that host."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def missing_host_key(self, client, hostname: str, key: paramiko.PKey) -> None:
+        with self._lock:  # another connection of this run may have recorded it meanwhile
+            known = paramiko.HostKeys()
+            text = self.path.read_text() if self.path.is_file() else ""
+            if text:
+                known.load(str(self.path))
+            recorded = (known.lookup(hostname) or {}).get(key.get_name())
+            if recorded is not None and recorded != key:
+                raise paramiko.BadHostKeyException(hostname, key, recorded)
+            if recorded is None:
+                if text and not text.endswith("\n"):
+                    text += "\n"
+                write_private(self.path, f"{text}{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class SafeRemote(Remote):
+    """Fabric's remote runner, safe when a command exits before it has read all its stdin."""
+
+    def read_our_stdin(self, input_):
+        """A whole chunk of an in-memory input: invoke reads streams that are not terminals one
+        byte per pass, with a 10 ms nap between passes (10 KB took 100 s)."""
+        if isinstance(input_, io.StringIO):
+            return input_.read(STDIN_CHUNK)
+        return super().read_our_stdin(input_)
+
+    def _write_proc_stdin(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data)
+        except OSError:
+            if not self.channel.closed:
+                raise  # else the command has exited without reading its input, like EPIPE
+
+    def close_proc_stdin(self) -> None:
+        # paramiko's shutdown_write() sends EOF after releasing the channel's lock, so the EOF
+        # can follow the CLOSE of a command that just exited; sshd then drops the whole
+        # connection ("packet referred to nonexistent channel") and every command sharing it
+        # fails with "Channel closed.". Send EOF under the lock, and only on an open channel.
+        channel = self.channel
+        with channel.lock:
+            eof = None if channel.closed else channel._send_eof()
+            if eof is not None:
+                channel.transport._send_user_message(eof)
+
+
+def connect(spec: HostSpec) -> Connection:
+    """A Fabric connection: the lab key only, known host keys enforced, no ~/.ssh/config."""
+    conn = Connection(
+        host=spec.address,
+        port=spec.port,
+        user=spec.user,
+        # no command reads the local stdin unless given input: invoke would forward it, and an
+        # endless one (`yes | lab ...`) keeps every command from returning
+        config=Config(
+            lazy=True,
+            overrides={"runners": {"remote": SafeRemote}, "run": {"in_stream": False}},
+        ),
+        connect_timeout=CONNECT_TIMEOUT,
+        connect_kwargs={
+            "key_filename": str(spec.key_file),
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": CONNECT_TIMEOUT,
+            "auth_timeout": CONNECT_TIMEOUT,
+        },
+    )
+    if spec.record_host_keys and spec.known_hosts:
+        # loaded into the client's own keys (not load_host_keys: paramiko would rewrite the file)
+        if Path(spec.known_hosts).is_file():
+            conn.client.get_host_keys().load(str(spec.known_hosts))
+        conn.client.set_missing_host_key_policy(RecordFirstKey(spec.known_hosts))
+    elif spec.known_hosts and Path(spec.known_hosts).is_file():
+        conn.client.load_host_keys(str(spec.known_hosts))
+        if spec.host_keys_pinned:
+            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return conn
+
+
+def open_checked(spec: HostSpec, conn: Connection) -> None:
+    """conn.open(); a changed host key becomes one line naming the host (HostKeyChanged)."""
+    try:
+        conn.open()  # returns at once when connected
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyChanged(spec, exc) from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one host returned from a fanned-out call, or the exception it raised."""
+
+    host: str
+    value: object = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def fan_out(items: Iterable, func: Callable, key: Callable = lambda item: item) -> dict:
+    """func(item) for every item in parallel, never stopping at the first failure.
+
+    Returns {key(item): Outcome}, in the items' order.
+    """
+    items = list(items)
+
+    def call(item) -> Outcome:
+        try:
+            return Outcome(key(item), value=func(item))
+        except Exception as exc:  # each item's failure is reported, the others go on
+            return Outcome(key(item), error=exc)
+
+    if not items:
+        return {}
+    with ThreadPoolExecutor(
+        max_workers=len(items)
+    ) as pool:  # each in a copy of the caller's context
+        futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
+        return {outcome.host: outcome for outcome in (f.result() for f in futures)}
+
+
+class Fleet:
+    """Connections to the lab's hosts, opened once per run and shared by every step."""
+
+    def __init__(self, specs: Iterable[HostSpec]):
+        self.specs = {spec.name: spec for spec in specs}
+        self._connections: dict[str, Connection] = {}
+        self._locks = {name: threading.Lock() for name in self.specs}
+        self._channels = {name: threading.BoundedSemaphore(CHANNELS) for name in self.specs}
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getitem__(self, name: str) -> Connection:
+        """The host's one connection (opened on first use); run() is the thread-safe way in."""
+        if name not in self.specs:
+            raise LabError(f"unknown host {name!r}; this lab has: {', '.join(self.specs)}")
+        with self._locks[name]:
+            if name not in self._connections:
+                self._connections[name] = connect(self.specs[name])
+            return self._connections[name]
+
+    def run(
+        self, host: str, command: str, *, timeout: float = 15, stdin: str | None = None
+    ) -> Result:
+        """Run command on host from any thread; a non-zero exit is in the Result, not raised.
+
+        One thread opens the connection while the others wait (logins started at once are
+        dropped by sshd's MaxStartups), and at most CHANNELS commands share it at a time.
+        """
+        conn = self.opened(host)
+        with self._channels[host]:
+            return conn.run(
+                command,
+                hide=True,
+                warn=True,
+                timeout=timeout,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+            )
+
+    def opened(self, host: str) -> Connection:
+        """The host's connection, connected (one thread connects while the others wait)."""
+        conn = self[host]
+        with self._locks[host]:
+            open_checked(self.specs[host], conn)
+        return conn
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def map(self, func: Callable[[Connection], object], hosts: Iterable[str] | None = None):
+        """Call func(connection) on each host in parallel; never stops at the first failure."""
+        names = list(hosts) if hosts is not None else self.names
+
+        return fan_out(names, lambda name: func(self[name]))
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+
+# waits until systemd started every service of the boot (a check run right after sees them)
+BOOT_FINISHED = "timeout 60 systemctl is-system-running --wait >/dev/null || true"
+
+
+def on_every_host(specs: Iterable[HostSpec], command: str, timeout: float = 90) -> dict[str, str]:
+    """command's output on every host at once; a host that fails it makes this fail."""
+    with Fleet(specs) as fleet:
+        outcomes = fan_out(fleet.names, lambda name: fleet.run(name, command, timeout=timeout))
+    failed = [f"{h}: {describe(o.error)}" for h, o in outcomes.items() if o.error]
+    failed += [
+        f"{h}: {o.value.stderr.strip() or o.value.exited}"
+        for h, o in outcomes.items()
+        if not o.error and o.value.exited != 0
+    ]
+    if failed:
+        raise LabError("; ".join(failed))
+    return {h: o.value.stdout for h, o in outcomes.items()}
+
+
+def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
+    """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((spec.address, spec.port), timeout=1):
+                pass
+            conn = connect(spec)
+            try:
+                open_checked(spec, conn)  # a changed host key fails at once, not at the deadline
+                conn.run("true", hide=True, timeout=CONNECT_TIMEOUT)
+                return
+            finally:
+                conn.close()
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            last_error = describe(exc)
+        time.sleep(0.2)
+    raise LabError(f"{spec.name} did not accept SSH at {spec.address}:{spec.port} ({last_error})")
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a connection or command failure."""
+    if isinstance(exc, LabError):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return "host key changed (not the host this lab created)"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "the lab's SSH key was refused"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is sshd running?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,387 @@
+"""Snapshots of a lab's hosts, and the machine's cache of reference states built from them.
+
+Snapshots (`lab snapshot`) live in $LAB_HOME/snapshots/LAB/NAME, outside the lab's state
+directory: they survive `lab destroy` (restore them after the next `lab up`) and only
+`lab snapshot delete` removes them. Reference states live in $LAB_HOME/cache/reference/KEY,
+machine-wide like the base image: the key is the base image, the provisioning code (provision/,
+lab/facts/, the application files), the topology file and the set of components applied, so a
+stale entry is never used; stale entries no host or snapshot uses are removed when a new one is
+built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.core.errors import HostFailure, LabError
+from lab.core.state import LabState, lab_home, write_private
+from lab.core.topology import Topology
+from lab.remote.connection import Fleet
+
+CACHE_FORMAT = 1  # bump when what a cache entry holds changes
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+PROVISIONING_CODE = ("provision", "lab.facts")  # packages whose code decides what hosts hold
+META = "meta.json"
+
+
+# -- snapshots --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One saved state of a lab's hosts."""
+
+    name: str
+    created: float
+    provider: str
+    seconds: float
+    path: Path
+
+
+def snapshots_dir(lab_name: str) -> Path:
+    return lab_home() / "snapshots" / lab_name
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise LabError(
+            f"invalid snapshot name {name!r}",
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+    return name
+
+
+def list_snapshots(lab_name: str) -> list[Snapshot]:
+    """The lab's snapshots, oldest first."""
+    found = []
+    for meta in snapshots_dir(lab_name).glob(f"*/{META}"):
+        data = _read_json(meta)
+        found.append(
+            Snapshot(
+                data.get("name", meta.parent.name),
+                float(data.get("created", 0)),
+                data.get("provider", "?"),
+                float(data.get("seconds", 0)),
+                meta.parent,
+            )
+        )
+    return sorted(found, key=lambda s: s.created)
+
+
+def find_snapshot(lab_name: str, name: str) -> Snapshot:
+    for snapshot in list_snapshots(lab_name):
+        if snapshot.name == check_name(name):
+            return snapshot
+    known = ", ".join(s.name for s in list_snapshots(lab_name)) or "none"
+    raise LabError(f"lab {lab_name!r} has no snapshot {name!r} (snapshots: {known})")
+
+
+def save_snapshot(state: LabState, provider, name: str, progress, replace: bool = False):
+    """Save the hosts' state as name; returns the Snapshot."""
+    directory = snapshots_dir(state.name) / check_name(name)
+    if (directory / META).is_file() and not replace:
+        raise LabError(
+            f"snapshot {name!r} exists", hint="choose another name or delete it first (--force)"
+        )
+    if directory.exists():
+        _delete_files(provider, name, directory)
+    started = time.monotonic()
+    layers = provider.snapshot_save(name, directory, progress)
+    seconds = round(time.monotonic() - started, 2)
+    meta = {
+        "name": name,
+        "lab": state.name,
+        "provider": provider.name,
+        "created": time.time(),
+        "seconds": seconds,
+        "layers": layers,
+        "secrets": _secrets(state),
+    }
+    write_private(directory / META, json.dumps(meta, indent=2) + "\n")
+    return find_snapshot(state.name, name)
+
+
+def restore_snapshot(state: LabState, provider, name: str, progress) -> float:
+    """Bring the hosts back to snapshot name; returns the seconds it took."""
+    snapshot = find_snapshot(state.name, name)
+    meta = _read_json(snapshot.path / META)
+    if meta.get("provider") != provider.name:
+        raise LabError(
+            f"snapshot {name!r} was taken with provider {meta.get('provider')!r}, "
+            f"this lab runs {provider.name!r}"
+        )
+    started = time.monotonic()
+    provider.snapshot_restore(name, snapshot.path, meta.get("layers") or {}, progress)
+    _merge_secrets(state, meta.get("secrets") or {})
+    return round(time.monotonic() - started, 2)
+
+
+def delete_snapshot(state: LabState, provider, name: str) -> None:
+    snapshot = find_snapshot(state.name, name)
+    _delete_files(provider, name, snapshot.path)
+
+
+def _delete_files(provider, name: str, directory: Path) -> None:
+    provider.snapshot_delete(name, directory)
+    shutil.rmtree(directory)
+
+
+# -- the cache of reference states ------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    return lab_home() / "cache" / "reference"
+
+
+def tree_hash(paths: list[Path]) -> str:
+    """sha256 over the files under paths (relative names and contents), bytecode left out."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        for path in files:
+            rel = path.relative_to(root)
+            if "__pycache__" in rel.parts or path.suffix == ".pyc" or path.name.startswith("."):
+                continue
+            digest.update(f"{root.name}/{rel}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def key_parts(topology: Topology, provider) -> dict[str, str]:
+    """What a reference state depends on, besides its components."""
+    if topology.source and Path(topology.source).is_file():
+        topo = Path(topology.source).read_bytes()
+    else:
+        topo = repr(topology).encode()
+    return {
+        "format": str(CACHE_FORMAT),
+        "base": provider.base_id(),
+        "code": tree_hash([_package_dir(p) for p in PROVISIONING_CODE] + [topology.app.path]),
+        "topology": hashlib.sha256(topo).hexdigest(),
+        "lab": topology.name,
+    }
+
+
+def _package_dir(name: str) -> Path:
+    return Path(importlib.import_module(name).__file__).parent
+
+
+def cache_key(parts: dict[str, str], components: list[str]) -> str:
+    text = json.dumps({**parts, "components": sorted(components)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def ordered(components) -> list[str]:
+    """Component names in the reference order, unknown names refused."""
+    from provision import COMPONENTS
+
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown:
+        raise LabError(f"unknown component {unknown[0]!r}; components: {', '.join(COMPONENTS)}")
+    return [name for name in COMPONENTS if name in set(components)]
+
+
+def ensure_reference_state(
+    topology: Topology, state: LabState, provider, components, progress
+) -> str:
+    """Bring the lab's hosts to "these components of the reference applied" and return the
+    state's cache key.
+
+    With a provider that has layers (LXC) the hosts are fresh: started from the cached state,
+    built on a miss from the largest cached subset (or the bare image) and saved for next time.
+    Other providers cannot make fresh hosts: the components are provisioned on the hosts as
+    they are.
+    """
+    names = ordered(components)
+    key = bring_to_reference_state(topology, state, provider, names, progress)
+    from provision.ready import settle
+
+    settle(topology, provider.specs(), names, progress)
+    return key
+
+
+def bring_to_reference_state(topology, state: LabState, provider, names, progress) -> str:
+    """ensure_reference_state without the wait: the cache's bookkeeping and the builds."""
+    parts = key_parts(topology, provider) if provider.layers else {"lab": topology.name}
+    key = cache_key(parts, names)
+    if not provider.layers:
+        _provision(topology, state, provider, names, progress)
+        return key
+    if not parts["base"]:
+        raise LabError("the base image is not built yet", hint="run `lab up` first")
+    entries = _entries(parts)
+    if key in entries:
+        provider.restore_layers(_layers(entries[key]), progress)
+        _merge_secrets(state, entries[key].get("secrets") or {})
+        return key
+    if not names:
+        provider.restore_layers({}, progress)
+        return key
+    parent = max(
+        (e for e in entries.values() if set(e["components"]) < set(names)),
+        key=lambda e: len(e["components"]),
+        default=None,
+    )
+    provider.restore_layers(_layers(parent) if parent else {}, progress)
+    if parent:
+        _merge_secrets(state, parent.get("secrets") or {})
+    missing = [n for n in names if not parent or n not in parent["components"]]
+    _provision(topology, state, provider, missing, progress)
+    return _save_entry(parts, key, names, parent, state, provider, progress)
+
+
+def is_cached(topology: Topology, provider, components) -> bool:
+    """Whether these components' reference state is cached for this topology (valid only)."""
+    return set(components) in [set(c) for c in cached_components(topology, provider)]
+
+
+def _save_entry(parts, key: str, names, parent, state: LabState, provider, progress) -> str:
+    directory = _fresh_entry_dir(key, provider)
+    layers = provider.save_layer(directory, progress)
+    meta = {
+        **parts,
+        "key": key,
+        "components": names,
+        "parent": parent["key"] if parent else None,
+        "created": time.time(),
+        "layers": {host: [str(p) for p in stack] for host, stack in layers.items()},
+        "secrets": _secrets(state),
+    }
+    write_private(directory / META, json.dumps(meta, indent=2) + "\n")
+    prune(parts, provider, keep={key})
+    return key
+
+
+def cached_components(topology: Topology, provider) -> list[list[str]]:
+    """The component sets cached for this topology as it is now (valid entries only)."""
+    if not provider.layers:
+        return []
+    return [e["components"] for e in _entries(key_parts(topology, provider)).values()]
+
+
+def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list[str]:
+    """Remove this lab's stale or unfinished entries that no host or snapshot uses."""
+    everything = _listing()
+    old = time.time() - 3600  # an entry without meta younger than this may be being built
+    candidates = [
+        (d, meta)
+        for d, meta in everything
+        if d.name not in keep
+        and (
+            (meta is None and _modified(d) < old)
+            or (
+                meta is not None
+                and meta.get("lab") == parts["lab"]
+                and any(meta.get(k) != v for k, v in parts.items())
+            )
+        )
+    ]
+    used = {Path(p) for p in provider.layers_in_use()}
+    for _, meta in everything:
+        if meta is not None and all(d.name != meta.get("key") for d, _ in candidates):
+            used |= {Path(p) for stack in (meta.get("layers") or {}).values() for p in stack}
+    for snapshot_meta in (lab_home() / "snapshots").glob(f"*/*/{META}"):
+        layers = (_meta_if_present(snapshot_meta) or {}).get("layers") or {}
+        used |= {Path(p) for stack in layers.values() for p in stack}
+    removed = []
+    for directory, _ in candidates:
+        if not any(p == directory or directory in p.parents for p in used):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory.name)
+    return removed
+
+
+def _dirs() -> list[Path]:
+    root = cache_dir()
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _entries(parts: dict[str, str]) -> dict[str, dict]:
+    """Complete entries made under these parts, by key."""
+    found = {}
+    for directory, meta in _listing():
+        if meta is None:
+            continue
+        if all(meta.get(k) == v for k, v in parts.items()) and meta.get("key") == directory.name:
+            found[directory.name] = meta
+    return found
+
+
+def _listing() -> list[tuple[Path, dict | None]]:
+    """Each cache entry with its meta (None while it is being built); an entry that another
+    lab's prune removes meanwhile is left out."""
+    found = []
+    for directory in _dirs():
+        meta = _meta_if_present(directory / META)
+        if meta is not None or directory.exists():
+            found.append((directory, meta))
+    return found
+
+
+def _meta_if_present(path: Path) -> dict | None:
+    """A meta.json, or None when there is none (also when it went while being read)."""
+    try:
+        return _read_json(path) if path.is_file() else None
+    except LabError:
+        if path.exists():
+            raise
+        return None
+
+
+def _modified(directory: Path) -> float:
+    try:
+        return directory.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()  # just removed by another lab: not ours to remove
+
+
+def _fresh_entry_dir(key: str, provider) -> Path:
+    """An empty directory for a new entry; an unfinished one in the way is moved aside."""
+    directory = cache_dir() / key
+    if directory.exists():
+        directory.rename(directory.with_name(f"{key}.unfinished-{time.time_ns()}"))
+    directory.mkdir(parents=True, mode=0o700)
+    return directory
+
+
+def _layers(meta: dict) -> dict[str, list[Path]]:
+    return {host: [Path(p) for p in stack] for host, stack in meta["layers"].items()}
+
+
+def _provision(topology, state, provider, names: list[str], progress) -> None:
+    from provision import COMPONENTS
+    from provision.runner import run_components
+
+    if not names:
+        return
+    with Fleet(provider.specs()) as fleet:
+        summary = run_components(topology, state, fleet, [COMPONENTS[n] for n in names], progress)
+    if not summary.ok:
+        failures = "; ".join(f"{host}: {why}" for host, why in summary.failures.items())
+        raise HostFailure(f"building the reference ({', '.join(names)}) failed: {failures}")
+
+
+def _secrets(state: LabState) -> dict:
+    return _read_json(state.secrets_file) if state.secrets_file.is_file() else {}
+
+
+def _merge_secrets(state: LabState, saved: dict) -> None:
+    """The hosts now hold these secrets (database passwords): the lab's state must too."""
+    if saved and _secrets(state) != {**_secrets(state), **saved}:
+        merged = {**_secrets(state), **saved}
+        write_private(state.secrets_file, json.dumps(merged, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{path} is unreadable: {exc}") from None
+    return data if isinstance(data, dict) else {}
