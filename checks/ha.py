@@ -7,6 +7,8 @@ import time
 
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
+from lab.core import wait
+from lab.core.wait import Deadline
 from lab.facts import haproxy, proc, ss, vrrp
 from lab.observe import probes
 from lab.remote.quoting import pid as valid_pid
@@ -328,10 +330,10 @@ def kill_active(lab, vip: str) -> dict:
     finally:
         lab.done_with(what)
     started = time.monotonic()
-    back = probes.poll(lambda: vrrp_view(lab, victim)["speakers"], RESTORE_WINDOW, 0.5)
+    back = wait.until(lambda: vrrp_view(lab, victim)["speakers"], RESTORE_WINDOW, 0.5)
     if back:  # a preferred balancer takes the address back after a few adverts: let it
-        probes.poll(lambda: lab.holders() == [victim], SETTLE, 0.5)
-    settled = back and probes.poll(
+        wait.until(lambda: lab.holders() == [victim], SETTLE, 0.5)
+    settled = back and wait.until(
         lambda: len(lab.holders()) == 1 and _answers(lab, vip), RESTORE_WINDOW, 0.5
     )
     return {
@@ -353,14 +355,13 @@ def _answers(lab, vip: str) -> bool:
 def _answers_again(lab, vip: str, since: float, seconds: float) -> float | None:
     """When the site first answered STREAK times in a row at vip (monotonic), or None."""
     run, first = 0, None
-    while time.monotonic() - since < seconds:
+    for _ in Deadline(seconds, start=since).ticks(0.1):
         if _answers(lab, vip):
             run, first = run + 1, first or time.monotonic()
             if run >= STREAK:
                 return first
         else:
             run, first = 0, None
-        time.sleep(0.1)
     return None
 
 

@@ -15,6 +15,7 @@ from cryptography import x509
 
 from checks.base import Check, CheckError, failed, passed
 from lab.core import ca
+from lab.core.wait import Deadline
 from lab.observe import probes, visitor
 from lab.observe.live import forwarded
 from lab.remote.quoting import quote
@@ -513,8 +514,8 @@ class Forwarded(Check):
                 h: pool.submit(sniff, lab, h, tokens, sources, visitor.USER_AGENT) for h in web
             }
             time.sleep(0.5)  # the sniffers' SSH commands start
-            deadline = time.monotonic() + SNIFF_SECONDS - 1
-            while time.monotonic() < deadline and not all(s.done() for s in sniffers.values()):
+            deadline = Deadline(SNIFF_SECONDS - 1)
+            while not deadline.passed and not all(s.done() for s in sniffers.values()):
                 if sent % 3 == 2 and not relay["error"]:  # whatever the balancing, both kinds
                     relay_request(lab, relay, lb, RELAYED)  # reach each server
                 else:

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from checks.base import Check, CheckError, failed, passed
 from checks.web import service_error
+from lab.core import wait
+from lab.core.wait import Deadline
 from lab.facts import haproxy, proc
 from lab.observe import probes
 from lab.remote.quoting import quote
@@ -244,7 +246,7 @@ def wait_until_servers_up(lab, o: dict, seconds: float = 4.0) -> None:
         rows = probes.server_rows(lab, o["host"], o["sockets"][0]) or {}
         return len(rows) == len(o["web"]) and all(haproxy.server_up(r) for r in rows.values())
 
-    probes.poll(all_up, seconds, 0.2)
+    wait.until(all_up, seconds, 0.2)
 
 
 class ActiveActive(Check):
@@ -474,7 +476,7 @@ def failover(lab, victim: str) -> dict:
 def _first_streak(lab, good, since: float, streak: int = 4):
     """When answers through the balancer first satisfied good() streak times in a row."""
     run, first = 0, None
-    while time.monotonic() - since < LEAVE_WINDOW:
+    for _ in Deadline(LEAVE_WINDOW, start=since).ticks(0.1):
         try:
             answer = through_lb(lab, timeout=1.5)
         except CheckError:
@@ -485,5 +487,4 @@ def _first_streak(lab, good, since: float, streak: int = 4):
                 return first
         else:
             run, first = 0, None
-        time.sleep(0.1)
     return None

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from checks.base import Check, CheckError, failed, passed
+from lab.core.wait import Deadline
 from lab.facts import http as host_http
 from lab.facts import mysql, proc, ss
 from lab.observe import probes
@@ -270,7 +271,7 @@ def watch(lab, break_it, repair, names: list[str], words: list[str]) -> dict:
     break_it()
     started = time.monotonic()
     try:
-        while time.monotonic() - started < FIRE_WITHIN:
+        for _ in Deadline(FIRE_WITHIN, start=started).ticks(POLL):
             now = [a for a in alerts(lab) if counts(a, before, names, words)]
             match = [a for a in now if a["state"] == "firing"]
             if match:
@@ -281,7 +282,6 @@ def watch(lab, break_it, repair, names: list[str], words: list[str]) -> dict:
             pending |= {describe_alert(a) for a in now if a["state"] == "pending"}
             if not pending and time.monotonic() - started > PENDING_WITHIN:
                 break
-            time.sleep(POLL)
         fire_seconds = round(time.monotonic() - started, 1)
     finally:
         repair()
@@ -289,11 +289,10 @@ def watch(lab, break_it, repair, names: list[str], words: list[str]) -> dict:
     cleared = None
     if fired:
         key = alert_key(fired, words)
-        while time.monotonic() - repaired < CLEAR_WITHIN:
+        for _ in Deadline(CLEAR_WITHIN, start=repaired).ticks(POLL):
             if all(alert_key(a, words) != key for a in alerts(lab)):
                 cleared = round(time.monotonic() - repaired, 1)
                 break
-            time.sleep(POLL)
     return {
         "before": [a["labels"] for a in before],
         "already": [describe_alert(a) for a in before if a["state"] == "firing"],
@@ -464,8 +463,8 @@ def scraped_targets(lab, host: str, where: str) -> list[dict]:
         if deadline is None:
             age = configured_ago(lab, host, where)
             young = age if age is not None else (0.0 if error else FIRST_SCRAPE_WITHIN)
-            deadline = time.monotonic() + FIRST_SCRAPE_WITHIN - young
-        if time.monotonic() >= deadline:
+            deadline = Deadline(FIRST_SCRAPE_WITHIN - young)
+        if deadline.passed:
             if error:
                 raise error
             return targets

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-import time
 
+from lab.core.wait import Deadline
 from lab.facts import mysql as mysql_facts
 from provision import dbflavour
 from provision.engine import HostRun, StepFailed
@@ -237,15 +237,13 @@ def replica(run: Run):
 
 def wait_until_replicating(hr: HostRun) -> None:
     """Poll until both replication threads run and the replica has caught up."""
-    deadline = time.monotonic() + CATCH_UP_SECONDS
     status = mysql_facts.ReplicaStatus(configured=False)
-    while time.monotonic() < deadline:
+    for _ in Deadline(CATCH_UP_SECONDS).ticks(0.3):
         status = replica_status(hr)
         if status.running and status.seconds_behind == 0:
             return
         if status.last_error and "connecting" not in status.last_error.lower():
             break
-        time.sleep(0.3)
     raise StepFailed(
         hr.name,
         "database",

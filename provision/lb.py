@@ -1,8 +1,7 @@
 """HAProxy on the load balancer: round robin over both web servers, health checks, stats."""
 
-import time
-
 from lab.core.topology import Host
+from lab.core.wait import until
 from lab.facts import haproxy
 from provision.engine import HostRun
 from provision.runner import Component, Run
@@ -14,13 +13,13 @@ TLS_PEM = "/etc/haproxy/certs/site.pem"  # the https component's certificate and
 def wait_for_servers(hr: HostRun, servers, seconds: float = 10.0) -> None:
     """Wait until HAProxy's health checks see every web server (matched by address) up."""
     addresses = {server.name: server.address for server in servers}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def all_up() -> bool:
         out = hr.sh(haproxy.runtime_api("show stat", ADMIN_SOCKET), check=False).stdout
         rows = haproxy.servers_at(haproxy.parse_show_stat(out), addresses)
-        if len(rows) == len(addresses) and all(haproxy.server_up(r) for r in rows.values()):
-            return
-        time.sleep(0.3)
+        return len(rows) == len(addresses) and all(haproxy.server_up(r) for r in rows.values())
+
+    until(all_up, seconds, 0.3)
 
 
 def configure_host(run: Run, hr: HostRun, host: Host, reload: bool = False) -> None:

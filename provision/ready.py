@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from lab.core.errors import LabError
 from lab.core.topology import Host, Topology
+from lab.core.wait import Deadline
 from lab.facts import haproxy
 from lab.facts import mysql as mysql_facts
 from lab.remote.connection import Fleet, describe, fan_out
@@ -146,22 +147,17 @@ def wait_until_ready(
 ) -> float:
     """Poll until every built service answers; the seconds it took, or LabError naming what
     is still not ready when the deadline passes."""
-    components = list(components)
-    started = time.monotonic()
-    while True:
+    components, started = list(components), time.monotonic()
+    problems = {}
+    for _ in Deadline(seconds, start=started).ticks(POLL_SECONDS):
         problems = not_ready(topology, fleet, components)
-        waited = time.monotonic() - started
         if not problems:
-            return waited
-        if waited >= seconds:
-            raise LabError(
-                f"not ready after {seconds:.0f} s: "
-                + "; ".join(
-                    f"{host}: {', '.join(what)}" for host, what in sorted(problems.items())
-                ),
-                hint="`lab check` says why; `lab provision` builds it again",
-            )
-        time.sleep(POLL_SECONDS)
+            return time.monotonic() - started
+    raise LabError(
+        f"not ready after {seconds:.0f} s: "
+        + "; ".join(f"{host}: {', '.join(what)}" for host, what in sorted(problems.items())),
+        hint="`lab check` says why; `lab provision` builds it again",
+    )
 
 
 # What serves through a component: rebuilding it (Nginx reloaded, MariaDB restarted) shakes

@@ -18,7 +18,7 @@ from checks.base import CheckError
 from checks.database import ReplicaReadOnly
 from checks.dns import follow, resolve_www
 from checks.lb import ActiveActive, through_lb, wait_until_servers_up
-from lab.core import resources
+from lab.core import resources, wait
 from lab.core.errors import LabError
 from lab.core.state import write_private
 from lab.core.topology import Topology
@@ -290,7 +290,7 @@ def nginx_stops(lab: LiveLab) -> Observation:
         return len(last) == 4 and all(a["status"] == 200 and a["served_by"] in others for a in last)
 
     try:
-        settled = probes.poll(others_answer_all, 15.0, 0.25)
+        settled = wait.until(others_answer_all, 15.0, 0.25)
         seconds = time.monotonic() - started
     finally:
         lab.done_with(what)
@@ -328,7 +328,7 @@ def haproxy_stops(lab: LiveLab) -> Observation:
                 direct[host] = 0
     finally:
         lab.done_with(what)
-    probes.poll(lambda: _through_lb(lab)["status"] == 200, 10.0, 0.25)
+    wait.until(lambda: _through_lb(lab)["status"] == 200, 10.0, 0.25)
     servers_fine = all(code == 200 for code in direct.values())
     value = "site-down" if site["status"] != 200 and servers_fine else "site-up"
     seen = site.get("error") or f"HTTP {site['status']}"

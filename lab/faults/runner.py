@@ -15,6 +15,7 @@ from checks.base import CheckError
 from lab.core.errors import LabError
 from lab.core.signals import interrupt, set_handler
 from lab.core.state import LabState, write_private
+from lab.core.wait import Deadline
 from lab.faults import find
 from lab.faults.machine import Machine
 from lab.faults.scenarios import Context, Scenario
@@ -237,9 +238,8 @@ class FaultRun:
         self.observer.start()
         self.scenario.inflict(ctx, plan)
         self.in_place = round(time.monotonic() - self.origin, 2)
-        while (left := self.seconds - (time.monotonic() - self.origin)) > 0:
+        for _ in Deadline(self.seconds, start=self.origin).ticks(TICK):
             self.tick("fault")
-            time.sleep(min(TICK, left))
 
     def recover(self, replicating: bool) -> None:
         """After the restore: watch until the lab is whole again, or SETTLE_SECONDS pass."""
@@ -248,11 +248,11 @@ class FaultRun:
             self.traffic.lab = self.observer.lab = live
             self.observer.skip.clear()
         since = time.monotonic() - self.origin
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < deadline and not self.restored:
+        for _ in Deadline(SETTLE_SECONDS).ticks(TICK / 2):
             self.tick("recovering")
             self.restored = whole(self.observer, self.traffic, since, replicating, self.scenario)
-            time.sleep(TICK / 2)
+            if self.restored:
+                break
         self.tick("recovering")
 
     def summary(self) -> Summary:

@@ -7,12 +7,12 @@ the lab's state so that `lab fault --restore` can undo it after a crash), breaks
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 from lab.core.errors import LabError
 from lab.core.topology import Topology
+from lab.core.wait import Deadline
 from lab.faults.machine import Machine
 from lab.observe import probes
 from lab.observe.live import LiveLab
@@ -86,7 +86,7 @@ class HostDown(Scenario):
     def restore(self, ctx: Context, plan: dict) -> None:
         host = ctx.host(self.stops)
         ctx.machine.start(host)
-        wait_for_ssh(ctx.specs[host], time.monotonic() + BOOT_SECONDS)
+        wait_for_ssh(ctx.specs[host], Deadline(BOOT_SECONDS))
 
 
 class Web01Down(HostDown):

@@ -7,7 +7,6 @@ import re
 import select
 import socket
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from urllib3.exceptions import InsecureRequestWarning
 from lab.core import ca, platform
 from lab.core.state import LabState, lab_home
 from lab.core.topology import Topology
+from lab.core.wait import Deadline, until
 from lab.facts import mysql, vrrp
 from lab.observe import CURRENT_CHECK, CheckError, visitor
 from lab.remote.connection import Fleet, describe, fan_out
@@ -151,12 +151,11 @@ class LiveLab:
         return list(dict.fromkeys(doing))
 
     def _wait_for_commands_in_flight(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        def none_in_flight() -> bool:
             with self._guard:
-                if not self._doing:
-                    return
-            time.sleep(0.05)
+                return not self._doing
+
+        until(none_in_flight, seconds, 0.05)
 
     def _refuse_when_stopped(self) -> None:
         if self._stopped.is_set() and CURRENT_CHECK.get() is not None:
@@ -582,11 +581,11 @@ def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
         client, _ = listener.accept()
     except OSError:
         return
-    deadline = time.monotonic() + limit
+    deadline = Deadline(limit)
     ends = {client: channel, channel: client}
     with client:
         try:
-            while time.monotonic() < deadline:
+            while not deadline.passed:
                 ready, _, _ = select.select(list(ends), [], [], 0.5)
                 for source in ready:
                     data = source.recv(65536)

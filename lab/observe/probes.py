@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 
+from lab.core.wait import until
 from lab.facts import dns as dns_facts
 from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
 from lab.facts import http as host_http
@@ -19,16 +20,6 @@ from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
 
 WAIT = 5.0  # seconds a write may take to reach a replica or a read
-
-
-def poll(func, seconds: float, interval: float = 0.1):
-    """func() until it returns something truthy or seconds pass; returns the last value."""
-    deadline, value = time.monotonic() + seconds, None
-    while True:
-        value = func()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 # -- on any host ------------------------------------------------------------------------------
@@ -429,7 +420,7 @@ def app_error(lab: LiveLab, host: str, database: str) -> dict:
         def last_error() -> str:
             return systemd.app_error(lab.sh(host, command, sudo=True, check=False))
 
-        line = poll(last_error, 2.0, 0.25) or ""  # the journal may lag a moment behind
+        line = until(last_error, 2.0, 0.25) or ""  # the journal may lag a moment behind
     user, unloaded = mysql.denied_user(line), []
     if user is not None:
         unloaded = mysql.unloaded_accounts(admin_sql(lab, database, mysql.ACCOUNTS, False), user)
@@ -491,7 +482,7 @@ def _front_door(lab: LiveLab) -> dict:
         return set(on_primary) <= set(on_replica)
 
     if tokens:
-        poll(replica_has_all, WAIT)
+        until(replica_has_all, WAIT)
     replicated_after = round(time.monotonic() - started, 2)
     engines = {}
     if on_replica:
@@ -507,7 +498,7 @@ def _front_door(lab: LiveLab) -> dict:
             answers[host] = read_reply(lab, host)
             return own in answers[host]["text"]
 
-        poll(shows_own, WAIT)
+        until(shows_own, WAIT)
         return [token for token in tokens if token in answers[host]["text"]]
 
     shown = lab.on_each(web, reads)
@@ -557,20 +548,20 @@ def _paused_write(lab: LiveLab) -> dict:
         found = find_tokens(lab, primary, [token])
         lab.on_cleanup("paused entry", lambda: forget_tokens(lab, primary, replica, found, {}))
         columns = [mysql.Column(*w.split(".", 2)) for w in set(found.values())] or None
-        primary_read = bool(poll(lambda: token in read_entries(lab, primary), 2.0))
+        primary_read = bool(until(lambda: token in read_entries(lab, primary), 2.0))
 
         def on_replica() -> str:
             return find_tokens(lab, replica, [token], columns).get(token, "")
 
         # a copy made by other means (a trigger, a second write) has a moment to arrive
-        replica_paused = poll(on_replica, 1.0, 0.25) if found else ""
+        replica_paused = until(on_replica, 1.0, 0.25) if found else ""
         replica_read_paused = token in read_entries(lab, replica)
     finally:
         lab.done_with(what)
     started = time.monotonic()
-    replica_later = poll(on_replica, WAIT) if found else ""
+    replica_later = until(on_replica, WAIT) if found else ""
     arrived_after = round(time.monotonic() - started, 2)
-    replica_read_later = bool(poll(lambda: token in read_entries(lab, replica), WAIT))
+    replica_read_later = bool(until(lambda: token in read_entries(lab, replica), WAIT))
     return {
         "status": post["status"],
         "stored": found.get(token, ""),

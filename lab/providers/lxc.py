@@ -16,6 +16,7 @@ from lab.core.errors import HostFailure, LabError
 from lab.core.state import lab_home, write_private
 from lab.core.system import require_root, require_tools, run
 from lab.core.topology import Host
+from lab.core.wait import Deadline, until
 from lab.providers.aptcache import host_cache
 from lab.providers.base import HostStatus
 from lab.providers.lxcimage import LAB_USER, BaseImage, lab_user_ids, write_into
@@ -132,7 +133,7 @@ class LxcProvider:
             self._write_known_hosts()
             step.done(", ".join(self.topology.names))
         with progress.step("SSH on every host") as step:
-            deadline = time.monotonic() + boot_timeout()
+            deadline = Deadline(boot_timeout())
             self._fan_out(lambda host: self._wait_for_boot(host, deadline, step.update))
             step.done("ready")
 
@@ -250,7 +251,7 @@ class LxcProvider:
             update(f"{host.name}: starting")
             self._lxc("lxc-start", name, "-d")
 
-    def _wait_for_boot(self, host: Host, deadline: float, update) -> None:
+    def _wait_for_boot(self, host: Host, deadline: Deadline, update) -> None:
         """Wait for the host's SSH; a boot still stalled at the deadline is started again once."""
         try:
             wait_for_ssh(self._spec(host), deadline)
@@ -266,7 +267,7 @@ class LxcProvider:
         update(f"{host.name}: the boot stalled ({record.name}); starting it again")
         self._lxc("lxc-stop", name, "-k", check=False)
         self._lxc("lxc-start", name, "-d")
-        wait_for_ssh(self._spec(host), time.monotonic() + boot_timeout())
+        wait_for_ssh(self._spec(host), Deadline(boot_timeout()))
 
     def _attach(self, name: str, *command: str):
         return self._lxc("lxc-attach", name, "--", *command, check=False)
@@ -404,12 +405,11 @@ class LxcProvider:
         host's, or one left mounted by a crashed run); nothing to do for a host without one."""
         mount, image = self._disk_mount(name), self._disk_image(name)
         if os.path.ismount(mount):
-            deadline = time.monotonic() + 15  # a trash removal may still be running in it
-            while run(["umount", str(mount)], check=False).returncode != 0:
-                if time.monotonic() > deadline:
-                    run(["umount", "-l", str(mount)], check=False)
-                    break
-                time.sleep(0.5)
+            unmounted = until(
+                lambda: run(["umount", str(mount)], check=False).returncode == 0, 15, 0.5
+            )
+            if not unmounted:  # a trash removal may still be running in it
+                run(["umount", "-l", str(mount)], check=False)
         if image.exists():
             devices = run(["losetup", "-n", "-O", "NAME", "-j", str(image)], check=False)
             for device in devices.stdout.split():
@@ -554,7 +554,7 @@ class LxcProvider:
 
     def _wait_ssh(self) -> None:
         """Every host accepts SSH (a stalled boot is started again once, as in `up`)."""
-        deadline = time.monotonic() + boot_timeout()
+        deadline = Deadline(boot_timeout())
         self._fan_out(lambda host: self._wait_for_boot(host, deadline, lambda _text: None))
 
     def _renew_keys(self, host: Host, upper: Path) -> None:

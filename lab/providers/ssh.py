@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from pathlib import Path
 
 import yaml
 
 from lab.core.errors import HostFailure, LabError
+from lab.core.wait import Deadline
 from lab.providers.base import HostStatus
 from lab.remote.connection import HostSpec, wait_for_ssh
 
@@ -134,7 +134,7 @@ class SshProvider:
         specs = self.specs()  # a malformed inventory fails here, before anything is saved
         self.state.save(provider=self.name, inventory=str(self._inventory().resolve()))
         with progress.step("SSH to every server") as step:
-            deadline = time.monotonic() + 15
+            deadline = Deadline(15)
             failures = []
             for spec in specs:
                 try:

@@ -6,7 +6,6 @@ import contextvars
 import io
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from fabric.runners import Remote, Result
 
 from lab.core.errors import LabError
 from lab.core.state import write_private
+from lab.core.wait import Deadline
 
 CONNECT_TIMEOUT = 5
 # sshd frees a finished session one turn of its loop after the channel closes, so a client
@@ -275,10 +275,10 @@ def on_every_host(specs: Iterable[HostSpec], command: str, timeout: float = 90) 
     return {h: o.value.stdout for h, o in outcomes.items()}
 
 
-def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
+def wait_for_ssh(spec: HostSpec, deadline: Deadline) -> None:
     """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
     last_error = "no answer"
-    while time.monotonic() < deadline:
+    for _ in deadline.ticks(0.2):
         try:
             with socket.create_connection((spec.address, spec.port), timeout=1):
                 pass
@@ -291,7 +291,6 @@ def wait_for_ssh(spec: HostSpec, deadline: float) -> None:
                 conn.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
             last_error = describe(exc)
-        time.sleep(0.2)
     raise LabError(f"{spec.name} did not accept SSH at {spec.address}:{spec.port} ({last_error})")
 
 

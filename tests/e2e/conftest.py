@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import yaml
 
 from lab.core import resources
 from lab.core.topology import variant
+from lab.core.wait import until
 
 
 def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:
@@ -170,13 +170,10 @@ def lab_secret(runner: LabRunner, name: str) -> str:
 
 def wait_until(predicate, timeout: float, interval: float = 0.2):
     """Poll predicate until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not reached within {timeout} s")
+    value = until(predicate, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not reached within {timeout} s")
+    return value
 
 
 @contextlib.contextmanager
