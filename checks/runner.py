@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from checks.base import CURRENT_CHECK, EXTRA_SECTIONS, Check, Report, Result, Status
 from lab.core.errors import LabError
-from lab.core.signals import interrupt, set_handler
+from lab.core.signals import stopped_like_ctrl_c, uninterrupted
 
 
 def select(
@@ -60,7 +59,7 @@ def run_checks(
     exclusive = getattr(lab, "exclusive", contextlib.nullcontext)
     if deadline is None:
         deadline = default_deadline(with_dependencies(catalogue, chosen))
-    with exclusive():
+    with exclusive(), stopped_like_ctrl_c():
         return _run(catalogue, chosen, lab, lab_name, on_result, deadline)
 
 
@@ -77,7 +76,6 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
     causes: dict[str, Result] = {}  # a check not run → the failed check at the root of it
     running: dict[Future, Check] = {}
     pool = ThreadPoolExecutor(max_workers=8)
-    stop_on_sigterm = set_handler(signal.SIGTERM, interrupt)
 
     def record(result: Result) -> None:
         results[result.id] = result
@@ -123,21 +121,21 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
                 running.pop(future)
                 record(future.result())
     finally:
-        # once stopping, a second Ctrl-C must not cut the cleanup short
-        keep_sigint = set_handler(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with uninterrupted():  # once stopping, a second Ctrl-C must not cut the cleanup short
             # running checks finish their cleanup (a stopped one is not waited for)
             pool.shutdown(wait=not running, cancel_futures=True)
             lab.cleanup()
-        finally:
-            set_handler(signal.SIGINT, keep_sigint)
-            set_handler(signal.SIGTERM, stop_on_sigterm)
-    # a prerequisite that did not pass is shown with its own result, even from another section
+    return _report(catalogue, chosen, results, lab_name, time.monotonic() - started)
+
+
+def _report(catalogue, chosen, results: dict[str, Result], lab_name: str, seconds) -> Report:
+    """The chosen checks' results; a prerequisite that did not pass is shown with its own
+    result, even from another section."""
     shown = {cls.id for cls in chosen} | {
         cid for cid, r in results.items() if r.status is not Status.PASS
     }
     ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in shown)
-    return Report(lab_name, ordered, round(time.monotonic() - started, 2))
+    return Report(lab_name, ordered, round(seconds, 2))
 
 
 def _attempt(check: Check, lab) -> Result:

@@ -1,9 +1,14 @@
-"""Signals as exceptions: `kill PID` stops a command like Ctrl-C, from the main thread only."""
+"""Cleanup on interrupt, one way: `kill PID` stops a command like Ctrl-C, and once cleanup
+begins a second Ctrl-C does not cut it short. Python sets handlers in the main thread only;
+elsewhere these do nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def interrupt(signum, frame):
@@ -16,3 +21,22 @@ def set_handler(signum, handler):
     if threading.current_thread() is not threading.main_thread() or handler is None:
         return None
     return signal.signal(signum, handler)
+
+
+@contextmanager
+def _handled(signum, handler) -> Iterator[None]:
+    previous = set_handler(signum, handler)
+    try:
+        yield
+    finally:
+        set_handler(signum, previous)
+
+
+def stopped_like_ctrl_c() -> contextlib.AbstractContextManager:
+    """Inside, SIGTERM raises KeyboardInterrupt, so that the same cleanup runs either way."""
+    return _handled(signal.SIGTERM, interrupt)
+
+
+def uninterrupted() -> contextlib.AbstractContextManager:
+    """Inside, Ctrl-C is ignored: a cleanup or a restore, once begun, runs to the end."""
+    return _handled(signal.SIGINT, signal.SIG_IGN)

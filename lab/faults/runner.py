@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from checks.base import CheckError
 from lab.core.errors import LabError
-from lab.core.signals import interrupt, set_handler
+from lab.core.signals import stopped_like_ctrl_c, uninterrupted
 from lab.core.state import LabState, write_private
 from lab.core.wait import Deadline
 from lab.faults import find
@@ -128,26 +126,6 @@ def whole(
     return not (scenario.writes and replica and replica.missing not in (0, None))
 
 
-@contextmanager
-def stopped_by_sigterm():
-    """SIGTERM stops the run like Ctrl-C does, so that the fault is restored either way."""
-    previous = set_handler(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        set_handler(signal.SIGTERM, previous)
-
-
-@contextmanager
-def notinterrupted():
-    """Ctrl-C is ignored inside: once a restore begins, it runs to the end."""
-    previous = set_handler(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        set_handler(signal.SIGINT, previous)
-
-
 class FaultRun:
     """One run of a scenario: check, break, hold, restore, recover, summarize."""
 
@@ -188,14 +166,14 @@ class FaultRun:
             self.observer = Observer(session.live, self.origin, socket, prefix)
             self.on_tick = on_tick
             try:
-                with stopped_by_sigterm():
+                with stopped_like_ctrl_c():
                     try:
                         self.hold(ctx, plan)
                     except KeyboardInterrupt:
                         self.interrupted = True
                     finally:
                         self.held = round(max(time.monotonic() - self.origin, 0.0), 1)
-                        with notinterrupted():
+                        with uninterrupted():
                             self.tick("restoring")
                             undo(self.scenario, ctx, plan)
                     try:
@@ -315,7 +293,7 @@ def restore_active(topology, state: LabState, provider) -> str | None:
     scenario = find(active["scenario"])
     session = Session(topology, provider)
     try:
-        with notinterrupted():
+        with uninterrupted():
             undo(scenario, session.context(), active.get("plan") or {})
     finally:
         session.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from checks import CATALOGUE
 from checks.report import to_dict
 from checks.runner import run_on_lab
 from lab.core.errors import LabError
-from lab.core.signals import interrupt
+from lab.core.signals import stopped_like_ctrl_c, uninterrupted
 from lab.grading import profile
 from lab.grading import submissions as subs
 from lab.grading.assignment import Assignment
@@ -101,11 +100,8 @@ class ClassRun:
     def grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         """Grade every submission (jobs at a time); Ctrl-C stops the labs and removes them."""
         self.out.mkdir(parents=True, exist_ok=True)
-        previous_term = signal.signal(signal.SIGTERM, interrupt)  # kill PID: like Ctrl-C
-        try:
+        with stopped_like_ctrl_c():
             return self._grade_all(submissions)
-        finally:
-            signal.signal(signal.SIGTERM, previous_term)
 
     def _grade_all(self, submissions: list[subs.Submission]) -> list[StudentResult]:
         pool = ThreadPoolExecutor(max_workers=max(1, self.jobs))
@@ -114,16 +110,12 @@ class ClassRun:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
             self.stop.set()
-            # a second Ctrl-C must not cut the removal of the labs short
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            with uninterrupted():  # a second Ctrl-C must not cut the removal of the labs short
                 for future in futures:
                     future.cancel()
                 for sandbox in list(self.active.values()):
                     sandbox.kill()  # scripts and checks end now; each worker removes its lab
                 pool.shutdown(wait=True, cancel_futures=True)
-            finally:
-                signal.signal(signal.SIGINT, previous)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
