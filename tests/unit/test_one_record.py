@@ -17,8 +17,8 @@ import pytest
 from checks import CATALOGUE
 from checks.base import Report, Status
 from checks.runner import with_dependencies
-from lab.cli import app as cli
 from lab.cli import watch
+from lab.cli.commands import check as check_command
 from lab.cli.commands import diagram as diagram_command
 from lab.cli.commands import exercise
 from lab.cli.commands import quiz as quiz_command
@@ -44,10 +44,10 @@ def lab(tmp_path, monkeypatch):
     """A lab whose checks 'run' by returning recorded reports; nothing reaches a host."""
     failing: set[str] = set()
 
-    def run_on_lab(chosen, topology, fleet):
+    def run_on_lab(chosen, topology, fleet, deadline=None):
         return report_of(chosen, failing)
 
-    for module in (cli, exercise, watch):
+    for module in (check_command, exercise, watch):
         monkeypatch.setattr(module, "Fleet", lambda specs: contextlib.nullcontext())
         monkeypatch.setattr(module, "run_on_lab", run_on_lab)
     state = LabState("unit-rec", tmp_path)
@@ -75,7 +75,7 @@ def check(lab, *what, watch_times=0):
         json=False,
         deadline=None,
     )
-    return cli.cmd_check(lab)
+    return check_command.run(lab)
 
 
 def exercise_check(lab, number):

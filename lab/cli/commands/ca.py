@@ -20,6 +20,7 @@ DESCRIPTION = (
     "the CA certificate; `lab ca sign CSR` signs a certificate signing request (a file, or - for "
     "standard input) and prints the certificate."
 )
+ORDER = 200  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from lab.core.errors import ExitCode, LabError
 
 HELP = "print the shell code that makes TAB complete lab's commands and arguments"
 SHELLS = ("bash", "zsh", "fish", "powershell")
+ORDER = 120  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

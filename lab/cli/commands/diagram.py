@@ -13,6 +13,7 @@ from lab.course import diagram, history
 from lab.observe.live import LiveLab
 
 HELP = "draw the design from the lab, coloured by the last check results (--svg, --html)"
+ORDER = 110  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ MARKER = "/var/lib/webstack-lab-exercise"  # touched on every host when an exerc
 # where a student's work shows; noise (logs, caches, the database's own files) left out
 WATCHED = ("/etc", "/srv", "/home", "/root", "/opt", "/var/www", "/var/lib/dpkg")
 NOISE = ("*/.cache/*", "*/.bash_history", "*/.lesshst", "*/.viminfo", "*/.sudo_as_admin_successful")
+ORDER = 160  # its place in `lab --help`
 
 
 def arguments(parser) -> None:
@@ -264,7 +265,7 @@ def hint_ladder(check_id: str, topology, path: Path = HINTS, case: str = "") -> 
 
 def solve(lab, exercise) -> ExitCode:
     """Apply the reference for this exercise only."""
-    from lab.cli.app import provision_lab
+    from lab.cli.commands.provision import provision_lab
 
     names = list(exercise.work.components)
     if not names:

@@ -17,6 +17,7 @@ from lab.faults.timeline import Summary
 
 HELP = "break one thing on the running lab, watch the site live, restore it: lab fault --list"
 MAX_SECONDS = 3600
+ORDER = 140  # its place in `lab --help`
 
 
 def arguments(parser) -> None:

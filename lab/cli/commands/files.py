@@ -15,6 +15,7 @@ HELP = "write files the lab ships into a directory: lab files app DIR (the appli
 SHIPPED = {  # name → (where the install keeps it, what it is)
     "app": (resources.app_dir, "the application's code base (exercise 03)"),
 }
+ORDER = 210  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from lab.grading.shard import in_shard, merge_command, parse_shard
 from lab.providers.lxc import kernel_log_restricted
 
 HELP = "grade a class: lab grade ASSIGNMENT SUBMISSIONS (or --live CLASS.yml, or merge DIR...)"
+ORDER = 190  # its place in `lab --help`
 
 
 def arguments(parser) -> None:

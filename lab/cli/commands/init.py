@@ -22,6 +22,7 @@ HEADER = """\
 """
 # VirtualBox allows host-only networks in 192.168.56.0/21 by default: try those first.
 CANDIDATES = tuple(range(57, 255))
+ORDER = 130  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

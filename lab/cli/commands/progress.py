@@ -6,6 +6,7 @@ from lab.cli.commands import exercise
 from lab.core.errors import ExitCode
 
 HELP = "where you stand: each exercise with the results of its checks (lab exercise list)"
+ORDER = 170  # its place in `lab --help`
 
 
 def arguments(parser) -> None:

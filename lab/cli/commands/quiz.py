@@ -17,6 +17,7 @@ from lab.observe.live import LiveLab
 from lab.remote.connection import Fleet
 
 HELP = "concept questions on the design: predict, then the lab runs the experiment and shows"
+ORDER = 150  # its place in `lab --help`
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

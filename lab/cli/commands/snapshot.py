@@ -23,6 +23,7 @@ DESCRIPTION = (
     "after the next `lab up`) and only `lab snapshot delete` removes them. A restore brings back "
     "the files exactly, with the lab's current login and host keys."
 )
+ORDER = 180  # its place in `lab --help`
 
 
 def arguments(parser) -> None:
