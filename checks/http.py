@@ -2,7 +2,7 @@
 
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
-from checks.lb import misrouted
+from checks.lb import misrouted, unconfirmed
 from lab.observe import probes
 
 
@@ -73,4 +73,7 @@ class BrowseWww(Check):
         problem = misrouted([host], o["received"], None)
         if problem:
             return failed(f"{o['url']}: {problem}")
-        return passed(f"{o['url']} → {o['address']}: HTTP 200, a page served by {by}")
+        return passed(
+            f"{o['url']} → {o['address']}: HTTP 200, a page served by {by}"
+            + unconfirmed({host: o["received"].get(host)} if o["received"] else {})
+        )

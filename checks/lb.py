@@ -191,7 +191,17 @@ class RoundRobin(Check):
         return passed(
             f"{len(order)} requests alternated: {' '.join(order[:6])} ..."
             + (f", {' and '.join(proofs)}" if proofs else "")
+            + unconfirmed(o["received"])
         )
+
+
+def unconfirmed(received: dict) -> str:
+    """A note naming the web servers whose Nginx logs the site's requests to no file the grader
+    can read at once (access_log off, syslog, buffered): their logs confirmed nothing."""
+    silent = sorted(h for h, seen in received.items() if seen is None)
+    if not silent:
+        return ""
+    return f" (not confirmed by {' or '.join(silent)}'s Nginx: it logs these requests to no file)"
 
 
 def sessions(lab, o: dict) -> dict[str, int]:

@@ -151,7 +151,9 @@ class StaticContent(Check):
             dump = probes.nginx_dump(lab, host)
             for path, reply in files.items():
                 reply["file"] = disk.get(reply["sha256"], "")
-                reply["location"], reply["passes"] = nginx.location_for(dump, lab.site, path)
+                reply["location"], reply["passes"] = nginx.location_for(
+                    dump, lab.site, path, lab.address(host)
+                )
             return files
 
         return lab.on_each(lab.web_hosts(), probe)

@@ -56,27 +56,75 @@ def directives(dump: str) -> list[Directive]:
     return found
 
 
-def _server_for(items: list[Directive], site: str) -> Directive | None:
-    """The server block that answers site on port 80: by server_name, else the default."""
+def _listens(items: list[Directive], server: Directive) -> list[tuple[str, int, bool]]:
+    """(address, port, default_server) of each IPv4 listen of server, '*' for any address; a
+    server without listen is on *:80 (Nginx run as root)."""
+    listens = [d for d in items if d.parent == server.block and d.name == "listen" and d.args]
+    if not listens:
+        return [("*", 80, False)]
+    found = []
+    for d in listens:
+        where = d.args[0]
+        if where.startswith(("unix:", "[")):
+            continue  # a unix socket or IPv6 (ipv6only by default): no IPv4 probe lands there
+        address, _, port = where.rpartition(":") if ":" in where else ("", "", where)
+        if not port.isdigit():
+            address, port = where, "80"
+        address = "*" if address in ("", "*", "0.0.0.0") else address
+        found.append((address, int(port), "default_server" in d.args or "default" in d.args[1:]))
+    return found
+
+
+def _name_rank(name: str, host: str, regexes: list) -> tuple | None:
+    """How well a server_name matches host, in Nginx's order: exact, the longest leading
+    wildcard, the longest trailing wildcard, the first regular expression; None: no match."""
+    if name.startswith("~"):
+        try:  # PCRE's (?<name>...) is Python's (?P<name>...)
+            found = re.search(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", name[1:]), host)
+        except re.error:
+            return None
+        regexes.append(name)
+        return (3, len(regexes)) if found else None
+    name = name.lower().rstrip(".")
+    if name == host or (name.startswith(".") and host == name[1:]):
+        return (0, 0)
+    if name.startswith(("*.", ".")):
+        suffix = name[name.index(".") :]
+        return (1, -len(suffix)) if host.endswith(suffix) else None
+    if name.endswith(".*"):
+        return (2, -len(name)) if host.startswith(name[:-1]) and len(host) > len(name) - 1 else None
+    return None
+
+
+def _server_for(
+    items: list[Directive], site: str, address: str | None = None, port: int = 80
+) -> Directive | None:
+    """The server block Nginx chooses for Host site on address:port: among the servers that
+    listen on that address (else on any address) and port, by server_name, else the port's
+    default_server, else the first of them."""
     # nginx -T prints included files one after another: a site's server {} is at the top level
     servers = [
         d for d in items if d.name == "server" and d.block >= 0 and d.context in ((), ("http",))
     ]
-
-    def inside(server, name):
-        return [d for d in items if d.parent == server.block and d.name == name]
-
-    def on_80(server):
-        listens = inside(server, "listen")
-        return not listens or any(re.search(r"(^|:)80$", d.args[0]) for d in listens if d.args)
-
-    candidates = [s for s in servers if on_80(s)]
+    listens = {s.block: _listens(items, s) for s in servers}
+    exact = [s for s in servers if any(a == address and p == port for a, p, _ in listens[s.block])]
+    candidates = exact or [
+        s for s in servers if any(a == "*" and p == port for a, p, _ in listens[s.block])
+    ]
+    host = site.lower().rstrip(".").split(":")[0]
+    regexes: list[str] = []
+    ranked = []
+    for order, server in enumerate(candidates):
+        for names in (d for d in items if d.parent == server.block and d.name == "server_name"):
+            for name in names.args:
+                rank = _name_rank(name, host, regexes)
+                if rank is not None:
+                    ranked.append((rank, order, server))
+    if ranked:
+        return min(ranked, key=lambda r: r[:2])[2]
+    wanted = address if exact else "*"
     for server in candidates:
-        for names in inside(server, "server_name"):
-            if any(n == site or (n.startswith("*.") and site.endswith(n[1:])) for n in names.args):
-                return server
-    for server in candidates:
-        if any("default_server" in d.args for d in inside(server, "listen")):
+        if any(a == wanted and p == port and d for a, p, d in listens[server.block]):
             return server
     return candidates[0] if candidates else None
 
@@ -107,11 +155,13 @@ def _location(items: list[Directive], server: Directive, path: str) -> Directive
     return longest
 
 
-def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
-    """The location of site's server block that handles path, and what it passes requests to
-    (proxy_pass and the like)."""
+def location_for(
+    dump: str, site: str, path: str, address: str | None = None
+) -> tuple[str, list[str]]:
+    """The location of site's server block (on address, port 80) that handles path, and what
+    it passes requests to (proxy_pass and the like)."""
     items = directives(dump)
-    server = _server_for(items, site)
+    server = _server_for(items, site, address)
     chosen = _location(items, server, path) if server else None
     if chosen is None:
         return "", []
@@ -123,23 +173,39 @@ def location_for(dump: str, site: str, path: str) -> tuple[str, list[str]]:
     return " ".join(chosen.args), passes
 
 
-def site_access_logs(dump: str, site: str, path: str = "/") -> list[str] | None:
-    """The files a request for path on site is logged to; None when logging is off there.
+def _log_file(log: Directive) -> str:
+    """The file an access_log writes each request to at once, or '' (off, syslog, a name made
+    of variables, a buffered or gzipped log, a log only `if=` a condition holds)."""
+    path = log.args[0]
+    later = any(a.startswith(("buffer=", "gzip", "if=")) for a in log.args[1:])
+    return path if path.startswith("/") and "$" not in path and not later else ""
+
+
+def site_access_logs(
+    dump: str, site: str, path: str = "/", address: str | None = None
+) -> list[str] | None:
+    """The files a request for path on site (on address, port 80) is logged to at once; None
+    when no file is (access_log off, syslog only, buffered).
 
     The innermost access_log directives win: the location's, else the server's, else http's.
     """
     items = directives(dump)
-    server = _server_for(items, site)
+    server = _server_for(items, site, address)
     location = _location(items, server, path) if server else None
     http = [d.block for d in items if d.name == "http" and d.block >= 0]
     for scopes in ([location.block] if location else [], [server.block] if server else [], http):
-        logs = [
-            d.args[0] for d in items if d.parent in scopes and d.name == "access_log" and d.args
-        ]
+        logs = [d for d in items if d.parent in scopes and d.name == "access_log" and d.args]
         if logs:
-            files = [p for p in logs if p.startswith("/")]
-            return None if "off" in logs or not files else list(dict.fromkeys(files))
+            files = [_log_file(d) for d in logs]
+            off = any(d.args[0] == "off" for d in logs)
+            return None if off or not any(files) else list(dict.fromkeys(filter(None, files)))
     return [DEFAULT_ACCESS_LOG]
+
+
+def access_log_files(dump: str) -> list[str]:
+    """Every file Nginx may log a request to at once: each access_log's, and its default."""
+    files = [_log_file(d) for d in directives(dump) if d.name == "access_log" and d.args]
+    return list(dict.fromkeys([*filter(None, files), DEFAULT_ACCESS_LOG]))
 
 
 _ANY_REQUEST = re.compile(r'"[A-Z]+ \S+ HTTP/\d')

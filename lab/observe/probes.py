@@ -632,10 +632,15 @@ def web_hostnames(lab: LiveLab) -> dict[str, str]:
 
 
 def log_marks(lab: LiveLab, host: str) -> dict[str, int] | None:
-    """Where the files host's Nginx logs the site's requests to end now (None: it logs none)."""
-    logs = nginx.site_access_logs(nginx_dump(lab, host), lab.site)
-    if not logs:
+    """Where the files host's Nginx may log the site's requests to end now; None when the
+    server block that takes them logs to no file (off, syslog, buffered): nothing to tell.
+
+    Every access log is marked, not only that block's: a probe is found in whichever log
+    received it, so a server block chosen otherwise than Nginx would cannot hide it."""
+    dump = nginx_dump(lab, host)
+    if not nginx.site_access_logs(dump, lab.site, address=lab.address(host)):
         return None
+    logs = nginx.access_log_files(dump)
     files = " ".join(quote(f) for f in logs)
     out = lab.sh(
         host,
@@ -652,15 +657,22 @@ def log_marks(lab: LiveLab, host: str) -> dict[str, int] | None:
 
 def logged_since(lab: LiveLab, host: str, marks: dict | None, path: str = "/") -> int | None:
     """How many GET path requests of the grader's (a browser's User-Agent, from this machine or
-    through a balancer) host's Nginx logged after marks (log_marks); None: no log to tell."""
+    through a balancer) host's Nginx logged after marks (log_marks), in the log that holds the
+    most (a request goes to each log of its server block once); None: no log to tell."""
     if not marks:
         return None
+    fence = f"lab-log-{secrets.token_hex(8)}"
     parts = [
-        f"tail -c +{int(size) + 1} -- {quote(f)} 2>/dev/null | head -c 1000000"
+        f"echo {fence}; tail -c +{int(size) + 1} -- {quote(f)} 2>/dev/null | head -c 1000000"
         for f, size in marks.items()
     ]
     text = lab.sh(host, "; ".join(parts) + "; true", sudo=True)
     clients = [lab.client_address(), *(h.address for h in lab.topology.with_role("lb"))]
     if lab.topology.virtual_address:
         clients.append(lab.topology.virtual_address)
-    return nginx.count_requests(text, "GET", path, visitor.USER_AGENT, clients)
+    counts = [
+        nginx.count_requests(log, "GET", path, visitor.USER_AGENT, clients)
+        for log in text.split(f"{fence}\n")[1:]
+    ]
+    known = [n for n in counts if n is not None]
+    return max(known) if known else None

@@ -695,3 +695,17 @@ def test_a_stopped_server_is_not_blamed_on_an_error_of_its_last_start():
         "web-02: the database server is stopped (mariadb.service inactive): ERROR 2002 (HY000)"
     ), verdict.evidence
     assert "log_eror" not in verdict.evidence and "enable --now" in verdict.hint
+
+
+def test_a_web_server_whose_log_cannot_tell_passes_and_the_evidence_says_so():
+    """access_log off, syslog or a buffered log on web-02: nothing to confirm, nothing to deny."""
+    rr = recorded("lb.round-robin")
+    rr["received"]["web-02"] = None
+    verdict = judge("lb.round-robin", rr)
+    assert verdict.passed and "not confirmed by web-02's Nginx" in verdict.evidence
+    assert "logs agree" not in verdict.evidence
+    www = recorded("http.www")
+    www["received"] = dict.fromkeys(www["received"])
+    verdict = judge("http.www", www)
+    assert verdict.passed and "it logs these requests to no file" in verdict.evidence
+    assert "not confirmed" not in judge("http.www", recorded("http.www")).evidence
