@@ -919,6 +919,55 @@ VARIANTS = [
         evidence={"dns.www": "wildcard"},
         restore=("dns",),
     ),
+    Variant(  # Debian's default site takes every other name; HAProxy's check names the site
+        "a-site-named-with-a-leading-dot-and-its-own-log-beside-the-default-site",
+        (
+            *(
+                (
+                    host,
+                    sed(
+                        SITE,
+                        "-e 's/listen 80 default_server;/listen 80;/' -e 's#server_name .*;#"
+                        "server_name .foobar.com;\\n    access_log /var/log/nginx/foobar.log;#'",
+                        "sudo ln -sf /etc/nginx/sites-available/default "
+                        f"/etc/nginx/sites-enabled/default && {RELOAD_NGINX}",
+                    ),
+                )
+                for host in WEB
+            ),
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'s#^    option httpchk GET /healthz#    option httpchk\\n    http-check send "
+                    "meth GET uri /healthz ver HTTP/1.1 hdr Host www.foobar.com#'",
+                    RELOAD_LB,
+                ),
+            ),
+        ),
+        evidence={"lb.round-robin": "the web servers' own Nginx logs agree"},
+        restore=("web", "lb"),
+    ),
+    Variant(  # each request written to two files on one server, to syslog only on the other
+        "two-access-logs-on-one-web-server-and-syslog-on-the-other",
+        (
+            (
+                "web-01",
+                sed(
+                    SITE,
+                    "'/server_name/a access_log /var/log/nginx/site.log;\\n"
+                    "access_log /var/log/nginx/copy.log combined;'",
+                    RELOAD_NGINX,
+                ),
+            ),
+            (
+                "web-02",
+                sed(SITE, "'/server_name/a access_log syslog:server=unix:/dev/log;'", RELOAD_NGINX),
+            ),
+        ),
+        evidence={"lb.round-robin": "not confirmed by web-02's Nginx"},
+        restore=("web",),
+    ),
 ]
 
 
