@@ -321,6 +321,31 @@ def running_servers(stat: list[dict[str, str]], state: list[dict[str, str]]) -> 
     return found
 
 
+def configured_servers(config: Config) -> list[dict]:
+    """Every server as the grader reads the configuration files itself, in running_servers'
+    shape (for when HAProxy cannot be asked), with HAProxy's default fall of 3."""
+    return [
+        {
+            "backend": backend.name,
+            "balance": backend.balance,
+            "name": server.name,
+            "host": server.host,
+            "port": server.port,
+            "check": server.checked,
+            "backup": server.backup,
+            "disabled": server.disabled,
+            "fall": (
+                (server.option("fall") or "3") if server.checked and not server.disabled else None
+            ),
+            "check_addr": server.option("addr") or "",
+            "check_port": int(p) if (p := server.option("port") or "").isdigit() else 0,
+            "tracked": server.option("track") or "",
+        }
+        for backend in config.backends
+        for server in backend.servers
+    ]
+
+
 def servers_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[str, dict]:
     """`show stat` server rows by host name, matched by address (host → IP), never by name."""
     found = {}

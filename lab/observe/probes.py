@@ -260,24 +260,7 @@ def _balancer(lab: LiveLab, lb: str) -> dict:
     if rows is not None:
         servers = haproxy.running_servers(rows, state)
     else:  # HAProxy could not say: the grader's own reading of the files
-        servers = [
-            {
-                "backend": backend.name,
-                "balance": backend.balance,
-                "name": server.name,
-                "host": server.host,
-                "port": server.port,
-                "check": server.checked,
-                "backup": server.backup,
-                "disabled": server.disabled,
-                "fall": server.option("fall"),
-                "check_addr": server.option("addr") or "",
-                "check_port": int(p) if (p := server.option("port") or "").isdigit() else 0,
-                "tracked": server.option("track") or "",
-            }
-            for backend in config.backends
-            for server in backend.servers
-        ]
+        servers = haproxy.configured_servers(config)
     addresses = resolve(
         lab, lb, {s["host"] for s in servers} | {s["check_addr"] for s in servers} - {""}
     )

@@ -290,27 +290,7 @@ def test_the_grader_reads_haproxy_cfg_as_haproxy_does(path):
     """Where the grader must parse haproxy.cfg itself (HAProxy could not be asked), its reading
     of each configuration is the one HAProxy itself made of it: defaults sections, `from`,
     server-template, check addr/port, track, backup, disabled."""
-    config = haproxy.parse_config(path.read_text())
-    ours = [
-        {
-            "backend": backend.name,
-            "balance": backend.balance,
-            "name": server.name,
-            "host": server.host,
-            "port": server.port,
-            "check": server.checked,
-            "backup": server.backup,
-            "disabled": server.disabled,
-            "fall": (server.option("fall") or "3")
-            if server.checked and not server.disabled
-            else None,
-            "check_addr": server.option("addr") or "",
-            "check_port": int(server.option("port") or 0),
-            "tracked": server.option("track") or "",
-        }
-        for backend in config.backends
-        for server in backend.servers
-    ]
+    ours = haproxy.configured_servers(haproxy.parse_config(path.read_text()))
     theirs = [{**s, "fall": s["fall"] or None} for s in _as_haproxy_reads(path.stem)]
     assert ours == theirs
 
