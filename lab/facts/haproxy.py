@@ -199,6 +199,11 @@ def _template_names(prefix: str, count: str) -> list[str]:
     return [f"{prefix}{i}" for i in range(first, min(last, first + 999) + 1)]
 
 
+def algorithm(word: str) -> str:
+    """A `balance` algorithm as `show stat` names it: hdr(Host) is hdr."""
+    return word.split("(", 1)[0]
+
+
 def parse_config(text: str) -> Config:
     """haproxy.cfg as sections: stats sockets, backends with servers, balance and defaults.
 
@@ -235,11 +240,11 @@ def parse_config(text: str) -> Config:
             if path.startswith("/"):
                 config.sockets.append(path)
         elif kind == "defaults" and words[0] == "balance" and len(words) > 1:
-            last["balance"] = words[1]
+            last["balance"] = algorithm(words[1])
         elif kind == "defaults" and words[0] == "default-server":
             last["server"] += tuple(words[1:])  # default-server lines add up, later wins
         elif current is not None and words[0] == "balance" and len(words) > 1:
-            current.balance = words[1]
+            current.balance = algorithm(words[1])
         elif current is not None and words[0] == "default-server":
             section_server += tuple(words[1:])
         elif current is not None and words[0] in ("server", "server-template"):
