@@ -48,6 +48,22 @@ def read_raw(name: str) -> str:
     return raw_fixture((RAW / f"{name}.txt").read_text())[1]
 
 
+def haproxy_reading(config: Path) -> str:
+    """The command recording how a private copy of HAProxy reads config (a file of ours)."""
+    path = f"/tmp/lab-reading-{config.stem}.cfg"
+    encoded = base64.b64encode(config.read_bytes()).decode()
+    reading = haproxy.private_reading([path], haproxy.parse_config(config.read_text()).sockets)
+    return f"echo {encoded} | base64 -d > {path} && {reading}; rm -f {path}"
+
+
+def uwsgi_reading(config: Path) -> str:
+    """The command recording how the distribution's uwsgi reads config (an INI of ours)."""
+    path = f"/tmp/lab-uwsgi/{config.name}"
+    encoded = base64.b64encode(config.read_bytes()).decode()
+    reading = proc.uwsgi_reading(f"/usr/bin/uwsgi --ini {path}", "/tmp/lab-uwsgi")
+    return f"mkdir -p /tmp/lab-uwsgi && echo {encoded} | base64 -d > {path} && {reading}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--raw", nargs=3, action="append", metavar=("NAME", "HOST", "COMMAND"))
@@ -63,21 +79,11 @@ def main() -> int:
     if args.haproxy_readings:
         lb = topo.one_with_role("lb").name
         for config in sorted(HAPROXY_CONFIGS.glob("*.cfg")):
-            path = f"/tmp/lab-reading-{config.stem}.cfg"
-            encoded = base64.b64encode(config.read_bytes()).decode()
-            reading = haproxy.private_reading(
-                [path], haproxy.parse_config(config.read_text()).sockets
-            )
-            command = f"echo {encoded} | base64 -d > {path} && {reading}; rm -f {path}"
-            raw.append((f"haproxy-reading-{config.stem}", lb, command))
+            raw.append((f"haproxy-reading-{config.stem}", lb, haproxy_reading(config)))
     if args.uwsgi_readings:
         web = topo.with_role("web")[0].name
         for config in sorted(UWSGI_CONFIGS.glob("*.ini")):
-            path = f"/tmp/lab-uwsgi/{config.name}"
-            encoded = base64.b64encode(config.read_bytes()).decode()
-            reading = proc.uwsgi_reading(f"/usr/bin/uwsgi --ini {path}", "/tmp/lab-uwsgi")
-            command = f"mkdir -p /tmp/lab-uwsgi && echo {encoded} | base64 -d > {path} && {reading}"
-            raw.append((f"uwsgi-reading-{config.stem}", web, command))
+            raw.append((f"uwsgi-reading-{config.stem}", web, uwsgi_reading(config)))
     with Fleet(provider.specs()) as fleet:
         for name, host, command in raw:
             result = fleet.run(host, as_root(command), timeout=30)

@@ -72,8 +72,8 @@ def test_haproxy_config_servers_balance_and_socket():
     (backend,) = [b for b in config.backends if b.servers]
     assert backend.balance == "roundrobin"
     assert [(s.host, s.port, s.checked, s.backup) for s in backend.servers] == [
-        ("192.168.80.11", 80, True, False),
-        ("192.168.80.12", 80, True, False),
+        ("192.168.211.11", 80, True, False),
+        ("192.168.211.12", 80, True, False),
     ]
     assert backend.servers[0].option("inter") == "1s"  # from default-server
 
@@ -102,10 +102,10 @@ def test_haproxy_running_config_files():
 
 def test_show_stat_rows_are_matched_by_address():
     rows = haproxy.parse_show_stat(read_raw("show-stat-lb-01"))
-    found = haproxy.servers_at(rows, {"one": "192.168.80.11", "two": "192.168.80.12"})
+    found = haproxy.servers_at(rows, {"one": "192.168.211.11", "two": "192.168.211.12"})
     assert set(found) == {"one", "two"}
     assert all(haproxy.server_up(r) for r in found.values())
-    assert haproxy.servers_at(rows, {"x": "192.168.80.99"}) == {}
+    assert haproxy.servers_at(rows, {"x": "192.168.211.99"}) == {}
     assert not haproxy.server_up({"status": "UP 1/2", "check_status": "INI"})
 
 
@@ -133,7 +133,7 @@ def test_pids_from_the_network_are_validated():
 
 def test_replica_status_and_columns():
     status = mysql.replica_status(read_raw("replica-status-web-02"))
-    assert status.running and status.source_host == "192.168.80.11"
+    assert status.running and status.source_host == "192.168.211.11"
     columns = mysql.parse_columns(read_raw("text-columns-web-01"))
     assert {str(c) for c in columns} >= {"webstack.guestbook.message", "webstack.guestbook.name"}
     sql = mysql.search(columns[:1], ["lab-check-00ff"])
