@@ -615,11 +615,9 @@ def web_hostnames(lab: LiveLab) -> dict[str, str]:
 
 
 def log_marks(lab: LiveLab, host: str) -> dict[str, int] | None:
-    """Where the files host's Nginx may log the site's requests to end now; None when the
-    server block that takes them logs to no file (off, syslog, buffered): nothing to tell.
-
-    Every access log is marked, not only that block's: a probe is found in whichever log
-    received it, so a server block chosen otherwise than Nginx would cannot hide it."""
+    """Where host's Nginx access logs end now; None: the site's block logs to no file."""
+    # every access log, not only that block's: a probe is found in whichever log received it,
+    # so a block chosen otherwise than Nginx would choose it cannot hide the probe
     dump = nginx_dump(lab, host)
     if not nginx.site_access_logs(dump, lab.site, address=lab.address(host)):
         return None
