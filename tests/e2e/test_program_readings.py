@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from facts import haproxy, nginx
-from lab.remote import quote
+from lab.facts import haproxy, nginx
+from lab.remote.quoting import quote
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 

@@ -7,8 +7,8 @@ import shlex
 from fnmatch import fnmatch
 
 from checks import ha
-from checks.live import SCRATCH_DB
-from facts import dns, haproxy, http, mysql, nginx, proc, ss, systemd, vrrp
+from lab.facts import dns, haproxy, http, mysql, nginx, proc, ss, systemd, vrrp
+from lab.observe.live import SCRATCH_DB
 from tests.record import HAPROXY_CONFIGS, RAW, UWSGI_CONFIGS, haproxy_reading, raw_fixture
 from tests.record import uwsgi_reading as record_uwsgi_reading
 
@@ -97,7 +97,7 @@ NOT_YET_RECORDED_AGAIN = {
             "prometheus-targets-lb-01",
             "prometheus-targets-node-down-lb-01",
         ),
-        "curl's body only; the grader now asks with facts/http.get (status line and headers too),"
+        "curl's body only; the grader asks with lab/facts/http.get (status line and headers too),"
         " so these, the recorded monitoring observations and their lab's addresses change together",
     ),
     "ps-uwsgi-ini-web-01": "needs web-01 running uwsgi --ini (a variant of the reference)",
