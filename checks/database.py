@@ -7,7 +7,22 @@ import secrets
 from checks.base import Check, CheckError, failed, passed
 from lab.facts import mysql
 from lab.observe import probes
-from lab.observe.live import SCRATCH_DB, TOKEN_PREFIX
+from lab.observe.live import SCRATCH_DB, TOKEN_PREFIX, leaves
+from lab.remote.quoting import quote
+
+
+@leaves("grader accounts and the grader's scratch database")
+def _drop_grader_accounts(topology) -> str:
+    sql = mysql.CLIENT
+    accounts = (
+        "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
+        "WHERE user LIKE 'lab\\_check\\_%'"
+    )
+    return (
+        f"if [ -x {sql} ] && {sql} -e 'SELECT 1' >/dev/null 2>&1; then "
+        f"{{ echo 'SET SESSION sql_log_bin = 0;'; {sql} -N -e {quote(accounts)}; "
+        f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | {sql}; fi"
+    )
 
 
 class DatabaseServers(Check):

@@ -11,6 +11,7 @@ from lab.core import wait
 from lab.core.wait import Deadline
 from lab.facts import haproxy, proc
 from lab.observe import probes
+from lab.observe.live import leaves
 from lab.remote.quoting import quote
 
 ROUND_ROBIN_REQUESTS = 8
@@ -455,6 +456,12 @@ def _judge_stat(o):
     if problems:
         return failed("; ".join(problems))
     return passed("HAProxy's view: " + ", ".join(seen))
+
+
+@leaves("a blackhole route to a balancer on a web server")
+def _no_blackhole_routes(topology) -> str:
+    balancers = " ".join(quote(h.address) for h in topology.with_role("lb"))
+    return f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done"
 
 
 def failover(lab, victim: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import select
@@ -26,10 +27,10 @@ from lab.core import ca, platform
 from lab.core.state import LabState, lab_home
 from lab.core.topology import Topology
 from lab.core.wait import Deadline, until
-from lab.facts import mysql, vrrp
+from lab.facts import vrrp
 from lab.observe import CURRENT_CHECK, CheckError, visitor
 from lab.remote.connection import Fleet, describe, fan_out
-from lab.remote.quoting import quote, trusted
+from lab.remote.quoting import trusted
 
 HTTP_TIMEOUT = 5
 CLEANUP_WAIT = 20.0  # seconds the cleanup lets commands in flight finish (a host's own timeout)
@@ -41,6 +42,19 @@ ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is a
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
 TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
 PAUSED = "/run/webstack-lab-check.paused"  # on a replica whose SQL thread the grader paused
+# what a killed run may have left on the hosts, each undone by a shell line of the module that
+# leaves it (registered with @leaves): every run begins by running them all (LiveLab.sweep)
+LEFTOVERS: dict[str, Callable[[Topology], str]] = {}
+
+
+def leaves(what: str):
+    """Register the function giving the shell line that undoes `what` on any host, as root."""
+
+    def register(undo: Callable[[Topology], str]):
+        LEFTOVERS[what] = undo
+        return undo
+
+    return register
 
 
 class LiveLab:
@@ -51,6 +65,7 @@ class LiveLab:
     """
 
     def __init__(self, topology: Topology, fleet: Fleet):
+        quiet_expected_noise()
         self.topology = topology
         self.fleet = fleet
         self.site = f"www.{topology.domain}"
@@ -240,21 +255,8 @@ class LiveLab:
             yield
 
     def sweep(self) -> None:
-        """Undo what an earlier, killed run may have left: a paused replica, a blackhole route,
-        grader accounts and the scratch database (the grader's entries go in front_door)."""
-        balancers = " ".join(quote(h.address) for h in self.topology.with_role("lb"))
-        sql = mysql.CLIENT
-        accounts = (
-            "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user "
-            "WHERE user LIKE 'lab\\_check\\_%'"
-        )
-        script = (
-            f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done; "
-            f"if [ -e {PAUSED} ]; then {sql} -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi; "
-            f"if [ -x {sql} ] && {sql} -e 'SELECT 1' >/dev/null 2>&1; then "
-            f"{{ echo 'SET SESSION sql_log_bin = 0;'; {sql} -N -e {quote(accounts)}; "
-            f"echo 'DROP DATABASE IF EXISTS {SCRATCH_DB};'; }} | {sql}; fi; true"
-        )
+        """Undo what an earlier, killed run may have left (LEFTOVERS), on every host."""
+        script = "".join(f"{undo(self.topology)}; " for undo in LEFTOVERS.values()) + "true"
         fan_out(self.topology.names, lambda host: self.sh(host, script, sudo=True, check=False))
 
     # -- network from this machine ----------------------------------------------------------
@@ -449,8 +451,6 @@ class _SiteAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-# a lab without a CA of its own: the redirect is followed without checking the certificate
-warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 REDIRECTS = (301, 302, 303, 307, 308)
 TLS_FAILURE = re.compile(r"(certificate verify failed: [^(]*?|Hostname mismatch[^'\"]*?)\s*[('\"]")
 
@@ -572,7 +572,13 @@ class _QuietChannelFailures(logging.Filter):
         return "open FAILED" not in record.getMessage()
 
 
-logging.getLogger("paramiko.transport").addFilter(_QuietChannelFailures())
+@functools.cache
+def quiet_expected_noise() -> None:
+    """Once, when the first LiveLab is made (not on import): no warning for HTTPS to a lab
+    without a CA of its own (its redirect is followed unchecked), and no paramiko error line for
+    a refused SSH channel (the CheckError says it)."""
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning, module="urllib3")
+    logging.getLogger("paramiko.transport").addFilter(_QuietChannelFailures())
 
 
 def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:

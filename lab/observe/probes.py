@@ -14,7 +14,7 @@ from lab.facts import dns as dns_facts
 from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
 from lab.facts import http as host_http
 from lab.observe import CheckError, visitor
-from lab.observe.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX, LiveLab, json_object
+from lab.observe.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX, LiveLab, json_object, leaves
 from lab.remote.connection import fan_out
 from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
@@ -517,6 +517,12 @@ def paused_write(lab: LiveLab) -> dict:
     where it is, and whether the replica's database and site have it, paused and once resumed.
     Only replication stops with that thread; a copy made any other way arrives anyway."""
     return lab.memo("paused write", lambda: _paused_write(lab))
+
+
+@leaves("a replica whose SQL thread the grader paused")
+def _resume_replica(topology) -> str:
+    sql = mysql.CLIENT
+    return f"if [ -e {PAUSED} ]; then {sql} -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi"
 
 
 def _paused_write(lab: LiveLab) -> dict:
