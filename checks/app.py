@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.base import Check, failed, passed
+from checks.base import Check, failed_all, passed
 from lab.observe import probes
 
 
@@ -55,7 +55,7 @@ class AppServer(Check):
             if master is not None and app["local_only"] and not app.get("relays"):
                 seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}")
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed("; ".join(seen) + "; no other port leads to it from outside")
 
 
@@ -129,7 +129,7 @@ class UsesDatabase(Check):
             if unloaded:  # the cause is known, whatever else the evidence suggests
                 hint, case = FLUSH_HINT, ACCOUNTS_NOT_LOADED
         if problems:
-            return failed("; ".join(problems), hint, case)
+            return failed_all(problems, hint, case)
         tables = ", ".join(sorted(set(stored.values())))
         note = f" ({'; '.join(notes)}: see db.replication)" if notes else ""
         return passed(

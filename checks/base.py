@@ -48,6 +48,11 @@ def failed(evidence: str, hint: str = "", case: str = "") -> Verdict:
     return Verdict(False, evidence, hint, case)
 
 
+def failed_all(problems: list[str], hint: str = "", case: str = "") -> Verdict:
+    """Failed, with every problem found, in one line."""
+    return failed("; ".join(problems), hint, case)
+
+
 @dataclass(frozen=True)
 class Result:
     """One check's outcome in a run."""

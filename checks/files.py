@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from checks.base import Check, failed, passed
+from checks.base import Check, failed_all, passed
 from lab.facts import proc, systemd
 from lab.observe import probes
 from lab.remote.quoting import quote
@@ -89,7 +89,7 @@ class CodeBase(Check):
                     f"({info.get('args') or 'no process'})"
                 )
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         (first, a), *others = hosts.items()
         for host, b in others:
             if a["entry"] != b["entry"]:
@@ -106,7 +106,7 @@ class CodeBase(Check):
                     f"{first} ({a['directory']}) and {host} ({b['directory']}) differ: {shown}"
                 )
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         capped = f" (the first {MAX_FILES}: Python files first)" if a.get("capped") else ""
         return passed(
             f"{len(a['files'])} files identical{capped}, entry point {a['entry']}: "

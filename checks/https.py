@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cryptography import x509
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, failed, failed_all, passed
 from lab.core import ca
 from lab.core.wait import Deadline
 from lab.observe import probes, visitor
@@ -173,7 +173,7 @@ class Trusted(Check):
                     f"({s['version']})"
                 )
         if problems:
-            return failed("; ".join(problems), hint)
+            return failed_all(problems, hint)
         return passed("; ".join(seen))
 
 
@@ -241,7 +241,7 @@ class Names(Check):
                     f" (subject {cert['subject']}): {name} is not among them"
                 )
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed(f"the certificate sent for each covers it: {', '.join(seen)}")
 
 
@@ -302,7 +302,7 @@ class Redirect(Check):
             else:
                 seen.append(f"{asked} → {a['status']} {a['location']}")
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         f = o["followed"]
         if "error" in f:
             return failed(f"the redirect leads nowhere: {f['error']}")
@@ -417,7 +417,7 @@ class Hsts(Check):
             else:
                 seen.append(f"{url}: {a['values'][0]}")
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed("; ".join(seen))
 
 
@@ -575,7 +575,7 @@ class Forwarded(Check):
                     "address (a fixed header?)"
                 )
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed("; ".join(seen))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, failed, failed_all, passed
 from checks.web import service_error
 from lab.core import wait
 from lab.core.wait import Deadline
@@ -454,7 +454,7 @@ def _judge_stat(o):
         else:
             seen.append(f"{host} {row['status']} ({row['check_status']})")
     if problems:
-        return failed("; ".join(problems))
+        return failed_all(problems)
     return passed("HAProxy's view: " + ", ".join(seen))
 
 

@@ -1,6 +1,6 @@
 """Servers: every host of the lab is up, reachable and is who it says it is."""
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, failed_all, passed
 from lab.facts import proc
 from lab.observe.probes import names_host
 
@@ -38,5 +38,5 @@ class Reachable(Check):
             and not names_host(info["hostname"], (host,), info.get("domain", ""))
         ]
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed(f"{', '.join(hosts)} answer over SSH, each with its own hostname")

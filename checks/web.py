@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, failed_all, passed
 from lab.facts import nginx, proc, ss, systemd
 from lab.observe import probes
 from lab.remote.quoting import pid as valid_pid
@@ -80,7 +80,7 @@ class NginxAnswers(Check):
                     + (f"; {stale}" if (stale := _stale(info)) else "")
                 )
         if problems:
-            return failed("; ".join(problems), hint)
+            return failed_all(problems, hint)
         notes = [f"{h}: {stale}" for h, i in hosts.items() if (stale := _stale(i))]
         return passed(
             ", ".join(
@@ -189,7 +189,7 @@ class StaticContent(Check):
             if "/" in files and not files["/"]["assets"] and files["/"]["status"] == 200:
                 seen.append(f"({host}: the page references no other static file)")
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed(f"served by Nginx from disk: {', '.join(seen)}")
 
 
@@ -222,7 +222,7 @@ class ReverseProxy(Check):
                 name = app["master"]["name"] if app["master"] else "?"
                 seen.append(f"{host}: Nginx → {app['target']}, answered by {name} {pid}")
         if problems:
-            return failed("; ".join(problems))
+            return failed_all(problems)
         return passed(
             "the application server answered /api/status behind Nginx, fresh on every request: "
             + "; ".join(seen)
@@ -334,7 +334,7 @@ class ServedBy(Check):
             if info["not_found"]["status"] >= 400 and not info["not_found"]["values"]:
                 notes.append(f"{host}'s error pages carry none (fine; `always` would add it)")
         if problems:
-            return failed("; ".join(problems), served_by_hint(failing))
+            return failed_all(problems, served_by_hint(failing))
         return passed("; ".join(seen) + (f" ({'; '.join(notes)})" if notes else ""))
 
 

@@ -11,21 +11,15 @@ from pathlib import Path
 
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from lab.core import templates
 from lab.core.system import last_lines
 from lab.facts import systemd
 from lab.facts.systemd import own_lines
 from lab.remote.quoting import as_root
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_jinja = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_jinja = templates.environment(TEMPLATES)
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 APT_LISTS_MAX_AGE_MIN = 360
 

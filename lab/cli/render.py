@@ -134,7 +134,15 @@ def provision_summary(summary) -> Table:
     return Group(table, *failures)
 
 
-CHECK_MARKS = {"pass": "✓ PASS", "fail": "✗ FAIL", "not-run": "- SKIP"}
+MARKS = {  # a check's status as a mark, with its style
+    "pass": ("✓", "check.pass"),
+    "fail": ("✗", "check.fail"),
+    "not-run": ("-", "check.not-run"),
+}
+CHECK_MARKS = {  # ... and with a word, in reports
+    status: f"{mark} {word}"
+    for (status, (mark, _)), word in zip(MARKS.items(), ("PASS", "FAIL", "SKIP"), strict=True)
+}
 
 
 def check_report(report) -> Group:

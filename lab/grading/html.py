@@ -6,20 +6,12 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
+from lab.core import templates
 from lab.grading.model import GRADED, Pass, ScriptRun, StudentResult
 from lab.grading.similarity import Pair
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ENV = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+ENV = templates.environment(TEMPLATES, html=True)
 STATUS_CLASS = {"pass": "pass", "fail": "fail", "not-run": "notrun"}
 STATUS_WORD = {"pass": "passed", "fail": "failed", "not-run": "not run"}
 LOW_SHARE = 0.5  # below this share of the maximum, "idempotent" is said without a green badge

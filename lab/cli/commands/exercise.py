@@ -289,12 +289,6 @@ def solve(lab, exercise) -> ExitCode:
 
 # -- list and progress ------------------------------------------------------------------
 
-MARKS = {
-    "pass": ("✓", "check.pass"),
-    "fail": ("✗", "check.fail"),
-    "not-run": ("-", "check.not-run"),
-}
-
 
 def show_list(lab) -> ExitCode:
     started = load_progress(lab).get("started", {}).get("exercise")
@@ -317,7 +311,7 @@ def progress_table(items, record: dict, started: str | None = None) -> Table:
         checks = Text()
         ids = check_ids(item)
         for check_id in ids:
-            mark, style = MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
+            mark, style = render.MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
             checks.append(f"{mark} {check_id}\n", style=style)
         seen = [statuses.get(c) for c in ids]
         passed = sum(s == "pass" for s in seen)

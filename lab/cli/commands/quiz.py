@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from checks.base import CheckError
+from lab.cli import render
 from lab.core.errors import ExitCode, LabError
 from lab.course import history, quiz
 from lab.observe.live import LiveLab
@@ -172,13 +173,6 @@ def show(outcome: quiz.Outcome, names, record: dict | None = None) -> Text:
     return text
 
 
-MARKS = {
-    "pass": ("✓", "check.pass"),
-    "fail": ("✗", "check.fail"),
-    "not-run": ("-", "check.not-run"),
-}
-
-
 def checks_say(results: list[dict]) -> Text:
     """Under a lab that differs from the design: each grading check's last result and when."""
     text = Text()
@@ -187,7 +181,7 @@ def checks_say(results: list[dict]) -> Text:
         if status is None:
             text.append(f"\n  {check_id}: not checked yet (`lab check {check_id}`)", style="muted")
             continue
-        mark, style = MARKS[status]
+        mark, style = render.MARKS[status]
         when = history.moment(result["at"]).astimezone().strftime("%Y-%m-%d %H:%M")
         text.append(f"\n  last check {when}: {mark} {check_id}", style=style)
         if status != "pass" and result["evidence"]:
