@@ -6,11 +6,11 @@ import json
 import threading
 from contextlib import contextmanager
 
+from lab import providers
 from lab.core.errors import LabError
 from lab.core.state import LabState, lab_home
 from lab.core.topology import Topology, parse, variant
 from lab.grading.assignment import Limits
-from lab.providers.lxc import LxcProvider
 from lab.providers.lxcnet import conflicting_routes
 from lab.remote.connection import Fleet, HostSpec
 
@@ -84,7 +84,7 @@ class SandboxLab:
         }
         self.topology: Topology = parse(data)
         self.state = LabState(slot.name)
-        self.provider = LxcProvider(self.topology, self.state)
+        self.provider = providers.load("lxc", self.topology, self.state)  # limits, fence
         self._lock = threading.Lock()
         self.fleets: set = set()  # connections in use: closed by kill() so no read waits on
 
@@ -130,7 +130,7 @@ class SandboxLab:
         for fleet in list(self.fleets):
             fleet.close()
         for host in self.topology.hosts:
-            self.provider._lxc("lxc-stop", self.provider.container(host), "-k", check=False)
+            self.provider.stop_now(host)
 
     def destroy(self) -> None:
         with self._lock:

@@ -416,6 +416,10 @@ class LxcProvider:
                 run(["losetup", "-d", device], check=False)
             image.unlink()
 
+    def stop_now(self, host: Host) -> None:
+        """Stop the host at once, without a shutdown: whatever runs there ends now."""
+        self._lxc("lxc-stop", self.container(host), "-k", check=False)
+
     def disk_full(self, host: Host) -> bool:
         """Whether a sandboxed host's own disk has no room left (blocks or inodes)."""
         mount = self._disk_mount(self.container(host))
