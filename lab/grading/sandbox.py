@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 from contextlib import contextmanager
 
@@ -15,6 +17,8 @@ from lab.providers.lxcnet import conflicting_routes
 from lab.remote.connection import Fleet, HostSpec
 
 OCTETS = range(100, 200)  # grading labs take 192.168.100.0/24 to 192.168.199.0/24
+SLOTS_VARIABLE = "LAB_GRADE_SLOTS"  # PREFIX:FIRST-LAST, e.g. grade:100-199 (the default)
+SLOTS = re.compile(r"^([a-z][a-z0-9-]{0,6}):(\d{1,3})-(\d{1,3})$")
 
 
 class QuietProgress:
@@ -42,33 +46,51 @@ class _Step:
 class Slot:
     """One lab name and subnet, held (machine-wide, by a lock file) while a submission uses it."""
 
-    def __init__(self, octet: int, handle):
+    def __init__(self, octet: int, handle, prefix: str = "grade"):
         self.octet, self._handle = octet, handle
-        self.name = f"grade{octet}"
+        self.name = f"{prefix}{octet}"
 
     def release(self) -> None:
         self._handle.close()
+
+
+def slot_range(text: str | None) -> tuple[str, range]:
+    """The grading labs' name prefix and third octets, from LAB_GRADE_SLOTS (or the default)."""
+    if not text:
+        return "grade", OCTETS
+    match = SLOTS.match(text.strip())
+    first, last = (int(match.group(2)), int(match.group(3))) if match else (0, -1)
+    if not match or not 1 <= first <= last <= 254:
+        raise LabError(
+            f"{SLOTS_VARIABLE}={text!r} is not PREFIX:FIRST-LAST (e.g. grade:100-199: lower-case "
+            "letters, digits and '-', at most 7, and third octets from 1 to 254)"
+        )
+    return match.group(1), range(first, last + 1)
 
 
 def claim_slot() -> Slot:
     """The first grading lab name and subnet no other `lab grade` holds and nothing routes."""
     import fcntl  # Linux only, like the LXC provider that grading needs
 
+    prefix, octets = slot_range(os.environ.get(SLOTS_VARIABLE))
     directory = lab_home() / "grading" / "slots"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for octet in OCTETS:
+    for octet in octets:
         handle = open(directory / f"{octet}.lock", "w")  # noqa: SIM115 (held until release)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             continue
-        slot = Slot(octet, handle)
+        slot = Slot(octet, handle, prefix)
         subnet = parse(variant(slot.name, octet)).subnet
         if LabState(slot.name).exists or not conflicting_routes(subnet, f"wsl-{slot.name}"):
             return slot  # a lab left by a crash is ours to remove
         slot.release()
-    raise LabError("no free subnet for a grading lab in 192.168.100-199.0/24")
+    raise LabError(
+        f"no free subnet for a grading lab in 192.168.{octets[0]}-{octets[-1]}.0/24",
+        hint=f"another range: {SLOTS_VARIABLE}=PREFIX:FIRST-LAST",
+    )
 
 
 class SandboxLab:
