@@ -23,6 +23,7 @@ from lab.grading import profile
 from lab.grading import submissions as subs
 from lab.grading.assignment import Assignment
 from lab.grading.gradebook import save_scripts
+from lab.grading.leftovers import leftover_flags, observe
 from lab.grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentResult, file_stem
 from lab.grading.sandbox import QuietProgress, SandboxLab, claim_slot
 from lab.grading.scripts import pack, run_file, upload
@@ -191,13 +192,14 @@ class ClassRun:
                     self.on_event(result.student, f"profile: {self.assignment.profile}", None)
                     self._prepare_hosts(sandbox)
             staged = self._stage(result, root, found, sandbox)
-            packed = pack(staged)
+            packed, seen = pack(staged), set()
             for number, name in ((1, "first"), (2, "second")):
                 self._check_stop()
                 with timer(f"{name} run"):
                     self.on_event(result.student, f"{name} run: scripts", None)
                     scripts = self._run_scripts(sandbox, packed, number, set(found))
                     result.flags += locked_out(sandbox, name)
+                    result.flags += left_running(sandbox, name, seen)
                 self._check_stop()
                 with timer(f"{name} checks"):
                     self.on_event(result.student, f"{name} run: checks", None)
@@ -330,6 +332,12 @@ def locked_out(sandbox: SandboxLab, run: str) -> list[str]:
         for host, o in outcomes.items()
         if o.error or not o.value.ok
     ]
+
+
+def left_running(sandbox: SandboxLab, run: str, seen: set[tuple[str, int]]) -> list[str]:
+    """Flags for processes the run's files left running outside services (each once)."""
+    with sandbox.fleet() as fleet:
+        return leftover_flags(observe(fleet, fleet.names), run, seen)
 
 
 def refused_flags(refused: dict[str, int]) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.grading.sandbox import SLOTS_VARIABLE, slot_range
 from tests.e2e.conftest import require_lab_prerequisites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("grade")]
@@ -32,6 +33,7 @@ SUBMISSIONS = Path(__file__).parent / "submissions"
 LB = ROOT / "assignments" / "load-balancer.yml"
 HOME = Path("/var/lib/webstack-lab")
 LISTENER_PORT = 18999  # the hostile `reach` script knocks here on the machine
+PREFIX = slot_range(os.environ.get(SLOTS_VARIABLE))[0]  # the grading labs' names: PREFIX100
 
 
 def grade(*args, timeout=1500, check=True) -> subprocess.CompletedProcess:
@@ -56,23 +58,24 @@ def leftovers() -> list[str]:
     """Grading labs' containers, bridges, nft tables, state, disk mounts and loop devices still
     on the machine (a host's disk image lies in its container's directory), of slots no `lab
     grade` holds: another one may be running on the machine."""
-    found = [p.name for p in (HOME / "containers").glob("grade*")]
-    found += [p.name for p in Path("/sys/class/net").glob("wsl-grade*")]
+    found = [p.name for p in (HOME / "containers").glob(f"{PREFIX}*")]
+    found += [p.name for p in Path("/sys/class/net").glob(f"wsl-{PREFIX}*")]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    found += [line for line in tables.splitlines() if "webstack_lab_grade" in line]
-    found += [p.name for p in (HOME / "labs").glob("grade*")]
+    table = f"webstack_lab_{PREFIX.replace('-', '_')}"
+    found += [line for line in tables.splitlines() if table in line]
+    found += [p.name for p in (HOME / "labs").glob(f"{PREFIX}*")]
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    found += [line.split()[4] for line in mounts if f"{HOME}/containers/grade" in line]
+    found += [line.split()[4] for line in mounts if f"{HOME}/containers/{PREFIX}" in line]
     loops = subprocess.run(
         ["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True
     ).stdout
-    found += [line for line in loops.splitlines() if f"{HOME}/containers/grade" in line]
+    found += [line for line in loops.splitlines() if f"{HOME}/containers/{PREFIX}" in line]
     return [item for item in found if not slot_in_use(item)]
 
 
 def slot_in_use(item: str) -> bool:
     """Whether the grading slot item belongs to is held (by flock) by a running `lab grade`."""
-    match = re.search(r"grade(\d+)", item)
+    match = re.search(rf"{re.escape(PREFIX)}(\d+)", item)
     lock = HOME / "grading" / "slots" / f"{match.group(1)}.lock" if match else None
     if lock is None or not lock.is_file():
         return False
@@ -199,6 +202,7 @@ def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_
         assert leftovers() == []
     got = results(out)
     hostile = {"forkbomb", "endless", "rmrf", "sshd", "swapkey", "reach", "flood", "disk", "snoop"}
+    hostile.add("relay")
     assert set(got) == hostile
     for name, result in got.items():
         assert result["status"] == "graded", (name, result["error"])
@@ -224,10 +228,43 @@ def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_
     for name in ("sshd", "swapkey"):
         assert any("could not log in to web-0" in flag for flag in got[name]["flags"]), name
     assert got["flood"]["flags"] == [] and got["endless"]["flags"] == []  # nothing to flag
+    assert_leftovers_flagged(got["relay"])
     assert listener == [], f"a lab host reached the machine: {listener}"
     assert canary.read_text() == "untouched"
     assert sorted(p.name for p in image.iterdir()) == image_files  # rm -rf / left the image
     assert (image / "bin" / "bash").exists()
+
+
+def assert_leftovers_flagged(relay: dict) -> None:
+    """The relay submission's escaped process is flagged on each web server, with its command
+    line; the one its unit stopped and the service it started through systemd are not."""
+    flags = [f for f in relay["flags"] if "left running" in f]
+    where = [(f.split(" run's")[0], f.split(" on ")[1].split(":")[0]) for f in flags]
+    runs = ("after the first", "after the second")  # each run leaves its own, flagged once
+    assert where == [(run, host) for run in runs for host in ("web-01", "web-02")], flags
+    for flag in flags:
+        assert "1 process(es) left running" in flag, flag
+        assert "`sleep 1001`" in flag and "outside any service unit" in flag, flag
+        assert "sleep 1000" not in flag and "sleep 1002" not in flag, flag
+
+
+def test_processes_left_running_are_flagged_without_changing_the_score(tmp_path):
+    require_lab_prerequisites()
+    assignment = yaml.safe_load(LB.read_text())
+    assignment["limits"].update(script_seconds=30)
+    quick = tmp_path / "load-balancer.yml"
+    quick.write_text(yaml.safe_dump(assignment))
+    klass = tmp_path / "class"
+    shutil.copytree(SUBMISSIONS / "hostile" / "relay", klass / "relay")
+    out = tmp_path / "out"
+    try:
+        grade(quick, klass, "--out", out)
+    finally:
+        assert leftovers() == []
+    relay = results(out)["relay"]
+    assert relay["status"] == "graded" and relay["score"] == 5, relay["first"]["checks"]
+    assert "left behind on web-01" in relay["first"]["scripts"][0]["output"]
+    assert_leftovers_flagged(relay)
 
 
 class FreeSpace:
