@@ -22,6 +22,7 @@ class AppServer(Check):
         "port (a relay such as socat, another Nginx server, a port forward) may lead to it."
     )
     needs = ("web.reverse-proxy",)
+    per_host = True  # judged host by host
 
     def observe(self, lab):
         def probe(host):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from dataclasses import dataclass
@@ -67,10 +68,23 @@ class Result:
     hint: str = ""
     seconds: float = 0.0
     case: str = ""  # which failure the evidence showed, when its hints differ (Verdict.case)
+    failed_hosts: tuple[str, ...] = ()  # a per-host check's hosts that failed (): all or unknown
+    passed_hosts: tuple[str, ...] = ()  # ... that passed, when it could not run on every host:
+    not_run_hosts: tuple[str, ...] = ()  # hosts where a prerequisite failed (Check.per_host)
 
     @property
     def awarded(self) -> int:
-        return self.points if self.status is Status.PASS else 0
+        """Its points when it passed; run on some hosts only (a prerequisite failed on the
+        others), the share of the hosts it passed on."""
+        if self.status is Status.PASS:
+            return self.points
+        return share(self.points, self.passed_hosts, self.failed_hosts, self.not_run_hosts)
+
+
+def share(points: int, passed_hosts, failed_hosts, not_run_hosts) -> int:
+    """points for the hosts a partly run check passed on (0 unless it was run on part)."""
+    hosts = len(passed_hosts) + len(failed_hosts) + len(not_run_hosts)
+    return points * len(passed_hosts) // hosts if not_run_hosts else 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,8 @@ class Check:
     exclusive: ClassVar[bool] = False  # runs alone: its observation is disturbed by other traffic
     waits: ClassVar[float] = 0.0  # seconds it waits on purpose (an alert to fire): added to a
     # run's default deadline (checks.runner.DEADLINE)
+    per_host: ClassVar[bool] = False  # observes {web host: ...} and judges each host alone: it
+    # still runs on the hosts where its prerequisites passed (checks.runner)
 
     registry: ClassVar[dict[str, type[Check]]] = {}
 
@@ -144,7 +160,7 @@ class Check:
 
     def run(self, lab) -> Result:
         """Observe and judge; never raises: whatever goes wrong becomes this check's failure."""
-        started = time.monotonic()
+        started, observation = time.monotonic(), None
         try:
             observation = self.observe(lab)
         except CheckError as exc:
@@ -157,9 +173,26 @@ class Check:
             except Exception as exc:
                 verdict = failed(f"the grader could not judge what it saw: {_describe(exc)}")
         status = Status.PASS if verdict.passed else Status.FAIL
-        return self.result(
+        result = self.result(
             status, verdict.evidence, time.monotonic() - started, verdict.hint, verdict.case
         )
+        if status is Status.FAIL and self.per_host and observation is not None:
+            return dataclasses.replace(result, failed_hosts=self.failing_hosts(observation))
+        return result
+
+    def failing_hosts(self, observation) -> tuple[str, ...]:
+        """The hosts whose part of a per-host observation fails when judged alone; () when it
+        cannot tell (not per host, or nothing fails alone: a fault across the hosts)."""
+        if not isinstance(observation, dict):
+            return ()
+        failing = []
+        for host, part in observation.items():
+            try:
+                if not self.judge({host: part}).passed:
+                    failing.append(host)
+            except Exception:  # a judgement that needs every host: no answer per host
+                return ()
+        return tuple(failing)
 
     def result(
         self, status: Status, evidence: str, seconds: float = 0.0, hint: str = "", case: str = ""

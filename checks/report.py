@@ -33,6 +33,15 @@ def to_dict(report: Report) -> dict:
                 "evidence": r.evidence,
                 "hint": r.hint,
                 "seconds": r.seconds,
+                **(
+                    {
+                        "passed_hosts": list(r.passed_hosts),
+                        "failed_hosts": list(r.failed_hosts),
+                        "not_run_hosts": list(r.not_run_hosts),
+                    }
+                    if r.not_run_hosts
+                    else {}
+                ),
             }
             for r in report.results
         ],

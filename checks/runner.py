@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -74,6 +75,7 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
     pending = {cls.id: cls() for cls in with_dependencies(catalogue, chosen)}
     results: dict[str, Result] = {}
     causes: dict[str, Result] = {}  # a check not run → the failed check at the root of it
+    elsewhere: dict[str, tuple] = {}  # a per-host check → (the hosts it runs on, root cause)
     running: dict[Future, Check] = {}
     pool = ThreadPoolExecutor(max_workers=8)
 
@@ -89,9 +91,14 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
             for check in list(pending.values()):
                 broken = [results[d] for d in check.needs if d in results]
                 broken = [r for r in broken if r.status is not Status.PASS]
-                if broken:
+                if broken and check.id not in elsewhere:
+                    root = causes.get(broken[0].id, broken[0])
+                    left = hosts_left(check, broken, lab)
+                    if left:  # run on the hosts where its prerequisites passed
+                        elsewhere[check.id] = (left, root)
+                        continue
                     del pending[check.id]
-                    causes[check.id] = root = causes.get(broken[0].id, broken[0])
+                    causes[check.id] = root
                     record(check.result(Status.NOT_RUN, not_run_evidence(root)))
 
         while pending or running:
@@ -102,7 +109,8 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
                 # an exclusive check runs once nothing else does
                 for check in shared or (ready[:1] if not running else []):
                     del pending[check.id]
-                    running[pool.submit(_attempt, check, lab)] = check
+                    on = elsewhere.get(check.id)
+                    running[pool.submit(_attempt, check, lab, *(on or ()))] = check
             if not running:
                 if pending:
                     raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
@@ -138,10 +146,60 @@ def _report(catalogue, chosen, results: dict[str, Result], lab_name: str, second
     return Report(lab_name, ordered, round(seconds, 2))
 
 
-def _attempt(check: Check, lab) -> Result:
-    """check.run(lab), with what it does on the lab named after it (LiveLab.busy)."""
+def _attempt(check: Check, lab, hosts=(), root: Result | None = None) -> Result:
+    """check.run(lab), with what it does on the lab named after it (LiveLab.busy); given
+    hosts, on those web servers only (a prerequisite failed on the others: root)."""
     CURRENT_CHECK.set(check.id)
-    return check.run(lab)
+    if not hosts:
+        return check.run(lab)
+    return on_some_hosts(check.run(WebHosts(lab, hosts)), lab.web_hosts(), hosts, root)
+
+
+class WebHosts:
+    """The lab, with only some of its web servers as the web servers."""
+
+    def __init__(self, lab, hosts):
+        self._lab, self._hosts = lab, list(hosts)
+
+    def web_hosts(self) -> list[str]:
+        return list(self._hosts)
+
+    def web_addresses(self) -> dict[str, str]:
+        return {h: self._lab.address(h) for h in self._hosts}
+
+    def __getattr__(self, name):
+        return getattr(self._lab, name)
+
+
+def hosts_left(check, broken: list[Result], lab) -> list[str]:
+    """The web servers a per-host check can still run on, its prerequisites having failed
+    on the others only ([]: on none, or not known per host)."""
+    if not check.per_host or not all(r.failed_hosts or r.not_run_hosts for r in broken):
+        return []
+    web = getattr(lab, "web_hosts", list)()
+    out = {h for r in broken for h in (*r.failed_hosts, *r.not_run_hosts)}
+    return [h for h in web if h not in out]
+
+
+def on_some_hosts(result: Result, web: list[str], hosts, root: Result) -> Result:
+    """A per-host check's result run on some web servers only: failed (it could not be shown
+    on every one), with the hosts it passed on and those it could not run on."""
+    failed = result.failed_hosts if result.failed_hosts else hosts
+    failed = () if result.status is Status.PASS else tuple(failed)
+    skipped = tuple(h for h in web if h not in hosts)
+    evidence = (
+        f"on {', '.join(hosts)}: {result.evidence}; not run on {', '.join(skipped)}: "
+        + not_run_evidence(root).removeprefix("not run: ")
+    )
+    return dataclasses.replace(
+        result,
+        status=Status.FAIL,
+        evidence=evidence,
+        failed_hosts=failed,
+        passed_hosts=tuple(h for h in hosts if h not in failed),
+        not_run_hosts=skipped,
+        hint=result.hint or root.hint,
+    )
 
 
 def _stop(lab, running: dict[Future, Check], deadline: float, record) -> None:

@@ -28,6 +28,7 @@ class NginxAnswers(Check):
     requirement = "1 Web Server (Nginx): Handles incoming HTTP requests."
     points = 5
     hint = "Install and start Nginx on both web servers (`systemctl status nginx`)."
+    per_host = True  # judged host by host
 
     def observe(self, lab):
         def probe(host):
@@ -140,6 +141,7 @@ class StaticContent(Check):
         "the application's static directory) instead of proxying them."
     )
     needs = ("web.nginx",)
+    per_host = True  # judged host by host
 
     def observe(self, lab):
         def probe(host):
@@ -207,6 +209,7 @@ class ReverseProxy(Check):
         "http://127.0.0.1:8000;` or `proxy_pass http://unix:/run/app.sock;`) and keep it running."
     )
     needs = ("web.nginx",)
+    per_host = True  # judged host by host
 
     def observe(self, lab):
         return lab.on_each(lab.web_hosts(), lambda host: probes.application(lab, host))
@@ -275,6 +278,7 @@ class ServedBy(Check):
     points = 5
     hint = "Add `add_header X-Served-By $hostname;` to the site in Nginx, not a fixed name."
     needs = ("web.nginx",)
+    per_host = True  # judged host by host
 
     def observe(self, lab):
         def probe(host):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from checks import CATALOGUE
+from checks.base import share
 from checks.report import to_dict
 from checks.runner import run_on_lab
 from lab.core.errors import LabError
@@ -380,7 +381,8 @@ def graded_checks(checks: list[dict], points: dict[str, int]) -> list[dict]:
     for cid, worth in points.items():
         check = dict(by_id.get(cid) or {"id": cid, "status": "not-run", "evidence": "not run"})
         check["points"] = worth
-        check["awarded"] = worth if check.get("status") == "pass" else 0
+        hosts = [check.get(f"{k}_hosts") or () for k in ("passed", "failed", "not_run")]
+        check["awarded"] = worth if check.get("status") == "pass" else share(worth, *hosts)
         graded.append(check)
     return graded
 
