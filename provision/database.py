@@ -188,11 +188,32 @@ def primary(run: Run):
             or not logins_work(hr, run, host)
             or not grants_match(hr, run, host)
         ):
-            sql(hr, statements + accounts_sql(run, run.flavour(host)), secret=True)
+            drops = stale_accounts_sql(hr, run, run.flavour(host))
+            sql(hr, drops + statements + accounts_sql(run, run.flavour(host)), secret=True)
             run.accounts_changed = True
             hr.changed("database schema and accounts with this lab's passwords")
 
     return step
+
+
+ACCOUNT_HOST = re.compile(r"^[0-9A-Za-z.%_/:-]{1,255}$")
+
+
+def stale_accounts_sql(hr: HostRun, run: Run, flavour: dbflavour.Flavour) -> str:
+    """DROP USER for the lab's accounts made for another network (a state built for another
+    lab and taken over, provisioned again for this lab's addresses)."""
+    wanted = {(user, where) for user, where, _, _ in accounts(run, flavour)}
+    rows = sql(
+        hr,
+        "SELECT User, Host FROM mysql.user WHERE User IN "
+        f"('{REPLICATION_USER}','{READ_USER}','{WRITE_USER}');",
+    )
+    stale = [tuple(line.split("\t")) for line in rows.splitlines()]
+    return "".join(
+        f"DROP USER '{user}'@'{where}';\n"
+        for user, where in (row for row in stale if len(row) == 2)
+        if (user, where) not in wanted and ACCOUNT_HOST.match(where)
+    )
 
 
 def replica(run: Run):

@@ -11,12 +11,14 @@ built.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,25 +191,29 @@ def ordered(components) -> list[str]:
 
 
 def ensure_reference_state(
-    topology: Topology, state: LabState, provider, components, progress
+    topology: Topology, state: LabState, provider, components, progress, share: bool = False
 ) -> str:
     """Bring the lab's hosts to "these components of the reference applied" and return the
     state's cache key.
 
     With a provider that has layers (LXC) the hosts are fresh: started from the cached state,
     built on a miss from the largest cached subset (or the bare image) and saved for next time.
-    Other providers cannot make fresh hosts: the components are provisioned on the hosts as
-    they are.
+    share: labs of the same shape (grading slots: other names and subnets, nothing else) build
+    a state once, one lab at a time, and the others take it over, provisioned again for their
+    own addresses. Other providers cannot make fresh hosts: the components are provisioned on
+    the hosts as they are.
     """
     names = ordered(components)
-    key = bring_to_reference_state(topology, state, provider, names, progress)
+    key = bring_to_reference_state(topology, state, provider, names, progress, share)
     from provision.ready import settle
 
     settle(topology, provider.specs(), names, progress)
     return key
 
 
-def bring_to_reference_state(topology, state: LabState, provider, names, progress) -> str:
+def bring_to_reference_state(
+    topology, state: LabState, provider, names, progress, share: bool = False
+) -> str:
     """ensure_reference_state without the wait: the cache's bookkeeping and the builds."""
     parts = key_parts(topology, provider) if provider.layers else {"lab": topology.name}
     key = cache_key(parts, names)
@@ -216,16 +222,40 @@ def bring_to_reference_state(topology, state: LabState, provider, names, progres
         return key
     if not parts["base"]:
         raise LabError("the base image is not built yet", hint="run `lab up` first")
-    entries = _entries(parts)
-    if key in entries:
-        provider.restore_layers(_layers(entries[key]), progress)
-        _merge_secrets(state, entries[key].get("secrets") or {})
+    if _restored(parts, key, state, provider, progress):
         return key
     if not names:
         provider.restore_layers({}, progress)
         return key
+    if not share:
+        return _build(topology, state, provider, names, progress, parts)
+    form = shape(topology)
+    with _build_lock(cache_key({**parts, "lab": "", "topology": form}, names)):
+        if _restored(parts, key, state, provider, progress):  # built meanwhile by this lab
+            return key
+        sibling = _sibling(parts, form, names)
+        if sibling is None:
+            return _build(topology, state, provider, names, progress, parts, form)
+        provider.restore_layers(_layers(sibling), progress)
+        _merge_secrets(state, sibling.get("secrets") or {})
+        _provision(topology, state, provider, names, progress)  # this lab's own addresses
+        return _save_entry(parts, key, names, sibling, state, provider, progress, form)
+
+
+def _restored(parts, key: str, state: LabState, provider, progress) -> bool:
+    """Whether the hosts now start from the cached state key (False: it is not cached)."""
+    entry = _entries(parts).get(key)
+    if entry is None:
+        return False
+    provider.restore_layers(_layers(entry), progress)
+    _merge_secrets(state, entry.get("secrets") or {})
+    return True
+
+
+def _build(topology, state, provider, names, progress, parts, form: str = "") -> str:
+    """Build the state from the largest cached subset of it (or the bare image) and save it."""
     parent = max(
-        (e for e in entries.values() if set(e["components"]) < set(names)),
+        (e for e in _entries(parts).values() if set(e["components"]) < set(names)),
         key=lambda e: len(e["components"]),
         default=None,
     )
@@ -234,7 +264,43 @@ def bring_to_reference_state(topology, state: LabState, provider, names, progres
         _merge_secrets(state, parent.get("secrets") or {})
     missing = [n for n in names if not parent or n not in parent["components"]]
     _provision(topology, state, provider, missing, progress)
-    return _save_entry(parts, key, names, parent, state, provider, progress)
+    key = cache_key(parts, names)
+    return _save_entry(parts, key, names, parent, state, provider, progress, form)
+
+
+def shape(topology: Topology) -> str:
+    """The topology less its name and its network's first three numbers: the same for every
+    grading slot of an assignment, so their reference states differ only in addresses."""
+    prefix = str(topology.subnet.network_address).rsplit(".", 1)[0] + "."
+    text = repr(dataclasses.replace(topology, source=None))
+    text = text.replace(f"name='{topology.name}'", "name=''").replace(prefix, "NET.")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sibling(parts: dict[str, str], form: str, names: list[str]) -> dict | None:
+    """A complete entry of these components built by a lab of the same shape, if any."""
+    same = ("format", "base", "code")
+    for directory, meta in _listing():
+        if (
+            meta is not None
+            and meta.get("shape") == form
+            and all(meta.get(k) == parts[k] for k in same)
+            and sorted(meta.get("components") or []) == sorted(names)
+            and meta.get("key") == directory.name
+        ):
+            return meta
+    return None
+
+
+@contextmanager
+def _build_lock(name: str):
+    """One build of a shared state at a time, machine-wide: the next lab waits, then reuses."""
+    import fcntl  # Linux only, like the LXC provider that layers need
+
+    cache_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(cache_dir() / f".build-{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def is_cached(topology: Topology, provider, components) -> bool:
@@ -242,11 +308,12 @@ def is_cached(topology: Topology, provider, components) -> bool:
     return set(components) in [set(c) for c in cached_components(topology, provider)]
 
 
-def _save_entry(parts, key: str, names, parent, state: LabState, provider, progress) -> str:
+def _save_entry(parts, key: str, names, parent, state, provider, progress, form="") -> str:
     directory = _fresh_entry_dir(key, provider)
     layers = provider.save_layer(directory, progress)
     meta = {
         **parts,
+        **({"shape": form} if form else {}),
         "key": key,
         "components": names,
         "parent": parent["key"] if parent else None,

@@ -231,6 +231,7 @@ class ClassRun:
             sandbox.provider,
             list(self.assignment.given),
             QuietProgress(),
+            share=True,  # one build for the class, whichever slot makes it first
         )
 
     def _prepare_hosts(self, sandbox: SandboxLab) -> None:

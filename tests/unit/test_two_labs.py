@@ -60,3 +60,89 @@ def test_the_reference_cache_skips_entries_another_lab_removes_while_it_reads(
     gone_snapshot.parent.mkdir(parents=True)
     os.symlink(tmp_path / "deleted.json", gone_snapshot)  # seen by the glob, then gone
     assert snapshots.prune({**parts, "base": "image@2"}, NoLayers()) == ["k1"]
+
+
+class SlotProvider:
+    """A provider with layers for one grading slot: what it restored and saved, nothing more."""
+
+    name, layers = "fake", True
+
+    def __init__(self):
+        self.restored = []
+
+    def base_id(self):
+        return "image@1"
+
+    def restore_layers(self, layers, progress):
+        self.restored.append(layers)
+
+    def save_layer(self, directory, progress):
+        (directory / "web-01").mkdir()
+        below = self.restored[-1].get("web-01", []) if self.restored else []
+        return {"web-01": [directory / "web-01", *below]}
+
+    def layers_in_use(self):
+        return set()
+
+
+def test_grading_slots_side_by_side_build_a_given_state_once(tmp_path, monkeypatch):
+    """Two slots of one assignment with a cold cache: the first builds while the second waits,
+    then the second takes the state over and provisions it again for its own addresses."""
+    import threading
+    import time
+
+    from lab.core.state import LabState
+    from lab.core.topology import parse, variant
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    runs, lock = [], threading.Lock()
+
+    def provision(topology, state, provider, names, progress):
+        with lock:
+            runs.append((topology.name, "start", provider.restored[-1]))
+        time.sleep(0.3)
+        with lock:
+            runs.append((topology.name, "end", None))
+
+    monkeypatch.setattr(snapshots, "_provision", provision)
+    slots = [parse(variant(f"hg-g23{n}", 230 + n)) for n in (1, 2)]
+    providers = [SlotProvider() for _ in slots]
+    keys = {}
+
+    def bring(topology, provider):
+        state = LabState(topology.name, tmp_path)
+        state.dir.mkdir(parents=True)
+        keys[topology.name] = snapshots.bring_to_reference_state(
+            topology, state, provider, ["app", "web"], None, share=True
+        )
+
+    pairs = list(zip(slots, providers, strict=True))
+    threads = [threading.Thread(target=bring, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [step for _, step, _ in runs] == ["start", "end", "start", "end"], "one at a time"
+    (first, _, bare), (second, _, taken) = runs[0], runs[2]
+    assert bare == {} and first != second, "the first slot built from the bare image"
+    assert taken == {"web-01": [snapshots.cache_dir() / keys[first] / "web-01"]}, taken
+    metas = [json.loads(p.read_text()) for p in snapshots.cache_dir().glob(f"*/{snapshots.META}")]
+    assert {m["lab"] for m in metas} == {first, second}
+    assert len({m["shape"] for m in metas}) == 1 and keys[first] != keys[second]
+    for topology, provider in pairs:  # warm now: each slot restores its own
+        before = len(runs)
+        bring_again = LabState(topology.name, tmp_path)
+        snapshots.bring_to_reference_state(
+            topology, bring_again, provider, ["web", "app"], None, share=True
+        )
+        assert len(runs) == before
+
+
+def test_labs_that_differ_in_more_than_addresses_do_not_share(tmp_path):
+    from lab.core.topology import parse, variant
+
+    one, two = parse(variant("hg-g231", 231)), parse(variant("hg-g232", 232))
+    assert snapshots.shape(one) == snapshots.shape(two)
+    other = variant("hg-g233", 233)
+    other["sandbox"] = {"memory_mib": 512}
+    assert snapshots.shape(parse(other)) != snapshots.shape(one)
