@@ -139,3 +139,25 @@ def test_readiness_covers_what_serves_through_a_rebuilt_component():
     assert in_front(["web"]) == ["web", "lb"]
     assert in_front(["database"]) == ["database", "app", "web", "lb"]
     assert in_front(["dns", "lb"]) == ["dns", "lb"]
+
+
+def test_accounts_made_for_another_labs_network_are_dropped():
+    """A reference state built for another grading slot, taken over: its accounts for the
+    other subnet go; this lab's own are kept; a host value that is no account host is left."""
+    from types import SimpleNamespace
+
+    from provision import database, dbflavour
+
+    run = Run(topology.load(topology.PACKAGED), state=None, hosts={})
+    rows = (
+        "replication\t192.168.231.0/255.255.255.0\n"
+        "replication\t192.168.56.0/255.255.255.0\n"
+        "webstack_read\tlocalhost\n"
+        "webstack_write\t192.168.231.0/255.255.255.0\n"
+        "webstack_write\tx'; DROP DATABASE webstack; --\n"
+    )
+    hr = SimpleNamespace(sh=lambda command, **kw: SimpleNamespace(stdout=rows))
+    assert database.stale_accounts_sql(hr, run, dbflavour.MARIADB) == (
+        "DROP USER 'replication'@'192.168.231.0/255.255.255.0';\n"
+        "DROP USER 'webstack_write'@'192.168.231.0/255.255.255.0';\n"
+    )
