@@ -88,18 +88,7 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
         lab.sweep()
 
         def settle_blocked() -> None:
-            for check in list(pending.values()):
-                broken = [results[d] for d in check.needs if d in results]
-                broken = [r for r in broken if r.status is not Status.PASS]
-                if broken and check.id not in elsewhere:
-                    root = causes.get(broken[0].id, broken[0])
-                    left = hosts_left(check, broken, lab)
-                    if left:  # run on the hosts where its prerequisites passed
-                        elsewhere[check.id] = (left, root)
-                        continue
-                    del pending[check.id]
-                    causes[check.id] = root
-                    record(check.result(Status.NOT_RUN, not_run_evidence(root)))
+            _settle(pending, results, causes, elsewhere, lab, record)
 
         while pending or running:
             settle_blocked()
@@ -144,6 +133,24 @@ def _report(catalogue, chosen, results: dict[str, Result], lab_name: str, second
     }
     ordered = tuple(results[cid] for cid in catalogue if cid in results and cid in shown)
     return Report(lab_name, ordered, round(seconds, 2))
+
+
+def _settle(pending, results, causes, elsewhere, lab, record) -> None:
+    """Checks whose prerequisites did not pass: not run, or (a per-host check whose
+    prerequisites failed on some web servers only) run on the others (elsewhere)."""
+    for check in list(pending.values()):
+        broken = [results[d] for d in check.needs if d in results]
+        broken = [r for r in broken if r.status is not Status.PASS]
+        if not broken or check.id in elsewhere:
+            continue
+        root = causes.get(broken[0].id, broken[0])
+        left = hosts_left(check, broken, lab)
+        if left:
+            elsewhere[check.id] = (left, root)
+            continue
+        del pending[check.id]
+        causes[check.id] = root
+        record(check.result(Status.NOT_RUN, not_run_evidence(root)))
 
 
 def _attempt(check: Check, lab, hosts=(), root: Result | None = None) -> Result:
