@@ -978,7 +978,12 @@ def check_json(lab, *what) -> dict:
 
 
 def statuses(report: dict) -> dict[str, str]:
-    return {c["id"]: c["status"] for c in report["checks"]}
+    """Each check's status; a per-host check that passed on the web servers it could run on,
+    its prerequisite having failed on the others, counts as not run (the sabotage is there)."""
+    return {
+        c["id"]: "not-run" if c.get("not_run_hosts") and not c.get("failed_hosts") else c["status"]
+        for c in report["checks"]
+    }
 
 
 def expected(variant: Variant) -> dict[str, str]:
