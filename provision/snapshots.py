@@ -205,7 +205,7 @@ def ensure_reference_state(
     """
     names = ordered(components)
     key = bring_to_reference_state(topology, state, provider, names, progress, share)
-    from provision.ready import settle
+    from provision.ready import settle  # the hosts have just booted: wait for their services
 
     settle(topology, provider.specs(), names, progress)
     return key

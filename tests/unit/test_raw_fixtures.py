@@ -8,6 +8,7 @@ from fnmatch import fnmatch
 
 from checks import ha
 from lab.facts import dns, haproxy, http, mysql, nginx, proc, ss, systemd, vrrp
+from lab.grading import leftovers
 from lab.observe.live import SCRATCH_DB
 from tests.record import HAPROXY_CONFIGS, RAW, UWSGI_CONFIGS, haproxy_reading, raw_fixture
 from tests.record import uwsgi_reading as record_uwsgi_reading
@@ -38,6 +39,7 @@ TODAY = {
     "accounts-unloaded-*": lambda c: mysql.command(mysql.ACCOUNTS),
     "getent-*": lambda c: dns.getent(re.findall(r'echo "= ([^"]+)"', c)),
     "haproxy-cfg-*": lambda c: haproxy.cat_config([haproxy.DEFAULT_CONFIG]),
+    "leftover-processes-*": lambda c: leftovers.COMMAND,
     "haproxy-c-warnings-*": lambda c: (
         TCP_FRONTEND + haproxy.check_config([W_CFG]) + f"; rm -f {W_CFG}"
     ),
