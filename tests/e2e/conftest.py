@@ -128,14 +128,23 @@ def lab(topology_dir):
         runner("destroy", check=False)
 
 
-def reference_lab_name() -> tuple[str, int]:
-    """The shared reference lab's name and third octet: e2e-web on 62 unless LAB_E2E_REFERENCE
-    says NAME:OCTET."""
-    raw = os.environ.get("LAB_E2E_REFERENCE", "e2e-web:62")
+def lab_name_from(variable: str, default: str) -> tuple[str, int]:
+    """A shared lab's name and third octet: default unless the variable says NAME:OCTET."""
+    raw = os.environ.get(variable, default)
     name, _, octet = raw.partition(":")
     if not name or not octet.isdigit() or not 0 < int(octet) < 255:
-        raise pytest.UsageError(f"LAB_E2E_REFERENCE={raw!r}: expected NAME:OCTET, e.g. e2e-web:62")
+        raise pytest.UsageError(f"{variable}={raw!r}: expected NAME:OCTET, e.g. {default}")
     return name, int(octet)
+
+
+def reference_lab_name() -> tuple[str, int]:
+    """The shared reference lab: e2e-web on 62 unless LAB_E2E_REFERENCE says NAME:OCTET."""
+    return lab_name_from("LAB_E2E_REFERENCE", "e2e-web:62")
+
+
+def exercises_lab(directory: Path) -> LabRunner:
+    """The exercises group's lab: e2e-ex on 67 unless LAB_E2E_EXERCISES says NAME:OCTET."""
+    return LabRunner(write_topology(directory, *lab_name_from("LAB_E2E_EXERCISES", "e2e-ex:67")))
 
 
 @pytest.fixture(scope="session")

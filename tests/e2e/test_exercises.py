@@ -1,8 +1,9 @@
 """The exercises as commands on real hosts: start N → its checks fail, solve N → they pass.
 
-One lab (e2e-ex, 192.168.67.0/24) goes through every exercise in order; each start after the
-first builds its reference state on top of the previous one (a cold cache costs one
-provisioning of each component) and restores fresh hosts from the cache.
+One lab (e2e-ex, 192.168.67.0/24; LAB_E2E_EXERCISES=NAME:OCTET for another) goes through
+every exercise in order; each start after the first builds its reference state on top of the
+previous one (a cold cache costs one provisioning of each component) and restores fresh hosts
+from the cache.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import requests
 
 from lab.cli.commands.exercise import check_ids
 from lab.course.exercises import WORK, find
-from tests.e2e.conftest import LabRunner, require_lab_prerequisites, write_topology
+from tests.e2e.conftest import LabRunner, exercises_lab, require_lab_prerequisites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]
 
@@ -28,7 +29,7 @@ GRADED = sorted(n for n, work in WORK.items() if not work.extra)  # extras: thei
 @pytest.fixture(scope="module")
 def ex(tmp_path_factory):
     require_lab_prerequisites()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("ex"), "e2e-ex", 67))
+    runner = exercises_lab(tmp_path_factory.mktemp("ex"))
     try:
         runner("up")
         yield runner
