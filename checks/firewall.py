@@ -287,34 +287,57 @@ CONTROL_WORDS = {**STATE_WORDS, "unknown": "not tried"}
 
 
 def where(row: dict) -> str:
-    """The connection a row tried, in words."""
+    """The port a row tried, in words (without the source)."""
     proto = "/udp" if row["proto"] == "udp" else ""
-    return f"{row['target']}:{row['port']}{proto} ({row['why']}) from {row['source']}"
+    return f"{row['target']}:{row['port']}{proto} ({row['why']})"
 
 
-def problems(rows: list[dict]) -> list[str]:
-    """What differs from the design: blocked where it must be open, open where it must not."""
-    found = []
+def finding(row: dict) -> str | None:
+    """How one connection differs from the design, in words without its source; None when it
+    is as designed."""
+    state, words = row["state"], STATE_WORDS.get(row["state"], row["state"])
+    if row["listener"] == "failed":
+        return "the grader could not listen there to try it"
+    if state == "unknown" or (row["open"] and state != "open"):
+        return f"{words}{LISTENERS.get(row['listener'], '')}"
+    if not row["open"] and state not in BLOCKED:
+        said = "open" if state == "open" else words
+        return f"{said}{' (a service listens there)' if row['listener'] == 'service' else ''}"
+    if not row["open"] and state != "refused" and row.get("control") != "open":
+        return (
+            f"{words}, but {row['target']}:{CONTROL} (SSH, open to every host in the design) "
+            f"did not answer either ({CONTROL_WORDS.get(row.get('control'), 'not tried')}): "
+            "whether it is blocked is unknown"
+        )
+    return None
+
+
+def problems(rows: list[dict], everything: list[dict] | None = None) -> list[str]:
+    """What differs from the design in rows, one line per port and finding with every source
+    it concerns: blocked where it must be open, open where it must not be, and then who may
+    (from everything observed, rows when not given)."""
+    found: dict[tuple, list[str]] = {}
     for row in rows:
-        if row["listener"] == "none":
-            continue  # a port graded only while its service runs
-        state, words = row["state"], STATE_WORDS.get(row["state"], row["state"])
-        if row["listener"] == "failed":
-            found.append(f"{where(row)}: the grader could not listen there to try it")
-        elif state == "unknown" or (row["open"] and state != "open"):
-            found.append(f"{where(row)}: {words}{LISTENERS.get(row['listener'], '')}")
-        elif not row["open"] and state not in BLOCKED:
-            said = "open" if state == "open" else words
-            served = " (a service listens there)" if row["listener"] == "service" else ""
-            found.append(f"{where(row)}: {said}{served}")
-        elif not row["open"] and state != "refused" and row.get("control") != "open":
-            found.append(
-                f"{where(row)}: {words}, but {row['target']}:{CONTROL} (SSH, open to every host "
-                f"in the design) did not answer {row['source']} either "
-                f"({CONTROL_WORDS.get(row.get('control'), 'not tried')}): whether it is blocked "
-                "is unknown"
-            )
-    return found
+        words = None if row["listener"] == "none" else finding(row)
+        if words:  # a port graded only while its service runs is left out
+            key = (where(row), words, "" if row["open"] else admitted(everything or rows, row))
+            found.setdefault(key, []).append(row["source"])
+    return [
+        f"{port} from {', '.join(sources)}: {words}{who}"
+        for (port, words, who), sources in found.items()
+    ]
+
+
+def admitted(rows: list[dict], closed: dict) -> str:
+    """Who the design lets reach a closed row's port, as the end of the line that found it
+    answering others ("" when the rows do not say)."""
+    port = (closed["target"], closed["port"], closed["proto"])
+    sources = [
+        r["source"] for r in rows if r["open"] and (r["target"], r["port"], r["proto"]) == port
+    ]
+    if sources:
+        return f"; the design opens it to {', '.join(sources)} only"
+    return "; the design opens it to no one" if closed["check"] == "deny" else ""
 
 
 def blocked_by_a_firewall(row: dict) -> bool:
@@ -334,11 +357,12 @@ def unshaped(rows: list[dict], hosts) -> list[str]:
     return [h for h in dict.fromkeys(hosts) if h not in shaped]
 
 
-def judged(rows: list[dict], summary: str, hint: str = "", also=()) -> Verdict:
-    """Failed with every problem, or passed with summary and how many connections were tried."""
-    found = problems(rows) + list(also)
+def judged(rows: list[dict], summary: str, hint: str = "", also=(), everything=None) -> Verdict:
+    """Failed with every problem (one a line), or passed with summary and how many connections
+    were tried."""
+    found = problems(rows, everything) + list(also)
     if found:
-        return failed("; ".join(found), hint)
+        return failed("\n".join(found), hint)
     tried = [r for r in rows if r["listener"] != "none"]
     return passed(f"{summary} ({len(tried)} connections tried)")
 
@@ -467,8 +491,8 @@ class ClosedToOthers(_Firewall, Check):
     )
 
     def judge(self, rows):
-        rows = self.mine(rows)
-        return judged(rows, "closed to others: " + _listing(rows))
+        mine = self.mine(rows)
+        return judged(mine, "closed to others: " + _listing(mine), everything=rows)
 
 
 def _listing(rows: list[dict]) -> str:

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     by_id,
     changed_count,
     check_json,
+    lab_name_from,
     lab_with,
 )
 
@@ -25,8 +26,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("firewall")]
 
 @pytest.fixture(scope="module")
 def firewalled_lab(tmp_path_factory):
-    """The reference lab with the firewall built (e2e-fw, 192.168.81.0/24)."""
-    with lab_with(tmp_path_factory, "e2e-fw", 81, "firewall") as runner:
+    """The reference lab with the firewall built (e2e-fw, 192.168.81.0/24; another with
+    LAB_E2E_FIREWALL=NAME:OCTET)."""
+    name, octet = lab_name_from("LAB_E2E_FIREWALL", "e2e-fw:81")
+    with lab_with(tmp_path_factory, name, octet, "firewall") as runner:
         yield runner
 
 
@@ -68,7 +71,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw allow 3306/tcp",
                 "sudo ufw delete allow 3306/tcp",
                 "firewall.closed",
-                "web-01:3306 (MariaDB) from this machine: open",
+                "web-01:3306 (MariaDB) from this machine, lb-01: open",
             ),
             Sabotage(
                 "default allow",
@@ -76,7 +79,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw default allow incoming",
                 "sudo ufw default deny incoming",
                 "firewall.default-deny",
-                "lb-01:{port} (a free port the grader listened on) from this machine: open",
+                "lb-01:{port} (a free port the grader listened on) from this machine, web-01: open",
             ),
             Sabotage(
                 "low ports open",
@@ -85,7 +88,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw delete allow 1024:32767/tcp",
                 "firewall.default-deny",
                 "web-02:{port} (a free port below 32768 the grader listened on) "
-                "from this machine: open",
+                "from this machine, lb-01: open; the design opens it to no one",
             ),
         ],
         [
@@ -103,7 +106,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw disable",
                 "sudo ufw --force enable",
                 "firewall.closed",
-                "web-02:80 (Nginx) from this machine: open",
+                "web-02:80 (Nginx) from this machine, web-01: open",
             ),
             Sabotage(
                 "stats and exporter open",
@@ -131,7 +134,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo systemctl stop lab-e2e-873; sudo ufw delete deny 1024:65535/tcp && "
                 "sudo ufw default deny incoming",
                 "firewall.default-deny",
-                "lb-01:873 (rsync's port, in no host's design) from this machine: open "
+                "lb-01:873 (rsync's port, in no host's design) from this machine, web-01: open "
                 "(a service listens there)",
             ),
             Sabotage(
@@ -140,7 +143,8 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw allow 2222/tcp",
                 "sudo ufw delete allow 2222/tcp",
                 "firewall.default-deny",
-                "web-01:2222 (a second SSH's port, in no host's design) from this machine: open",
+                "web-01:2222 (a second SSH's port, in no host's design) "
+                "from this machine, web-02: open",
             ),
             Sabotage(  # without a firewall nothing is admitted: everything merely answers
                 "no firewall, public",

@@ -229,14 +229,38 @@ def test_no_firewall_fails_default_deny_and_closed():
     assert not deny.passed and "lb-01:41234 (a free port the grader listened on)" in deny.evidence
     closed = _judge(firewall.ClosedToOthers, rows)
     assert not closed.passed
-    assert "web-01:80 (Nginx) from this machine: open" in closed.evidence
-    assert "web-01:3306 (MariaDB) from lb-01: open" in closed.evidence
+    lines = closed.evidence.splitlines()
+    assert (
+        "web-01:80 (Nginx) from this machine, web-02: open (a service listens there); "
+        "the design opens it to lb-01 only"
+    ) in lines
+    assert (
+        "web-01:3306 (MariaDB) from this machine, lb-01: open (a service listens there); "
+        "the design opens it to web-02 only"
+    ) in lines
     # what answers on a host with no firewall answers because nothing blocks it: no pass for it
     for check in (firewall.PublicOpen, firewall.InternalOpen):
         verdict = _judge(check, rows)
         assert not verdict.passed
         assert "web-02: nothing the grader tried was blocked" in verdict.evidence
         assert "ufw default deny incoming" in _judge(check, rows).hint
+
+
+def test_evidence_is_one_line_per_port_with_every_source_that_reached_it():
+    """Read in the report and in `lab exercise check 08`: a line per host and port, what was
+    found, from where, and who the design lets in; never one long sentence."""
+    rows = _rows(state=lambda e: "open")
+    for check in (firewall.DefaultDeny, firewall.ClosedToOthers):
+        lines = _judge(check, rows).evidence.splitlines()
+        ports = [line.split(" ", 1)[0] for line in lines]
+        assert len(ports) == len(set(ports)) > 1, lines  # one line per host:port
+        assert all(" from this machine" in line for line in lines), lines
+    deny = _judge(firewall.DefaultDeny, rows).evidence.splitlines()
+    assert len(deny) == 15  # 3 hosts, 5 sampled ports, each tried from two sources
+    assert deny[0] == (
+        "lb-01:41234 (a free port the grader listened on) from this machine, web-01: open; "
+        "the design opens it to no one"
+    )
 
 
 def test_one_port_left_open_fails_closed():
@@ -459,8 +483,11 @@ def test_low_ports_open_to_everyone_fail_default_deny():
 
     verdict = _judge(firewall.DefaultDeny, _rows(state=state))
     assert not verdict.passed
-    words = "web-02:12345 (a free port below 32768 the grader listened on) from this machine: open"
-    assert words in verdict.evidence
+    words = (
+        "web-02:12345 (a free port below 32768 the grader listened on) from this machine, lb-01: "
+        "open; the design opens it to no one"
+    )
+    assert verdict.evidence == words
     assert "41234" not in verdict.evidence
 
 
@@ -490,7 +517,7 @@ def test_no_answer_counts_as_blocked_only_when_the_control_answered(control):
         control = "web-01:22 (SSH, open to every host in the design) did not answer"
         assert control in verdict.evidence
         # only web-01's rows from the two failing sources: the others reached their targets
-        assert all(p.startswith("web-01:") for p in verdict.evidence.split("; "))
+        assert all(p.startswith("web-01:") for p in verdict.evidence.splitlines())
 
 
 def test_a_refusal_is_an_answer_whatever_the_control_gave():
@@ -518,10 +545,12 @@ def test_a_firewall_that_allows_by_default_fails_default_deny():
     rows = _rows(state=_allow_by_default)
     verdict = _judge(firewall.DefaultDeny, rows)
     assert not verdict.passed
-    assert "lb-01:613 (a free port below 1024 the grader listened on) from this machine: open" in (
-        verdict.evidence
+    lines = verdict.evidence.splitlines()
+    assert lines[0] == (
+        "lb-01:613 (a free port below 1024 the grader listened on) from this machine, web-01: "
+        "open; the design opens it to no one"
     )
-    assert "web-01:873 (rsync's port, in no host's design) from web-02: open" in verdict.evidence
+    assert lines[3].startswith("web-01:873 (rsync's port, in no host's design) from this machine")
     assert "(a service listens there)" in verdict.evidence  # rsync --daemon answered there
     assert "12345" not in verdict.evidence and "41234" not in verdict.evidence
 
@@ -530,8 +559,9 @@ def test_a_student_script_that_opens_2222_fails_default_deny():
     rows = _rows(state=lambda e: _allow_by_default(e, below=0, port=2222))
     verdict = _judge(firewall.DefaultDeny, rows)
     assert not verdict.passed
-    assert "web-02:2222 (a second SSH's port, in no host's design) from this machine: open" in (
-        verdict.evidence
+    assert (
+        "web-02:2222 (a second SSH's port, in no host's design) from this machine, lb-01: open"
+        in verdict.evidence
     )
     assert "873" not in verdict.evidence and "613" not in verdict.evidence
 
