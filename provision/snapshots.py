@@ -61,10 +61,14 @@ def check_name(name: str) -> str:
 
 
 def list_snapshots(lab_name: str) -> list[Snapshot]:
-    """The lab's snapshots, oldest first."""
+    """The lab's snapshots, oldest first; one whose meta.json can't be read is listed as
+    unreadable (so that it can be deleted), one without it (a save interrupted) is left out."""
     found = []
     for meta in snapshots_dir(lab_name).glob(f"*/{META}"):
-        data = _read_json(meta)
+        try:
+            data = _read_json(meta)
+        except LabError:
+            data = {"provider": "unreadable", "created": _modified(meta)}
         found.append(
             Snapshot(
                 data.get("name", meta.parent.name),
@@ -75,6 +79,15 @@ def list_snapshots(lab_name: str) -> list[Snapshot]:
             )
         )
     return sorted(found, key=lambda s: s.created)
+
+
+def labs_gone(current: str) -> dict[str, list[Snapshot]]:
+    """Snapshots of labs other than current that no longer exist on this machine (destroyed,
+    or test labs), by lab: `lab snapshot list` names them, `delete --lab` removes them."""
+    root = lab_home() / "snapshots"
+    labs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    gone = {n: list_snapshots(n) for n in labs if n != current and not LabState(n).exists}
+    return {name: found for name, found in gone.items() if found}
 
 
 def find_snapshot(lab_name: str, name: str) -> Snapshot:
@@ -126,8 +139,15 @@ def restore_snapshot(state: LabState, provider, name: str, progress) -> float:
 
 
 def delete_snapshot(state: LabState, provider, name: str) -> None:
+    """Remove snapshot name; of a lab that is gone, only its files (its hosts, and whatever
+    the provider kept with them, went with the lab)."""
     snapshot = find_snapshot(state.name, name)
-    _delete_files(provider, name, snapshot.path)
+    if state.exists:
+        _delete_files(provider, name, snapshot.path)
+    else:
+        shutil.rmtree(snapshot.path)
+    if not any(snapshots_dir(state.name).iterdir()):
+        snapshots_dir(state.name).rmdir()
 
 
 def _delete_files(provider, name: str, directory: Path) -> None:

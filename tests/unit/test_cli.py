@@ -104,6 +104,51 @@ def test_snapshot_restore_takes_yes(tmp_path):
     assert_one_clear_error(lab("snapshot", "restore", "x", "--yes", home=tmp_path), "is not up")
 
 
+def _snapshot(home, lab_name: str, name: str, meta: str | None = None) -> None:
+    directory = home / "snapshots" / lab_name / name
+    (directory / "web-01").mkdir(parents=True)
+    default = f'{{"name": "{name}", "lab": "{lab_name}", "provider": "lxc", "created": 1.0}}'
+    (directory / "meta.json").write_text(default if meta is None else meta)
+
+
+def test_snapshots_of_labs_that_are_gone_are_listed_and_can_be_deleted(
+    tmp_path, monkeypatch, capsys
+):
+    from types import SimpleNamespace
+
+    from lab.cli import app as cli
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def lab(*args, **_):
+        code = cli.main([*args, "--no-color"])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    _snapshot(tmp_path, "old-class", "before-lb")
+    _snapshot(tmp_path, "old-class", "broken", meta="{not json")  # a save cut short
+    _snapshot(tmp_path, "still-up", "mine")
+    (tmp_path / "labs" / "still-up").mkdir(parents=True)
+    (tmp_path / "labs" / "still-up" / "state.json").write_text("{}")
+    listed = lab("snapshot", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "snapshots of labs that no longer exist" in listed.stdout
+    rows = [line for line in listed.stdout.splitlines() if "old-class" in line]
+    assert len(rows) == 2 and "unreadable" in rows[1], listed.stdout
+    assert "still-up" not in listed.stdout  # a lab that exists lists its own
+    assert "lab snapshot delete NAME --lab LAB" in listed.stdout
+    refused = lab("snapshot", "delete", "mine", "--lab", "still-up")
+    assert_one_clear_error(refused, "lab 'still-up' exists")
+    gone = lab("snapshot", "delete", "--all", "--lab", "old-class")
+    assert gone.returncode == 0, gone.stderr
+    assert "'before-lb' of lab 'old-class' deleted" in gone.stdout
+    assert not (tmp_path / "snapshots" / "old-class").exists()
+    listed = lab("snapshot", "list")
+    assert "no longer exist" not in listed.stdout
+    assert (tmp_path / "snapshots" / "still-up" / "mine" / "meta.json").is_file()
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from lab.cli.confirm import add_yes, confirm
 from lab.core.errors import ExitCode, LabError
+from lab.core.state import LabState
 from provision import snapshots
 
 RESTORE_SECONDS = 30.0
@@ -21,7 +22,8 @@ DESCRIPTION = (
     "snapshots where its provider has them; the ssh provider has none. Snapshots are kept in "
     "$LAB_HOME/snapshots/LAB, outside the lab's state: they survive `lab destroy` (restore one "
     "after the next `lab up`) and only `lab snapshot delete` removes them. A restore brings back "
-    "the files exactly, with the lab's current login and host keys."
+    "the files exactly, with the lab's current login and host keys. `list` also names the "
+    "snapshots of labs that no longer exist; `delete NAME --lab LAB` (or `--all`) removes them."
 )
 ORDER = 180  # its place in `lab --help`
 
@@ -31,20 +33,30 @@ def arguments(parser) -> None:
     parser.add_argument("action", choices=("save", "restore", "list", "delete"))
     parser.add_argument("name", nargs="?", metavar="NAME", help="the snapshot's name")
     parser.add_argument("--force", action="store_true", help="save: replace a snapshot of NAME")
+    parser.add_argument(
+        "--lab", metavar="LAB", help="list, delete: the snapshots of LAB, a lab that is gone"
+    )
+    parser.add_argument("--all", action="store_true", help="delete: every snapshot of the lab")
     add_yes(parser, "restore")
 
 
 def run(lab) -> ExitCode:
     action, name = lab.args.action, lab.args.name
+    if lab.args.lab and action in ("save", "restore"):
+        raise LabError(f"--lab is for list and delete; `lab snapshot {action}` is this lab's")
     if action == "list":
-        lab.console.print(table(lab.topology.name, snapshots.list_snapshots(lab.topology.name)))
+        lab_name = lab.args.lab or lab.topology.name
+        lab.console.print(table(lab_name, snapshots.list_snapshots(lab_name)))
+        gone = snapshots.labs_gone(lab_name)
+        if gone:
+            lab.console.print(gone_table(gone))
         return ExitCode.OK
+    if action == "delete" and lab.args.all and not name:
+        return delete(lab, all_of_the_lab=True)
     if not name:
         raise LabError(f"which snapshot? `lab snapshot {action} NAME`")
     if action == "delete":
-        snapshots.delete_snapshot(lab.state, lab.provider, name)
-        lab.console.print(f"snapshot {name!r} deleted")
-        return ExitCode.OK
+        return delete(lab)
     lab.require_up()
     if action == "restore":
         snapshots.find_snapshot(lab.topology.name, name)  # an unknown name is refused first
@@ -70,6 +82,25 @@ def run(lab) -> ExitCode:
     return ExitCode.OK
 
 
+def delete(lab, all_of_the_lab: bool = False) -> ExitCode:
+    """Delete one snapshot, or all of a lab's; another lab's only when that lab is gone."""
+    state = lab.state
+    if lab.args.lab and lab.args.lab != lab.topology.name:
+        state = LabState(lab.args.lab)
+        if state.exists:
+            raise LabError(
+                f"lab {lab.args.lab!r} exists: delete its snapshots with its own topology",
+                hint="lab --topology ITS_LAB.yml snapshot delete NAME",
+            )
+    names = [s.name for s in snapshots.list_snapshots(state.name)]
+    if all_of_the_lab and not names:
+        raise LabError(f"lab {state.name!r} has no snapshots")
+    for name in names if all_of_the_lab else [lab.args.name]:
+        snapshots.delete_snapshot(state, lab.provider if state is lab.state else None, name)
+        lab.console.print(f"snapshot {name!r} of lab {state.name!r} deleted")
+    return ExitCode.OK
+
+
 def settle_restored(lab) -> None:
     """Wait (briefly) until the restored services answer; a lab saved broken stays broken, and
     the restore says what does not answer instead of failing."""
@@ -91,4 +122,21 @@ def table(lab_name: str, found) -> Table:
         result.add_row(snapshot.name, taken, snapshot.provider, f"{snapshot.seconds:.1f} s")
     if not found:
         result.caption = "none yet: lab snapshot save NAME"
+    return result
+
+
+def gone_table(gone: dict) -> Table:
+    """The snapshots of labs that no longer exist, and how to remove them."""
+    result = Table(
+        title="snapshots of labs that no longer exist",
+        title_justify="left",
+        caption="remove: lab snapshot delete NAME --lab LAB (or --all --lab LAB)",
+        caption_justify="left",
+    )
+    for column in ("lab", "name", "taken", "provider"):
+        result.add_column(column)
+    for lab_name, found in gone.items():
+        for snapshot in found:
+            taken = datetime.datetime.fromtimestamp(snapshot.created).strftime("%Y-%m-%d %H:%M")
+            result.add_row(escape(lab_name), escape(snapshot.name), taken, snapshot.provider)
     return result
