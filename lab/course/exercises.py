@@ -231,3 +231,49 @@ def page(exercise: Exercise, lab: topology.Topology) -> Page:
         translated is not None,
         PAGE_TOPOLOGY.get(exercise.number, "lab.yml"),
     )
+
+
+# -- the steps a page marks: code blocks to follow as they stand ------------------------
+# A fenced block's info string may say where it runs after its language, as key=value words:
+# `run=web-01,web-02` (each host, in order; `run=here` is the student's machine) and
+# `file=PATH` (the block is that file's whole content, written on each host). A `sql` block
+# with `run=HOST` is typed into `sudo mariadb` there; any other block with `run=` into a shell.
+# Renderers show only the language; the page's prose says the same in words.
+FENCED = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+HERE = "here"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A code block a page marks to be run or written as it stands, and where."""
+
+    language: str
+    run: tuple[str, ...]  # host names in order, or (HERE,): the student's machine
+    body: str
+    file: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """file, sql or shell: how a student enters the block."""
+        if self.file:
+            return "file"
+        return "sql" if self.language == "sql" and self.run != (HERE,) else "shell"
+
+
+def steps(text: str) -> list[Step]:
+    """The marked code blocks of a page's text, in order (unmarked blocks are left out)."""
+    found = []
+    for match in FENCED.finditer(text):
+        words = match["info"].split()
+        language = words.pop(0) if words and "=" not in words[0] else ""
+        marks = dict(word.partition("=")[::2] for word in words)
+        if "run" not in marks:
+            continue
+        indent = match["indent"]
+        body = "".join(line.removeprefix(indent) for line in match["body"].splitlines(True))
+        hosts = tuple(h for h in marks["run"].split(",") if h)
+        found.append(Step(language, hosts, body, marks.get("file") or None))
+    return found

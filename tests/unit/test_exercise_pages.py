@@ -276,3 +276,41 @@ def test_hints_give_the_labs_own_network_and_no_address_of_their_own():
     assert "'webstack_write'@'10.20.%'" in grants
     grants = " ".join(hint_ladder("app.database", THREE["192.168.206.0/24"]))
     assert "'webstack_write'@'192.168.206.%'" in grants
+
+
+# -- the steps a page marks to be followed (tests/e2e/test_exercise_walk.py runs them) ------
+WALKED = ["01", "02", "03", "04", "05", "06"]
+INTERACTIVE = re.compile(r"\b(sudoedit|nano|vi|vim|less)\b|lab ssh [\w-]+\s*($|\n|;|&&)")
+
+
+def test_marked_blocks_are_parsed_with_where_and_how_they_run():
+    text = (
+        "1. Both:\n\n   ```sh run=web-01,web-02\n   sudo apt-get install -y nginx\n   ```\n\n"
+        "```nginx run=web-01 file=/etc/nginx/x\nserver {}\n```\n"
+        "```sql run=web-02\nSTART REPLICA;\n```\n"
+        "```sh\nnot a step\n```\n"
+        "```sh run=here\ncurl -sI http://10.0.0.1/\n```\n"
+    )
+    found = exercises.steps(text)
+    assert [(s.kind, s.run, s.file) for s in found] == [
+        ("shell", ("web-01", "web-02"), None),
+        ("file", ("web-01",), "/etc/nginx/x"),
+        ("sql", ("web-02",), None),
+        ("shell", ("here",), None),
+    ]
+    assert found[0].body == "sudo apt-get install -y nginx\n"  # a list item's indent is gone
+
+
+@pytest.mark.parametrize("number", WALKED)
+def test_a_walked_page_marks_steps_a_script_can_follow(number):
+    """Hosts the lab has, files by absolute path, and nothing that needs a terminal."""
+    exercise = exercises.find(number)
+    reference = exercises.reference_topology(exercise)
+    found = exercises.steps(exercise.path.read_text())
+    assert found, f"{exercise.name}: no code block marked run="
+    for step in found:
+        assert set(step.run) <= {*reference.names, exercises.HERE}, step
+        assert step.run and (exercises.HERE not in step.run or step.run == (exercises.HERE,))
+        assert step.file is None or (step.file.startswith("/") and step.run != ("here",)), step
+        if step.kind == "shell":
+            assert not INTERACTIVE.search(step.body), f"{exercise.name}: {step.body}"

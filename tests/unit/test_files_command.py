@@ -126,7 +126,7 @@ def page_commands() -> list[str]:
     text = exercises.find("03").path.read_text()
     steps = text[: text.index("**Check yourself.**")]
     found = []
-    for match in re.finditer(r"```sh\n(.*?)```|`([^`\n]+)`", steps, re.S):
+    for match in re.finditer(r"```sh[^\n]*\n(.*?)```|`([^`\n]+)`", steps, re.S):
         block, inline = match.groups()
         for line in (block or inline).splitlines():
             line = re.sub(r"\s+#.*$", "", line.strip())
