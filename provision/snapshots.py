@@ -107,6 +107,7 @@ def save_snapshot(state: LabState, provider, name: str, progress, replace: bool 
         )
     if directory.exists():
         _delete_files(provider, name, directory)
+    sweep(snapshots_dir(state.name), provider)
     started = time.monotonic()
     layers = provider.snapshot_save(name, directory, progress)
     seconds = round(time.monotonic() - started, 2)
@@ -146,13 +147,38 @@ def delete_snapshot(state: LabState, provider, name: str) -> None:
         _delete_files(provider, name, snapshot.path)
     else:
         shutil.rmtree(snapshot.path)
-    if not any(snapshots_dir(state.name).iterdir()):
+    if snapshots_dir(state.name).is_dir() and not any(snapshots_dir(state.name).iterdir()):
         snapshots_dir(state.name).rmdir()
 
 
 def _delete_files(provider, name: str, directory: Path) -> None:
+    """Forget snapshot name and remove its files, but a layer some host starts from stays
+    until none does (the next save or delete of the lab sweeps it)."""
     provider.snapshot_delete(name, directory)
-    shutil.rmtree(directory)
+    (directory / META).unlink(missing_ok=True)
+    sweep(directory.parent, provider)
+
+
+def sweep(lab_dir: Path, provider) -> None:
+    """Remove the layers no snapshot of the lab lists and no host on this machine starts from
+    (a replaced or deleted snapshot's), and snapshot directories left empty."""
+    used = {Path(p) for p in provider.layers_in_use()} if provider.layers else set()
+    for directory in [d for d in lab_dir.iterdir() if d.is_dir()] if lab_dir.is_dir() else []:
+        try:
+            meta = _meta_if_present(directory / META)
+        except LabError:
+            continue  # unreadable: `lab snapshot list` shows it, `delete` removes it whole
+        tops = [Path(stack[0]) for stack in ((meta or {}).get("layers") or {}).values() if stack]
+        own = {
+            directory / t.relative_to(directory).parts[0] for t in tops if directory in t.parents
+        }
+        if meta is not None and not own:
+            continue  # saved as copies (or by a provider without layers): all of it is its own
+        for child in directory.iterdir():
+            if child.name != META and child not in own and not _holds(child, used):
+                shutil.rmtree(child)
+        if meta is None and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 # -- the cache of reference states ------------------------------------------------------
@@ -383,6 +409,11 @@ def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(directory.name)
     return removed
+
+
+def _holds(directory: Path, used: set[Path]) -> bool:
+    """Whether directory is, or holds, one of the used layers."""
+    return any(p == directory or directory in p.parents for p in used)
 
 
 def _dirs() -> list[Path]:

@@ -38,6 +38,9 @@ PACKAGES = "apt-get install lxc lxc-templates debootstrap rsync nftables iproute
 DISK_TOOLS = ("mkfs.ext4", "losetup", "mount", "umount")  # a sandboxed host's own file system
 DISK_IMAGE = "disk.img"  # in the container's directory, loop-mounted on its overlay directory
 LISTS = "var/lib/apt/lists"
+# a snapshot is saved as one more layer under a host up to this many (the overlay's layers are
+# listed in its mount options, which the kernel limits to a page); beyond, it is copied
+MAX_LAYERS = 24
 DEBIAN_TEMPLATE = Path("/usr/share/lxc/templates/lxc-debian")
 
 
@@ -438,10 +441,14 @@ class LxcProvider:
         return f"{self.image.marker.read_text().strip()}@{self.image.marker.stat().st_mtime_ns}"
 
     def snapshot_save(self, name: str, directory: Path, progress) -> dict:
-        """Stop each host, copy its upper dir into directory/HOST, start it again."""
+        """Freeze each host's upper dir into directory as a read-only layer and go on from it
+        (a rename, whatever the hosts hold); returns each host's layers, top first. A host
+        already on MAX_LAYERS layers has its upper dir copied instead (the stack stays)."""
         self._require_hosts("lab snapshot save")
+        layer = directory / f"layer-{time.time_ns()}"
+        deep = any(len(self._lowers(self.container(h))) >= MAX_LAYERS for h in self.topology.hosts)
 
-        def save(host: Host) -> None:
+        def copy(host: Host) -> None:
             container = self.container(host)
             self._lxc("lxc-stop", container, check=False)
             try:
@@ -451,25 +458,35 @@ class LxcProvider:
 
         with progress.step(f"snapshot {name}") as step:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fan_out(save)
-            self._wait_ssh()
+            if deep:
+                self._fan_out(copy)
+                self._wait_ssh()
+                stacks = {h.name: self._lowers(self.container(h)) for h in self.topology.hosts}
+            else:
+                stacks = self._freeze(layer)
             step.done(", ".join(self.topology.names))
-        return {
-            host.name: [str(p) for p in self._lowers(self.container(host))]
-            for host in self.topology.hosts
-        }
+        return {host: [str(p) for p in stack] for host, stack in stacks.items()}
 
     def snapshot_restore(self, name: str, directory: Path, layers: dict, progress) -> None:
-        """Replace each host's upper dir with the snapshot's copy and start it on its layers."""
+        """Start each host with an empty upper dir on the snapshot's layers (a snapshot saved
+        as a copy: on a copy of it over its layers)."""
         self._require_hosts("lab snapshot restore")
-        missing = [h.name for h in self.topology.hosts if not (directory / h.name).is_dir()]
+        stacks = {h.name: [Path(p) for p in layers.get(h.name, [])] for h in self.topology.hosts}
+        frozen = all(stack and directory in stack[0].parents for stack in stacks.values())
+        missing = [
+            h for h, stack in stacks.items() if not (stack[0] if frozen else directory / h).is_dir()
+        ]
         if missing:
             raise LabError(f"snapshot {name} has no copy of {', '.join(missing)}")
+
+        def fill(host: Host, upper: Path) -> None:
+            if frozen:
+                upper.mkdir(mode=0o755)
+            else:
+                _copy_tree(directory / host.name, upper)
+
         with progress.step(f"restore {name}") as step:
-            self._restart_on(
-                lambda host, upper: _copy_tree(directory / host.name, upper),
-                {h.name: [Path(p) for p in layers.get(h.name, [])] for h in self.topology.hosts},
-            )
+            self._restart_on(fill, stacks)
             step.done(", ".join(self.topology.names))
 
     def snapshot_delete(self, name: str, directory: Path) -> None:
@@ -491,6 +508,13 @@ class LxcProvider:
     def save_layer(self, directory: Path, progress) -> dict[str, list[Path]]:
         """Stop each host, move its upper dir to directory/HOST as a new read-only layer on top
         of its current ones, start it again on them; returns each host's layers, top first."""
+        with progress.step("saving the reference state") as step:
+            stacks = self._freeze(directory)
+            step.done(str(directory))
+        return stacks
+
+    def _freeze(self, directory: Path) -> dict[str, list[Path]]:
+        """save_layer's work: each host's upper dir becomes directory/HOST, under a new one."""
         stacks: dict[str, list[Path]] = {}
 
         def save(host: Host) -> None:
@@ -504,12 +528,10 @@ class LxcProvider:
             self._renew_keys(host, upper)
             self._lxc("lxc-start", container, "-d")
 
-        with progress.step("saving the reference state") as step:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fan_out(save)
-            self._write_known_hosts()
-            self._wait_ssh()
-            step.done(str(directory))
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._fan_out(save)
+        self._write_known_hosts()
+        self._wait_ssh()
         return stacks
 
     def layers_in_use(self) -> set[Path]:

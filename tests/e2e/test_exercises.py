@@ -134,6 +134,10 @@ def test_a_snapshot_restore_brings_back_the_exact_state(ex):
             "gone\n"
         )
         assert "risky" in ex("snapshot", "list").stdout
+        ex("snapshot", "delete", "risky")  # the hosts run on its layer: it stays until they don't
+        assert ex.ssh("web-01", "cat /srv/before-save").strip() == "before"
+        ex.ssh("web-01", "echo again | sudo tee /srv/before-save >/dev/null")  # written above it
+        assert ex.ssh("web-01", "cat /srv/before-save").strip() == "again"
     finally:
         ex("snapshot", "delete", "risky", check=False)
     assert "risky" not in ex("snapshot", "list").stdout

@@ -264,3 +264,41 @@ def test_an_exercise_the_hosts_cannot_hold_is_refused_before_anything_changes(to
     command.require_topology(SimpleNamespace(topology=four), eleven)
     for number in ("05", "08", "09", "10"):
         command.require_topology(SimpleNamespace(topology=topology), exercises.find(number))
+
+
+def _frozen(home, name: str, stamp: int) -> dict:
+    """A snapshot saved as a layer (the LXC provider's way): its meta and its layer's files."""
+    layer = home / "snapshots" / "unit-ex" / name / f"layer-{stamp}" / "web-01"
+    layer.mkdir(parents=True)
+    return {"web-01": [str(layer), str(home / "cache/reference/k/web-01")]}
+
+
+def test_a_snapshot_layer_a_host_runs_on_stays_until_it_does_not(tmp_path, monkeypatch):
+    """Replaced or deleted, a snapshot's layer stays while a host starts from it; the next
+    save, delete or destroy removes it. A snapshot saved as copies is never swept."""
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state.dir.mkdir(parents=True)
+    (state.dir / "state.json").write_text("{}")
+    stamps = iter([1, 2])
+    provider.snapshot_save = lambda name, directory, progress: _frozen(tmp_path, name, next(stamps))
+    provider.snapshot_delete = lambda name, directory: None
+    first = tmp_path / "snapshots/unit-ex/risky/layer-1"
+    snapshots.save_snapshot(state, provider, "risky", None)
+    provider.in_use = {first / "web-01"}  # the hosts go on from the snapshot's layer
+    snapshots.save_snapshot(state, provider, "risky", None, replace=True)
+    assert first.is_dir(), "a layer the hosts run on was removed"
+    copies = tmp_path / "snapshots/unit-ex/copied"
+    (copies / "web-01").mkdir(parents=True)
+    (copies / "meta.json").write_text('{"name": "copied", "layers": {"web-01": []}}')
+    provider.in_use = set()
+    snapshots.sweep(snapshots.snapshots_dir("unit-ex"), provider)
+    assert not first.exists() and (tmp_path / "snapshots/unit-ex/risky/layer-2").is_dir()
+    assert (copies / "web-01").is_dir()
+    provider.in_use = {tmp_path / "snapshots/unit-ex/risky/layer-2/web-01"}
+    snapshots.delete_snapshot(state, provider, "risky")
+    assert [s.name for s in snapshots.list_snapshots("unit-ex")] == ["copied"]
+    assert (tmp_path / "snapshots/unit-ex/risky/layer-2/web-01").is_dir()
+    provider.in_use = set()
+    snapshots.sweep(snapshots.snapshots_dir("unit-ex"), provider)
+    assert not (tmp_path / "snapshots/unit-ex/risky").exists()

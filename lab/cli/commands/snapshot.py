@@ -18,8 +18,9 @@ HELP = (
     "lab snapshot save|restore|list|delete NAME"
 )
 DESCRIPTION = (
-    HELP + ". LXC copies each host's own changes (its overlay layer); Vagrant uses its own "
-    "snapshots where its provider has them; the ssh provider has none. Snapshots are kept in "
+    HELP + ". LXC freezes each host's own changes (its overlay layer) as a read-only layer the "
+    "hosts go on from; Vagrant uses its own snapshots where its provider has them; the ssh "
+    "provider has none. Snapshots are kept in "
     "$LAB_HOME/snapshots/LAB, outside the lab's state: they survive `lab destroy` (restore one "
     "after the next `lab up`) and only `lab snapshot delete` removes them. A restore brings back "
     "the files exactly, with the lab's current login and host keys. `list` also names the "
