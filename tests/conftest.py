@@ -79,7 +79,13 @@ def group_of(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heaviest group first, each group's tests together in their own order, then the rest."""
+    """Heaviest group first, each group's tests together in their own order, then the rest;
+    `slow` tests only with LAB_SLOW=1 (or `-m slow`)."""
+    if not os.environ.get("LAB_SLOW") and "slow" not in (config.option.markexpr or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     if getattr(config.option, "loadgroup", False):
         require_group_ids(items)
 
