@@ -161,7 +161,7 @@ def _delete_files(provider, name: str, directory: Path) -> None:
 
 def sweep(lab_dir: Path, provider) -> None:
     """Remove the layers no snapshot of the lab lists and no host on this machine starts from
-    (a replaced or deleted snapshot's), and snapshot directories left empty."""
+    (a replaced or deleted snapshot's), and directories left empty."""
     used = {Path(p) for p in provider.layers_in_use()} if provider.layers else set()
     for directory in [d for d in lab_dir.iterdir() if d.is_dir()] if lab_dir.is_dir() else []:
         try:
@@ -179,6 +179,8 @@ def sweep(lab_dir: Path, provider) -> None:
                 shutil.rmtree(child)
         if meta is None and not any(directory.iterdir()):
             directory.rmdir()
+    if lab_dir.is_dir() and not any(lab_dir.iterdir()):
+        lab_dir.rmdir()
 
 
 # -- the cache of reference states ------------------------------------------------------

@@ -302,3 +302,5 @@ def test_a_snapshot_layer_a_host_runs_on_stays_until_it_does_not(tmp_path, monke
     provider.in_use = set()
     snapshots.sweep(snapshots.snapshots_dir("unit-ex"), provider)
     assert not (tmp_path / "snapshots/unit-ex/risky").exists()
+    snapshots.delete_snapshot(state, provider, "copied")
+    assert not (tmp_path / "snapshots/unit-ex").exists()
