@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lab.cli.commands import provider_option
 from lab.core.errors import ExitCode
+from provision import snapshots
 
 HELP = "remove everything the lab created, and nothing else"
 ORDER = 90  # its place in `lab --help`
@@ -23,6 +24,9 @@ def run(lab) -> ExitCode:
         lab.console.print(f"lab {lab.topology.name!r} is not up; nothing to destroy")
         return ExitCode.OK
     with lab.state.lock():
-        lab.provider.destroy(lab.reporter, purge=lab.args.purge)
+        provider = lab.provider
+        provider.destroy(lab.reporter, purge=lab.args.purge)
+        # the snapshots stay; the layers of deleted ones that the hosts still used go
+        snapshots.sweep(snapshots.snapshots_dir(lab.topology.name), provider)
     lab.console.print(f"lab {lab.topology.name!r} destroyed")
     return ExitCode.OK
