@@ -1,7 +1,7 @@
 """A student walks through exercises 01-06 alone: each page's marked code blocks, as
 `lab exercise N` shows them for this lab (its own name and subnet), run as the page says.
 
-From `lab exercise start N`, every block marked `run=` (lab/exercises.py: `steps`) is entered
+From `lab exercise start N`, every block marked `run=` (lab/course/exercises.py: `steps`) is entered
 the way a student would, without a terminal: `run=here` in a shell on the machine, in a
 directory holding the lab's `lab.yml` (`sudo` is left out, as in a root shell); a shell block
 on a host through `lab ssh HOST -- bash -ec BLOCK`; a `sql` block into `lab ssh HOST -- sudo
