@@ -31,6 +31,9 @@ class Status(enum.StrEnum):
     NOT_RUN = "not-run"
 
 
+MARK = {Status.PASS: "✓", Status.FAIL: "✗", Status.NOT_RUN: "-"}  # wherever a status is drawn
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A judgement: passed or not, with what was observed, in words (and a fitting hint)."""

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from checks.base import EXTRA_SECTIONS
+from checks.base import EXTRA_SECTIONS, MARK, Status
 
 THEME = Theme(
     {
@@ -134,11 +134,7 @@ def provision_summary(summary) -> Table:
     return Group(table, *failures)
 
 
-MARKS = {  # a check's status as a mark, with its style
-    "pass": ("✓", "check.pass"),
-    "fail": ("✗", "check.fail"),
-    "not-run": ("-", "check.not-run"),
-}
+MARKS = {status: (MARK[status], f"check.{status}") for status in Status}  # with its style
 CHECK_MARKS = {  # ... and with a word, in reports
     status: f"{mark} {word}"
     for (status, (mark, _)), word in zip(MARKS.items(), ("PASS", "FAIL", "SKIP"), strict=True)

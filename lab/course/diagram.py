@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from checks import CATALOGUE
+from checks.base import MARK, Status
 from lab.core.topology import Host, Topology
 
 # What colours each element of the drawing: check ids or whole sections, defined once here.
@@ -57,28 +58,24 @@ BUILT_BY = {
     "failover": "ha.failover",  # the address moved when its holder died
 }
 
-STATUSES = ("pass", "fail", "not-run", "unknown")
+UNKNOWN = "unknown"  # no check has seen it yet
+STATUSES = (*Status, UNKNOWN)
 LEGEND = {
-    "pass": "pass",
-    "fail": "fail",
-    "not-run": "not run (a prerequisite failed)",
+    Status.PASS: "pass",
+    Status.FAIL: "fail",
+    Status.NOT_RUN: "not run (a prerequisite failed)",
     "unknown": "unknown (no check result yet)",
 }
 SPOF_LEGEND = "single point of failure: it alone stops the site (or every write)"
 COLOURS = {  # status → (stroke, fill)
-    "pass": ("#2e7d32", "#e8f5e9"),
-    "fail": ("#c62828", "#ffebee"),
-    "not-run": ("#b26a00", "#fff8e1"),
+    Status.PASS: ("#2e7d32", "#e8f5e9"),
+    Status.FAIL: ("#c62828", "#ffebee"),
+    Status.NOT_RUN: ("#b26a00", "#fff8e1"),
     "unknown": ("#757575", "#f5f5f5"),
 }
 SPOF_COLOUR = "#6a1b9a"  # no status uses it
-RICH_STYLES = {
-    "pass": "check.pass",
-    "fail": "check.fail",
-    "not-run": "check.not-run",
-    "unknown": "muted",
-}
-MARKS = {"pass": "✓", "fail": "✗", "not-run": "-", "unknown": "?"}
+RICH_STYLES = {**{status: f"check.{status}" for status in Status}, "unknown": "muted"}
+MARKS = {**MARK, "unknown": "?"}
 
 
 def check_ids(kind: str) -> list[str]:
@@ -95,10 +92,10 @@ def check_ids(kind: str) -> list[str]:
 def element_status(kind: str, statuses: dict[str, str]) -> str:
     """fail if any check failed, not-run if any was not run, pass if all passed, else unknown."""
     seen = [statuses.get(cid, "unknown") for cid in check_ids(kind)]
-    for status in ("fail", "not-run"):
+    for status in (Status.FAIL, Status.NOT_RUN):
         if status in seen:
             return status
-    return "pass" if seen and all(s == "pass" for s in seen) else "unknown"
+    return Status.PASS if seen and all(s == Status.PASS for s in seen) else UNKNOWN
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -434,7 +431,7 @@ def design(
     hand_in: bool = False,
 ) -> Diagram:
     """The model of the lab's design: what runs where, how requests travel, what is built."""
-    built = {fix: statuses.get(cid) == "pass" for fix, cid in BUILT_BY.items()}
+    built = {fix: statuses.get(cid) == Status.PASS for fix, cid in BUILT_BY.items()}
     names = [h.name for h in topology.with_role("lb")]
     active = holder(evidence or {}, names) if built["ha"] else ""
     seen = _Seen(topology, statuses, built, tuple(dns_lines), active)

@@ -8,13 +8,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from checks.base import Report
+from checks.base import Report, Status
 from checks.report import to_dict
 from lab.core.state import write_private
 
 FILE_NAME = "last-check.json"
 SCHEMA = "webstack-lab/last-check/1"
-STATUSES = ("pass", "fail", "not-run")
+STATUSES = tuple(Status)
 # Before the one record, `lab exercise check` kept bare statuses here ("checks") with the time
 # of each exercise's last run ("ran"); they are read where the record has nothing newer.
 LEGACY_FILE = "exercises.json"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from checks import CATALOGUE
-from checks.base import share
+from checks.base import Status, share
 from checks.report import to_dict
 from checks.runner import run_on_lab
 from lab.core.errors import LabError
@@ -380,10 +380,10 @@ def graded_checks(checks: list[dict], points: dict[str, int]) -> list[dict]:
     by_id = {check["id"]: check for check in checks}
     graded = []
     for cid, worth in points.items():
-        check = dict(by_id.get(cid) or {"id": cid, "status": "not-run", "evidence": "not run"})
+        check = dict(by_id.get(cid) or {"id": cid, "status": Status.NOT_RUN, "evidence": "not run"})
         check["points"] = worth
         hosts = [check.get(f"{k}_hosts") or () for k in ("passed", "failed", "not_run")]
-        check["awarded"] = worth if check.get("status") == "pass" else share(worth, *hosts)
+        check["awarded"] = worth if check.get("status") == Status.PASS else share(worth, *hosts)
         graded.append(check)
     return graded
 
@@ -399,8 +399,8 @@ def rerun_verdict(first: Pass | None, second: Pass | None) -> str:
     ]
     if failed_again:
         problems.append("fails on re-run: " + ", ".join(failed_again))
-    before = {c["id"] for c in first.checks if c["status"] == "pass"}
-    broken = [c["id"] for c in second.checks if c["id"] in before and c["status"] != "pass"]
+    before = {c["id"] for c in first.checks if c["status"] == Status.PASS}
+    broken = [c["id"] for c in second.checks if c["id"] in before and c["status"] != Status.PASS]
     if broken:
         problems.append("breaks on re-run: " + ", ".join(broken))
     return "; ".join(problems) or "idempotent"

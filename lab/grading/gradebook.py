@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 from checks import CATALOGUE
+from checks.base import Status
 from lab.grading import html, lms
 from lab.grading import roster as rosters
 from lab.grading.model import (
@@ -165,14 +166,14 @@ def summary(results: list[StudentResult], checks: list[dict]) -> dict:
             for found in r.first.checks
             if found["id"] == check["id"]
         ]
-        misses = sum(1 for status in statuses if status != "pass")
+        misses = sum(1 for status in statuses if status != Status.PASS)
         if misses:
             failed.append(
                 {
                     "id": check["id"],
                     "title": check.get("title") or "",
-                    "failed": statuses.count("fail"),
-                    "not_run": statuses.count("not-run"),
+                    "failed": statuses.count(Status.FAIL),
+                    "not_run": statuses.count(Status.NOT_RUN),
                     "of": len(statuses),
                 }
             )

@@ -6,14 +6,15 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from checks.base import Status
 from lab.core import templates
 from lab.grading.model import GRADED, Pass, ScriptRun, StudentResult
 from lab.grading.similarity import Pair
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ENV = templates.environment(TEMPLATES, html=True)
-STATUS_CLASS = {"pass": "pass", "fail": "fail", "not-run": "notrun"}
-STATUS_WORD = {"pass": "passed", "fail": "failed", "not-run": "not run"}
+STATUS_CLASS = {Status.PASS: "pass", Status.FAIL: "fail", Status.NOT_RUN: "notrun"}
+STATUS_WORD = {Status.PASS: "passed", Status.FAIL: "failed", Status.NOT_RUN: "not run"}
 LOW_SHARE = 0.5  # below this share of the maximum, "idempotent" is said without a green badge
 PAIRS_SHOWN = 100  # the overview's list of near-identical pairs; grades.json holds them all
 UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -314,7 +314,7 @@ def progress_table(items, record: dict, started: str | None = None) -> Table:
             mark, style = render.MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
             checks.append(f"{mark} {check_id}\n", style=style)
         seen = [statuses.get(c) for c in ids]
-        passed = sum(s == "pass" for s in seen)
+        passed = sum(s == Status.PASS for s in seen)
         unchecked = sum(s is None for s in seen)
         if not ids:
             status = Text("not graded", style="muted")

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from rich.table import Table
 from rich.text import Text
 
-from checks.base import CheckError
+from checks.base import CheckError, Status
 from lab.cli import render
 from lab.core.errors import ExitCode, LabError
 from lab.course import history, quiz
@@ -184,9 +184,9 @@ def checks_say(results: list[dict]) -> Text:
         mark, style = render.MARKS[status]
         when = history.moment(result["at"]).astimezone().strftime("%Y-%m-%d %H:%M")
         text.append(f"\n  last check {when}: {mark} {check_id}", style=style)
-        if status != "pass" and result["evidence"]:
+        if status != Status.PASS and result["evidence"]:
             text.append(f": {result['evidence']}", style="muted")
-        elif status == "pass":
+        elif status == Status.PASS:
             text.append(f" (passed then; `lab check {check_id}` again)", style="muted")
     if not results:
         text.append(" (`lab check` says where)", style="hint")
