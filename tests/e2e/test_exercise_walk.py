@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import exercises, topology
+from lab.core import topology
+from lab.course import exercises
 from tests.e2e.conftest import LabRunner, exercises_lab, require_lab_prerequisites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]
