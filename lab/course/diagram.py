@@ -239,6 +239,10 @@ class _Seen:
     def standby(self, lb: Host) -> bool:
         return bool(self.active) and lb.name != self.active
 
+    def link(self, key: str, kind: str, label: str, source: str, target: str, **how) -> Link:
+        """An arrow coloured by the status of its kind of element."""
+        return Link(key, kind, label, self.status(kind), source, target, **how)
+
     def entry(self, lb: Host) -> str:
         """Where a request enters a balancer: HTTPS once built, else HAProxy."""
         return f"https:{lb.name}" if self.built["https"] else f"lb:{lb.name}"
@@ -305,120 +309,93 @@ def _request_links(seen: _Seen, domain: str) -> list[Link]:
     dns_host = next(iter(seen.topology.with_role("dns")), None)
     if dns_host is not None:
         ask = f"1 · where is www.{domain}?"
-        links.append(
-            Link("ask-dns", "ask-dns", ask, seen.status("ask-dns"), "user", f"dns:{dns_host.name}")
-        )
+        links.append(seen.link("ask-dns", "ask-dns", ask, "user", f"dns:{dns_host.name}"))
     request = f"2 · {'HTTPS' if seen.built['https'] else 'HTTP'}, Host: www.{domain}"
     if seen.vip:
-        links.append(Link("request", "request", request, seen.status("request"), "user", "vip"))
+        links.append(seen.link("request", "request", request, "user", "vip"))
         for lb in seen.balancers:
             label = ("standby" if seen.standby(lb) else "holds it") if seen.active else ""
-            links.append(
-                Link(
-                    f"request:{lb.name}",
-                    "ha",
-                    label,
-                    seen.status("ha"),
-                    "vip",
-                    seen.entry(lb),
-                    dashed=seen.standby(lb),
-                )
-            )
+            key, dashed = f"request:{lb.name}", seen.standby(lb)
+            links.append(seen.link(key, "ha", label, "vip", seen.entry(lb), dashed=dashed))
     elif seen.balancers:
         lb = seen.balancers[0]
-        links.append(
-            Link(
-                f"request:{lb.name}",
-                "request",
-                request,
-                seen.status("request"),
-                "user",
-                seen.entry(lb),
-            )
-        )
+        links.append(seen.link(f"request:{lb.name}", "request", request, "user", seen.entry(lb)))
     for lb in seen.balancers if seen.built["https"] else ():
-        links.append(
-            Link(
-                f"https:{lb.name}",
-                "https",
-                "HTTP inside",
-                seen.status("https"),
-                f"https:{lb.name}",
-                f"lb:{lb.name}",
-            )
-        )
+        key, inside = f"https:{lb.name}", "HTTP inside"
+        links.append(seen.link(key, "https", inside, f"https:{lb.name}", f"lb:{lb.name}"))
     return links
 
 
 def _server_links(seen: _Seen, nodes: list[Node]) -> list[Link]:
     """Balancing to each web server, and inside and between the servers: proxy, SQL, replication."""
     links = []
-    primary = seen.primary
     for host in server_hosts(seen.topology):
         have = {n.kind for n in nodes if n.parent == f"host:{host.name}"}
-        name = host.name
-        for lb in seen.balancers if "nginx" in have else ():
-            links.append(
-                Link(
-                    f"balance:{lb.name}:{name}",
-                    "balance",
-                    "",
-                    seen.status("balance"),
-                    f"lb:{lb.name}",
-                    f"nginx:{name}",
-                    dashed=seen.standby(lb),
-                )
+        links += _balance_links(seen, host.name, have)
+        links += _local_links(seen, host.name, have)
+        if seen.primary is not None and host is not seen.primary:
+            links += _links_to_primary(seen, host.name, have, seen.primary.name)
+    return links
+
+
+def _balance_links(seen: _Seen, name: str, have: set[str]) -> list[Link]:
+    """Each balancer's arrow to the web server on host name (dashed from a standby)."""
+    if "nginx" not in have:
+        return []
+    return [
+        seen.link(
+            f"balance:{lb.name}:{name}",
+            "balance",
+            "",
+            f"lb:{lb.name}",
+            f"nginx:{name}",
+            dashed=seen.standby(lb),
+        )
+        for lb in seen.balancers
+    ]
+
+
+def _local_links(seen: _Seen, name: str, have: set[str]) -> list[Link]:
+    """Inside one server: Nginx to the application, the application to its own database."""
+    links = []
+    if {"nginx", "app"} <= have:
+        links.append(
+            seen.link(f"proxy:{name}", "proxy", "proxy_pass", f"nginx:{name}", f"app:{name}")
+        )
+    local = "db" if "db" in have else "replica-db" if "replica-db" in have else ""
+    if "app" in have and local:
+        label = "SQL: reads and writes" if local == "db" else "SQL: reads"
+        links.append(
+            seen.link(f"queries:{name}", "queries", label, f"app:{name}", f"{local}:{name}")
+        )
+    return links
+
+
+def _links_to_primary(seen: _Seen, name: str, have: set[str], primary: str) -> list[Link]:
+    """From a server other than the primary: its application's writes, its replica's stream."""
+    links = []
+    if "app" in have:
+        links.append(
+            seen.link(
+                f"writes:{name}",
+                "writes",
+                "SQL: writes",
+                f"app:{name}",
+                f"db:{primary}",
+                dashed=True,
             )
-        if {"nginx", "app"} <= have:
-            links.append(
-                Link(
-                    f"proxy:{name}",
-                    "proxy",
-                    "proxy_pass",
-                    seen.status("proxy"),
-                    f"nginx:{name}",
-                    f"app:{name}",
-                )
+        )
+    if "replica-db" in have:
+        links.append(
+            seen.link(
+                f"replication:{name}",
+                "replication",
+                f"replication: {primary} → {name}",
+                f"db:{primary}",
+                f"replica-db:{name}",
+                route="below",
             )
-        local = "db" if "db" in have else "replica-db" if "replica-db" in have else ""
-        if "app" in have and local:
-            label = "SQL: reads and writes" if local == "db" else "SQL: reads"
-            links.append(
-                Link(
-                    f"queries:{name}",
-                    "queries",
-                    label,
-                    seen.status("queries"),
-                    f"app:{name}",
-                    f"{local}:{name}",
-                )
-            )
-        if primary is None or host is primary:
-            continue
-        if "app" in have:
-            links.append(
-                Link(
-                    f"writes:{name}",
-                    "writes",
-                    "SQL: writes",
-                    seen.status("writes"),
-                    f"app:{name}",
-                    f"db:{primary.name}",
-                    dashed=True,
-                )
-            )
-        if "replica-db" in have:
-            links.append(
-                Link(
-                    f"replication:{name}",
-                    "replication",
-                    f"replication: {primary.name} → {name}",
-                    seen.status("replication"),
-                    f"db:{primary.name}",
-                    f"replica-db:{name}",
-                    route="below",
-                )
-            )
+        )
     return links
 
 
@@ -544,14 +521,40 @@ def layout(diagram: Diagram) -> Diagram:
     for key, cell in _cells(nodes).items():
         nodes[key] = replace(nodes[key], cell=cell)
     sizes = {k: _box_size(n) for k, n in nodes.items() if not n.group and not n.tag}
-    hosts = [n for n in nodes.values() if n.group]
+    grid_h = _grid_heights(nodes, sizes)
+    host_size = _size_hosts(nodes, sizes, grid_h)
+    width, y = _place_rows(nodes, sizes, host_size, grid_h)
+    _place_edge(nodes)
+    lane = _lanes(diagram.links, nodes)
+    links = tuple(
+        _route(link, nodes, lane.get((link.source, _host(nodes[link.source], nodes).row), 0))
+        for link in diagram.links
+    )
+    channels = [link.label_at[1] for link in links if link.route == "below"]
+    bottom = max([y, *channels])
+    legend_lines = 2 if any(n.spof for n in nodes.values()) else 1
+    return replace(
+        diagram,
+        nodes=tuple(nodes.values()),
+        links=links,
+        width=width,
+        height=bottom + 36 + LEGEND_H * legend_lines,
+    )
 
-    # A host's size: its columns and rows, as wide and high as their parts. Hosts in one page row
-    # share row heights, so that parts on the same cell row line up.
+
+def _grid_heights(nodes: dict[str, Node], sizes) -> dict[tuple[str, int], float]:
+    """Each cell row's height per page row: hosts side by side line up their parts."""
     grid_h: dict[tuple[str, int], float] = {}
     for part in (n for n in nodes.values() if n.parent and not n.tag):
         row = (nodes[part.parent].row, part.cell[1])
         grid_h[row] = max(grid_h.get(row, 0), sizes[part.key][1])
+    return grid_h
+
+
+def _size_hosts(nodes: dict[str, Node], sizes, grid_h) -> dict[str, tuple[dict, list[int]]]:
+    """Each host's size (into sizes), as wide and high as its parts' columns and rows and its
+    footer; returns each host's column widths and rows, for placing its parts."""
+    hosts = [n for n in nodes.values() if n.group]
     footers = {n.key for n in hosts if n.spof} | {n.parent for n in nodes.values() if n.tag}
     footer_h = {
         row: FOOTER if any(h.key in footers for h in hosts if h.row == row) else 0
@@ -572,7 +575,12 @@ def layout(diagram: Diagram) -> Diagram:
         width = max(inner_w + 2 * PAD, text_width(host.title, HOST_FONT, True) + 30, footer + 20)
         host_size[host.key] = (col_w, rows)
         sizes[host.key] = (width, HEADER + inner_h + PAD + footer_h[host.row])
+    return host_size
 
+
+def _place_rows(nodes: dict[str, Node], sizes, host_size, grid_h) -> tuple[float, float]:
+    """The page's rows top to bottom, each centred (the user and the fixes from the left, the
+    fixes sharing the page's width); returns the page's width and where its rows end."""
     present = [(name, above) for name, above in ROWS if any(n.row == name for n in nodes.values())]
     row_w = {
         name: sum(sizes[n.key][0] for n in nodes.values() if n.row == name)
@@ -598,11 +606,15 @@ def layout(diagram: Diagram) -> Diagram:
         for host in (n for n in members if n.group):
             _place_parts(nodes, nodes[host.key], host_size[host.key], grid_h, sizes)
         y += max(sizes[n.key][1] for n in members)
-    _place_edge(nodes)
-    # links from several nodes across one gap between rows each bend at a height of their own
-    sources = sorted({lk.source for lk in diagram.links}, key=lambda key: nodes[key].cx)
+    return width, y
+
+
+def _lanes(links: tuple[Link, ...], nodes: dict[str, Node]) -> dict[tuple[str, str], float]:
+    """(source, row) → offset: links from several nodes across one gap between rows each bend
+    at a height of their own."""
+    sources = sorted({lk.source for lk in links}, key=lambda key: nodes[key].cx)
     lanes: dict[tuple[str, str], list[str]] = {}
-    for link in diagram.links:
+    for link in links:
         a, b = nodes[link.source], nodes[link.target]
         rows = (_host(a, nodes).row, _host(b, nodes).row)
         if rows[0] != rows[1] and link.source not in lanes.setdefault(rows, []):
@@ -611,20 +623,7 @@ def layout(diagram: Diagram) -> Diagram:
     for (row, _), keys in lanes.items():
         for i, key in enumerate(sorted(keys, key=sources.index)):
             lane[(key, row)] = (i - (len(keys) - 1) / 2) * 12
-    links = tuple(
-        _route(link, nodes, lane.get((link.source, _host(nodes[link.source], nodes).row), 0))
-        for link in diagram.links
-    )
-    channels = [link.label_at[1] for link in links if link.route == "below"]
-    bottom = max([y, *channels])
-    legend_lines = 2 if any(n.spof for n in nodes.values()) else 1
-    return replace(
-        diagram,
-        nodes=tuple(nodes.values()),
-        links=links,
-        width=width,
-        height=bottom + 36 + LEGEND_H * legend_lines,
-    )
+    return lane
 
 
 def _place_parts(nodes, host: Node, size, grid_h, sizes) -> None:
@@ -769,6 +768,7 @@ def _badge(parent, node: Node) -> None:
 
 
 def to_svg_element(diagram: Diagram) -> ET.Element:
+    """The drawing: title, hosts and their parts, arrows, their labels on top, the legend."""
     svg = ET.Element(
         "svg",
         xmlns=SVG_NS,
@@ -778,7 +778,30 @@ def to_svg_element(diagram: Diagram) -> ET.Element:
     )
     svg.set("font-family", "DejaVu Sans, Helvetica, Arial, sans-serif")
     ET.SubElement(svg, "title").text = f"webstack lab {diagram.lab}: the design"
-    defs = ET.SubElement(svg, "defs")
+    _arrow_heads(ET.SubElement(svg, "defs"))
+    ET.SubElement(svg, "rect", x="0", y="0", width="100%", height="100%", fill="#ffffff")
+    _text(svg, 20, 30, f"The design on lab {diagram.lab} ({diagram.domain})", 18, "bold")
+    if diagram.subtitle:
+        _text(svg, 20, 52, diagram.subtitle, 12, fill="#616161")
+    for node in sorted(diagram.nodes, key=lambda n: (not n.group, n.tag)):
+        _draw_node(svg, node)
+    for link in diagram.links:
+        _draw_link(svg, link)
+    labels = ET.SubElement(svg, "g", {"class": "labels"})
+    for link in diagram.links:  # labels last, over every line, each on a white halo
+        if link.label:
+            stroke, _ = COLOURS[link.status]
+            x, y, anchor = link.label_at
+            label = _text(labels, x, y, link.label, FONT, "bold", anchor, stroke)
+            label.set("data-for", link.key)
+            _halo(label)
+    _balance_label(labels, diagram)
+    _legend(svg, diagram)
+    return svg
+
+
+def _arrow_heads(defs: ET.Element) -> None:
+    """One arrow head per status, in its colour (markers are not coloured by their line)."""
     for status, (stroke, _) in COLOURS.items():
         marker = ET.SubElement(
             defs,
@@ -793,79 +816,79 @@ def to_svg_element(diagram: Diagram) -> ET.Element:
             orient="auto-start-reverse",
         )
         ET.SubElement(marker, "path", d="M 0 0 L 10 5 L 0 10 z", fill=stroke)
-    ET.SubElement(svg, "rect", x="0", y="0", width="100%", height="100%", fill="#ffffff")
-    _text(svg, 20, 30, f"The design on lab {diagram.lab} ({diagram.domain})", 18, "bold")
-    if diagram.subtitle:
-        _text(svg, 20, 52, diagram.subtitle, 12, fill="#616161")
-    for node in sorted(diagram.nodes, key=lambda n: (not n.group, n.tag)):
-        stroke, fill = COLOURS[node.status]
-        group = _element(svg, node.key, node.kind, node.status)
-        if node.tag:  # a host's label: its lines in the tooltip and the terminal
-            group.find("title").text += " · " + "; ".join(node.lines)
-            _rect(group, node.x, node.y, node.w, node.h, fill, stroke, "1.5", "10")
-            _text(group, node.cx, node.y + 14, node.title, BADGE_FONT, "bold", "middle", stroke)
-            continue
-        _rect(
-            group,
-            node.x,
-            node.y,
-            node.w,
-            node.h,
-            "#ffffff" if node.group else fill,
-            stroke,
-            "3" if node.group else "2",
-        )
-        _text(
-            group,
-            node.x + 10,
-            node.y + (24 if node.group else 20),
-            node.title,
-            HOST_FONT if node.group or not node.parent else TITLE_FONT,
-            "bold",
-            fill=stroke if node.group else "#212121",
-        )
-        for n, line in enumerate(node.lines):
-            _text(group, node.x + 10, node.y + 38 + LINE_H * n, line, FONT)
-        if node.spof:
-            _badge(group, node)
-    for link in diagram.links:
-        stroke, _ = COLOURS[link.status]
-        group = _element(svg, link.key, link.kind, link.status)
-        line = ET.SubElement(
-            group,
-            "polyline",
-            fill="none",
-            stroke=stroke,
-            points=" ".join(f"{x:.0f},{y:.0f}" for x, y in link.points),
-        )
-        line.set("stroke-width", "2.5")
-        line.set("marker-end", f"url(#head-{link.status})")
-        if link.dashed:
-            line.set("stroke-dasharray", "6 4")
-    labels = ET.SubElement(svg, "g", {"class": "labels"})
-    for link in diagram.links:  # labels last, over every line, each on a white halo
-        if link.label:
-            stroke, _ = COLOURS[link.status]
-            x, y, anchor = link.label_at
-            label = _text(labels, x, y, link.label, FONT, "bold", anchor, stroke)
-            label.set("data-for", link.key)
-            label.set("stroke", "#ffffff")
-            label.set("stroke-width", "4")
-            label.set("paint-order", "stroke")
+
+
+def _draw_node(svg: ET.Element, node: Node) -> None:
+    """A host (white, its title in its colour), a part (filled) or a host's label (a pill)."""
+    stroke, fill = COLOURS[node.status]
+    group = _element(svg, node.key, node.kind, node.status)
+    if node.tag:  # a host's label: its lines in the tooltip and the terminal
+        group.find("title").text += " · " + "; ".join(node.lines)
+        _rect(group, node.x, node.y, node.w, node.h, fill, stroke, "1.5", "10")
+        _text(group, node.cx, node.y + 14, node.title, BADGE_FONT, "bold", "middle", stroke)
+        return
+    _rect(
+        group,
+        node.x,
+        node.y,
+        node.w,
+        node.h,
+        "#ffffff" if node.group else fill,
+        stroke,
+        "3" if node.group else "2",
+    )
+    _text(
+        group,
+        node.x + 10,
+        node.y + (24 if node.group else 20),
+        node.title,
+        HOST_FONT if node.group or not node.parent else TITLE_FONT,
+        "bold",
+        fill=stroke if node.group else "#212121",
+    )
+    for n, line in enumerate(node.lines):
+        _text(group, node.x + 10, node.y + 38 + LINE_H * n, line, FONT)
+    if node.spof:
+        _badge(group, node)
+
+
+def _draw_link(svg: ET.Element, link: Link) -> None:
+    """A link's line through its points, with the arrow head of its status."""
+    stroke, _ = COLOURS[link.status]
+    group = _element(svg, link.key, link.kind, link.status)
+    line = ET.SubElement(
+        group,
+        "polyline",
+        fill="none",
+        stroke=stroke,
+        points=" ".join(f"{x:.0f},{y:.0f}" for x, y in link.points),
+    )
+    line.set("stroke-width", "2.5")
+    line.set("marker-end", f"url(#head-{link.status})")
+    if link.dashed:
+        line.set("stroke-dasharray", "6 4")
+
+
+def _balance_label(labels: ET.Element, diagram: Diagram) -> None:
+    """How the balancers share the servers, once beside their arrows (left of them if the
+    page has no room on the right)."""
     balance = [link for link in diagram.links if link.kind == "balance"]
-    if balance:
-        text = "round robin · active-active"
-        corner = max(balance, key=lambda link: link.points[0][0]).points
-        x, anchor = corner[0][0] + 10, "start"
-        if x + text_width(text, FONT, True) > diagram.width - 10:  # no room: left of the lines
-            x, anchor = min(link.points[0][0] for link in balance) - 10, "end"
-        stroke, _ = COLOURS[balance[0].status]
-        label = _text(labels, x, corner[1][1] - 8, text, FONT, "bold", anchor, stroke)
-        label.set("stroke", "#ffffff")
-        label.set("stroke-width", "4")
-        label.set("paint-order", "stroke")
-    _legend(svg, diagram)
-    return svg
+    if not balance:
+        return
+    text = "round robin · active-active"
+    corner = max(balance, key=lambda link: link.points[0][0]).points
+    x, anchor = corner[0][0] + 10, "start"
+    if x + text_width(text, FONT, True) > diagram.width - 10:  # no room: left of the lines
+        x, anchor = min(link.points[0][0] for link in balance) - 10, "end"
+    stroke, _ = COLOURS[balance[0].status]
+    _halo(_text(labels, x, corner[1][1] - 8, text, FONT, "bold", anchor, stroke))
+
+
+def _halo(label: ET.Element) -> None:
+    """label on a white halo, readable over the lines it crosses."""
+    label.set("stroke", "#ffffff")
+    label.set("stroke-width", "4")
+    label.set("paint-order", "stroke")
 
 
 def _legend(svg, diagram: Diagram) -> None:
