@@ -129,71 +129,81 @@ def parse_bank(data: object, where: str = "quiz.yml") -> Bank:
         isinstance(k, str) and isinstance(v, str) for k, v in topics.items()
     ):
         raise fail("topics: expected a mapping of topic name to a one-line description")
-    sample = {p: p for p in PLACEHOLDERS}
-    questions, seen = [], set()
+    questions: list[Question] = []
     for n, item in enumerate(data["questions"]):
-        label = f"questions[{n}]"
         if not isinstance(item, dict):
-            raise fail(f"{label}: expected a mapping")
+            raise fail(f"questions[{n}]: expected a mapping")
         label = f"question {item.get('id', n)!r}"
-        unknown = sorted(set(item) - QUESTION_KEYS)
-        if unknown:
-            raise fail(
-                f"{label}: unknown key {unknown[0]!r}; known: {', '.join(sorted(QUESTION_KEYS))}"
-            )
-        qid = item.get("id")
-        if not isinstance(qid, str) or not ID_RE.match(qid):
-            raise fail(f"{label}: id must be lowercase letters, digits and '-'")
-        if qid in seen:
-            raise fail(f"{label}: the id is used twice")
-        seen.add(qid)
-        if item.get("topic") not in topics:
-            raise fail(f"{label}: topic {item.get('topic')!r} is not one of {', '.join(topics)}")
-        for key in ("question", "explanation"):
-            if not isinstance(item.get(key), str) or not item[key].strip():
-                raise fail(f"{label}: {key} must be a non-empty text")
-        experiment = item.get("experiment")
-        if experiment is not None and experiment not in EXPERIMENTS:
-            raise fail(
-                f"{label}: unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}"
-            )
-        raw = item.get("choices")
-        if not isinstance(raw, list) or not 2 <= len(raw) <= 6:
-            raise fail(f"{label}: choices must be a list of 2 to 6 choices")
-        choices = []
-        for m, choice in enumerate(raw):
-            if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
-                raise fail(f"{label}: choice {LETTERS[m]} needs a text")
-            extra = sorted(set(choice) - CHOICE_KEYS)
-            if extra:
-                raise fail(f"{label}: choice {LETTERS[m]}: unknown key {extra[0]!r}")
-            observed = choice.get("observed")
-            if observed is not None and (experiment is None or not isinstance(observed, str)):
-                raise fail(f"{label}: choice {LETTERS[m]}: observed needs an experiment and a text")
-            choices.append(
-                Choice(
-                    choice["text"], choice.get("correct") is True, observed, choice.get("why", "")
-                )
-            )
-        if sum(c.correct for c in choices) != 1:
-            raise fail(f"{label}: exactly one choice must have correct: true (the design's answer)")
-        if experiment and not next(c for c in choices if c.correct).observed:
-            raise fail(f"{label}: the correct choice must say what the lab observes (observed:)")
-        question = Question(
-            qid, item["topic"], item["question"], tuple(choices), item["explanation"], experiment
-        )
-        texts = [question.question, question.explanation]
-        texts += [t for c in choices for t in (c.text, c.why, c.observed or "")]
-        for text in texts:
-            try:
-                fill(text, sample)
-            except (KeyError, ValueError, IndexError) as exc:
-                raise fail(
-                    f"{label}: bad placeholder {exc} in {text[:40]!r}; known: "
-                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                ) from None
-        questions.append(question)
+        questions.append(_parse_question(item, label, topics, {q.id for q in questions}, fail))
     return Bank(dict(topics), tuple(questions))
+
+
+def _parse_question(item: dict, label: str, topics: dict, ids: set, fail: Callable) -> Question:
+    """One question of the bank, its keys and texts checked, its id not among ids; fail makes
+    the error to raise."""
+    unknown = sorted(set(item) - QUESTION_KEYS)
+    if unknown:
+        raise fail(
+            f"{label}: unknown key {unknown[0]!r}; known: {', '.join(sorted(QUESTION_KEYS))}"
+        )
+    qid = item.get("id")
+    if not isinstance(qid, str) or not ID_RE.match(qid):
+        raise fail(f"{label}: id must be lowercase letters, digits and '-'")
+    if qid in ids:
+        raise fail(f"{label}: the id is used twice")
+    if item.get("topic") not in topics:
+        raise fail(f"{label}: topic {item.get('topic')!r} is not one of {', '.join(topics)}")
+    for key in ("question", "explanation"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise fail(f"{label}: {key} must be a non-empty text")
+    experiment = item.get("experiment")
+    if experiment is not None and experiment not in EXPERIMENTS:
+        raise fail(f"{label}: unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+    choices = _parse_choices(item.get("choices"), label, experiment, fail)
+    question = Question(
+        qid, item["topic"], item["question"], choices, item["explanation"], experiment
+    )
+    _check_placeholders(question, label, fail)
+    return question
+
+
+def _parse_choices(raw: object, label: str, experiment: str | None, fail: Callable):
+    """A question's choices: 2 to 6, exactly one the design's answer, which names what the lab
+    observes when the question has an experiment."""
+    if not isinstance(raw, list) or not 2 <= len(raw) <= 6:
+        raise fail(f"{label}: choices must be a list of 2 to 6 choices")
+    choices = []
+    for m, choice in enumerate(raw):
+        if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
+            raise fail(f"{label}: choice {LETTERS[m]} needs a text")
+        extra = sorted(set(choice) - CHOICE_KEYS)
+        if extra:
+            raise fail(f"{label}: choice {LETTERS[m]}: unknown key {extra[0]!r}")
+        observed = choice.get("observed")
+        if observed is not None and (experiment is None or not isinstance(observed, str)):
+            raise fail(f"{label}: choice {LETTERS[m]}: observed needs an experiment and a text")
+        correct, why = choice.get("correct") is True, choice.get("why", "")
+        choices.append(Choice(choice["text"], correct, observed, why))
+    if sum(c.correct for c in choices) != 1:
+        raise fail(f"{label}: exactly one choice must have correct: true (the design's answer)")
+    if experiment and not next(c for c in choices if c.correct).observed:
+        raise fail(f"{label}: the correct choice must say what the lab observes (observed:)")
+    return tuple(choices)
+
+
+def _check_placeholders(question: Question, label: str, fail: Callable) -> None:
+    """Every text of the question fills with PLACEHOLDERS and nothing else."""
+    sample = {p: p for p in PLACEHOLDERS}
+    texts = [question.question, question.explanation]
+    texts += [t for c in question.choices for t in (c.text, c.why, c.observed or "")]
+    for text in texts:
+        try:
+            fill(text, sample)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise fail(
+                f"{label}: bad placeholder {exc} in {text[:40]!r}; known: "
+                + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            ) from None
 
 
 # -- experiments: the lab shows the answer ------------------------------------------------------
