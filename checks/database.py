@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from checks.base import Check, CheckError, failed, passed
+from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.facts import mysql
 from lab.observe import probes
 from lab.observe.live import SCRATCH_DB, TOKEN_PREFIX, leaves
@@ -171,69 +171,10 @@ class Replication(Check):
         }
 
     def judge(self, o):
-        state, w = o["state"], o["writes"]
-        replica = w["replica"]
-        if not state["configured"]:
-            return failed(f"{replica} replicates from nothing (SHOW REPLICA STATUS is empty)")
-        if state["io_running"] != "Yes" or state["sql_running"] != "Yes":
-            error = f", error: {state['last_error']}" if state["last_error"] else ""
-            return failed(
-                f"{replica}: replication threads io={state['io_running'] or '-'}, "
-                f"sql={state['sql_running'] or '-'}{error}"
-            )
-        if state["primary_address"] not in state["source_addresses"]:
-            where = ", ".join(state["source_addresses"]) or "does not resolve"
-            return failed(
-                f"{replica} replicates from {state['source_host']} ({where}), not from "
-                f"{w['primary']} ({state['primary_address']})"
-            )
-        if not w["on_primary"]:
-            return failed(
-                f"the entries written through the site are not in {w['primary']}'s database: "
-                "there is nothing to follow to the replica"
-            )
-        if o.get("filtered"):
-            table, rule = next(iter(o["filtered"].items()))
-            return failed(
-                f"{replica}'s replication filters leave out the application's table {table} "
-                f"({rule}): its rows do not come through replication",
-                "Remove the replicate-* filters that leave out the application's database "
-                "from the replica's configuration and restart it.",
-            )
-        missing = sorted(set(w["on_primary"]) - set(w["on_replica"]))
-        if missing:
-            return failed(
-                f"{len(missing)} entr{'y' if len(missing) == 1 else 'ies'} written on "
-                f"{w['primary']} ({', '.join(sorted(set(w['on_primary'].values())))}) did not "
-                f"appear on {replica} within {probes.WAIT:.0f} s"
-            )
-        remote = {
-            t: e for t, e in w["replica_engines"].items() if e.upper() in mysql.REMOTE_ENGINES
-        }
-        if remote:
-            table, engine = next(iter(remote.items()))
-            return failed(
-                f"{replica}'s {table} is a {engine} table: it reads the primary over the "
-                "network instead of holding a replicated copy"
-            )
-        paused = o.get("paused")
-        if paused is not None:
-            if not paused["stored"]:
-                return failed(
-                    f"an entry written through {w['primary']} while {replica}'s replication "
-                    "was paused was not stored on the primary"
-                )
-            if paused["on_replica_paused"]:
-                return failed(
-                    f"an entry written on {w['primary']} appeared in {replica}'s "
-                    f"{paused['on_replica_paused']} while {replica}'s replication (SQL thread) "
-                    "was stopped: it is copied there by something other than replication"
-                )
-            if not paused["on_replica_later"]:
-                return failed(
-                    f"an entry written on {w['primary']} while {replica}'s replication was "
-                    f"paused did not reach {replica} within {probes.WAIT:.0f} s of resuming"
-                )
+        state, w, paused = o["state"], o["writes"], o.get("paused")
+        problem = _stream_problem(state, w) or _copy_problem(o) or _pause_problem(paused, w)
+        if problem:
+            return problem
         proof = (
             f"; with its SQL thread stopped a new entry waited, and arrived "
             f"{paused['arrived_after']:.1f} s after it started again"
@@ -243,10 +184,90 @@ class Replication(Check):
         filters = ", ".join(f"{k}={v}" for k, v in sorted(o.get("filters", {}).items()))
         return passed(
             f"entries written through the site reached {w['primary']} "
-            f"({', '.join(sorted(set(w['on_primary'].values())))}) and appeared on {replica} "
+            f"({', '.join(sorted(set(w['on_primary'].values())))}) and appeared on {w['replica']} "
             f"after {w['replicated_after']:.1f} s{proof}; replica threads running, source "
             f"{state['source_host']}" + (f"; filters {filters}" if filters else "")
         )
+
+
+def _stream_problem(state: dict, w: dict) -> Verdict | None:
+    """The replica replicates nothing, its threads stopped, or from another source."""
+    replica = w["replica"]
+    if not state["configured"]:
+        return failed(f"{replica} replicates from nothing (SHOW REPLICA STATUS is empty)")
+    if state["io_running"] != "Yes" or state["sql_running"] != "Yes":
+        error = f", error: {state['last_error']}" if state["last_error"] else ""
+        return failed(
+            f"{replica}: replication threads io={state['io_running'] or '-'}, "
+            f"sql={state['sql_running'] or '-'}{error}"
+        )
+    if state["primary_address"] not in state["source_addresses"]:
+        where = ", ".join(state["source_addresses"]) or "does not resolve"
+        return failed(
+            f"{replica} replicates from {state['source_host']} ({where}), not from "
+            f"{w['primary']} ({state['primary_address']})"
+        )
+    return None
+
+
+def _copy_problem(o: dict) -> Verdict | None:
+    """The site's entries are not on the primary, filtered out, missing on the replica, or in
+    a table that reads the primary over the network."""
+    w = o["writes"]
+    replica = w["replica"]
+    if not w["on_primary"]:
+        return failed(
+            f"the entries written through the site are not in {w['primary']}'s database: "
+            "there is nothing to follow to the replica"
+        )
+    if o.get("filtered"):
+        table, rule = next(iter(o["filtered"].items()))
+        return failed(
+            f"{replica}'s replication filters leave out the application's table {table} "
+            f"({rule}): its rows do not come through replication",
+            "Remove the replicate-* filters that leave out the application's database "
+            "from the replica's configuration and restart it.",
+        )
+    missing = sorted(set(w["on_primary"]) - set(w["on_replica"]))
+    if missing:
+        return failed(
+            f"{len(missing)} entr{'y' if len(missing) == 1 else 'ies'} written on "
+            f"{w['primary']} ({', '.join(sorted(set(w['on_primary'].values())))}) did not "
+            f"appear on {replica} within {probes.WAIT:.0f} s"
+        )
+    remote = {t: e for t, e in w["replica_engines"].items() if e.upper() in mysql.REMOTE_ENGINES}
+    if remote:
+        table, engine = next(iter(remote.items()))
+        return failed(
+            f"{replica}'s {table} is a {engine} table: it reads the primary over the "
+            "network instead of holding a replicated copy"
+        )
+    return None
+
+
+def _pause_problem(paused: dict | None, w: dict) -> Verdict | None:
+    """With the replica's SQL thread paused, an entry was not stored, arrived anyway (copied
+    by something else), or did not arrive once replication resumed."""
+    replica = w["replica"]
+    if paused is None:
+        return None
+    if not paused["stored"]:
+        return failed(
+            f"an entry written through {w['primary']} while {replica}'s replication "
+            "was paused was not stored on the primary"
+        )
+    if paused["on_replica_paused"]:
+        return failed(
+            f"an entry written on {w['primary']} appeared in {replica}'s "
+            f"{paused['on_replica_paused']} while {replica}'s replication (SQL thread) "
+            "was stopped: it is copied there by something other than replication"
+        )
+    if not paused["on_replica_later"]:
+        return failed(
+            f"an entry written on {w['primary']} while {replica}'s replication was "
+            f"paused did not reach {replica} within {probes.WAIT:.0f} s of resuming"
+        )
+    return None
 
 
 class ReplicaReadOnly(Check):
