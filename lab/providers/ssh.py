@@ -48,13 +48,7 @@ def parse_inventory(
     unknown_top = sorted(set(data) - {"hosts", "known_hosts"})
     if unknown_top:
         raise LabError(f"{where}: unknown field {unknown_top[0]!r}; fields: hosts, known_hosts")
-    pinned = data.get("known_hosts")
-    if pinned is not None:
-        if not isinstance(pinned, str) or not pinned:
-            raise LabError(f"{where}: known_hosts must be the path of a known_hosts file")
-        known_hosts = ((base or Path.cwd()) / Path(pinned).expanduser()).resolve()
-        if not known_hosts.is_file():
-            raise LabError(f"{where}: known_hosts: no file {known_hosts}")
+    pinned = _pinned_known_hosts(data.get("known_hosts"), where, base)
     entries = data["hosts"]
     unknown = sorted(set(entries) - set(topology.names))
     if unknown:
@@ -64,38 +58,52 @@ def parse_inventory(
     missing = [name for name in topology.names if name not in entries]
     if missing:
         raise LabError(f"{where}: no entry for {', '.join(missing)}")
-    specs = []
-    for host in topology.hosts:
-        entry = entries[host.name] or {}
-        if not isinstance(entry, dict) or set(entry) - FIELDS:
-            extra = sorted(set(entry) - FIELDS) if isinstance(entry, dict) else ["?"]
-            raise LabError(
-                f"{where}: hosts.{host.name}: unknown field {extra[0]!r}; "
-                f"fields: {', '.join(sorted(FIELDS))}"
-            )
-        port = entry.get("port", 22)
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise LabError(f"{where}: hosts.{host.name}.port must be a port number")
-        user, key = entry.get("user"), entry.get("key")
-        if not isinstance(user, str) or not user:
-            raise LabError(f"{where}: hosts.{host.name}.user is required")
-        if not isinstance(key, str) or not key:
-            raise LabError(f"{where}: hosts.{host.name}.key (a private key file) is required")
-        ssh = str(entry.get("ssh", host.address))
-        specs.append(
-            HostSpec(
-                host.name,
-                ssh,
-                port,
-                user,
-                Path(key).expanduser(),
-                known_hosts,
-                host_keys_pinned=pinned is not None,
-                record_host_keys=pinned is None and known_hosts is not None,
-                tunnel=ssh != host.address,
-            )
+    return [
+        _host_spec(host, entries[host.name] or {}, where, pinned or known_hosts, pinned is not None)
+        for host in topology.hosts
+    ]
+
+
+def _pinned_known_hosts(pinned: object, where: str, base: Path | None) -> Path | None:
+    """The inventory's own known_hosts file (relative to base), if it names one that exists."""
+    if pinned is None:
+        return None
+    if not isinstance(pinned, str) or not pinned:
+        raise LabError(f"{where}: known_hosts must be the path of a known_hosts file")
+    path = ((base or Path.cwd()) / Path(pinned).expanduser()).resolve()
+    if not path.is_file():
+        raise LabError(f"{where}: known_hosts: no file {path}")
+    return path
+
+
+def _host_spec(host, entry: object, where: str, known_hosts: Path | None, pinned: bool) -> HostSpec:
+    """One host's inventory entry (ssh address, port, user, key) as the spec to reach it by."""
+    if not isinstance(entry, dict) or set(entry) - FIELDS:
+        extra = sorted(set(entry) - FIELDS) if isinstance(entry, dict) else ["?"]
+        raise LabError(
+            f"{where}: hosts.{host.name}: unknown field {extra[0]!r}; "
+            f"fields: {', '.join(sorted(FIELDS))}"
         )
-    return specs
+    port = entry.get("port", 22)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise LabError(f"{where}: hosts.{host.name}.port must be a port number")
+    user, key = entry.get("user"), entry.get("key")
+    if not isinstance(user, str) or not user:
+        raise LabError(f"{where}: hosts.{host.name}.user is required")
+    if not isinstance(key, str) or not key:
+        raise LabError(f"{where}: hosts.{host.name}.key (a private key file) is required")
+    ssh = str(entry.get("ssh", host.address))
+    return HostSpec(
+        host.name,
+        ssh,
+        port,
+        user,
+        Path(key).expanduser(),
+        known_hosts,
+        host_keys_pinned=pinned,
+        record_host_keys=not pinned and known_hosts is not None,
+        tunnel=ssh != host.address,
+    )
 
 
 class SshProvider:
