@@ -445,6 +445,7 @@ def front_door(lab: LiveLab) -> dict:
 
 
 def _front_door(lab: LiveLab) -> dict:
+    """Write through each server, follow the entries to both databases, read them back."""
     primary, replica = roles(lab)
     web = lab.web_hosts()
     stale = find_tokens(lab, primary, [TOKEN_PREFIX])  # left by a run that was killed
@@ -456,42 +457,13 @@ def _front_door(lab: LiveLab) -> dict:
     lab.on_cleanup(
         "front door", lambda: forget_tokens(lab, primary, replica, on_primary, on_replica)
     )
-    started = time.monotonic()
-    stray = len(on_primary) < len(tokens)  # written elsewhere: search the replica everywhere
-    columns = None if stray else [mysql.Column(*w.split(".", 2)) for w in set(on_primary.values())]
-
-    def replica_has_all() -> bool:
-        on_replica.update(find_tokens(lab, replica, tokens, columns))
-        return set(on_primary) <= set(on_replica)
-
-    if tokens:
-        until(replica_has_all, WAIT)
-    replicated_after = round(time.monotonic() - started, 2)
-    engines = {}
-    if on_replica:
-        rows = mysql.parse_columns(admin_sql(lab, replica, mysql.text_columns((SCRATCH_DB,))))
-        engines = {str(c): c.engine for c in rows if str(c) in on_replica.values()}
-
-    answers = {}
-
-    def reads(host):
-        own = posts[host]["token"]
-
-        def shows_own():
-            answers[host] = read_reply(lab, host)
-            return own in answers[host]["text"]
-
-        until(shows_own, WAIT)
-        return [token for token in tokens if token in answers[host]["text"]]
-
-    shown = lab.on_each(web, reads)
-    # what went wrong, in the application's own words, where an answer failed
-    writes_failed = [h for h, p in posts.items() if p["status"] not in (200, 201)]
-    reads_failed = [h for h, a in answers.items() if a["status"] != 200]
-    write_errors = lab.on_each(writes_failed, lambda host: app_error(lab, host, primary))
-    read_errors = lab.on_each(reads_failed, lambda host: app_error(lab, host, host))
-    for host, error in write_errors.items():
-        posts[host]["error"] = error
+    replicated_after = _follow_to_replica(lab, replica, tokens, on_primary, on_replica)
+    engines = _replica_engines(lab, replica, on_replica)
+    answers: dict[str, dict] = {}
+    shown = lab.on_each(
+        web, lambda host: _read_back(lab, host, posts[host]["token"], tokens, answers)
+    )
+    read_errors = _why_failed(lab, primary, posts, answers)
     return {
         "primary": primary,
         "replica": replica,
@@ -510,6 +482,55 @@ def _front_door(lab: LiveLab) -> dict:
             for host, answer in answers.items()
         },
     }
+
+
+def _follow_to_replica(
+    lab: LiveLab, replica: str, tokens: list[str], on_primary: dict, on_replica: dict
+) -> float:
+    """Wait until the replica holds every token the primary holds (found into on_replica);
+    returns the seconds waited."""
+    started = time.monotonic()
+    stray = len(on_primary) < len(tokens)  # written elsewhere: search the replica everywhere
+    columns = None if stray else [mysql.Column(*w.split(".", 2)) for w in set(on_primary.values())]
+
+    def replica_has_all() -> bool:
+        on_replica.update(find_tokens(lab, replica, tokens, columns))
+        return set(on_primary) <= set(on_replica)
+
+    if tokens:
+        until(replica_has_all, WAIT)
+    return round(time.monotonic() - started, 2)
+
+
+def _replica_engines(lab: LiveLab, replica: str, on_replica: dict) -> dict[str, str]:
+    """schema.table.column → storage engine, for each of the replica's columns holding a token."""
+    if not on_replica:
+        return {}
+    rows = mysql.parse_columns(admin_sql(lab, replica, mysql.text_columns((SCRATCH_DB,))))
+    return {str(c): c.engine for c in rows if str(c) in on_replica.values()}
+
+
+def _read_back(lab: LiveLab, host: str, own: str, tokens: list[str], answers: dict) -> list[str]:
+    """The tokens host's site shows once it shows its own entry (its last answer into answers)."""
+
+    def shows_own():
+        answers[host] = read_reply(lab, host)
+        return own in answers[host]["text"]
+
+    until(shows_own, WAIT)
+    return [token for token in tokens if token in answers[host]["text"]]
+
+
+def _why_failed(lab: LiveLab, primary: str, posts: dict, answers: dict) -> dict[str, dict]:
+    """What went wrong, in the application's own words, where an answer failed: into each
+    failed post; returned for each failed read."""
+    writes_failed = [h for h, p in posts.items() if p["status"] not in (200, 201)]
+    reads_failed = [h for h, a in answers.items() if a["status"] != 200]
+    write_errors = lab.on_each(writes_failed, lambda host: app_error(lab, host, primary))
+    read_errors = lab.on_each(reads_failed, lambda host: app_error(lab, host, host))
+    for host, error in write_errors.items():
+        posts[host]["error"] = error
+    return read_errors
 
 
 def paused_write(lab: LiveLab) -> dict:
