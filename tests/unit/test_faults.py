@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -27,16 +29,6 @@ from lab.faults.timeline import (
 )
 from lab.faults.watch import count_sql
 
-ISSUE_SCENARIOS = [
-    "web-01-down",
-    "web-02-nginx",
-    "app-01",
-    "lb-01-down",
-    "primary-down",
-    "replication-cut",
-    "slow-web-02",
-]
-
 
 def ok(at, served="web-02", took=0.01, write=False):
     return Request(at, took, 201 if write else 200, served, write)
@@ -47,15 +39,67 @@ def lost(at, write=False):
 
 
 # -- the registry ------------------------------------------------------------------------------
-def test_registry_holds_the_issues_scenarios_in_order():
-    assert list(SCENARIOS) == ISSUE_SCENARIOS
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTED = re.findall(r"^### ([a-z0-9-]+):", (ROOT / "docs" / "faults.md").read_text(), re.M)
 
 
-def test_every_scenario_says_what_it_shows_and_does():
-    for name, scenario in SCENARIOS.items():
-        assert scenario.name == name
-        assert len(scenario.shows) > 20 and len(scenario.does) > 20, name
-        assert scenario.target in (None, "web-01", "web-02")
+class Recorder:
+    """The hands a scenario acts through (SSH and the machine), recording what it asks."""
+
+    def __init__(self, calls: list, answers: dict[str, str] | None = None):
+        self.calls, self.answers = calls, answers or {}
+
+    def balancers(self) -> list[str]:
+        return ["lb-01"]
+
+    def sh(self, host, command, sudo=False, timeout=None):
+        self.calls.append(("sh", host))
+        return next((a for start, a in self.answers.items() if command.startswith(start)), "")
+
+    def __getattr__(self, name):  # the machine: stop, start, nft, nft_remove, reset_connections
+        return lambda host, *args: self.calls.append((name, host))
+
+
+@pytest.fixture
+def context(monkeypatch):
+    """A Context on lab.yml whose SSH and machine record each call: (context, calls)."""
+    from lab.core.topology import load
+    from lab.faults import scenarios
+
+    monkeypatch.setattr(scenarios, "wait_for_ssh", lambda spec, deadline: None)
+    master = {"master": {"pid": 4242, "name": "gunicorn"}}
+    monkeypatch.setattr(scenarios.probes, "application", lambda live, host: master)
+    calls: list = []
+    answers = {"ps -o unit=": "guestbook.service\n", "ps -o uid=": "105\n"}
+    live, machine = Recorder(calls, answers), Recorder(calls)
+    topology = load(ROOT / "lab.yml")
+    return scenarios.Context(topology, live, machine, dict.fromkeys(topology.names)), calls
+
+
+def test_the_docs_describe_every_scenario_in_the_registrys_order():
+    assert list(SCENARIOS) == DOCUMENTED
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_a_scenario_breaks_and_restores_the_same_host_twice_over(name, context):
+    """Its plan survives the state file; restore undoes inflict on the host it broke, twice."""
+    ctx, calls = context
+    scenario = SCENARIOS[name]
+    plan = json.loads(json.dumps(scenario.prepare(ctx)))
+    calls.clear()
+    scenario.inflict(ctx, plan)
+    broken = {host for _, host in calls}
+    calls.clear()
+    scenario.restore(ctx, plan)
+    scenario.restore(ctx, plan)
+    assert len(broken) == 1 and {host for _, host in calls} == broken, calls
+    if scenario.target:  # the web server HAProxy should take out is the one it breaks
+        assert broken == {scenario.target}
+    if scenario.stops:
+        assert broken == {ctx.host(scenario.stops)}
+    if not scenario.machine:  # over SSH alone, on any provider
+        assert {kind for kind, _ in calls} == {"sh"}
+    assert "restore" in scenario.does, "does says how the fault is undone"
 
 
 def test_targets_and_writes():
@@ -235,8 +279,7 @@ def test_summary_view_and_list():
     assert "1 sent, 0 succeeded, 1 lost" in text
     assert "not applicable" in text and "9.0 s" in text
     listing = render(scenario_list())
-    for name in ISSUE_SCENARIOS:
-        assert name in listing
+    assert [listing.index(name) for name in DOCUMENTED] == sorted(map(listing.index, DOCUMENTED))
 
 
 def test_count_sql_quotes_names_and_prefix():
@@ -276,13 +319,10 @@ def test_cli_bad_input_is_one_line_and_exit_2(fault):
 def test_cli_list(fault):
     code, out, _ = fault("--list")
     assert code == 0
-    for name in ISSUE_SCENARIOS:
-        assert name in out
+    assert [out.index(name) for name in DOCUMENTED] == sorted(map(out.index, DOCUMENTED))
 
 
 def test_docs_page_has_a_section_for_every_scenario():
-    from pathlib import Path
-
-    page = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
+    page = (ROOT / "docs" / "faults.md").read_text()
     for name in SCENARIOS:
         assert f"### {name}:" in page and f"lab fault {name}" in page, name
