@@ -3,10 +3,11 @@ the grader reaches web servers a firewall keeps this machine away from."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import socket
 import threading
-from dataclasses import asdict
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from checks.base import CheckError
 from lab.core.topology import PACKAGED, Host, Topology, load
 from lab.observe.live import HTTP_TIMEOUT, connect_state, forwarded
 from provision import firewall as reference
+from tests.helpers import recorded
 
 REFERENCE = load(PACKAGED)
 HA = Topology(  # lab-ha.yml's hosts: a second balancer (its virtual address plays no part here)
@@ -179,22 +181,28 @@ def test_recorded_listener_and_probe_output_parse():
 
 
 # -- judging -------------------------------------------------------------------------------------
-FREE_PORTS = {firewall.UNUSED: 41234, firewall.UNUSED_LOW: 12345, firewall.UNUSED_WELL_KNOWN: 613}
+# observe_all on a firewalled reference lab (`lab check firewall`, no monitoring): every
+# connection tried, what listened there (the free ports the grader listened on, its stand-ins
+# for 8405, 9090 and 9100) and what the try gave
+RECORDED_ROWS = recorded("firewall.closed")
+FREE_WHYS = (firewall.FREE, firewall.FREE_LOW, firewall.FREE_WELL_KNOWN)
 
 
-def _rows(
-    topology=REFERENCE,
-    state=lambda e: "open" if e.open else "silent",
-    listener="service",
-    control=lambda e: "open",
-):
-    """Observations as observe_all makes them: by default, the reference firewall."""
-    rows = []
-    for e in firewall.expectations(topology):
-        row = asdict(e)
-        row.update(port=FREE_PORTS.get(e.port, e.port), state=state(e), control=control(e))
-        row["listener"] = "grader" if e.port in FREE_PORTS else listener
-        rows.append(row)
+def free_port(why: str, target: str) -> int:
+    """The free port the recorded run listened on, on target, for the free ports named why."""
+    return next(r["port"] for r in RECORDED_ROWS if r["why"] == why and r["target"] == target)
+
+
+def _rows(state=lambda e: "open" if e.open else "silent", listener=None, control=lambda e: "open"):
+    """The recorded observation, with each try's state and control answer from state(row) and
+    control(row) (rows read as attributes), and listener, if given, wherever the grader did
+    not listen on a free port."""
+    rows = copy.deepcopy(RECORDED_ROWS)
+    for row in rows:
+        e = SimpleNamespace(**row)
+        row.update(state=state(e), control=control(e))
+        if listener and row["why"] not in FREE_WHYS:
+            row["listener"] = listener
     return rows
 
 
@@ -226,7 +234,8 @@ def test_another_firewall_style_passes_too(state):
 def test_no_firewall_fails_default_deny_and_closed():
     rows = _rows(state=lambda e: "open")
     deny = _judge(firewall.DefaultDeny, rows)
-    assert not deny.passed and "lb-01:41234 (a free port the grader listened on)" in deny.evidence
+    free = free_port(firewall.FREE, "lb-01")
+    assert not deny.passed and f"lb-01:{free} (a free port the grader listened on)" in deny.evidence
     closed = _judge(firewall.ClosedToOthers, rows)
     assert not closed.passed
     lines = closed.evidence.splitlines()
@@ -258,8 +267,8 @@ def test_evidence_is_one_line_per_port_with_every_source_that_reached_it():
     deny = _judge(firewall.DefaultDeny, rows).evidence.splitlines()
     assert len(deny) == 15  # 3 hosts, 5 sampled ports, each tried from two sources
     assert deny[0] == (
-        "lb-01:41234 (a free port the grader listened on) from this machine, web-01: open; "
-        "the design opens it to no one"
+        f"lb-01:{free_port(firewall.FREE, 'lb-01')} (a free port the grader listened on) from "
+        "this machine, web-01: open; the design opens it to no one"
     )
 
 
@@ -477,18 +486,19 @@ def test_low_ports_open_to_everyone_fail_default_deny():
     def state(e):
         return (
             "open"
-            if e.open or (e.port == firewall.UNUSED_LOW and e.target == "web-02")
+            if e.open or (e.why == firewall.FREE_LOW and e.target == "web-02")
             else ("silent")
         )
 
     verdict = _judge(firewall.DefaultDeny, _rows(state=state))
     assert not verdict.passed
+    low, free = free_port(firewall.FREE_LOW, "web-02"), free_port(firewall.FREE, "web-02")
     words = (
-        "web-02:12345 (a free port below 32768 the grader listened on) from this machine, lb-01: "
+        f"web-02:{low} (a free port below 32768 the grader listened on) from this machine, lb-01: "
         "open; the design opens it to no one"
     )
     assert verdict.evidence == words
-    assert "41234" not in verdict.evidence
+    assert str(free) not in verdict.evidence
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -535,24 +545,31 @@ def test_low_ports_are_sampled_with_873_and_2222():
 
 def _allow_by_default(e, below=1024, port=None):
     """`ufw default allow incoming` with `ufw deny 1024:65535` (or with `ufw allow PORT`)."""
-    wanted = FREE_PORTS.get(e.port, e.port)
-    if e.open or wanted < below or wanted == port:
+    if e.open or e.port < below or e.port == port:
         return "open"
     return "silent"
 
 
 def test_a_firewall_that_allows_by_default_fails_default_deny():
     rows = _rows(state=_allow_by_default)
+    for row in rows:
+        if row["port"] == 873:  # rsync --daemon answered there
+            row["listener"] = "service"
     verdict = _judge(firewall.DefaultDeny, rows)
     assert not verdict.passed
     lines = verdict.evidence.splitlines()
+    well_known = free_port(firewall.FREE_WELL_KNOWN, "lb-01")
     assert lines[0] == (
-        "lb-01:613 (a free port below 1024 the grader listened on) from this machine, web-01: "
-        "open; the design opens it to no one"
+        f"lb-01:{well_known} (a free port below 1024 the grader listened on) from this machine, "
+        "web-01: open; the design opens it to no one"
     )
-    assert lines[3].startswith("web-01:873 (rsync's port, in no host's design) from this machine")
+    assert any(
+        line.startswith("web-01:873 (rsync's port, in no host's design) from this machine")
+        for line in lines
+    )
     assert "(a service listens there)" in verdict.evidence  # rsync --daemon answered there
-    assert "12345" not in verdict.evidence and "41234" not in verdict.evidence
+    for why in (firewall.FREE_LOW, firewall.FREE):
+        assert f":{free_port(why, 'lb-01')} " not in verdict.evidence
 
 
 def test_a_student_script_that_opens_2222_fails_default_deny():
@@ -563,7 +580,8 @@ def test_a_student_script_that_opens_2222_fails_default_deny():
         "web-02:2222 (a second SSH's port, in no host's design) from this machine, lb-01: open"
         in verdict.evidence
     )
-    assert "873" not in verdict.evidence and "613" not in verdict.evidence
+    well_known = free_port(firewall.FREE_WELL_KNOWN, "web-02")
+    assert "873" not in verdict.evidence and f":{well_known} " not in verdict.evidence
 
 
 def test_one_host_without_a_firewall_fails_public_and_internal_for_that_host_only():
