@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import secrets
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
 from lab.facts.haproxy import runtime_api
 from lab.remote.quoting import quote
-from tests.e2e.conftest import by_id, wait_until
+from tests.e2e.conftest import by_id, check_json, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
@@ -969,12 +968,6 @@ VARIANTS = [
         restore=("web",),
     ),
 ]
-
-
-def check_json(lab, *what) -> dict:
-    result = lab("check", *what, "--json", check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return json.loads(result.stdout)
 
 
 def statuses(report: dict) -> dict[str, str]:

@@ -9,16 +9,12 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import by_id, check_json
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
 HAPROXY = "/etc/haproxy/haproxy.cfg"
 SAVED = "/root/haproxy.cfg.e2e"
-
-
-def check_json(lab, *what) -> dict:
-    result = lab("check", *what, "--json", check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return {c["id"]: c for c in json.loads(result.stdout)["checks"]}
 
 
 def test_a_slow_site_is_cut_off_at_the_deadline_and_the_rest_is_graded(provisioned_lab):
@@ -46,7 +42,7 @@ def test_a_slow_site_is_cut_off_at_the_deadline_and_the_rest_is_graded(provision
             assert checks[check_id]["status"] == "pass", checks[check_id]
     finally:
         lab("provision", "web")
-    assert check_json(lab, "web.static")["web.static"]["status"] == "pass"
+    assert by_id(check_json(lab, "web.static"))["web.static"]["status"] == "pass"
 
 
 def test_haproxy_that_does_not_start_is_shown_with_its_journals_alert(provisioned_lab):
@@ -58,7 +54,7 @@ def test_haproxy_that_does_not_start_is_shown_with_its_journals_alert(provisione
             f"sudo sed -i 's/^\\( *balance roundrobin\\)/\\1\\n    frobnicate yes/' {HAPROXY} && "
             "{ sudo systemctl restart haproxy; true; }",
         )
-        checks = check_json(lab, "lb.haproxy", "lb.round-robin")
+        checks = by_id(check_json(lab, "lb.haproxy", "lb.round-robin"))
         evidence = checks["lb.haproxy"]["evidence"]
         assert "HAProxy is not running" in evidence, evidence
         assert "[ALERT]" in evidence and "unknown keyword 'frobnicate'" in evidence, evidence
@@ -80,7 +76,7 @@ def test_a_configuration_edited_without_a_reload_is_older_than_the_file(provisio
         lab.ssh("lb-01", f"echo '# edited' | sudo tee -a {HAPROXY} >/dev/null")
         lab.ssh("lb-01", "sudo service haproxy start")  # a running service: nothing reloads
         lab.ssh("web-01", f"echo '# edited' | sudo tee -a {SITE} >/dev/null")
-        checks = check_json(lab, "lb.haproxy", "web.nginx")
+        checks = by_id(check_json(lab, "lb.haproxy", "web.nginx"))
         lb, web = checks["lb.haproxy"]["evidence"], checks["web.nginx"]["evidence"]
         assert checks["lb.haproxy"]["status"] == "pass", lb
         assert "HAProxy has been running since" in lb and "before haproxy.cfg changed" in lb, lb
@@ -90,7 +86,7 @@ def test_a_configuration_edited_without_a_reload_is_older_than_the_file(provisio
         lab.ssh("lb-01", "sudo systemctl reload haproxy")
         lab.ssh("web-01", "sudo systemctl reload nginx")
         time.sleep(1)
-        checks = check_json(lab, "lb.haproxy", "web.nginx")
+        checks = by_id(check_json(lab, "lb.haproxy", "web.nginx"))
         assert "older than the file" not in checks["lb.haproxy"]["evidence"]
         assert "older than the file" not in checks["web.nginx"]["evidence"]
     finally:

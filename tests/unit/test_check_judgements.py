@@ -5,8 +5,6 @@
 """
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +12,9 @@ from checks import CATALOGUE, database
 from checks.app import ACCOUNTS_NOT_LOADED
 from checks.base import BASE_SECTIONS, CheckError, Status
 from lab.facts import mysql
+from tests.helpers import judge, recorded
 from tests.record import read_raw
 
-RECORDED = Path(__file__).parent / "fixtures" / "observations"
 BASE = [check_id for check_id, cls in CATALOGUE.items() if cls.section in BASE_SECTIONS]
 
 
@@ -26,14 +24,6 @@ NOT_LOADED = "app.database-accounts-not-loaded"
 # recorded on a reference lab whose replica ignores webstack.% (replicate_wild_ignore_table)
 # while a trigger on the primary copies each new row to it over FederatedX
 TRIGGER_FAKE = "db.replication-trigger-fake"
-
-
-def recorded(check_id):
-    return json.loads((RECORDED / f"{check_id}.json").read_text())
-
-
-def judge(check_id, observation):
-    return CATALOGUE[check_id]().judge(observation)
 
 
 def test_every_check_has_a_recorded_observation_and_passes_it():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,8 +19,7 @@ from lab.core.state import LabState
 from lab.core.topology import variant
 from lab.course import exercises
 from provision import COMPONENTS, snapshots
-
-OBSERVATIONS = Path(__file__).parent / "fixtures" / "observations"
+from tests.helpers import recorded
 
 
 @pytest.fixture
@@ -78,7 +76,7 @@ def test_every_check_has_a_hint_ladder_from_a_nudge_to_the_exact_line(topology):
 def test_the_hint_follows_the_failure_the_evidence_names(topology, tmp_path):
     """Exercise 04's dead end: a replica loaded with a dump but never told to read its grant
     tables. The evidence (recorded) names the case, and its ladder leads to FLUSH PRIVILEGES."""
-    observation = json.loads((OBSERVATIONS / "app.database-accounts-not-loaded.json").read_text())
+    observation = recorded("app.database-accounts-not-loaded")
     check = CATALOGUE["app.database"]()
     verdict = check.judge(observation)
     failing = check.result(Status.FAIL, verdict.evidence, 0.1, verdict.hint, verdict.case)

@@ -5,10 +5,8 @@ the pure helpers: redirect following, certificate names, captured requests."""
 from __future__ import annotations
 
 import copy
-import json
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 from requests.structures import CaseInsensitiveDict
@@ -17,17 +15,9 @@ from checks import CATALOGUE
 from checks.https import covers, headers_of, request_head
 from lab.observe.live import upgraded
 from provision.engine import render
+from tests.helpers import judge, recorded
 
-RECORDED = Path(__file__).parent / "fixtures" / "observations"
 HTTPS = [cid for cid, cls in CATALOGUE.items() if cls.section == "https"]
-
-
-def recorded(check_id: str) -> dict:
-    return json.loads((RECORDED / f"{check_id}.json").read_text())
-
-
-def judge(check_id: str, observation: dict):
-    return CATALOGUE[check_id]().judge(observation)
 
 
 def test_the_reference_passes_every_https_check():

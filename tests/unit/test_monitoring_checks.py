@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 from checks import monitoring
-from checks.base import Check
 from lab.facts import ss
 from provision.engine import render
+from tests.helpers import judge, recorded
 from tests.record import read_raw
 
-OBSERVATIONS = Path(__file__).parent / "fixtures" / "observations"
 HOSTS = {"lb-01": "192.168.73.10", "web-01": "192.168.73.11", "web-02": "192.168.73.12"}
 
 
 def raw_json(name: str) -> dict:
     return json.loads(read_raw(name))["data"]
-
-
-def recorded(check_id: str) -> dict:
-    return json.loads((OBSERVATIONS / f"{check_id}.json").read_text())
-
-
-def judge(check_id: str, observation: dict):
-    return Check.registry[check_id]().judge(observation)
 
 
 def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-query-node-lb-01"):
