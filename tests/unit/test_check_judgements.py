@@ -408,35 +408,27 @@ def test_hints_follow_the_evidence():
     assert "nginx -t" in _hint("web.nginx", nginx)
 
 
-class Boom(CATALOGUE["web.reverse-proxy"]):
-    """A check whose observation is an odd reply: its judge meets a list, not an object."""
+def test_a_check_never_raises(own_registry):
+    class Boom(CATALOGUE["web.reverse-proxy"]):
+        """A check whose observation is an odd reply: its judge meets a list, not an object."""
 
-    id = "test.boom"
-    section = "web server"
+        id = "test.boom"
+        section = "web server"
 
-    def observe(self, lab):
-        return {"web-01": [1]}
+        def observe(self, lab):
+            return {"web-01": [1]}
 
+    class Unreachable(CATALOGUE["servers.reachable"]):
+        id = "test.unreachable"
 
-class Unreachable(CATALOGUE["servers.reachable"]):
-    id = "test.unreachable"
+        def observe(self, lab):
+            raise CheckError("web-02: unreachable over SSH: timed out")
 
-    def observe(self, lab):
-        raise CheckError("web-02: unreachable over SSH: timed out")
-
-
-def test_a_check_never_raises():
-    from checks.base import Check
-
-    try:
-        result = Boom().run(lab=None)
-        assert result.status is Status.FAIL
-        assert result.evidence.startswith("the grader could not judge what it saw:")
-        result = Unreachable().run(lab=None)
-        assert result.status is Status.FAIL and "timed out" in result.evidence
-    finally:
-        Check.registry.pop("test.boom", None)
-        Check.registry.pop("test.unreachable", None)
+    result = Boom().run(lab=None)
+    assert result.status is Status.FAIL
+    assert result.evidence.startswith("the grader could not judge what it saw:")
+    result = Unreachable().run(lab=None)
+    assert result.status is Status.FAIL and "timed out" in result.evidence
 
 
 def test_a_cleanup_that_fails_is_tried_again_at_the_end_of_the_run():

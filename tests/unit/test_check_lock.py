@@ -6,25 +6,33 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pytest
+
 from checks.base import Check, failed, passed
 from checks.runner import run_checks
 from lab.core.topology import PACKAGED, load
 from lab.observe.live import LiveLab
 
 
-class Inside(Check):
-    id = "t.inside"
-    section = "servers"
-    title = "runs while the lab is held"
-    requirement = "-"
-    points = 1
-    hint = "-"
+@pytest.fixture
+def inside(own_registry):
+    """A check that passes only while the lab is held."""
 
-    def observe(self, lab):
-        return lab.held
+    class Inside(Check):
+        id = "t.inside"
+        section = "servers"
+        title = "runs while the lab is held"
+        requirement = "-"
+        points = 1
+        hint = "-"
 
-    def judge(self, held):
-        return passed("held") if held else failed("not held")
+        def observe(self, lab):
+            return lab.held
+
+        def judge(self, held):
+            return passed("held") if held else failed("not held")
+
+    return Inside
 
 
 class FakeLab:
@@ -43,9 +51,9 @@ class FakeLab:
         assert self.held, "the cleanup runs under the lock"
 
 
-def test_the_whole_run_holds_the_labs_lock():
+def test_the_whole_run_holds_the_labs_lock(inside):
     lab = FakeLab()
-    report = run_checks({Inside.id: Inside}, [Inside], lab, "t")
+    report = run_checks({inside.id: inside}, [inside], lab, "t")
     assert report.results[0].evidence == "held" and not lab.held
 
 

@@ -126,7 +126,9 @@ class FakeLab:
         self.cleaned += 1
 
 
-def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_runs():
+def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_runs(
+    own_registry,
+):
     from checks.runner import run_checks
 
     class Down(CATALOGUE["lb.haproxy"]):
@@ -141,13 +143,7 @@ def test_a_failed_prerequisite_from_another_section_is_shown_and_cleanup_always_
 
     catalogue = {"test.down": Down, "test.needs": Needs}
     lab = FakeLab()
-    try:
-        result = run_checks(catalogue, [Needs], lab, "webstack")
-    finally:
-        from checks.base import Check
-
-        Check.registry.pop("test.down")
-        Check.registry.pop("test.needs")
+    result = run_checks(catalogue, [Needs], lab, "webstack")
     assert [r.id for r in result.results] == ["test.down", "test.needs"]
     assert result.results[0].evidence.endswith("RuntimeError: odd reply [1]")
     assert result.results[1].status is Status.NOT_RUN and lab.cleaned == lab.swept == 1

@@ -93,18 +93,14 @@ def make_checks(url: str, undone: list):
 
 
 def test_a_slow_check_is_cut_off_at_the_deadline_and_the_others_are_graded(
-    trickle, tmp_path, monkeypatch
+    trickle, tmp_path, monkeypatch, own_registry
 ):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     undone: list = []
     classes = make_checks(trickle, undone)
     catalogue = {cls.id: cls for cls in classes}
     started = time.monotonic()
-    try:
-        report = run_checks(catalogue, classes, QuietLab(load(PACKAGED), None), "t", deadline=3)
-    finally:
-        for cls in classes:
-            Check.registry.pop(cls.id)
+    report = run_checks(catalogue, classes, QuietLab(load(PACKAGED), None), "t", deadline=3)
     took = time.monotonic() - started
     results = {r.id: r for r in report.results}
     assert took < 3 + GRACE + 1, took  # the trickle alone would take over half an hour
@@ -119,29 +115,33 @@ def test_a_slow_check_is_cut_off_at_the_deadline_and_the_others_are_graded(
     assert undone == ["slow change"]
 
 
-class Down(Check):
-    id = "t.down"
-    section = "load balancer"
-    title = "the balancer"
-    requirement = "-"
-    points = 5
-    hint = "-"
+@pytest.fixture
+def failing_chain(own_registry):
+    """t.top needs t.middle, which needs t.down, which fails with a two-line reason."""
 
-    def observe(self, lab):
-        return None
+    class Down(Check):
+        id = "t.down"
+        section = "load balancer"
+        title = "the balancer"
+        requirement = "-"
+        points = 5
+        hint = "-"
 
-    def judge(self, _):
-        return failed("lb-01: haproxy is not running ([ALERT] unknown keyword 'balanse')\nmore")
+        def observe(self, lab):
+            return None
 
+        def judge(self, _):
+            return failed("lb-01: haproxy is not running ([ALERT] unknown keyword 'balanse')\nmore")
 
-class Middle(Down):
-    id = "t.middle"
-    needs = ("t.down",)
+    class Middle(Down):
+        id = "t.middle"
+        needs = ("t.down",)
 
+    class Top(Down):
+        id = "t.top"
+        needs = ("t.middle",)
 
-class Top(Down):
-    id = "t.top"
-    needs = ("t.middle",)
+    return Down, Middle, Top
 
 
 class NoLab:
@@ -152,9 +152,9 @@ class NoLab:
         pass
 
 
-def test_a_check_not_run_shows_the_evidence_of_the_failure_at_the_root():
-    catalogue = {c.id: c for c in (Down, Middle, Top)}
-    report = run_checks(catalogue, [Top], NoLab(), "t")
+def test_a_check_not_run_shows_the_evidence_of_the_failure_at_the_root(failing_chain):
+    catalogue = {c.id: c for c in failing_chain}
+    report = run_checks(catalogue, [failing_chain[-1]], NoLab(), "t")
     results = {r.id: r for r in report.results}
     expected = (
         "not run: t.down did not pass: lb-01: haproxy is not running "
@@ -164,21 +164,17 @@ def test_a_check_not_run_shows_the_evidence_of_the_failure_at_the_root():
     assert results["t.top"].evidence == expected  # the root, not "t.middle did not pass"
 
 
-def test_the_not_run_evidence_reaches_a_grade_that_omits_the_prerequisite():
+def test_the_not_run_evidence_reaches_a_grade_that_omits_the_prerequisite(failing_chain):
     from checks.report import to_dict
     from lab.grading.class_run import graded_checks
 
-    catalogue = {c.id: c for c in (Down, Middle, Top)}
-    report = run_checks(catalogue, [Top], NoLab(), "t")
+    catalogue = {c.id: c for c in failing_chain}
+    report = run_checks(catalogue, [failing_chain[-1]], NoLab(), "t")
     graded = graded_checks(to_dict(report)["checks"], {"t.top": 10})
     assert [c["id"] for c in graded] == ["t.top"]
     assert "[ALERT] unknown keyword 'balanse'" in graded[0]["evidence"]
 
 
-def test_not_run_evidence_without_any():
-    result = Down().result(Status.FAIL, "")
+def test_not_run_evidence_without_any(failing_chain):
+    result = failing_chain[0]().result(Status.FAIL, "")
     assert not_run_evidence(result) == "not run: t.down did not pass"
-
-
-for _cls in (Down, Middle, Top):
-    Check.registry.pop(_cls.id)
