@@ -8,31 +8,22 @@ from contextlib import contextmanager
 
 import pytest
 
-from checks.base import Check, failed, passed
+from checks.base import failed, passed
 from checks.runner import run_checks
 from lab.core.topology import PACKAGED, load
 from lab.observe.live import LiveLab
 
 
 @pytest.fixture
-def inside(own_registry):
+def inside(define_check):
     """A check that passes only while the lab is held."""
-
-    class Inside(Check):
-        id = "t.inside"
-        section = "servers"
-        title = "runs while the lab is held"
-        requirement = "-"
-        points = 1
-        hint = "-"
-
-        def observe(self, lab):
-            return lab.held
-
-        def judge(self, held):
-            return passed("held") if held else failed("not held")
-
-    return Inside
+    return define_check(
+        "t.inside",
+        "servers",
+        lambda self, lab: lab.held,
+        lambda self, held: passed("held") if held else failed("not held"),
+        title="runs while the lab is held",
+    )
 
 
 class FakeLab:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from checks.base import Check, Status, failed, passed
+from checks.base import Status, failed, passed
 from checks.runner import GRACE, not_run_evidence, run_checks
 from lab.core.topology import PACKAGED, load
 from lab.observe.live import LiveLab
@@ -51,53 +51,33 @@ class QuietLab(LiveLab):
         pass
 
 
-def make_checks(url: str, undone: list):
-    class Slow(Check):
-        id = "t.slow"
-        section = "web server"
-        title = "a page from a slow server"
-        requirement = "-"
-        points = 5
-        hint = "-"
+def make_checks(define_check, url: str, undone: list):
+    """A check of a slow page (undone by a cleanup), a quick one, and one after each."""
 
-        def observe(self, lab):
-            lab.on_cleanup("slow change", lambda: undone.append("slow change"))
-            return lab.http(url).status_code
+    def slow(self, lab):
+        lab.on_cleanup("slow change", lambda: undone.append("slow change"))
+        return lab.http(url).status_code
 
-        def judge(self, status):
-            return passed(f"HTTP {status}")
+    def quick(self, lab):
+        return True
 
-    class Quick(Check):
-        id = "t.quick"
-        section = "servers"
-        title = "something quick"
-        requirement = "-"
-        points = 5
-        hint = "-"
+    def quick_and_fine(self, ok):
+        return passed("quick and fine")
 
-        def observe(self, lab):
-            return True
-
-        def judge(self, ok):
-            return passed("quick and fine")
-
-    class AfterSlow(Quick):
-        id = "t.after-slow"
-        needs = ("t.slow",)
-
-    class AfterQuick(Quick):
-        id = "t.after-quick"
-        needs = ("t.quick",)
-
-    return [Slow, Quick, AfterSlow, AfterQuick]
+    return [
+        define_check("t.slow", "web server", slow, lambda self, status: passed(f"HTTP {status}")),
+        define_check("t.quick", "servers", quick, quick_and_fine),
+        define_check("t.after-slow", "servers", quick, quick_and_fine, needs=("t.slow",)),
+        define_check("t.after-quick", "servers", quick, quick_and_fine, needs=("t.quick",)),
+    ]
 
 
 def test_a_slow_check_is_cut_off_at_the_deadline_and_the_others_are_graded(
-    trickle, tmp_path, monkeypatch, own_registry
+    trickle, tmp_path, monkeypatch, define_check
 ):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     undone: list = []
-    classes = make_checks(trickle, undone)
+    classes = make_checks(define_check, trickle, undone)
     catalogue = {cls.id: cls for cls in classes}
     started = time.monotonic()
     report = run_checks(catalogue, classes, QuietLab(load(PACKAGED), None), "t", deadline=3)
@@ -116,32 +96,19 @@ def test_a_slow_check_is_cut_off_at_the_deadline_and_the_others_are_graded(
 
 
 @pytest.fixture
-def failing_chain(own_registry):
+def failing_chain(define_check):
     """t.top needs t.middle, which needs t.down, which fails with a two-line reason."""
 
-    class Down(Check):
-        id = "t.down"
-        section = "load balancer"
-        title = "the balancer"
-        requirement = "-"
-        points = 5
-        hint = "-"
+    def observe(self, lab):
+        return None
 
-        def observe(self, lab):
-            return None
+    def judge(self, _):
+        return failed("lb-01: haproxy is not running ([ALERT] unknown keyword 'balanse')\nmore")
 
-        def judge(self, _):
-            return failed("lb-01: haproxy is not running ([ALERT] unknown keyword 'balanse')\nmore")
-
-    class Middle(Down):
-        id = "t.middle"
-        needs = ("t.down",)
-
-    class Top(Down):
-        id = "t.top"
-        needs = ("t.middle",)
-
-    return Down, Middle, Top
+    return tuple(
+        define_check(check_id, "load balancer", observe, judge, title="the balancer", needs=needs)
+        for check_id, needs in (("t.down", ()), ("t.middle", ("t.down",)), ("t.top", ("t.middle",)))
+    )
 
 
 class NoLab:
