@@ -151,13 +151,15 @@ def _parse_question(item: dict, label: str, topics: dict, ids: set, fail: Callab
         raise fail(f"{label}: id must be lowercase letters, digits and '-'")
     if qid in ids:
         raise fail(f"{label}: the id is used twice")
-    if item.get("topic") not in topics:
+    if not isinstance(item.get("topic"), str) or item["topic"] not in topics:
         raise fail(f"{label}: topic {item.get('topic')!r} is not one of {', '.join(topics)}")
     for key in ("question", "explanation"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             raise fail(f"{label}: {key} must be a non-empty text")
     experiment = item.get("experiment")
-    if experiment is not None and experiment not in EXPERIMENTS:
+    if experiment is not None and (
+        not isinstance(experiment, str) or experiment not in EXPERIMENTS
+    ):
         raise fail(f"{label}: unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     choices = _parse_choices(item.get("choices"), label, experiment, fail)
     question = Question(
@@ -183,6 +185,8 @@ def _parse_choices(raw: object, label: str, experiment: str | None, fail: Callab
         if observed is not None and (experiment is None or not isinstance(observed, str)):
             raise fail(f"{label}: choice {LETTERS[m]}: observed needs an experiment and a text")
         correct, why = choice.get("correct") is True, choice.get("why", "")
+        if not isinstance(why, str):
+            raise fail(f"{label}: choice {LETTERS[m]}: why must be a text")
         choices.append(Choice(choice["text"], correct, observed, why))
     if sum(c.correct for c in choices) != 1:
         raise fail(f"{label}: exactly one choice must have correct: true (the design's answer)")

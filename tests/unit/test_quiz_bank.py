@@ -85,6 +85,9 @@ def test_a_good_bank_parses():
         (lambda d: d["questions"][1].update(explanation=""), "explanation must be"),
         (lambda d: d["questions"][1].update(question="{web9} stops?"), "bad placeholder"),
         (lambda d: d["questions"][1]["choices"][0].update(size=1), "unknown key 'size'"),
+        (lambda d: d["questions"][0].update(topic=["dns"]), "topic ['dns'] is not one of dns"),
+        (lambda d: d["questions"][0].update(experiment={}), "unknown experiment {}"),
+        (lambda d: d["questions"][1]["choices"][0].update(why=3), "choice a: why must be a text"),
     ],
 )
 def test_a_broken_bank_names_the_mistake(change, message):
