@@ -85,14 +85,16 @@ def _host_spec(host, entry: object, where: str, known_hosts: Path | None, pinned
             f"fields: {', '.join(sorted(FIELDS))}"
         )
     port = entry.get("port", 22)
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise LabError(f"{where}: hosts.{host.name}.port must be a port number")
     user, key = entry.get("user"), entry.get("key")
     if not isinstance(user, str) or not user:
         raise LabError(f"{where}: hosts.{host.name}.user is required")
     if not isinstance(key, str) or not key:
         raise LabError(f"{where}: hosts.{host.name}.key (a private key file) is required")
-    ssh = str(entry.get("ssh", host.address))
+    ssh = entry.get("ssh", host.address)
+    if not isinstance(ssh, str) or not ssh:
+        raise LabError(f"{where}: hosts.{host.name}.ssh must be the address or name to reach it by")
     return HostSpec(
         host.name,
         ssh,

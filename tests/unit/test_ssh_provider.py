@@ -48,6 +48,9 @@ def test_a_valid_inventory_gives_one_spec_per_host_in_topology_order():
         (inventory(**{"web-01": {"user": "x", "key": "k", "port": "ssh"}}), "port number"),
         (inventory(**{"web-01": {"key": "k"}}), "hosts.web-01.user is required"),
         (inventory(**{"web-01": {"user": "x"}}), "hosts.web-01.key"),
+        (inventory(**{"web-01": {"user": "x", "key": "k", "port": True}}), "port number"),
+        (inventory(**{"web-01": {"user": "x", "key": "k", "ssh": None}}), "hosts.web-01.ssh"),
+        (inventory(**{"web-01": {"user": "x", "key": "k", "ssh": ["a"]}}), "hosts.web-01.ssh"),
     ],
 )
 def test_malformed_inventories_name_the_field(data, message):
