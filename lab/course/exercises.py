@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from checks import catalogue
 from lab.core import resources, topology
 from lab.core.errors import LabError
 
@@ -277,3 +278,10 @@ def steps(text: str) -> list[Step]:
         hosts = tuple(h for h in marks["run"].split(",") if h)
         found.append(Step(language, hosts, body, marks.get("file") or None))
     return found
+
+
+def check_ids(exercise) -> list[str]:
+    """The ids of the checks that grade exercise: its own, and every check of its sections."""
+    work = exercise.work
+    in_sections = [c.id for c in catalogue().values() if c.section in work.sections]
+    return [*work.checks, *(i for i in in_sections if i not in work.checks)]

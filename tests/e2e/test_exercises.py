@@ -17,8 +17,7 @@ import time
 import pytest
 import requests
 
-from lab.cli.commands.exercise import check_ids
-from lab.course.exercises import WORK, find
+from lab.course.exercises import WORK, check_ids, find
 from tests.e2e.conftest import LabRunner, exercises_lab, require_lab_prerequisites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]

@@ -14,6 +14,7 @@ from rich.console import Console
 from checks import CATALOGUE
 from checks.base import Report, Status
 from lab.cli.commands import exercise as command
+from lab.cli.render import exercises as exercises_view
 from lab.core.errors import ExitCode, LabError
 from lab.core.state import LabState
 from lab.core.topology import variant
@@ -30,7 +31,7 @@ def topology():
 
 
 def test_every_graded_check_belongs_to_exactly_one_exercise():
-    graded = [c for e in exercises.all_exercises() for c in command.check_ids(e)]
+    graded = [c for e in exercises.all_exercises() for c in exercises.check_ids(e)]
     assert sorted(graded) == sorted(CATALOGUE), "each check is graded by one exercise"
     assert all(c in COMPONENTS for w in exercises.WORK.values() for c in w.components)
     applied = [c for w in exercises.WORK.values() for c in w.components]
@@ -221,7 +222,7 @@ def test_the_progress_table_shows_last_results():
             "web.static": {"status": "fail", "at": at},
         }
     }
-    console.print(command.progress_table(exercises.all_exercises(), record))
+    console.print(exercises_view.progress_table(exercises.all_exercises(), record))
     text = console.file.getvalue()
     assert "✓ web.nginx" in text and "✗ web.static" in text
     row_02 = next(line for line in text.splitlines() if "│ 02" in line)

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from lab.cli.app import main
-from lab.cli.commands.fault import live_view, scenario_list, summary_view
 from lab.cli.render import THEME
+from lab.cli.render.faults import live_view, scenario_list, summary_view
 from lab.core.errors import LabError
 from lab.core.state import LabState
 from lab.faults import SCENARIOS, find

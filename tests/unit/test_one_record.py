@@ -21,8 +21,8 @@ from lab.cli import watch
 from lab.cli.commands import check as check_command
 from lab.cli.commands import diagram as diagram_command
 from lab.cli.commands import exercise
-from lab.cli.commands import quiz as quiz_command
 from lab.cli.render import make_console
+from lab.cli.render import quiz as quiz_view
 from lab.core.state import LabState
 from lab.core.topology import parse, variant
 from lab.course import history, quiz
@@ -233,11 +233,11 @@ def test_the_quiz_names_the_checks_of_a_lab_that_differs(lab):
     names = quiz.names_of(lab.topology)
     outcome = quiz.judge(question, "a", names, quiz.Observation(quiz.fill(wrong, names), "seen"))
     assert outcome.lab_differs
-    text = quiz_command.show(outcome, names, history.load(lab.state.dir)).plain
+    text = quiz_view.show(outcome, names, history.load(lab.state.dir)).plain
     assert "lb.round-robin: not checked yet" in text
     lab.failing.add("lb.round-robin")
     check(lab, "lb.round-robin")
-    text = quiz_command.show(outcome, names, history.load(lab.state.dir)).plain
+    text = quiz_view.show(outcome, names, history.load(lab.state.dir)).plain
     assert "✗ lb.round-robin: lb.round-robin: recorded failure" in text
 
 

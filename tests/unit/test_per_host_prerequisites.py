@@ -21,61 +21,60 @@ def per_host_judge(hosts: dict):
     return passed(", ".join(f"{host}: fine" for host in hosts))
 
 
-class Server(Check):
-    id, section, title, requirement, points, hint = ("t.server", "web server", "-", "-", 10, "-")
-    per_host = True
+@pytest.fixture
+def classes(own_registry) -> list[type[Check]]:
+    """The test's checks, registered in a copy of the registry for one test only."""
 
-    def observe(self, lab):
-        return {host: host not in DOWN for host in lab.web_hosts()}
+    class Server(Check):
+        id, section, title, requirement, points, hint = (
+            "t.server",
+            "web server",
+            "-",
+            "-",
+            10,
+            "-",
+        )
+        per_host = True
 
-    judge = staticmethod(per_host_judge)
+        def observe(self, lab):
+            return {host: host not in DOWN for host in lab.web_hosts()}
 
+        judge = staticmethod(per_host_judge)
 
-class Header(Server):
-    id, points, needs = "t.header", 20, ("t.server",)
+    class Header(Server):
+        id, points, needs = "t.header", 20, ("t.server",)
 
-    def observe(self, lab):
-        ASKED.append(lab.web_hosts())
-        return {host: True for host in lab.web_hosts()}
+        def observe(self, lab):
+            ASKED.append(lab.web_hosts())
+            return {host: True for host in lab.web_hosts()}
 
+    class Balancer(Header):
+        id, points, needs, per_host = "t.balancer", 25, ("t.header",), False
 
-class Balancer(Header):
-    id, points, needs, per_host = "t.balancer", 25, ("t.header",), False
+    class Across(Server):
+        """Per host, but its prerequisite fails across the hosts (no host to blame)."""
 
+        id, needs = "t.across", ("t.pair",)
 
-class Across(Server):
-    """Per host, but its prerequisite fails across the hosts (no host to blame)."""
+    class Pair(Server):
+        id, per_host = "t.pair", True
 
-    id, needs = "t.across", ("t.pair",)
+        def observe(self, lab):
+            return {host: True for host in lab.web_hosts()}
 
+        def judge(self, hosts):
+            return failed("the two servers answer alike") if len(hosts) > 1 else passed("alone")
 
-class Pair(Server):
-    id, per_host = "t.pair", True
-
-    def observe(self, lab):
-        return {host: True for host in lab.web_hosts()}
-
-    def judge(self, hosts):
-        return failed("the two servers answer alike") if len(hosts) > 1 else passed("alone")
-
-
-CLASSES = [Server, Header, Balancer, Pair, Across]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def unregistered():
-    """These checks stay out of the registry other tests read."""
-    for cls in CLASSES:
-        Check.registry.pop(cls.id, None)
+    return [Server, Header, Balancer, Pair, Across]
 
 
 @pytest.fixture
-def report(tmp_path, monkeypatch):
+def report(tmp_path, monkeypatch, classes):
     from lab.core.topology import PACKAGED, load
 
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     ASKED.clear()
-    return run_checks({c.id: c for c in CLASSES}, CLASSES, QuietLab(load(PACKAGED), None), "t")
+    return run_checks({c.id: c for c in classes}, classes, QuietLab(load(PACKAGED), None), "t")
 
 
 def test_a_dependent_runs_on_the_hosts_where_its_prerequisite_passed(report):

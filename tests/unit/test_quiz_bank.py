@@ -162,7 +162,7 @@ def test_the_list_shows_the_questions_as_the_lab_asks_them():
     """`lab quiz --list` fills the placeholders with the lab's names and addresses."""
     from rich.console import Console
 
-    from lab.cli.commands.quiz import question_table
+    from lab.cli.render.quiz import question_table
 
     bank = quiz.load_bank()
     names = quiz.names_of(parse(OTHER_NAMES))

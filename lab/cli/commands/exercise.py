@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from pathlib import Path
 
 import yaml
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from checks import catalogue
@@ -17,6 +15,7 @@ from checks.base import Report, Status
 from checks.runner import run_on_lab
 from lab.cli import render
 from lab.cli.confirm import add_yes, confirm
+from lab.cli.render import exercises as exercises_view
 from lab.core.errors import ExitCode, LabError
 from lab.core.state import write_private
 from lab.course import exercises, history
@@ -150,17 +149,10 @@ def changes(lab) -> str:
 # -- check and hint ---------------------------------------------------------------------
 
 
-def check_ids(exercise) -> list[str]:
-    """The ids of the checks that grade exercise: its own, and every check of its sections."""
-    work = exercise.work
-    in_sections = [c.id for c in catalogue().values() if c.section in work.sections]
-    return [*work.checks, *(i for i in in_sections if i not in work.checks)]
-
-
 def graded_checks(exercise) -> list:
-    if not check_ids(exercise):
+    if not exercises.check_ids(exercise):
         raise LabError(f"exercise {exercise.number} is not graded")
-    return [catalogue()[check_id] for check_id in check_ids(exercise)]
+    return [catalogue()[check_id] for check_id in exercises.check_ids(exercise)]
 
 
 def grade(lab, exercise, action: str = "check") -> Report:
@@ -271,7 +263,7 @@ def solve(lab, exercise) -> ExitCode:
     if not names:
         lab.console.print(
             f"exercise {exercise.number} has no reference to apply"
-            + (": `lab up` brings the hosts up" if check_ids(exercise) else "")
+            + (": `lab up` brings the hosts up" if exercises.check_ids(exercise) else "")
         )
         return ExitCode.OK
     lab.require_up()
@@ -293,57 +285,8 @@ def solve(lab, exercise) -> ExitCode:
 def show_list(lab) -> ExitCode:
     started = load_progress(lab).get("started", {}).get("exercise")
     record = history.load(lab.state.dir)
-    lab.console.print(progress_table(exercises.all_exercises(), record, started))
+    lab.console.print(exercises_view.progress_table(exercises.all_exercises(), record, started))
     return ExitCode.OK
-
-
-def progress_table(items, record: dict, started: str | None = None) -> Table:
-    """One row per exercise: its checks with their last results from the lab's one record
-    (whichever command ran them), and where it stands."""
-    statuses = history.statuses(record)
-    table = Table(
-        title="exercises (lab exercise N shows one; start, check, hint, solve N)",
-        title_justify="left",
-    )
-    for column in ("#", "exercise", "checks (last run)", "status"):
-        table.add_column(column)
-    for item in items:
-        checks = Text()
-        ids = check_ids(item)
-        for check_id in ids:
-            mark, style = render.MARKS.get(statuses.get(check_id, ""), ("?", "muted"))
-            checks.append(f"{mark} {check_id}\n", style=style)
-        seen = [statuses.get(c) for c in ids]
-        passed = sum(s == Status.PASS for s in seen)
-        unchecked = sum(s is None for s in seen)
-        if not ids:
-            status = Text("not graded", style="muted")
-        elif passed == len(seen):
-            status = Text("done", style="check.pass")
-        elif unchecked == len(seen):
-            status = Text("not checked yet", style="muted")
-        else:
-            status = Text(f"{passed}/{len(seen)} pass", style="check.fail")
-            if unchecked:
-                status.append(f", {unchecked} not checked yet", style="muted")
-        if when := last_checked(record, ids):
-            status.append(f"\nchecked {when}", style="muted")
-        number = f"{item.number} ▸" if item.number == started else item.number
-        checks.rstrip()
-        table.add_row(number, item.title, checks or Text("-", style="muted"), status)
-    return table
-
-
-def last_checked(record: dict, ids: list[str]) -> str:
-    """When the latest of these checks last ran, in local time: the hour today, else the day
-    ('' when none ever did)."""
-    times = [record["checks"][c].get("at") for c in ids if c in record.get("checks", {})]
-    latest = max((history.moment(at) for at in times), default=None)
-    if latest is None or latest == history.moment(None):
-        return ""
-    local = latest.astimezone()
-    today = datetime.now().astimezone().date()
-    return local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d")
 
 
 def load_progress(lab) -> dict:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-
 from rich.markup import escape
-from rich.table import Table
 
 from lab.cli.confirm import add_yes, confirm
+from lab.cli.render import snapshots as snapshots_view
 from lab.core.errors import ExitCode, LabError
 from lab.core.state import LabState
 from provision import snapshots
@@ -47,10 +45,10 @@ def run(lab) -> ExitCode:
         raise LabError(f"--lab is for list and delete; `lab snapshot {action}` is this lab's")
     if action == "list":
         lab_name = lab.args.lab or lab.topology.name
-        lab.console.print(table(lab_name, snapshots.list_snapshots(lab_name)))
+        lab.console.print(snapshots_view.table(lab_name, snapshots.list_snapshots(lab_name)))
         gone = snapshots.labs_gone(lab_name)
         if gone:
-            lab.console.print(gone_table(gone))
+            lab.console.print(snapshots_view.gone_table(gone))
         return ExitCode.OK
     if action == "delete" and lab.args.all and not name:
         return delete(lab, all_of_the_lab=True)
@@ -112,32 +110,3 @@ def settle_restored(lab) -> None:
         settle(lab.topology, lab.provider.specs(), BASE, lab.reporter, seconds=RESTORE_SECONDS)
     except LabError as exc:
         lab.console.print(f"[hint]note:[/] {escape(str(exc))} ([muted]as it was saved?[/])")
-
-
-def table(lab_name: str, found) -> Table:
-    result = Table(title=f"snapshots of lab {lab_name}", title_justify="left")
-    for column in ("name", "taken", "provider", "save took"):
-        result.add_column(column)
-    for snapshot in found:
-        taken = datetime.datetime.fromtimestamp(snapshot.created).strftime("%Y-%m-%d %H:%M:%S")
-        result.add_row(snapshot.name, taken, snapshot.provider, f"{snapshot.seconds:.1f} s")
-    if not found:
-        result.caption = "none yet: lab snapshot save NAME"
-    return result
-
-
-def gone_table(gone: dict) -> Table:
-    """The snapshots of labs that no longer exist, and how to remove them."""
-    result = Table(
-        title="snapshots of labs that no longer exist",
-        title_justify="left",
-        caption="remove: lab snapshot delete NAME --lab LAB (or --all --lab LAB)",
-        caption_justify="left",
-    )
-    for column in ("lab", "name", "taken", "provider"):
-        result.add_column(column)
-    for lab_name, found in gone.items():
-        for snapshot in found:
-            taken = datetime.datetime.fromtimestamp(snapshot.created).strftime("%Y-%m-%d %H:%M")
-            result.add_row(escape(lab_name), escape(snapshot.name), taken, snapshot.provider)
-    return result
