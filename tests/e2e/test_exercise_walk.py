@@ -6,11 +6,13 @@ the way a student would, without a terminal: `run=here` in a shell on the machin
 directory holding the lab's `lab.yml` (`sudo` is left out, as in a root shell); a shell block
 on a host through `lab ssh HOST -- bash -ec BLOCK`; a `sql` block into `lab ssh HOST -- sudo
 mariadb`; a `file=PATH` block through `sudo tee PATH`. Then `lab exercise check N` must pass:
-a page that cannot be followed as written fails here. Exercise 08 is walked too, marked
-`slow` (LAB_SLOW=1 runs it); 07 is not graded and 09-11 mark no blocks yet.
+a page that cannot be followed as written fails here. The fixes' pages 08-11 are walked too,
+marked `slow` (LAB_SLOW=1 runs them); 07 is not graded.
 
 The lab is e2e-ex on 192.168.67.0/24 (the exercises group's, so the reference-state cache
 test_exercises.py builds is shared); LAB_E2E_EXERCISES=NAME:OCTET runs it on another lab.
+Exercise 11 needs the four-host topology its page is written with (lab-ha.yml): e2e-ex-ha on
+192.168.68.0/24, or LAB_E2E_EXERCISES_HA=NAME:OCTET.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ import pytest
 
 from lab.core import topology
 from lab.course import exercises
-from tests.e2e.conftest import LabRunner, exercises_lab, require_lab_prerequisites
+from tests.e2e.conftest import (
+    LabRunner,
+    exercises_lab,
+    lab_name_from,
+    require_lab_prerequisites,
+    write_topology,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]
 
 WALKED = ["01", "02", "03", "04", "05", "06"]
-SLOW = ["08"]  # the fixes' pages: minutes more each (LAB_SLOW=1); 07 is not graded, 09-11 unmarked
+SLOW = ["08", "09", "10", "11"]  # the fixes' pages: minutes more each (LAB_SLOW=1); 07 not graded
 SHIMS = {
     "lab": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lab "$@"\n',
     "sudo": '#!/bin/sh\nexec "$@"\n',  # a root shell: the README's $S is empty
@@ -43,12 +51,32 @@ SHIMS = {
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):
     require_lab_prerequisites()
-    runner = exercises_lab(tmp_path_factory.mktemp("walk"))
+    yield from running(exercises_lab(tmp_path_factory.mktemp("walk")))
+
+
+@pytest.fixture(scope="module")
+def walk_ha(tmp_path_factory):
+    """The four-host lab exercise 11 starts on (its page's topology, lab-ha.yml)."""
+    require_lab_prerequisites()
+    name, octet = lab_name_from("LAB_E2E_EXERCISES_HA", "e2e-ex-ha:68")
+    yield from running(
+        LabRunner(write_topology(tmp_path_factory.mktemp("walk-ha"), name, octet, "lab-ha.yml"))
+    )
+
+
+def running(runner: LabRunner):
+    """The lab up while the tests use it, destroyed afterwards even when they fail."""
     try:
         runner("up")
         yield runner
     finally:
         runner("destroy", check=False)
+
+
+def lab_for(number: str, request) -> LabRunner:
+    """The lab a page is walked on: the four-host one for the page written with lab-ha.yml."""
+    wanted = exercises.PAGE_TOPOLOGY.get(number, "lab.yml")
+    return request.getfixturevalue("walk_ha" if wanted == "lab-ha.yml" else "walk")
 
 
 def student_machine(directory: Path, lab: LabRunner) -> dict:
@@ -98,7 +126,8 @@ def run(argv: list[str], directory: Path, env: dict, given: str | None = None):
 @pytest.mark.parametrize(
     "number", [*WALKED, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)]
 )
-def test_a_student_follows_the_page_alone_and_its_checks_pass(walk, number, tmp_path):
+def test_a_student_follows_the_page_alone_and_its_checks_pass(number, tmp_path, request):
+    walk = lab_for(number, request)
     exercise = exercises.find(number)
     shown = exercises.page(exercise, topology.load(walk.topology))
     default = str(exercises.reference_topology(exercise).subnet.network_address).rsplit(".", 1)[0]
