@@ -14,10 +14,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 @pytest.fixture(scope="module")
 def ssh_lab(provisioned_lab, tmp_path_factory):
-    """A lab named e2e-ssh whose servers are the provisioned lab's, listed in an inventory."""
+    """A lab named after the provisioned lab (e2e-ssh beside e2e-web) whose servers are the
+    provisioned lab's, listed in an inventory: two runs beside each other use two names."""
     directory = tmp_path_factory.mktemp("ssh")
     octet = int(provisioned_lab.address("lb-01").split(".")[2])
-    runner = LabRunner(write_topology(directory, "e2e-ssh", octet))  # the same addresses
+    name = f"{provisioned_lab.name.split('-')[0][:6]}-ssh"
+    runner = LabRunner(write_topology(directory, name, octet))  # the same addresses
     inventory = write_inventory(directory / "inventory.yml", provisioned_lab)
     runner.inventory = inventory
     try:
@@ -47,7 +49,7 @@ def test_existing_servers_are_graded_and_provisioned_like_any_lab(ssh_lab):
     ssh_lab("up", "--provider", "ssh", **env)
     assert "running" in ssh_lab("status", **env).stdout
     assert ssh_lab("ssh", "web-02", "--", "hostname", **env).stdout.strip() == "web-02"
-    known = Path("/var/lib/webstack-lab/labs/e2e-ssh/known_hosts")  # each server's first key
+    known = Path("/var/lib/webstack-lab/labs") / ssh_lab.name / "known_hosts"  # first keys
     assert len(known.read_text().splitlines()) == 3 and known.stat().st_mode & 0o777 == 0o600
     checked = ssh_lab("check", check=False, **env)
     assert checked.returncode == 0 and "score 105/105" in checked.stdout, checked.stdout
@@ -59,5 +61,5 @@ def test_existing_servers_are_graded_and_provisioned_like_any_lab(ssh_lab):
 
 def test_destroy_forgets_the_lab_and_leaves_the_servers(ssh_lab, provisioned_lab):
     ssh_lab("destroy", LAB_INVENTORY=str(ssh_lab.inventory))
-    assert not Path("/var/lib/webstack-lab/labs/e2e-ssh").exists()
+    assert not (Path("/var/lib/webstack-lab/labs") / ssh_lab.name).exists()
     assert provisioned_lab.ssh("web-01", "systemctl is-active nginx").strip() == "active"
