@@ -14,12 +14,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
 @pytest.fixture(scope="module")
 def ssh_lab(provisioned_lab, tmp_path_factory):
-    """A lab named after the provisioned lab (e2e-ssh beside e2e-web) whose servers are the
-    provisioned lab's, listed in an inventory: two runs beside each other use two names."""
+    """A lab whose servers are the provisioned lab's, listed in an inventory; named after
+    their subnet (ssh62 for e2e-web), so that runs beside each other use names of their own."""
     directory = tmp_path_factory.mktemp("ssh")
     octet = int(provisioned_lab.address("lb-01").split(".")[2])
-    name = f"{provisioned_lab.name.split('-')[0][:6]}-ssh"
-    runner = LabRunner(write_topology(directory, name, octet))  # the same addresses
+    runner = LabRunner(write_topology(directory, f"ssh{octet}", octet))  # the same addresses
     inventory = write_inventory(directory / "inventory.yml", provisioned_lab)
     runner.inventory = inventory
     try:
