@@ -2,9 +2,12 @@
 """Time the lab's lifecycle on this machine and print a table (min / median / max seconds).
 
 Usage: sudo .venv/bin/python bench/lab_bench.py [--runs N] [--cold] [--only SCENARIO,...]
-(--only stability runs `lab check` 200 times on a healthy lab and counts the runs that failed)
+    [--lab NAME:OCTET] [--stability-runs N]
+(--only stability runs `lab check` 200 times on a healthy lab, counts the runs that failed and
+exits 1 if any did: the test suite leaves repeated runs to it)
 
-Runs on a lab of its own (name `bench`, 192.168.60.0/24), never on the user's lab.
+Runs on a lab of its own (name `bench`, 192.168.60.0/24, or --lab NAME:OCTET beside another
+bench), never on the user's lab.
 --cold also removes the cached base image and the debootstrap cache first (a first-ever run).
 """
 
@@ -30,6 +33,7 @@ IMAGE = Path("/var/lib/webstack-lab/containers/image-bookworm")
 DEBOOTSTRAP_CACHE = Path("/var/cache/lxc/debian")
 LABS = Path("/var/lib/webstack-lab/labs")
 STABILITY_RUNS = 200
+STABILITY_FAILURES = "lab check, stability: runs that failed"
 
 
 def bench_topology(
@@ -43,8 +47,10 @@ def bench_topology(
 class Bench:
     def __init__(self, topology: Path):
         self.env = {**os.environ, "LAB_TOPOLOGY": str(topology)}
+        self.name = yaml.safe_load(topology.read_text())["name"]
         self.results: dict[str, list[float]] = {}
         self.last: subprocess.CompletedProcess | None = None
+        self.stability_runs = STABILITY_RUNS
 
     def lab(self, *args: str, check: bool = True) -> float:
         started = time.monotonic()
@@ -87,7 +93,7 @@ def scenario(name):
 def cold_up(bench: Bench, runs: int) -> None:
     """lab up with no image and no debootstrap cache (once: it downloads Debian)."""
     bench.lab("destroy")
-    others = [p.name for p in LABS.glob("*") if p.name != "bench"]
+    others = [p.name for p in LABS.glob("*") if p.name != bench.name]
     if others:
         sys.exit(f"--cold rebuilds the base image: destroy the other labs first ({others})")
     shutil.rmtree(DEBOOTSTRAP_CACHE, ignore_errors=True)
@@ -133,7 +139,7 @@ def exercise_start(bench: Bench, runs: int) -> None:
 
     bench.lab("destroy")
     for meta in cache_dir().glob("*/meta.json"):
-        if json.loads(meta.read_text()).get("lab") == "bench":
+        if json.loads(meta.read_text()).get("lab") == bench.name:
             shutil.rmtree(meta.parent)
     bench.lab("up")
     start = ("exercise", "start", "05", "--yes")
@@ -144,10 +150,10 @@ def exercise_start(bench: Bench, runs: int) -> None:
 
 @scenario("stability")
 def stability(bench: Bench, runs: int) -> None:
-    """lab check 200 times in a row on a healthy lab: every run must pass every check."""
+    """lab check many times in a row on a healthy lab: every run must pass every check."""
     bench.lab("up", "--provision")
     failed = []
-    for i in range(STABILITY_RUNS):
+    for i in range(bench.stability_runs):
         bench.results.setdefault("lab check, stability runs", []).append(
             bench.lab("check", "--json", check=False)
         )
@@ -156,8 +162,9 @@ def stability(bench: Bench, runs: int) -> None:
         if bench.last.returncode != 0 or bad:
             failed.append(i)
             print(f"  run {i}: exit {bench.last.returncode}, not passing: {bad}", flush=True)
-    print(f"  {STABILITY_RUNS - len(failed)} of {STABILITY_RUNS} runs passed every check")
-    bench.record("lab check, stability: runs that failed", len(failed), "")
+    total = bench.stability_runs
+    print(f"  {total - len(failed)} of {total} runs passed every check")
+    bench.record(STABILITY_FAILURES, len(failed), "")
 
 
 @scenario("health-behaviour")
@@ -259,14 +266,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="also time a first-ever lab up")
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--lab", default="bench:60", help="NAME:OCTET of the bench's own lab")
+    parser.add_argument("--stability-runs", type=int, default=STABILITY_RUNS, metavar="N")
     args = parser.parse_args()
+    lab_name, _, octet = args.lab.partition(":")
+    if not lab_name or not octet.isdigit() or not 0 < int(octet) < 255:
+        parser.error(f"--lab {args.lab!r}: expected NAME:OCTET, e.g. bench:60")
     chosen = args.only.split(",") if args.only else [n for n in SCENARIOS if n not in OPT_IN]
     if unknown := [name for name in chosen if name not in SCENARIOS]:
         parser.error(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(SCENARIOS)}")
     if args.cold and "cold" not in chosen:
         chosen.insert(0, "cold")
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(bench_topology(Path(tmp)))
+        bench = Bench(bench_topology(Path(tmp), lab_name, int(octet)))
+        bench.stability_runs = args.stability_runs
         try:
             for name in chosen:
                 print(f"{name}: {SCENARIOS[name].__doc__}", flush=True)
@@ -276,6 +289,8 @@ def main() -> None:
     print(f"\n{os.cpu_count()} cores; wall-clock seconds of whole `lab` processes")
     print("(ratios, requests and runs: counts)")
     print(bench.table())
+    if any(bench.results.get(STABILITY_FAILURES, [])):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
