@@ -20,6 +20,20 @@ from checks.base import BASE_SECTIONS
 from lab.cli.commands.exercise import hint_ladder
 from lab.core.topology import load
 from lab.course.exercises import WORK
+from tests.accuracy import (
+    ANY,
+    FAIL,
+    NOT_RUN,
+    PASS,
+    Case,
+    agrees,
+    dependents,
+    graded,
+    off,
+    recording,
+    shown,
+    statuses,
+)
 
 # The base design's checks: the extra sections have sabotage files of their own
 # (test_firewall.py, test_https.py, test_monitoring.py, test_ha.py).
@@ -70,16 +84,6 @@ def write_site(text: str) -> str:
     """Shell replacing the Nginx site (base64: the shell expands nothing in it), then reload."""
     encoded = base64.b64encode(text.format().encode()).decode()
     return f"echo {encoded} | base64 -d | sudo tee {SITE} >/dev/null && sudo systemctl reload nginx"
-
-
-def dependents(check_ids) -> set[str]:
-    """check_ids and every check that needs one of them, directly or not."""
-    found = set(check_ids)
-    while True:
-        more = {c for c, cls in CATALOGUE.items() if set(cls.needs) & found} - found
-        if not more:
-            return found
-        found |= more
 
 
 def edit(path: str, sed: str, then: str) -> str:
@@ -253,6 +257,24 @@ SABOTAGES = [
 ]
 
 
+REFERENCE = Case("the reference", "reference", (), dict.fromkeys(BASE, PASS), repaired=False)
+
+
+def case_of(sabotage: Sabotage) -> Case:
+    """The sabotage as a case: `lab check` on its check, the others it may fail and what needs
+    them; its check fails, what needs that is not run, the others may fail, the rest passes."""
+    targets = graded({sabotage.check, *sabotage.also})
+    below = dependents({sabotage.check}) - {sabotage.check}
+
+    def accepted(check: str) -> frozenset:
+        if check == sabotage.check:
+            return FAIL
+        return NOT_RUN if check in below else ANY if check in targets else PASS
+
+    want = {c: accepted(c) for c in shown(targets)}
+    return Case(sabotage.name or sabotage.check, "sabotage", targets, want)
+
+
 def check_json(lab, *what) -> tuple[int, dict]:
     result = lab("check", *what, "--json", check=False)
     assert result.returncode in (0, 1), result.stderr
@@ -264,12 +286,15 @@ def result_of(report: dict, check_id: str) -> dict:
 
 
 def test_the_reference_lab_passes_every_check(provisioned_lab, tmp_path):
+    """The one plain `lab check` of the reference: every check passes, 105 points."""
     junit = tmp_path / "report.xml"
-    code, report = check_json(provisioned_lab, "--junit", str(junit))
+    with recording(REFERENCE) as given:
+        code, report = check_json(provisioned_lab, "--junit", str(junit))
+        given["graded"] = report
     failing = [(c["id"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"]
     assert code == 0 and not failing, failing
     assert report["score"] == report["max_score"] == 105
-    assert len(report["checks"]) == len(BASE)  # a plain `lab check`: the base design
+    assert agrees(REFERENCE, statuses(report))  # a plain `lab check`: the base design
     assert 'failures="0"' in junit.read_text()
 
 
@@ -277,29 +302,36 @@ def test_every_check_has_a_sabotage():
     assert {s.check for s in SABOTAGES} == BASE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sabotage", SABOTAGES, ids=[s.name or s.check for s in SABOTAGES])
 def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
+    """Only the sabotaged check and what needs it are graded: the check fails with its
+    evidence and hint, nothing else the case does not allow fails, and after the repair every
+    one of those checks passes again."""
     lab = provisioned_lab
-    try:
-        lab.ssh(sabotage.host, sabotage.breaks)
-        code, report = _settled(lab, sabotage.check)
-        result = result_of(report, sabotage.check)
-        assert code == 1 and result["status"] == "fail", result
-        assert sabotage.expect in result["evidence"], result["evidence"]
-        assert result["hint"] and result["awarded"] == 0
-        if sabotage.case:
-            _climb_the_cases_hints(lab, sabotage)
-        # only this requirement (and what needs it) is broken; nothing else fails with it
-        allowed = dependents({sabotage.check, *sabotage.also})
-        others = {c["id"]: c["evidence"] for c in report["checks"] if c["status"] != "pass"}
-        assert set(others) <= allowed, {k: v for k, v in others.items() if k not in allowed}
-    finally:
-        if sabotage.restore_host:
-            lab.ssh(sabotage.host, sabotage.restore_host)
-        if sabotage.restore_component:
-            lab("provision", sabotage.restore_component)
-    code, report = _settled(lab, sabotage.check, want="pass")
-    assert result_of(report, sabotage.check)["status"] == "pass", report
+    case = case_of(sabotage)
+    with recording(case) as given:
+        try:
+            lab.ssh(sabotage.host, sabotage.breaks)
+            code, report = _settled(
+                lab, case, lambda r: result_of(r, sabotage.check)["status"] == "fail"
+            )
+            given["graded"] = report
+            result = result_of(report, sabotage.check)
+            assert code == 1 and result["status"] == "fail", result
+            assert sabotage.expect in result["evidence"], result["evidence"]
+            assert result["hint"] and result["awarded"] == 0
+            if sabotage.case:
+                _climb_the_cases_hints(lab, sabotage)
+            assert agrees(case, statuses(report)), off(case, report)
+        finally:
+            if sabotage.restore_host:
+                lab.ssh(sabotage.host, sabotage.restore_host)
+            if sabotage.restore_component:
+                lab("provision", sabotage.restore_component)
+        code, report = _settled(lab, case, lambda r: agrees(case, statuses(r), "repaired"))
+        given["repaired"] = report
+    assert code == 0 and agrees(case, statuses(report), "repaired"), off(case, report, "repaired")
 
 
 def test_a_check_run_leaves_no_trace(provisioned_lab):
@@ -313,6 +345,8 @@ def test_a_check_run_leaves_no_trace(provisioned_lab):
     assert lab.ssh("web-01", mysql("SELECT COUNT(*) FROM webstack.guestbook") + " -N") == before
 
 
+# what exercise 04's replica is graded on: the application's reads and the database section
+DATABASE = graded({"app.database", "db.servers"})
 EXERCISE_04 = Path(__file__).parents[2] / "docs" / "exercises" / "04-database.md"
 
 
@@ -352,9 +386,9 @@ def test_exercise_04_starts_a_replica_with_the_pages_own_commands(provisioned_la
         assert re.fullmatch(r"SET GLOBAL gtid_slave_pos='\d+-\d+-\d+';", position[1]), shown[0]
         assert len(position) == 2, shown[0]
         lab.ssh("web-02", mysql("START REPLICA"))
-        code, report = _settled(lab, "app.database", want="pass")
-        failing = {c["id"]: c["evidence"] for c in report["checks"] if c["status"] != "pass"}
-        assert code == 0 and not failing, failing
+        reads = Case("replica", "correct build", DATABASE, dict.fromkeys(shown(DATABASE), PASS))
+        code, report = _settled(lab, reads, lambda r: agrees(reads, statuses(r), "repaired"))
+        assert code == 0 and agrees(reads, statuses(report)), off(reads, report)
     finally:  # whatever happened, web-02 reads its accounts and replicates again
         lab.ssh("web-02", mysql("FLUSH PRIVILEGES; START REPLICA"), check=False)
 
@@ -372,11 +406,12 @@ def _climb_the_cases_hints(lab, sabotage: Sabotage) -> None:
     assert words[-1] in shown and sabotage.last_hint in shown, shown
 
 
-def _settled(lab, check_id: str, want: str = "fail", timeout: float = 10.0):
-    """Run the catalogue until check_id reports want (services take a moment to restart)."""
+def _settled(lab, case: Case, done, timeout: float = 10.0):
+    """`lab check` on the case's checks until done(report) is truthy (services take a moment
+    to restart), or the last report."""
     deadline = time.monotonic() + timeout
     while True:
-        code, report = check_json(lab)
-        if result_of(report, check_id)["status"] == want or time.monotonic() > deadline:
+        code, report = check_json(lab, *case.targets)
+        if done(report) or time.monotonic() > deadline:
             return code, report
         time.sleep(0.5)
