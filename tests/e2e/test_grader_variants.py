@@ -23,7 +23,17 @@ from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
 from lab.facts.haproxy import runtime_api
 from lab.remote.quoting import quote
-from tests.accuracy import PASS, Case, agrees, dependents, graded, off, recording, shown, statuses
+from tests.accuracy import (
+    Case,
+    agrees,
+    dependents,
+    graded,
+    off,
+    passing,
+    recording,
+    shown,
+    statuses,
+)
 from tests.e2e.conftest import by_id, check_json, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
@@ -1022,12 +1032,6 @@ def settle(lab, case: Case, phase: str = "graded", timeout: float = 20.0) -> dic
         if agrees(case, statuses(report), phase) or time.monotonic() > deadline:
             return report
         time.sleep(1)
-
-
-def passing(*check_ids) -> Case:
-    """The reference's verdict on these checks and what needs them: every one passes."""
-    run = graded(check_ids)
-    return Case("the reference", "reference", run, dict.fromkeys(shown(run), PASS))
 
 
 @pytest.mark.slow
