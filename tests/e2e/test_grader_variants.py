@@ -724,13 +724,14 @@ VARIANTS = [
                 ),
             ),
         ),
-        # nginx started as web-02 and still sends that name: no host of the lab is called so
-        fail=("servers.reachable", "web.served-by", "http.www"),
+        # nginx started as web-02 and still sends that name: no host of the lab is called so;
+        # http.www fails only when its request lands on web-02 (as with the sabotage)
+        fail=("servers.reachable", "web.served-by"),
         not_run=needing("web.served-by"),
+        either=("http.www",),
         evidence={
             "servers.reachable": "web-02 calls itself 'imposter'",
             "web.served-by": "web-02 (hostname imposter)",
-            "http.www": "not from a web server (X-Served-By web-02)",
         },
         undo=(("web-02", "sudo /usr/bin/hostname web-02 && sudo rm -f /usr/local/bin/hostname"),),
     ),
