@@ -73,7 +73,12 @@ def passing(*check_ids: str) -> Case:
 
 
 def statuses(report: dict) -> dict[str, str]:
-    return {c["id"]: c["status"] for c in report["checks"]}
+    """Each check's status; a per-host check that passed on the web servers it could run on,
+    its prerequisite having failed on the others, counts as not run (the sabotage is there)."""
+    return {
+        c["id"]: "not-run" if c.get("not_run_hosts") and not c.get("failed_hosts") else c["status"]
+        for c in report["checks"]
+    }
 
 
 def agrees(case: Case, given: dict[str, str] | None, phase: str = "graded") -> bool:
@@ -114,18 +119,25 @@ def save(verdicts: dict) -> None:
 @contextlib.contextmanager
 def recording(case: Case):
     """Yield a dict to put each phase's report in ("graded", "repaired"); on the way out,
-    whatever happened, the case's entry in verdicts.json becomes exactly what was put there
-    (a phase that did not run is left out, not kept from an earlier run)."""
+    whatever happened and with LAB_RECORD_VERDICTS=1, the case's entry in verdicts.json becomes
+    exactly what was put there (a phase that did not run is left out, not kept from an earlier
+    run). A run without it (CI's) changes no file the unit tests compare."""
     given: dict[str, dict] = {}
     try:
         yield given
     finally:
-        verdicts = load()
-        verdicts[case.name] = {
-            phase: {"checks": statuses(report), "score": f"{report['score']}/{report['max_score']}"}
-            for phase, report in given.items()
-        }
-        save(verdicts)
+        if os.environ.get("LAB_RECORD_VERDICTS"):  # else the test only compares, as in CI
+            _record(case, given)
+
+
+def _record(case: Case, given: dict[str, dict]) -> None:
+    """The case's entry in verdicts.json becomes exactly the phases given."""
+    verdicts = load()
+    verdicts[case.name] = {
+        phase: {"checks": statuses(report), "score": f"{report['score']}/{report['max_score']}"}
+        for phase, report in given.items()
+    }
+    save(verdicts)
 
 
 def cases() -> list[Case]:

@@ -303,7 +303,7 @@ def test_every_check_has_a_sabotage():
     assert {s.check for s in SABOTAGES} == BASE
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("sabotage", SABOTAGES, ids=[s.name or s.check for s in SABOTAGES])
 def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
     """Only the sabotaged check and what needs it are graded: the check fails with its

@@ -20,7 +20,7 @@ import requests
 from lab.course.exercises import WORK, check_ids, find
 from tests.e2e.conftest import LabRunner, exercises_lab, require_lab_prerequisites
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("exercises")]
+pytestmark = [pytest.mark.e2e, pytest.mark.long, pytest.mark.xdist_group("exercises")]
 
 GRADED = sorted(n for n, work in WORK.items() if not work.extra)  # extras: their own files
 

@@ -26,7 +26,7 @@ import yaml
 from lab.grading.sandbox import SLOTS_VARIABLE, slot_range
 from tests.e2e.conftest import require_lab_prerequisites
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("grade")]
+pytestmark = [pytest.mark.e2e, pytest.mark.long, pytest.mark.xdist_group("grade")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = Path(__file__).parent / "submissions"

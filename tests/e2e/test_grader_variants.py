@@ -983,15 +983,6 @@ VARIANTS = [
 ]
 
 
-def statuses(report: dict) -> dict[str, str]:
-    """Each check's status; a per-host check that passed on the web servers it could run on,
-    its prerequisite having failed on the others, counts as not run (the sabotage is there)."""
-    return {
-        c["id"]: "not-run" if c.get("not_run_hosts") and not c.get("failed_hosts") else c["status"]
-        for c in report["checks"]
-    }
-
-
 def expected(variant: Variant) -> dict[str, str]:
     base = [c for c, cls in CATALOGUE.items() if cls.section in BASE_SECTIONS]
     want = dict.fromkeys(base, "pass")  # a plain `lab check` grades the base design
@@ -1035,7 +1026,7 @@ def settle(lab, case: Case, phase: str = "graded", timeout: float = 20.0) -> dic
         time.sleep(1)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
 def test_the_grader_on_a_variant(provisioned_lab, variant):
     """The checks the variant is about, and what needs them, give the verdicts expected; once

@@ -18,7 +18,7 @@ from tests.e2e.conftest import (
     write_topology,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("vagrant")]
+pytestmark = [pytest.mark.e2e, pytest.mark.long, pytest.mark.xdist_group("vagrant")]
 
 
 @pytest.fixture(scope="module")
