@@ -261,6 +261,5 @@ def write_platform_file(
     column = results[0].assignment if results else "grade"
     totals = {result.student: total(result) for result in results}
     most = maximum(assignment_checks, results)
-    return lms.write(
-        fmt, results, assignment_checks, roster, column, totals, out, check_columns, most
-    )
+    sheet = lms.Sheet(results, assignment_checks, roster, column, totals, out, check_columns, most)
+    return lms.write(fmt, sheet)

@@ -34,6 +34,24 @@ POINTS_POSSIBLE = "Points Possible"  # the second row of Canvas's own export
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """What a platform's file is made from: the class's results and how to write them."""
+
+    results: list[StudentResult]
+    checks: list[dict]
+    roster: rosters.Roster
+    column: str  # the grade's column, named after the assignment
+    totals: dict[str, int | None]
+    out: Path
+    check_columns: bool = True
+    maximum: int = 0
+
+    def ids(self) -> list[str]:
+        """The checks' columns, when asked for."""
+        return [check["id"] for check in self.checks] if self.check_columns else []
+
+
 @dataclass
 class Export:
     """What one platform file holds, and who was left out of it and why."""
@@ -79,79 +97,50 @@ def _grades(result: StudentResult, ids: list[str], grade: int) -> list:
     return [grade, *(awarded.get(check_id, 0) for check_id in ids)]
 
 
-def moodle(
-    results: list[StudentResult],
-    checks: list[dict],
-    roster: rosters.Roster,
-    column: str,
-    totals: dict[str, int | None],
-    out: Path,
-    check_columns: bool = True,
-) -> tuple[str, Export]:
+def moodle(sheet: Sheet) -> tuple[str, Export]:
     """grades-moodle.csv: one identifier column, the grade, (the checks' points)."""
-    export = Export("moodle", out / FILES["moodle"])
-    graded = _graded(results, roster, [name for name, _ in MOODLE_IDS], export)
+    export = Export("moodle", sheet.out / FILES["moodle"])
+    graded = _graded(sheet.results, sheet.roster, [name for name, _ in MOODLE_IDS], export)
     # one identifier for every row (Moodle maps from one column); the first that all have,
     # else the one most have (the others are left out and named)
     counts = {name: sum(1 for _, f in graded if f.get(name)) for name, _ in MOODLE_IDS}
     complete = [name for name, _ in MOODLE_IDS if graded and counts[name] == len(graded)]
     chosen = complete[0] if complete else max(counts, key=lambda name: counts[name])
     export.identifier = chosen
-    ids = [check["id"] for check in checks] if check_columns else []
+    ids = sheet.ids()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([chosen, column, *ids])
+    writer.writerow([chosen, sheet.column, *ids])
     for result, fields in graded:
         if not fields.get(chosen):
             export.left_out.append((result.student, f"the roster gives no {chosen}"))
             continue
-        writer.writerow([fields[chosen], *_grades(result, ids, totals[result.student] or 0)])
+        writer.writerow([fields[chosen], *_grades(result, ids, sheet.totals[result.student] or 0)])
         export.rows += 1
     return buffer.getvalue(), export
 
 
-def canvas(
-    results: list[StudentResult],
-    checks: list[dict],
-    roster: rosters.Roster,
-    column: str,
-    totals: dict[str, int | None],
-    out: Path,
-    check_columns: bool = True,
-    maximum: int = 0,
-) -> tuple[str, Export]:
+def canvas(sheet: Sheet) -> tuple[str, Export]:
     """grades-canvas.csv: Canvas's five student columns, the assignment, (the checks)."""
-    export = Export("canvas", out / FILES["canvas"])
-    graded = _graded(results, roster, list(CANVAS_IDS), export)
-    ids = [check["id"] for check in checks] if check_columns else []
+    export = Export("canvas", sheet.out / FILES["canvas"])
+    graded = _graded(sheet.results, sheet.roster, list(CANVAS_IDS), export)
+    ids = sheet.ids()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CANVAS_STUDENT, column, *ids])
-    points = [maximum, *(check.get("points", "") for check in checks if check["id"] in ids)]
+    writer.writerow([*CANVAS_STUDENT, sheet.column, *ids])
+    possible = (check.get("points", "") for check in sheet.checks if check["id"] in ids)
+    points = [sheet.maximum, *possible]
     writer.writerow([f"    {POINTS_POSSIBLE}", "", "", "", "", *points])
     for result, fields in graded:
         student = [fields.get(name, "") for name in CANVAS_FIELDS]
         student[0] = _text(student[0] or result.student)
-        writer.writerow([*student, *_grades(result, ids, totals[result.student] or 0)])
+        writer.writerow([*student, *_grades(result, ids, sheet.totals[result.student] or 0)])
         export.rows += 1
     return buffer.getvalue(), export
 
 
-def write(
-    fmt: str,
-    results: list[StudentResult],
-    checks: list[dict],
-    roster: rosters.Roster,
-    column: str,
-    totals: dict[str, int | None],
-    out: Path,
-    check_columns: bool = True,
-    maximum: int = 0,
-) -> Export:
-    """Write the platform's file into out; what it holds and left out is in the Export."""
-    if fmt == "moodle":
-        text, export = moodle(results, checks, roster, column, totals, out, check_columns)
-    else:
-        text, export = canvas(results, checks, roster, column, totals, out, check_columns, maximum)
+def write(fmt: str, sheet: Sheet) -> Export:
+    """Write the platform's file into sheet.out; what it holds and left out is in the Export."""
+    text, export = moodle(sheet) if fmt == "moodle" else canvas(sheet)
     export.path.write_text(text, encoding="utf-8")
     return export
