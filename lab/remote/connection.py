@@ -279,6 +279,8 @@ def wait_for_ssh(spec: HostSpec, deadline: Deadline) -> None:
     """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
     last_error = "no answer"
     for _ in deadline.ticks(0.2):
+        if deadline.passed:  # no try once the deadline has passed (LAB_BOOT_TIMEOUT=0: none)
+            break
         try:
             with socket.create_connection((spec.address, spec.port), timeout=1):
                 pass

@@ -356,7 +356,7 @@ def replica_steps() -> list[str]:
     written: dump the primary with its position, then load it on the replica."""
     text = EXERCISE_04.read_text()
     section = text[text.index("## 3. Start the replica") : text.index("## 4.")]
-    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    return re.findall(r"```sh[^\n]*\n(.*?)```", section, re.DOTALL)  # marks after sh
 
 
 def test_exercise_04_starts_a_replica_with_the_pages_own_commands(provisioned_lab, tmp_path):
