@@ -22,7 +22,28 @@ ENTRY_NAME = "lab-fault"  # the name on the guestbook entries a fault run writes
 ENTRY_PREFIX = "lab-fault-"  # their messages start so (then the run's id and a number)
 
 
-class Traffic:
+class Background:
+    """A daemon thread running self._loop until stop(), which waits for it to end."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
+class Traffic(Background):
     """Requests to the site through the load balancer at a steady rate, from this machine.
 
     Reads are GET /api/status (the application and its local database); writes, when asked
@@ -36,19 +57,11 @@ class Traffic:
         self.origin = origin
         self.write_prefix = write_prefix
         self.requests: list[Request] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=int(RATE * TIMEOUT) + 2)
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> Traffic:
-        self._thread.start()
-        return self
+        super().__init__()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join()
+        super().stop()
         self._pool.shutdown(wait=True)
 
     def snapshot(self) -> list[Request]:
@@ -93,7 +106,7 @@ def count_sql(where: str, prefix: str) -> str:
     )
 
 
-class Observer:
+class Observer(Background):
     """HAProxy's view of the web servers and the replica's state, sampled in the background.
 
     Hosts in `skip` (stopped by the fault) are not asked. `lab` may be swapped for a fresh one
@@ -109,18 +122,7 @@ class Observer:
         self.where: str | None = None  # schema.table.column holding the run's entries
         self.balancer: list[BalancerView] = []
         self.replica: list[ReplicaView] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> Observer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join()
+        super().__init__()
 
     def latest(self) -> tuple[BalancerView | None, ReplicaView | None]:
         with self._lock:
