@@ -137,7 +137,9 @@ class Check:
     points: ClassVar[int] = 5
     hint: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
-    exclusive: ClassVar[bool] = False  # runs alone: its observation is disturbed by other traffic
+    exclusive: ClassVar[bool | str] = False  # True: runs alone (other traffic disturbs what it
+    # observes, or what it does disturbs others); a name: alone but for exclusive checks that
+    # name something else (what it disturbs and needs undisturbed: "balancer", "replica")
     waits: ClassVar[float] = 0.0  # seconds it waits on purpose (an alert to fire): added to a
     # run's default deadline (checks.runner.DEADLINE)
     per_host: ClassVar[bool] = False  # observes {web host: ...} and judges each host alone: it

@@ -149,7 +149,7 @@ class Replication(Check):
         "and START REPLICA; SHOW REPLICA STATUS must show both threads running."
     )
     needs = ("db.servers", "app.database")
-    exclusive = True  # pauses the replica's SQL thread for a moment
+    exclusive = "replica"  # pauses the replica's SQL thread for a moment
 
     def observe(self, lab):
         state, writes = replica_state(lab), probes.front_door(lab)
@@ -339,7 +339,7 @@ class ApplicationRoles(Check):
         "the database on its own host (the replica on the replica's host)."
     )
     needs = ("app.database", "db.replication")
-    exclusive = True  # pauses the replica's SQL thread for a moment
+    exclusive = "replica"  # pauses the replica's SQL thread for a moment
 
     def observe(self, lab):
         writes = probes.front_door(lab)

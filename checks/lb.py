@@ -136,7 +136,7 @@ class RoundRobin(Check):
     points = 10
     hint = "Use `balance roundrobin` in the backend, with both web servers (by address) in it."
     needs = ("lb.haproxy", "web.served-by")
-    exclusive = True  # other checks' requests through the balancer would interleave
+    exclusive = "balancer"  # other requests through the balancer would interleave
 
     def observe(self, lab):
         o = probes.balancer(lab)

@@ -92,14 +92,11 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
 
         while pending or running:
             settle_blocked()
-            if not any(c.exclusive for c in running.values()):
-                ready = [c for c in pending.values() if all(d in results for d in c.needs)]
-                shared = [c for c in ready if not c.exclusive]
-                # an exclusive check runs once nothing else does
-                for check in shared or (ready[:1] if not running else []):
-                    del pending[check.id]
-                    on = elsewhere.get(check.id)
-                    running[pool.submit(_attempt, check, lab, *(on or ()))] = check
+            ready = [c for c in pending.values() if all(d in results for d in c.needs)]
+            for check in startable(ready, list(running.values())):
+                del pending[check.id]
+                on = elsewhere.get(check.id)
+                running[pool.submit(_attempt, check, lab, *(on or ()))] = check
             if not running:
                 if pending:
                     raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
@@ -123,6 +120,28 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
             pool.shutdown(wait=not running, cancel_futures=True)
             lab.cleanup()
     return _report(catalogue, chosen, results, lab_name, time.monotonic() - started)
+
+
+def startable(ready: list[Check], running: list[Check]) -> list[Check]:
+    """The ready checks to start now: the shared ones, unless an exclusive check runs; else
+    exclusive ones, once no shared check runs, each beside no check it clashes with."""
+    if not any(c.exclusive for c in running):
+        shared = [c for c in ready if not c.exclusive]
+        if shared:
+            return shared
+    if any(not c.exclusive for c in running):
+        return []
+    chosen: list[Check] = []
+    for check in ready:
+        if check.exclusive and not any(clash(check, other) for other in (*running, *chosen)):
+            chosen.append(check)
+    return chosen
+
+
+def clash(one: Check, other: Check) -> bool:
+    """Two exclusive checks that may not run side by side: either runs alone, or both disturb
+    the same thing."""
+    return one.exclusive is True or other.exclusive is True or one.exclusive == other.exclusive
 
 
 def _report(catalogue, chosen, results: dict[str, Result], lab_name: str, seconds) -> Report:
