@@ -152,9 +152,12 @@ class Replication(Check):
     exclusive = "replica"  # pauses the replica's SQL thread for a moment
 
     def observe(self, lab):
-        state, writes = replica_state(lab), probes.front_door(lab)
         _, replica = probes.roles(lab)
-        variables = lab.sh(replica, mysql.FILTER_VARIABLES, sudo=True, check=False)
+        state, writes, variables = lab.together(
+            lambda: replica_state(lab),
+            lambda: probes.front_door(lab),
+            lambda: lab.sh(replica, mysql.FILTER_VARIABLES, sudo=True, check=False),
+        )
         filters = {**dict(state.pop("filters")), **mysql.parse_filter_variables(variables)}
         tables = sorted({w.rsplit(".", 1)[0] for w in writes["on_primary"].values()})
         filtered = {

@@ -20,6 +20,15 @@ def service_error(lab, host: str, unit: str) -> str:
     return systemd.start_failure(lab.sh(host, systemd.journal(unit, 20), sudo=True, check=False))
 
 
+def answered(lab, host: str) -> dict:
+    """Nginx's answer to `/` on host (status, Server), or why none came and its journal."""
+    try:
+        reply = lab.web(host, "/")
+    except CheckError as exc:
+        return {"error": str(exc), "journal": service_error(lab, host, "nginx")}
+    return {"status": reply.status_code, "server": reply.headers.get("Server", "")}
+
+
 class NginxAnswers(Check):
     id = "web.nginx"
     design = "web-server"
@@ -33,24 +42,25 @@ class NginxAnswers(Check):
     def observe(self, lab):
         def probe(host):
             info = {"listeners": probes.programs_on_port(lab, host, 80)}
-            test = lab.sh(host, nginx.TEST + '; echo "exit=$?"', sudo=True, check=False)
-            info["config_ok"] = test.rstrip().endswith("exit=0")
-            info["config_error"] = nginx.first_error(test)
             nginx_pids = [
                 p
                 for item in ss.on_port(probes.listeners(lab, host), 80)
                 for n, p in item.processes
                 if n == "nginx"
             ]
-            files = nginx.config_files(probes.nginx_dump(lab, host))
-            info["loaded"], info["mtimes"] = probes.config_times(lab, host, nginx_pids, files)
-            try:
-                reply = lab.web(host, "/")
-                info.update(status=reply.status_code, server=reply.headers.get("Server", ""))
-            except CheckError as exc:
-                info["error"] = str(exc)
-                info["journal"] = service_error(lab, host, "nginx")
-            return info
+
+            def times():
+                files = nginx.config_files(probes.nginx_dump(lab, host))
+                return probes.config_times(lab, host, nginx_pids, files)
+
+            test, (info["loaded"], info["mtimes"]), answer = lab.together(
+                lambda: lab.sh(host, nginx.TEST + '; echo "exit=$?"', sudo=True, check=False),
+                times,
+                lambda: answered(lab, host),
+            )
+            info["config_ok"] = test.rstrip().endswith("exit=0")
+            info["config_error"] = nginx.first_error(test)
+            return {**info, **answer}
 
         return lab.on_each(lab.web_hosts(), probe)
 

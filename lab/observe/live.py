@@ -196,6 +196,10 @@ class LiveLab:
                 raise outcome.error
         return {host: outcome.value for host, outcome in outcomes.items()}
 
+    def together(self, *funcs: Callable[[], object]) -> list:
+        """Each of funcs() in parallel, their results in order (an exception re-raised)."""
+        return list(self.on_each(list(range(len(funcs))), lambda i: funcs[i]()).values())
+
     def memo(self, key, make: Callable[[], object]):
         """make() once per run for key; concurrent callers wait for the first one."""
         with self._guard:

@@ -16,6 +16,7 @@ import pytest
 
 from lab.facts import haproxy, nginx
 from lab.remote.quoting import quote
+from tests.unit.test_docs import page_haproxy_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
@@ -228,3 +229,13 @@ def test_the_graders_choice_of_nginx_server_block_is_nginxs(provisioned_lab):
     grader = [(*r[:3], graders_choice(dump, *r[:3])) for r in requests]
     wrong = [(*g, "nginx", a) for g, a in zip(grader, answers, strict=True) if g[3] != a]
     assert not wrong, wrong
+
+
+def test_exercise_05s_configuration_passes_haproxy_c(provisioned_lab):
+    """HAProxy itself (lb-01's) accepts the whole configuration exercise 05 shows."""
+    path = "/tmp/lab-exercise-05.cfg"
+    script = f"{put(path, page_haproxy_config('05-load-balancer.md'))} && haproxy -c -f {path}"
+    out = provisioned_lab.ssh(
+        "lb-01", f"sudo sh -c {quote(script + '; echo exit=$?; rm -f ' + path)}"
+    )
+    assert out.rstrip().endswith("exit=0"), out
