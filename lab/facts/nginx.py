@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 NGINX = "/usr/sbin/nginx"  # the distribution's, whatever else a user put first in PATH
 DUMP = f"{NGINX} -T 2>/dev/null"
@@ -31,12 +33,55 @@ def config_files(dump: str) -> list[str]:
     return list(dict.fromkeys(_FILE_HEADER.findall(dump)))
 
 
+def _file_texts(dump: str) -> list[tuple[str, str]]:
+    """(path, text) of each file of an `nginx -T` dump, in its order; one nameless file when the
+    text has no `# configuration file PATH:` header (a configuration on its own)."""
+    parts = _FILE_HEADER.split(dump)
+    return list(zip(parts[1::2], parts[2::2], strict=True)) if len(parts) > 1 else [("", dump)]
+
+
+def _included(tokens: list[str], end: int) -> str | None:
+    """The file pattern of the `include PATTERN;` statement that ends at tokens[end], if any."""
+    if end < 2 or tokens[end] != ";" or tokens[end - 2] != "include":
+        return None
+    if end > 2 and tokens[end - 3] not in ("{", "}", ";"):
+        return None  # `include` as an argument of another directive
+    return tokens[end - 1].strip("\"'")
+
+
+def in_read_order(dump: str, deepest: int = 32) -> list[str]:
+    """The tokens of an `nginx -T` dump in the order Nginx reads them: the files an `include`
+    names (by glob, relative to nginx.conf's directory) in place of it, as Nginx does, where the
+    dump prints each file once, after the file that first included it; comments left out."""
+    files = _file_texts(dump)
+    texts = dict(files)
+    prefix = posixpath.dirname(files[0][0])
+    read: set[str] = set()
+
+    def expand(path: str, depth: int) -> list[str]:
+        read.add(path)
+        tokens = [t for t in _TOKEN.findall(texts[path]) if not t.startswith("#")]
+        out = []
+        for end, token in enumerate(tokens):
+            out.append(token)
+            pattern = _included(tokens, end) if depth < deepest and path else None
+            if pattern:
+                wanted = PurePosixPath(prefix, pattern)
+                for name in (p for p, _ in files if PurePosixPath(p).match(str(wanted))):
+                    out += expand(name, depth + 1)
+        return out
+
+    tokens = expand(files[0][0], 0)
+    for path, _ in files:  # printed but named by no include we understood: as printed
+        if path not in read:
+            tokens += expand(path, 0)
+    return tokens
+
+
 def directives(dump: str) -> list[Directive]:
-    """Every directive of an `nginx -T` dump, in order (the dump's file markers are comments)."""
+    """Every directive of an `nginx -T` dump, in the order Nginx reads them (includes in place)."""
     found, stack, ids, words = [], [], [], []
-    for token in _TOKEN.findall(dump):
-        if token.startswith("#"):
-            continue
+    for token in in_read_order(dump):
         if token in ("{", ";"):
             if words:
                 opens = len(found) if token == "{" else -1

@@ -45,6 +45,59 @@ def test_nginx_dump_gives_the_upstream_logs_and_roots():
     assert "/srv/webstack/app/static" in nginx.document_roots(dump)
 
 
+INCLUDES = """# configuration file /etc/nginx/nginx.conf:
+http {
+    server { listen 80; server_name before.invalid; }
+    include sites-enabled/*;
+    server { listen 80; server_name after.invalid; }
+    include /etc/nginx/conf.d/*.conf;
+}
+
+# configuration file /etc/nginx/sites-enabled/a:
+include /etc/nginx/nested/*.conf;
+server { listen 80; server_name a.invalid; include snippets/api.conf; }
+
+# configuration file /etc/nginx/nested/inner.conf:
+server { listen 80; server_name inner.invalid; }
+
+# configuration file /etc/nginx/snippets/api.conf:
+location /api/ { proxy_pass http://127.0.0.1:8000; }
+
+# configuration file /etc/nginx/sites-enabled/b:
+server { listen 80; server_name b.invalid; include snippets/api.conf; }
+
+# configuration file /etc/nginx/conf.d/z.conf:
+server { listen 80; server_name z.invalid; }
+"""
+
+
+def test_nginx_reads_each_include_in_place():
+    """`nginx -T` prints a file after the one that first included it, and once: the grader reads
+    it where the include stands, as Nginx does (so the first server of a port is Nginx's)."""
+    items = nginx.directives(INCLUDES)
+    names = [d.args[0] for d in items if d.name == "server_name"]
+    assert names == [f"{n}.invalid" for n in ("before", "inner", "a", "b", "after", "z")]
+    servers = [d for d in items if d.name == "server"]
+    assert {d.context for d in servers} == {("http",)}
+    assert nginx.location_for(INCLUDES, "b.invalid", "/api/x") == (
+        "/api/",
+        ["proxy_pass http://127.0.0.1:8000"],
+    )  # a snippet printed once, read in each server that includes it
+
+    def default(dump: str) -> str:
+        items = nginx.directives(dump)
+        server = nginx._server_for(items, "example.org")
+        return next(
+            d.args[0] for d in items if d.parent == server.block and d.name == "server_name"
+        )
+
+    assert default(INCLUDES) == "before.invalid"
+    elsewhere = INCLUDES.replace("listen 80; server_name before", "listen 81; server_name before")
+    assert default(elsewhere) == "inner.invalid"  # nested in the first site, before a
+    plain = nginx.in_read_order("server { include x; }  # no file headers\n")
+    assert plain == ["server", "{", "include", "x", ";", "}"]
+
+
 def test_nginx_targets_through_upstream_blocks_and_sockets():
     dump = """
     upstream app { server unix:/run/app.sock fail_timeout=0; server 127.0.0.1:9000; }
