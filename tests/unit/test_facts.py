@@ -456,8 +456,10 @@ def test_uwsgi_ini_is_read_as_uwsgi_reads_it(name):
 
 
 def test_uwsgi_entry_points_from_its_own_reading_or_its_ini():
-    master = proc.eldest(proc.parse_ps(read_raw("ps-uwsgi-ini-web-01")))
+    processes = proc.parse_ps(read_raw("ps-uwsgi-ini-web-01"))  # the master and its 2 workers
+    master = proc.eldest(processes)
     assert master.args == "/usr/bin/uwsgi --ini uwsgi.ini" and master.ppid == 1
+    assert sorted(p.ppid for p in processes.values()) == [1, master.pid, master.pid]
     reading = proc.parse_uwsgi_reading(read_raw("uwsgi-reading-web-01"))
     assert reading == {"chdir": ["/srv/webstack/app"], "wsgi-file": ["app.py"]}
     assert proc.entry_candidates(master.args, "/srv/webstack/app", uwsgi=reading) == [
