@@ -67,11 +67,16 @@ def api(lab, host: str, where: str, path: str, **params) -> dict:
     """GET Prometheus's /api/v1/path on host; its data, or a CheckError saying what came back."""
     query = f"/api/v1/{path}" + (f"?{urlencode(params)}" if params else "")
     raw = lab.sh(host, host_http.get(where, query, "localhost") + " 2>&1", check=False)
-    reply = host_http.parse_reply(raw)
-    body = reply.json()
+    return reply_data(raw, f"{host}: Prometheus's /api/v1/{path}")
+
+
+def reply_data(raw: str, what: str) -> dict:
+    """The data of an API reply (status line, headers and body), or a CheckError naming what
+    did not answer and the first line that came back."""
+    body = host_http.parse_reply(raw).json()
     if not isinstance(body, dict) or body.get("status") != "success":
         first = (raw.strip().splitlines() or ["no answer"])[0]
-        raise CheckError(f"{host}: Prometheus's /api/v1/{path} did not answer ({first[:120]})")
+        raise CheckError(f"{what} did not answer ({first[:120]})")
     return body["data"]
 
 

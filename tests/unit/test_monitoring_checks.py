@@ -5,19 +5,22 @@ observations the checks recorded there, and on broken and differently built vari
 from __future__ import annotations
 
 import copy
-import json
+
+import pytest
 
 from checks import monitoring
+from checks.base import CheckError
 from lab.facts import ss
 from provision.engine import render
 from tests.helpers import judge, recorded
 from tests.record import read_raw
 
-HOSTS = {"lb-01": "192.168.73.10", "web-01": "192.168.73.11", "web-02": "192.168.73.12"}
+HOSTS = {"lb-01": "192.168.205.10", "web-01": "192.168.205.11", "web-02": "192.168.205.12"}
 
 
 def raw_json(name: str) -> dict:
-    return json.loads(read_raw(name))["data"]
+    """The data of a recorded reply (status line, headers, JSON body), read as the grader does."""
+    return monitoring.reply_data(read_raw(name), name)
 
 
 def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-query-node-lb-01"):
@@ -30,7 +33,7 @@ def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-que
         "targets": monitoring.parse_targets(raw_json(targets)),
         "resolved": {},
         "node": monitoring.instances(raw_json(node)),
-        "haproxy": ["192.168.73.10:8405"],
+        "haproxy": ["192.168.205.10:8405"],
         "balancers": ["lb-01"],
         **{k: live[k] for k in ("skew", "nodename", "hostnames", "requests")},
     }
@@ -51,15 +54,15 @@ def test_prometheus_is_found_by_the_process_holding_the_socket():
     assert monitoring.endpoint(listeners) == ("127.0.0.1:9090", ["prometheus"])
     fake = [ss.Listener("tcp", "*", 9090, (("python3", 812),))]
     assert monitoring.endpoint(fake) == (None, ["python3"])
-    bound = [ss.Listener("tcp", "192.168.73.10", 9099, (("prometheus", 90),))]
-    assert monitoring.endpoint(bound) == ("192.168.73.10:9099", [])
+    bound = [ss.Listener("tcp", "192.168.205.10", 9099, (("prometheus", 90),))]
+    assert monitoring.endpoint(bound) == ("192.168.205.10:9099", [])
 
 
 def test_recorded_replies_parse():
     targets = monitoring.parse_targets(raw_json("prometheus-targets-lb-01"))
     assert {t["url"] for t in targets} >= {
-        "http://192.168.73.12:9100/metrics",
-        "http://192.168.73.10:8405/metrics",
+        "http://192.168.205.12:9100/metrics",
+        "http://192.168.205.10:8405/metrics",
     }
     assert all(t["health"] == "up" for t in targets)
     rules = monitoring.parse_rules(raw_json("prometheus-rules-lb-01"))
@@ -68,18 +71,36 @@ def test_recorded_replies_parse():
     (alert,) = monitoring.parse_alerts(raw_json("prometheus-alerts-firing-lb-01"))
     assert alert["state"] == "firing" and alert["labels"]["server"] == "web-02"
     assert monitoring.instances(raw_json("prometheus-query-node-down-lb-01")) == [
-        "192.168.73.10:9100",
-        "192.168.73.11:9100",
+        "192.168.205.10:9100",
+        "192.168.205.11:9100",
     ]
+    assert monitoring.instances(raw_json("prometheus-query-haproxy-lb-01")) == [
+        "192.168.205.10:8405"
+    ]
+    assert len(monitoring.instances(raw_json("prometheus-query-node-lb-01"))) == 3
+
+
+def test_a_reply_that_is_no_api_answer_says_what_came_back():
+    for raw, first in [
+        (
+            "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n\r\n404 page not found\n",
+            "HTTP/1.0 404",
+        ),
+        ('HTTP/1.0 200 OK\r\n\r\n{"status":"error","error":"bad_data"}', "HTTP/1.0 200 OK"),
+        ("cannot connect to 127.0.0.1:9090: Connection refused\n", "cannot connect"),
+        ("", "no answer"),
+    ]:
+        with pytest.raises(CheckError, match=f"lb-01: /api/v1/x did not answer \\({first}"):
+            monitoring.reply_data(raw, "lb-01: /api/v1/x")
 
 
 def test_targets_map_to_lab_hosts_by_address():
-    assert monitoring.target_host("http://192.168.73.12:9100/metrics") == ("192.168.73.12", 9100)
-    assert monitoring.target_host("http://192.168.73.12:x/metrics") == ("", None)  # no raise
-    assert monitoring.lab_host_of("192.168.73.12", HOSTS, {}, "lb-01") == "web-02"
+    assert monitoring.target_host("http://192.168.205.12:9100/metrics") == ("192.168.205.12", 9100)
+    assert monitoring.target_host("http://192.168.205.12:x/metrics") == ("", None)  # no raise
+    assert monitoring.lab_host_of("192.168.205.12", HOSTS, {}, "lb-01") == "web-02"
     assert monitoring.lab_host_of("localhost", HOSTS, {}, "lb-01") == "lb-01"
     assert monitoring.lab_host_of("127.0.0.1", HOSTS, {}, "lb-01") == "lb-01"
-    resolved = {"w2": ["192.168.73.12"]}
+    resolved = {"w2": ["192.168.205.12"]}
     assert monitoring.lab_host_of("w2", HOSTS, resolved, "lb-01") == "web-02"
     assert monitoring.lab_host_of("192.168.99.12", HOSTS, {}, "lb-01") is None
 
@@ -87,16 +108,16 @@ def test_targets_map_to_lab_hosts_by_address():
 def test_an_alert_names_a_server_by_name_address_or_instance():
     alert = monitoring.parse_alerts(raw_json("prometheus-alerts-firing-lb-01"))[0]
     assert monitoring.names_any(alert, {"web-02"})
-    assert not monitoring.names_any(alert, {"web-01", "192.168.73.11"})
-    by_instance = {"labels": {"alertname": "Down", "instance": "192.168.73.12:80"}, "state": ""}
-    assert monitoring.names_any(by_instance, {"192.168.73.12"})
+    assert not monitoring.names_any(alert, {"web-01", "192.168.205.11"})
+    by_instance = {"labels": {"alertname": "Down", "instance": "192.168.205.12:80"}, "state": ""}
+    assert monitoring.names_any(by_instance, {"192.168.205.12"})
     assert monitoring.describe_alert(alert).startswith("WebServerOutOfRotation {host=lb-01")
 
 
 def test_label_values_naming_a_host_are_normalised():
     """Blackbox-style URLs, FQDNs with ports, upper case and IPv6 name the host they are."""
     for value, word in [
-        ("http://192.168.73.12/", "192.168.73.12"),
+        ("http://192.168.205.12/", "192.168.205.12"),
         ("https://web-02.foobar.com:8443/health", "web-02"),
         ("web-02.foobar.com:9100", "web-02"),
         ("WEB-02.", "web-02"),
@@ -106,7 +127,7 @@ def test_label_values_naming_a_host_are_normalised():
     ]:
         assert monitoring.host_word(value) == word, value
         alert = {"labels": {"alertname": "Down", "target": value}, "state": "firing"}
-        assert monitoring.names_any(alert, {"web-02", "192.168.73.12", "fd00::12"}) == bool(word)
+        assert monitoring.names_any(alert, {"web-02", "192.168.205.12", "fd00::12"}) == bool(word)
     assert not monitoring.names_any(
         {"labels": {"alertname": "Down", "instance": "web-020.foobar.com:9100"}}, {"web-02"}
     )
@@ -144,7 +165,7 @@ def test_a_node_exporter_down_fails_naming_the_host_and_the_error():
     )
     verdict = judge("monitoring.targets", o)
     assert not verdict.passed
-    assert "web-02's node exporter target http://192.168.73.12:9100/metrics is down" in (
+    assert "web-02's node exporter target http://192.168.205.12:9100/metrics is down" in (
         verdict.evidence
     )
     assert "connection refused" in verdict.evidence
@@ -154,20 +175,24 @@ def test_targets_by_other_names_and_loopback_pass():
     """A correct build unlike the reference: host names that resolve, lb-01 as localhost."""
     o = with_urls(
         targets_observation(),
-        {"192.168.73.11": "web-01", "192.168.73.12": "w2", "192.168.73.10:9100": "localhost:9100"},
+        {
+            "192.168.205.11": "web-01",
+            "192.168.205.12": "w2",
+            "192.168.205.10:9100": "localhost:9100",
+        },
     )
-    o["resolved"] = {"web-01": ["192.168.73.11"], "w2": ["192.168.73.12"]}
+    o["resolved"] = {"web-01": ["192.168.205.11"], "w2": ["192.168.205.12"]}
     assert judge("monitoring.targets", o).passed
 
 
 def test_fake_targets_that_are_not_the_lab_hosts_fail():
     """Static targets naming the hosts in labels only, all scraping the same local exporter."""
     o = with_urls(
-        targets_observation(), {"192.168.73.11": "127.0.0.2", "192.168.73.12": "10.9.9.9"}
+        targets_observation(), {"192.168.205.11": "127.0.0.2", "192.168.205.12": "10.9.9.9"}
     )
     verdict = judge("monitoring.targets", o)
     assert not verdict.passed
-    assert "no target scrapes node exporter on web-01 (192.168.73.11:9100)" in verdict.evidence
+    assert "no target scrapes node exporter on web-01 (192.168.205.11:9100)" in verdict.evidence
 
 
 def test_no_haproxy_exporter_fails():
@@ -183,7 +208,7 @@ def test_no_haproxy_exporter_fails():
     down["haproxy"] = []
     verdict = judge("monitoring.targets", down)
     assert not verdict.passed
-    assert "HAProxy target http://192.168.73.10:8405/metrics is down" in verdict.evidence
+    assert "HAProxy target http://192.168.205.10:8405/metrics is down" in verdict.evidence
 
 
 # -- the alerts ---------------------------------------------------------------------------------
@@ -209,7 +234,7 @@ def test_alerts_that_fired_about_something_else_are_named():
     verdict = judge("monitoring.rotation-alert", o)
     assert not verdict.passed
     assert "BackendDegraded {proxy=web}" in verdict.evidence
-    assert "none names 192.168.73.12 or web-02" in verdict.evidence
+    assert "none names 192.168.205.12 or web-02" in verdict.evidence
 
 
 def test_an_alert_that_does_not_clear_fails():
@@ -254,7 +279,7 @@ def test_reference_rules_and_targets_render():
     )
     for address in HOSTS.values():
         assert f'"{address}:9100"' in config
-    assert '"192.168.73.10:8405"' in config
+    assert '"192.168.205.10:8405"' in config
     rules = render("monitoring/rules.yml.j2")
     assert 'haproxy_server_status{state="UP"} == 0' in rules
     assert "{{ $labels.server }}" in rules  # Prometheus's own template, not Jinja's
@@ -264,25 +289,25 @@ def test_reference_rules_and_targets_render():
 def test_a_static_metrics_file_on_the_node_port_fails():
     """A file served on :9100 keeps its node_time_seconds while the scrape time moves on."""
     o = targets_observation()
-    o["skew"]["192.168.73.12:9100"] = "-5213.7"
+    o["skew"]["192.168.205.12:9100"] = "-5213.7"
     verdict = judge("monitoring.targets", o)
     assert not verdict.passed
-    assert "web-02's node exporter target http://192.168.73.12:9100/metrics is not live" in (
+    assert "web-02's node exporter target http://192.168.205.12:9100/metrics is not live" in (
         verdict.evidence
     )
     assert "-5214 s off the scrape time" in verdict.evidence
-    del o["skew"]["192.168.73.12:9100"]
+    del o["skew"]["192.168.205.12:9100"]
     assert "no node_time_seconds" in judge("monitoring.targets", o).evidence
 
 
 def test_one_exporter_scraped_for_every_host_fails_on_its_node_name():
     o = targets_observation()
-    o["nodename"]["192.168.73.12:9100"] = "lb-01"
+    o["nodename"]["192.168.205.12:9100"] = "lb-01"
     verdict = judge("monitoring.targets", o)
     assert not verdict.passed
     assert "nodename 'lb-01', but web-02 is 'web-02'" in verdict.evidence
     fqdn = targets_observation()  # a host whose kernel name is its FQDN: the same host
-    fqdn["nodename"]["192.168.73.12:9100"] = "web-02.foobar.com"
+    fqdn["nodename"]["192.168.205.12:9100"] = "web-02.foobar.com"
     assert judge("monitoring.targets", fqdn).passed
 
 
@@ -348,7 +373,7 @@ def test_the_replication_alert_must_name_the_replica_or_the_primary():
     o["fired"] = "DiskFull {mountpoint=/}"
     verdict = judge("monitoring.replication-alert", o)
     assert not verdict.passed
-    assert "none names 192.168.73.11 or 192.168.73.12 or web-01 or web-02" in verdict.evidence
+    assert "none names 192.168.205.11 or 192.168.205.12 or web-01 or web-02" in verdict.evidence
     by_primary = recorded("monitoring.replication-alert")  # the primary's view, by its FQDN
     by_primary["fired_labels"] = {"alertname": "ReplicaGone", "instance": "web-01.foobar.com:9104"}
     assert judge("monitoring.replication-alert", by_primary).passed

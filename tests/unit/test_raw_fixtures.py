@@ -86,26 +86,6 @@ def same_argv(one: str, other: str) -> bool:
         return one == other
 
 
-# recorded with an older command and not yet recorded again, each for a reason: a fixture fixed
-# must leave this list (the test fails while it is here)
-NOT_YET_RECORDED_AGAIN = {
-    **dict.fromkeys(
-        (
-            "prometheus-alerts-firing-lb-01",
-            "prometheus-query-haproxy-lb-01",
-            "prometheus-query-node-down-lb-01",
-            "prometheus-query-node-lb-01",
-            "prometheus-rules-lb-01",
-            "prometheus-targets-lb-01",
-            "prometheus-targets-node-down-lb-01",
-        ),
-        "curl's body only; the grader asks with lab/facts/http.get (status line and headers too),"
-        " so these, the recorded monitoring observations and their lab's addresses change together",
-    ),
-    "ps-uwsgi-ini-web-01": "needs web-01 running uwsgi --ini (a variant of the reference)",
-}
-
-
 def test_every_raw_fixture_was_made_by_the_command_its_fact_runs_today():
     stale = {}
     for path in sorted(RAW.glob("*.txt")):
@@ -114,6 +94,4 @@ def test_every_raw_fixture_was_made_by_the_command_its_fact_runs_today():
         assert wanted is not None, f"{path.name}: no fact's command named in TODAY"
         if not same_argv(recorded, wanted):
             stale[path.stem] = (recorded[:160], wanted[:160])
-    assert sorted(stale) == sorted(NOT_YET_RECORDED_AGAIN), {
-        name: commands for name, commands in stale.items() if name not in NOT_YET_RECORDED_AGAIN
-    }
+    assert not stale, stale  # (recorded, today's) of each: record it again
