@@ -67,9 +67,10 @@ def test_the_graders_reading_of_haproxy_cfg_is_haproxys(provisioned_lab):
 
 
 # Nginx's choice of server block: each case is a set of server blocks on a port of its own
-# ({port}, and {other} a second one), each answering its own label; requests are (Host, where
-# the connection arrives: the host's lab address or loopback, on {port} or {other}), with the
-# label Nginx must answer (so a case also shows the rule it is about)
+# ({port}, and {other} a second one), each answering its own label, in its case's site file
+# unless a third item places it elsewhere (PLACES); requests are (Host, where the connection
+# arrives: the host's lab address or loopback, on {port} or {other}), with the label Nginx must
+# answer (so a case also shows the rule it is about)
 SERVER_CASES = {
     "leading-dot-name-beside-a-default-server": (
         ("a", "listen {port} default_server; server_name _;"),
@@ -98,6 +99,21 @@ SERVER_CASES = {
     "a-default-server-per-port": (
         ("a", "listen {port}; listen {other} default_server; server_name a.invalid;"),
         ("b", "listen {port} default_server; listen {other}; server_name b.invalid;"),
+    ),
+    "a-server-in-nginx-conf-before-the-include": (
+        ("a", "listen {port}; server_name a.invalid;", "before"),
+        ("b", "listen {port}; server_name b.invalid;"),
+    ),
+    "servers-in-nginx-conf-between-and-after-includes": (
+        ("a", "listen {port}; server_name a.invalid;", "between"),
+        ("b", "listen {other}; server_name b.invalid;", "later"),
+        ("c", "listen {port}; server_name c.invalid;"),
+        ("d", "listen {other}; server_name d.invalid;", "last"),
+    ),
+    "a-server-included-by-an-included-file": (
+        ("a", "listen {port}; server_name a.invalid;", "nested"),
+        ("b", "listen {port}; listen {other}; server_name b.invalid;"),
+        ("c", "listen {other}; server_name c.invalid;", "nested"),
     ),
 }
 REQUESTS = {
@@ -137,9 +153,32 @@ REQUESTS = {
         ("example.org", "lab", "other", "a"),
         ("a.invalid", "lab", "port", "a"),
     ),
+    "a-server-in-nginx-conf-before-the-include": (
+        ("example.org", "lab", "port", "a"),
+        ("b.invalid", "lab", "port", "b"),
+    ),
+    "servers-in-nginx-conf-between-and-after-includes": (
+        ("example.org", "lab", "port", "c"),
+        ("example.org", "lab", "other", "b"),
+        ("a.invalid", "lab", "port", "a"),
+        ("d.invalid", "lab", "other", "d"),
+    ),
+    "a-server-included-by-an-included-file": (
+        ("example.org", "lab", "port", "a"),
+        ("example.org", "lab", "other", "b"),
+        ("c.invalid", "lab", "other", "c"),
+    ),
 }
 PRIVATE = "/tmp/lab-server-choice"
-NGINX_CONF = f"""worker_processes 1;
+# where a block may stand besides its case's site file: in nginx.conf (before the include of the
+# sites, between it and the include of later/, after both), in later/, or in a file of nested/
+# that the site file includes (by a path relative to nginx.conf's directory) where it stands
+PLACES = ("before", "between", "last", "later", "nested")
+
+
+def nginx_conf(before: str, between: str, last: str) -> str:
+    """The private Nginx's nginx.conf, with server blocks around its two includes."""
+    return f"""worker_processes 1;
 pid {PRIVATE}/nginx.pid;
 error_log {PRIVATE}/error.log;
 events {{ worker_connections 64; }}
@@ -150,9 +189,12 @@ http {{
     fastcgi_temp_path {PRIVATE}/fastcgi;
     uwsgi_temp_path {PRIVATE}/uwsgi;
     scgi_temp_path {PRIVATE}/scgi;
-    include {PRIVATE}/sites/*.conf;
-}}
+{before}    include {PRIVATE}/sites/*.conf;
+{between}    include {PRIVATE}/later/*.conf;
+{last}}}
 """
+
+
 ASK = """import http.client, json, sys
 answers = []
 for host, address, port in json.loads(sys.argv[1]):
@@ -169,27 +211,42 @@ def ports(number: int) -> dict[str, int]:
     return {"port": 8101 + number, "other": 8201 + number}
 
 
-def site_files() -> dict[str, str]:
-    """Each case as a file of server blocks, in the table's order."""
-    files = {}
+def server_block(number: int, case: str, label: str, settings: str) -> str:
+    return (
+        "server {\n    "
+        + settings.format(**ports(number))
+        + f"\n    return 200 {case}/{label};\n}}\n"
+    )
+
+
+def config_files() -> dict[str, str]:
+    """The private Nginx's files (path under PRIVATE → text): each case's blocks in the table's
+    order, each in its case's site file or where its place says."""
+    files: dict[str, str] = {}
+    conf = dict.fromkeys(PLACES[:3], "")
     for number, (case, blocks) in enumerate(SERVER_CASES.items()):
-        text = "".join(
-            "server {\n    "
-            + settings.format(**ports(number))
-            + f"\n    return 200 {case}/{label};\n}}\n"
-            for label, settings in blocks
-        )
-        files[f"{number:02d}-{case}.conf"] = text
-    return files
+        site = files.setdefault(f"sites/{number:02d}-{case}.conf", "")
+        for label, settings, *place in blocks:
+            text = server_block(number, case, label, settings)
+            where = place[0] if place else "site"
+            if where in conf:
+                conf[where] += text
+            elif where == "later":
+                later = f"later/{number:02d}-{case}.conf"
+                files[later] = files.get(later, "") + text
+            elif where == "nested":
+                files[f"nested/{number:02d}-{label}.conf"] = text
+                site += f"include nested/{number:02d}-{label}.conf;\n"
+            else:
+                site += text
+        files[f"sites/{number:02d}-{case}.conf"] = site
+    return {"nginx.conf": nginx_conf(**conf), **files}
 
 
 def nginx_answers(lab, asked: list) -> tuple[str, list[str]]:
     """The private Nginx's `nginx -T` and its answer (the label of its block) to each request."""
-    setup = [
-        f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites",
-        put(f"{PRIVATE}/nginx.conf", NGINX_CONF),
-    ]
-    setup += [put(f"{PRIVATE}/sites/{name}", text) for name, text in site_files().items()]
+    setup = [f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later {PRIVATE}/nested"]
+    setup += [put(f"{PRIVATE}/{name}", text) for name, text in config_files().items()]
     setup.append(put(f"{PRIVATE}/ask.py", ASK))
     conf = f"-p {PRIVATE} -c {PRIVATE}/nginx.conf"
     run = (
@@ -215,7 +272,8 @@ def graders_choice(dump: str, host: str, address: str, port: int) -> str:
 
 def test_the_graders_choice_of_nginx_server_block_is_nginxs(provisioned_lab):
     """Leading-dot, wildcard and regex names, case, the default server of each address and
-    port, the first block as default: the grader picks the block that answers."""
+    port, the first block as default (in the order Nginx reads its files: each include in
+    place): the grader picks the block that answers."""
     where = {"lab": provisioned_lab.address("web-01"), "loopback": "127.0.0.1"}
     requests = [
         (host, where[at], ports(number)[on], f"{case}/{label}")
