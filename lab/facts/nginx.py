@@ -147,7 +147,7 @@ def _server_for(
     """The server block Nginx chooses for Host site on address:port: among the servers that
     listen on that address (else on any address) and port, by server_name, else the port's
     default_server, else the first of them."""
-    # nginx -T prints included files one after another: a site's server {} is at the top level
+    # in http {}, or at the top level of a configuration given without its file headers
     servers = [
         d for d in items if d.name == "server" and d.block >= 0 and d.context in ((), ("http",))
     ]
