@@ -49,7 +49,7 @@ def _included(tokens: list[str], end: int) -> str | None:
     return tokens[end - 1].strip("\"'")
 
 
-def in_read_order(dump: str, deepest: int = 32) -> list[str]:
+def in_read_order(dump: str) -> list[str]:
     """The tokens of an `nginx -T` dump in the order Nginx reads them: the files an `include`
     names (by glob, relative to nginx.conf's directory) in place of it, as Nginx does, where the
     dump prints each file once, after the file that first included it; comments left out."""
@@ -58,23 +58,24 @@ def in_read_order(dump: str, deepest: int = 32) -> list[str]:
     prefix = posixpath.dirname(files[0][0])
     read: set[str] = set()
 
-    def expand(path: str, depth: int) -> list[str]:
+    def expand(path: str, within: tuple[str, ...]) -> list[str]:
         read.add(path)
         tokens = [t for t in _TOKEN.findall(texts[path]) if not t.startswith("#")]
         out = []
         for end, token in enumerate(tokens):
             out.append(token)
-            pattern = _included(tokens, end) if depth < deepest and path else None
+            pattern = _included(tokens, end) if path else None
             if pattern:
-                wanted = PurePosixPath(prefix, pattern)
-                for name in (p for p, _ in files if PurePosixPath(p).match(str(wanted))):
-                    out += expand(name, depth + 1)
+                wanted = str(PurePosixPath(prefix, pattern))
+                for name, _ in files:  # a file including itself never loads: left out
+                    if name not in within and PurePosixPath(name).match(wanted):
+                        out += expand(name, (*within, name))
         return out
 
-    tokens = expand(files[0][0], 0)
-    for path, _ in files:  # printed but named by no include we understood: as printed
+    tokens = expand(files[0][0], (files[0][0],))
+    for path, _ in files:  # printed but named by no include understood here: as printed
         if path not in read:
-            tokens += expand(path, 0)
+            tokens += expand(path, (path,))
     return tokens
 
 

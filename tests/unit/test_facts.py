@@ -96,6 +96,9 @@ def test_nginx_reads_each_include_in_place():
     assert default(elsewhere) == "inner.invalid"  # nested in the first site, before a
     plain = nginx.in_read_order("server { include x; }  # no file headers\n")
     assert plain == ["server", "{", "include", "x", ";", "}"]
+    looped = "# configuration file /n.conf:\ninclude /*.conf; a 1;\n# configuration file /s.conf:\n"
+    looped += "include /*.conf; b 2;\n"  # not what a running Nginx read: no endless reading
+    assert [d.name for d in nginx.directives(looped)] == ["include", "include", "b", "a"]
 
 
 def test_nginx_targets_through_upstream_blocks_and_sockets():
