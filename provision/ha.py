@@ -3,6 +3,8 @@ between the balancers (unicast VRRP), away from one whose HAProxy stops answerin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lab.core.topology import Topology
 from lab.facts import vrrp
 from lab.remote.quoting import quote
@@ -18,6 +20,12 @@ def unavailable(topology: Topology) -> str:
     if len(topology.with_role("lb")) < 2 or not topology.virtual_address:
         return "ha needs a second load balancer and a virtual address: use lab-ha.yml"
     return ""
+
+
+def vrrp_password(secret: Callable[[str], str]) -> str:
+    """The balancers' shared VRRP password: the lab's generated secret, cut to the 8 characters
+    VRRP's simple authentication carries (exercise 11's page shows the same one)."""
+    return secret("vrrp")[:8]
 
 
 def router_id(topology: Topology) -> int:
@@ -41,7 +49,7 @@ def hold(hr: HostRun, address: str, seconds: int = 20) -> None:
 def configure(run: Run) -> None:
     topology = run.topology
     balancers = topology.with_role("lb")
-    password = run.secret("vrrp")[:8]  # VRRP's simple authentication carries 8 characters
+    password = vrrp_password(run.secret)
 
     def step(hr, host):
         found = vrrp.parse_addresses(hr.sh(vrrp.ADDRESSES, sudo=False).stdout)

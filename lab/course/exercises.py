@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from checks import catalogue
 from lab.core import resources, topology
 from lab.core.errors import LabError
+from provision import ha
 
 EXERCISES = resources.exercises_dir()
 
@@ -220,9 +222,26 @@ def translate(text: str, reference: topology.Topology, lab: topology.Topology) -
     return SHORT_FORM.sub(lambda m: shorts.get(m.group(0), m.group(0)), text)
 
 
-def page(exercise: Exercise, lab: topology.Topology) -> Page:
-    """The page of exercise for this lab: the shipped addresses replaced by the lab's own."""
-    text = exercise.path.read_text()
+# A page's placeholders for the lab's own secrets → how the value is made from the lab's secret
+# store (the same as the reference's, so a student's host and a solved one agree).
+SECRETS: dict[str, Callable[[Callable[[str], str]], str]] = {"@vrrp-password@": ha.vrrp_password}
+
+
+def with_secrets(text: str, secret: Callable[[str], str] | None) -> str:
+    """text with the lab's own secrets in place of their placeholders (made on first use);
+    unchanged without a secret store (a page read outside a lab)."""
+    for placeholder, make in SECRETS.items():
+        if secret is not None and placeholder in text:
+            text = text.replace(placeholder, make(secret))
+    return text
+
+
+def page(
+    exercise: Exercise, lab: topology.Topology, secret: Callable[[str], str] | None = None
+) -> Page:
+    """The page of exercise for this lab: the shipped addresses replaced by the lab's own, and
+    its secrets by the lab's (secret: the lab's store, e.g. LabState.secret)."""
+    text = with_secrets(exercise.path.read_text(), secret)
     reference = reference_topology(exercise)
     translated = translate(text, reference, lab)
     return Page(

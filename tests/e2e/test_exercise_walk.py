@@ -7,7 +7,8 @@ directory holding the lab's `lab.yml` (`sudo` is left out, as in a root shell); 
 on a host through `lab ssh HOST -- bash -ec BLOCK`; a `sql` block into `lab ssh HOST -- sudo
 mariadb`; a `file=PATH` block through `sudo tee PATH`. Then `lab exercise check N` must pass:
 a page that cannot be followed as written fails here. The fixes' pages 08-11 are walked too,
-marked `slow` (LAB_SLOW=1 runs them); 07 is not graded.
+marked `slow` (LAB_SLOW=1 runs them); 07 is not graded. Page 10's blocks are each entered twice
+(a student re-running a block), and a page's secrets (11's VRRP password) are the lab's own.
 
 The lab is e2e-ex on 192.168.67.0/24 (the exercises group's, so the reference-state cache
 test_exercises.py builds is shared); LAB_E2E_EXERCISES=NAME:OCTET runs it on another lab.
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from lab.core import topology
+from lab.core.state import LabState
 from lab.course import exercises
 from tests.e2e.conftest import (
     LabRunner,
@@ -42,6 +44,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("exercises")]
 
 WALKED = ["01", "02", "03", "04", "05", "06"]
 SLOW = ["08", "09", "10", "11"]  # the fixes' pages: minutes more each (LAB_SLOW=1); 07 not graded
+TWICE = ["10"]  # every block entered twice, as a student re-running a block does: still passes
 SHIMS = {
     "lab": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lab "$@"\n',
     "sudo": '#!/bin/sh\nexec "$@"\n',  # a root shell: the README's $S is empty
@@ -123,13 +126,23 @@ def run(argv: list[str], directory: Path, env: dict, given: str | None = None):
     )
 
 
+def assert_secrets_shown(walk: LabRunner, number: str, text: str) -> None:
+    """The page holds no placeholder for a secret, and `lab exercise N` shows the lab's own."""
+    for placeholder, make in exercises.SECRETS.items():
+        assert placeholder not in text
+        value = make(LabState(walk.name).secret)
+        if value in text:
+            shown = walk("exercise", number, "--no-color", COLUMNS="200").stdout
+            assert value in shown, f"`lab exercise {number}` does not show the lab's {placeholder}"
+
+
 @pytest.mark.parametrize(
     "number", [*WALKED, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)]
 )
 def test_a_student_follows_the_page_alone_and_its_checks_pass(number, tmp_path, request):
     walk = lab_for(number, request)
     exercise = exercises.find(number)
-    shown = exercises.page(exercise, topology.load(walk.topology))
+    shown = exercises.page(exercise, topology.load(walk.topology), LabState(walk.name).secret)
     default = str(exercises.reference_topology(exercise).subnet.network_address).rsplit(".", 1)[0]
     assert shown.translated and f"{default}." not in shown.text
     steps = exercises.steps(shown.text)
@@ -137,8 +150,10 @@ def test_a_student_follows_the_page_alone_and_its_checks_pass(number, tmp_path, 
     env = student_machine(tmp_path, walk)
     started = time.monotonic()
     walk("exercise", "start", number, "--yes")
+    assert_secrets_shown(walk, number, shown.text)
     for index, step in enumerate(steps, 1):
-        for done in follow(step, tmp_path, env):
+        entered = [follow(step, tmp_path, env) for _ in range(2 if number in TWICE else 1)]
+        for done in (done for each in entered for done in each):
             assert done.returncode == 0, (
                 f"exercise {number}, block {index} of {len(steps)} "
                 f"({step.kind} on {','.join(step.run)}) exited {done.returncode}:\n"

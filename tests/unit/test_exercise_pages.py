@@ -314,3 +314,43 @@ def test_a_walked_page_marks_steps_a_script_can_follow(number):
         assert step.file is None or (step.file.startswith("/") and step.run != ("here",)), step
         if step.kind == "shell":
             assert not INTERACTIVE.search(step.body), f"{exercise.name}: {step.body}"
+
+
+def test_ha_page_shows_the_labs_own_vrrp_password_the_reference_uses(tmp_path):
+    from lab.core.state import LabState
+    from provision import ha
+
+    state = LabState("pages", home=tmp_path)
+    eleven = exercises.find("11")
+    shown = exercises.page(eleven, FOUR["10.30.0.0/23"], state.secret).text
+    password = ha.vrrp_password(state.secret)
+    assert "@vrrp-password@" not in shown and "CHANGEME" not in shown
+    assert len(password) == 8 and password == state.secret("vrrp")[:8]
+    assert shown.count(f"auth_pass {password} ") == 2  # lb-01's file and lb-02's: the same
+    assert oct(state.secrets_file.stat().st_mode & 0o777) == "0o600"
+    other = LabState("other", home=tmp_path)
+    assert exercises.page(eleven, FOUR["10.30.0.0/23"], other.secret).text != shown
+
+
+def test_a_page_read_outside_a_lab_keeps_the_placeholder_and_no_page_holds_a_password():
+    eleven = exercises.find("11")
+    assert "auth_pass @vrrp-password@" in exercises.page(eleven, FOUR["10.30.0.0/23"]).text
+    for exercise in PAGES:
+        text = exercise.path.read_text()
+        assert not re.search(r"auth_pass +(?!@vrrp-password@)\S", text), exercise.name
+
+
+def test_lab_exercise_11_shows_the_password_kept_with_the_labs_secrets(
+    tmp_path, capsys, monkeypatch
+):
+    from lab.core.resources import topology_file
+    from lab.core.state import LabState
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    path = tmp_path / "pages-ha.yml"
+    path.write_text(yaml.safe_dump(topology.variant("pages-ha", 207, topology_file("lab-ha.yml"))))
+    assert cli.main(["exercise", "11", "--topology", str(path), "--no-color"]) == 0
+    out = capsys.readouterr().out
+    password = LabState("pages-ha", home=tmp_path / "home").secret("vrrp")[:8]
+    assert out.count(f"auth_pass {password} ") == 2 and "@vrrp-password@" not in out

@@ -55,7 +55,8 @@ def run(lab) -> ExitCode:
     if action not in ACTIONS:
         if number:
             raise LabError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
-        lab.console.print(render.exercise(exercises.page(exercises.find(action), lab.topology)))
+        shown = exercises.page(exercises.find(action), lab.topology, lab.state.secret)
+        lab.console.print(render.exercise(shown))
         return ExitCode.OK
     if not number:
         raise LabError(f"which exercise? e.g. `lab exercise {action} 05`")
