@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import string
 import time
 from collections.abc import Callable
@@ -16,14 +17,15 @@ import yaml
 
 from checks.base import CheckError
 from checks.database import ReplicaReadOnly
-from checks.dns import follow, resolve_www
+from checks.dns import ask, follow, resolve_www
 from checks.lb import ActiveActive, through_lb, wait_until_servers_up
 from lab.core import resources, wait
 from lab.core.errors import LabError
 from lab.core.state import write_private
 from lab.core.topology import Topology
 from lab.observe import probes
-from lab.observe.live import LiveLab
+from lab.observe.live import ChannelRefused, LiveLab, forwarded, forwarded_port, json_object
+from lab.remote.quoting import quote
 
 BANK = resources.docs_dir() / "quiz.yml"
 ANSWERS_FILE = "quiz.json"
@@ -288,9 +290,10 @@ def simultaneous(lab: LiveLab) -> Observation:
     return Observation(value, f"{len(burst)} requests sent at the same moment: {counts}")
 
 
-@experiment("nginx-stops", checks=("lb.health-checks",))
-def nginx_stops(lab: LiveLab) -> Observation:
-    victim, *others = lab.web_hosts()
+def _nginx_stopped(lab: LiveLab, victim: str, then: Callable[[], str] | None = None) -> dict:
+    """Stop Nginx on victim and send requests through the balancer until 4 in a row are answered
+    by the others (15 s at most); then (still stopped) what then returns; Nginx started again."""
+    others = [h for h in lab.web_hosts() if h != victim]
     balancer = probes.balancer(lab)
     wait_until_servers_up(lab, balancer)
     what = f"Nginx stopped on {victim}"
@@ -306,10 +309,10 @@ def nginx_stops(lab: LiveLab) -> Observation:
     try:
         settled = wait.until(others_answer_all, 15.0, 0.25)
         seconds = time.monotonic() - started
+        extra = then() if then else ""
     finally:
         lab.done_with(what)
     wait_until_servers_up(lab, balancer, 10.0)
-    failed = sum(1 for a in answers if a["status"] != 200)
     last = answers[-4:]
     if settled:
         value = "others-answer"
@@ -317,13 +320,21 @@ def nginx_stops(lab: LiveLab) -> Observation:
         value = "all-fail"
     else:
         value = "some-fail"
-    return Observation(
-        value,
-        f"with {victim}'s Nginx stopped, {len(answers)} requests in {seconds:.1f} s: {failed} "
-        f"failed, the last {len(last)} answered by "
-        f"{', '.join(sorted({str(a['served_by'] or a['status']) for a in last}))}; "
-        f"Nginx on {victim} started again",
-    )
+    failed = sum(1 for a in answers if a["status"] != 200)
+    seen = ", ".join(sorted({str(a["served_by"] or a["status"]) for a in last}))
+    return {
+        "value": value,
+        "extra": extra,
+        "evidence": f"with {victim}'s Nginx stopped, {len(answers)} requests in {seconds:.1f} s: "
+        f"{failed} failed, the last {len(last)} answered by {seen}",
+    }
+
+
+@experiment("nginx-stops", checks=("lb.health-checks",))
+def nginx_stops(lab: LiveLab) -> Observation:
+    victim = lab.web_hosts()[0]
+    seen = _nginx_stopped(lab, victim)
+    return Observation(seen["value"], f"{seen['evidence']}; Nginx on {victim} started again")
 
 
 @experiment("haproxy-stops", checks=("lb.haproxy",))
@@ -408,6 +419,192 @@ def www_address(lab: LiveLab) -> Observation:
         value,
         f"{answer['server']} resolves {answer['name']} to {', '.join(addresses) or 'nothing'}",
     )
+
+
+SERVICE_UNIT = re.compile(r"^[\w@:.-]+\.service$")
+ALERTS = "/api/v1/alerts"  # Prometheus's HTTP API: the alerts it holds, pending and firing
+
+
+def _unit_of(lab: LiveLab, host: str, ps_args: str, what: str) -> str:
+    """The systemd service that runs a process on host (`ps ps_args`), checked before it is
+    handed to systemctl; a CheckError when there is none."""
+    unit = lab.sh(host, f"ps -o unit= {ps_args} | head -n 1", check=False).strip()
+    if not SERVICE_UNIT.match(unit):
+        raise CheckError(f"{host}: {what} is not a systemd service ({unit or 'none found'})")
+    return unit
+
+
+def _connection(lab: LiveLab, host: str):
+    """host's open SSH connection, whose server makes connections for the grader."""
+    try:
+        return lab.fleet.opened(host)
+    except Exception as exc:
+        raise CheckError(f"{host}: unreachable over SSH: {exc}") from None
+
+
+def _stopped(lab: LiveLab, host: str, unit: str):
+    """Stop unit on host now; the returned name is given to lab.done_with to start it again."""
+    what = f"{unit} stopped on {host}"
+    start = f"systemctl start {quote(unit)}"
+    lab.on_cleanup(what, lambda: lab.sh(host, start, sudo=True, check=False, timeout=60))
+    lab.sh(host, f"systemctl stop {quote(unit)}", sudo=True, timeout=60)
+    return what
+
+
+def _status(lab: LiveLab, host: str, path: str) -> int:
+    """The status host's Nginx answers for path (0: no answer)."""
+    try:
+        return lab.web(host, path).status_code
+    except CheckError:
+        return 0
+
+
+@experiment("app-stops", checks=("web.static", "web.reverse-proxy"))
+def app_stops(lab: LiveLab) -> Observation:
+    victim = lab.web_hosts()[0]
+    master = probes.application(lab, victim)["master"]
+    if not master:
+        raise CheckError(f"{victim}: no application server found behind Nginx")
+    unit = _unit_of(lab, victim, f"-p {int(master['pid'])}", "the application server")
+    what = _stopped(lab, victim, unit)
+    try:
+        page, api = _status(lab, victim, "/"), _status(lab, victim, "/api/status")
+    finally:
+        lab.done_with(what)
+    wait.until(lambda: _status(lab, victim, "/api/status") == 200, 15.0, 0.25)
+    wait_until_servers_up(lab, probes.balancer(lab), 10.0)
+    value = {(True, False): "static-only", (True, True): "everything"}.get(
+        (page == 200, api == 200), "nothing"
+    )
+    return Observation(
+        value,
+        f"{unit} (the application server behind Nginx) stopped on {victim}: its Nginx answered "
+        f"/ with {page or 'nothing'} and /api/status with {api or 'nothing'}; started again",
+    )
+
+
+@experiment("primary-stops", checks=("app.database", "db.replication", "lb.health-checks"))
+def primary_stops(lab: LiveLab) -> Observation:
+    primary, replica = probes.roles(lab)
+    unit = _unit_of(lab, primary, "-C mariadbd,mysqld", "the database server")
+    what = _stopped(lab, primary, unit)
+    try:
+        posts = {h: probes.post_entry(lab, h)["status"] for h in lab.web_hosts()}
+        reads = {h: probes.read_reply(lab, h)["status"] for h in lab.web_hosts()}
+        time.sleep(4)  # HAProxy's health checks have had their chance to take it out
+        served = {_through_lb(lab)["served_by"] for _ in range(6)}
+    finally:
+        lab.done_with(what)
+    wait.until(lambda: probes.read_reply(lab, primary)["status"] == 200, 20.0, 0.5)
+    return Observation(
+        primary_outcome(posts, reads, served, primary, replica),
+        f"{unit} stopped on {primary}: signing through "
+        + ", ".join(f"{h} gave {s}" for h, s in posts.items())
+        + "; reading through "
+        + ", ".join(f"{h} gave {s}" for h, s in reads.items())
+        + f"; 6 requests through {lab.name('lb')} 4 s later were answered by "
+        + ", ".join(sorted(map(str, served)))
+        + "; started again",
+    )
+
+
+def primary_outcome(posts: dict, reads: dict, served: set, primary: str, replica: str) -> str:
+    """What the site did with the primary stopped, from the status of a write and of a read
+    through each web server and the servers that answered through the balancer."""
+    if any(status in (200, 201) for status in posts.values()):
+        return "writes-work"
+    if primary not in served:
+        return "primary-out"
+    if reads[replica] != 200:
+        return "no-reads"
+    return "half-reads" if reads[primary] != 200 else "reads-work"
+
+
+def mysql_greeting(data: bytes) -> tuple[str, str]:
+    """What a MySQL server's first packet says: (greeting, its version), (host-not-allowed or
+    error, its message), or (silent, '') when it sent nothing."""
+    payload = data[4:]
+    if not payload:
+        return "silent", ""
+    if payload[0] == 0x0A:  # protocol 10: the handshake, then the version, NUL-terminated
+        return "greeting", payload[1:].split(b"\0", 1)[0].decode(errors="replace")
+    if payload[0] == 0xFF and len(payload) >= 3:
+        code = int.from_bytes(payload[1:3], "little")
+        text = payload[3:].decode(errors="replace").strip()
+        return ("host-not-allowed" if code == 1130 else "error"), f"error {code}: {text}"
+    return "error", f"an unknown first packet ({payload[:8].hex()})"
+
+
+@experiment("mysql-open", checks=("firewall.default-deny", "firewall.closed"))
+def mysql_open(lab: LiveLab) -> Observation:
+    lb, primary = lab.name("lb"), lab.name("db-primary")
+    address = lab.address("db-primary")
+    try:
+        with (
+            forwarded_port(_connection(lab, lb), address, 3306, lb, 3.0) as local,
+            socket.create_connection(("127.0.0.1", local), timeout=3) as conn,
+        ):
+            conn.settimeout(3)
+            value, said = mysql_greeting(conn.recv(512))
+    except ChannelRefused as exc:
+        value, said = ("silent" if exc.reason == "timed out" else "refused"), exc.reason
+    except OSError as exc:
+        value, said = "silent", str(exc) or type(exc).__name__
+    finally:  # a handshake left unfinished counts against lb's address (max_connect_errors)
+        probes.admin_sql(lab, primary, "FLUSH HOSTS", check=False)
+    return Observation(
+        value, f"{lb} connected to {address}:3306 ({primary}): {value} ({said or 'no answer'})"
+    )
+
+
+@experiment("nobody-told", checks=("lb.health-checks",))
+def nobody_told(lab: LiveLab) -> Observation:
+    victim, lb = lab.web_hosts()[-1], lab.name("lb")
+    seen = _nginx_stopped(lab, victim, lambda: _firing_alerts(lab, lb))
+    alerts = seen["extra"]
+    value = "users" if seen["value"] != "others-answer" else ("alerted" if alerts else "nobody")
+    told = f"alerts firing on {lb}: {alerts}" if alerts else f"no alert from {lb} ({ALERTS})"
+    return Observation(value, f"{seen['evidence']}; {told}; Nginx on {victim} started again")
+
+
+def _firing_alerts(lab: LiveLab, lb: str, seconds: float = 45.0) -> str:
+    """The names of the alerts firing in a Prometheus on lb, waited for a while when one
+    answers there ('' when none fires, or no Prometheus answers)."""
+    names: list[str] = []
+
+    def firing() -> bool:
+        try:
+            with forwarded(_connection(lab, lb), "127.0.0.1", 9090, lb, 3.0) as url:
+                body = json_object(lab.http(url + ALERTS, timeout=3)) or {}
+        except CheckError:
+            return True  # nothing answers: nobody to wait for
+        alerts = (body.get("data") or {}).get("alerts") or []
+        names[:] = sorted(
+            {
+                str(a.get("labels", {}).get("alertname"))
+                for a in alerts
+                if a.get("state") == "firing"
+            }
+        )
+        return bool(names)
+
+    wait.until(firing, seconds, 2.0)
+    return ", ".join(names)
+
+
+@experiment("apex-record", checks=("dns.www",))
+def apex_record(lab: LiveLab) -> Observation:
+    server, name = lab.address("dns"), f"{lab.topology.domain}."
+    records = ask(lab, server, name)["records"]
+    own = [(t, v) for owner, t, v in records if owner.lower() == name.lower()]
+    owners = {h.address: h.name for h in lab.topology.hosts}
+    addresses = [v for t, v in own if t == "A"]
+    if addresses:
+        value = owners.get(addresses[0], addresses[0]) if len(addresses) == 1 else "several"
+    else:
+        value = "CNAME" if any(t == "CNAME" for t, _ in own) else "none"
+    shown = ", ".join(f"{t} {v}" for t, v in own) or "no record"
+    return Observation(value, f"{server} answered for {name}: {shown}")
 
 
 # -- judging and saving -------------------------------------------------------------------------

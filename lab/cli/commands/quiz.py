@@ -114,11 +114,12 @@ def answer(lab, fleet, question: quiz.Question, chosen: str, names) -> quiz.Outc
 
 
 def prompt(lab, question: quiz.Question) -> str | None:
-    """The student's prediction: a letter, or None to stop."""
+    """The student's choice (a prediction when the lab then shows it): a letter, or None to stop."""
     valid = quiz.LETTERS[: len(question.choices)]
+    asked = "your prediction" if question.experiment else "your answer"
     while True:
         try:
-            text = lab.console.input(f"your prediction ({', '.join(valid)}; q stops): ")
+            text = lab.console.input(f"{asked} ({', '.join(valid)}; q stops): ")
         except EOFError:
             return None
         if text.strip().lower() in ("q", "quit"):
