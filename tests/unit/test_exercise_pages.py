@@ -340,7 +340,7 @@ def test_a_page_read_outside_a_lab_keeps_the_placeholder_and_no_page_holds_a_pas
         assert not re.search(r"auth_pass +(?!@vrrp-password@)\S", text), exercise.name
 
 
-def test_lab_exercise_11_shows_the_password_kept_with_the_labs_secrets(
+def test_lab_exercise_11_shows_the_password_kept_with_the_labs_secrets_once_it_exists(
     tmp_path, capsys, monkeypatch
 ):
     from lab.core.resources import topology_file
@@ -351,6 +351,11 @@ def test_lab_exercise_11_shows_the_password_kept_with_the_labs_secrets(
     path = tmp_path / "pages-ha.yml"
     path.write_text(yaml.safe_dump(topology.variant("pages-ha", 207, topology_file("lab-ha.yml"))))
     assert cli.main(["exercise", "11", "--topology", str(path), "--no-color"]) == 0
+    assert "auth_pass @vrrp-password@" in capsys.readouterr().out  # no lab yet: none made
+    state = LabState("pages-ha", home=tmp_path / "home")
+    assert not state.dir.exists()
+    state.save(provider="lxc")  # the lab exists (`lab up` writes its record)
+    assert cli.main(["exercise", "11", "--topology", str(path), "--no-color"]) == 0
     out = capsys.readouterr().out
-    password = LabState("pages-ha", home=tmp_path / "home").secret("vrrp")[:8]
+    password = state.secret("vrrp")[:8]
     assert out.count(f"auth_pass {password} ") == 2 and "@vrrp-password@" not in out

@@ -55,7 +55,9 @@ def run(lab) -> ExitCode:
     if action not in ACTIONS:
         if number:
             raise LabError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
-        shown = exercises.page(exercises.find(action), lab.topology, lab.state.secret)
+        # the lab's own secrets once it exists (showing a page creates no lab state)
+        secret = lab.state.secret if lab.state.exists else None
+        shown = exercises.page(exercises.find(action), lab.topology, secret)
         lab.console.print(render.exercise(shown))
         return ExitCode.OK
     if not number:
