@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from lab.core.state import lab_home
 from lab.course import quiz
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
@@ -75,14 +76,14 @@ def test_a_lab_that_differs_is_judged_by_what_it_does(provisioned_lab):
     `silent`, so the design's answer is wrong on this lab and the choice that says so is right."""
     lab = provisioned_lab
     pid = subprocess.run(
-        ["lxc-info", "-n", f"{lab.name}-web-01", "-p", "-H"],
+        ["lxc-info", "-P", str(lab_home() / "containers"), "-n", f"{lab.name}-web-01", "-p", "-H"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     table = "inet webstack_quiz_test"
     rules = f"table {table} {{ chain input {{ type filter hook input priority 0;\n"
-    rules += f"  ip saddr {lab.address('lb-01')} tcp dport 3306 drop\n}} }}\n"
+    rules += f"  ip saddr {lab.address('lb-01')} tcp dport 3306 drop\n}}\n}}\n"
     netns = ["nsenter", "-t", pid, "-n", "nft"]
     subprocess.run([*netns, "-f", "-"], input=rules, text=True, check=True)
     try:
