@@ -3,6 +3,7 @@ and clear) and the base design still grades 105/105; each sabotage fails its che
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,7 @@ from tests.e2e.conftest import (
     by_id,
     changed_count,
     check_json,
+    lab_name_from,
     lab_with,
     wait_until,
 )
@@ -23,8 +25,10 @@ TARGETS = "curl -s 'http://127.0.0.1:9090/api/v1/targets?state=active'"
 
 @pytest.fixture(scope="module")
 def monitored_lab(tmp_path_factory):
-    """The reference lab with monitoring built (e2e-mon, 192.168.83.0/24)."""
-    with lab_with(tmp_path_factory, "e2e-mon", 83, "monitoring") as runner:
+    """The reference lab with monitoring built (e2e-mon, 192.168.83.0/24; another name and
+    third octet with LAB_E2E_MONITORING=NAME:OCTET)."""
+    name, octet = lab_name_from("LAB_E2E_MONITORING", "e2e-mon:83")
+    with lab_with(tmp_path_factory, name, octet, "monitoring") as runner:
         yield runner
 
 
@@ -41,6 +45,17 @@ def test_reference_passes_and_the_base_design_still_grades(monitored_lab):
     timers = lab.ssh("web-02", "systemctl list-timers --all --no-pager")
     assert "webstack-lab-check" not in timers
     assert_base_design_passes(lab)
+
+
+def test_the_quiz_sees_the_alert_that_monitoring_adds(monitored_lab):
+    """`lab quiz`'s night-time question: with exercise 10 built, someone is told (an alert
+    fires on lb-01), so the design's "nobody" is wrong on this lab and the lab says why."""
+    asked = monitored_lab("quiz", "--json", "--answer", "monitoring=a", timeout=300)
+    record = json.loads(asked.stdout)["results"][0]
+    assert record["observed"]["value"] == "alerted", record
+    assert "WebServerOutOfRotation" in record["observed"]["evidence"], record
+    assert record["right"] is False and record["right_choice"] != record["design_choice"]
+    assert monitored_lab.ssh("web-02", "systemctl is-active nginx").strip() == "active"
 
 
 def test_a_prometheus_just_restarted_is_given_time_for_its_first_scrapes(monitored_lab):
