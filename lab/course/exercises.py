@@ -224,7 +224,12 @@ def translate(text: str, reference: topology.Topology, lab: topology.Topology) -
 
 # A page's placeholders for the lab's own secrets → how the value is made from the lab's secret
 # store (the same as the reference's, so a student's host and a solved one agree).
-SECRETS: dict[str, Callable[[Callable[[str], str]], str]] = {"@vrrp-password@": ha.vrrp_password}
+SECRETS: dict[str, Callable[[Callable[[str], str]], str]] = {
+    "@vrrp-password@": ha.vrrp_password,
+    "@replication-password@": lambda secret: secret("db_replication_password"),
+    "@read-password@": lambda secret: secret("db_read_password"),
+    "@write-password@": lambda secret: secret("db_write_password"),
+}
 
 
 def with_secrets(text: str, secret: Callable[[str], str] | None) -> str:

@@ -327,6 +327,7 @@ def test_ha_page_shows_the_labs_own_vrrp_password_the_reference_uses(tmp_path):
     assert "@vrrp-password@" not in shown and "CHANGEME" not in shown
     assert len(password) == 8 and password == state.secret("vrrp")[:8]
     assert shown.count(f"auth_pass {password} ") == 2  # lb-01's file and lb-02's: the same
+    assert shown.count(password) == 2  # and nowhere else
     assert oct(state.secrets_file.stat().st_mode & 0o777) == "0o600"
     other = LabState("other", home=tmp_path)
     assert exercises.page(eleven, FOUR["10.30.0.0/23"], other.secret).text != shown
@@ -335,9 +336,28 @@ def test_ha_page_shows_the_labs_own_vrrp_password_the_reference_uses(tmp_path):
 def test_a_page_read_outside_a_lab_keeps_the_placeholder_and_no_page_holds_a_password():
     eleven = exercises.find("11")
     assert "auth_pass @vrrp-password@" in exercises.page(eleven, FOUR["10.30.0.0/23"]).text
+    placeholder = "|".join(map(re.escape, exercises.SECRETS))
+    password = re.compile(
+        r"(auth_pass +|IDENTIFIED BY +'|MASTER_PASSWORD *= *'|_PASSWORD=)" rf"(?!{placeholder})\w"
+    )
     for exercise in PAGES:
         text = exercise.path.read_text()
-        assert not re.search(r"auth_pass +(?!@vrrp-password@)\S", text), exercise.name
+        assert not password.search(text), (exercise.name, password.search(text))
+
+
+def test_the_database_page_shows_the_labs_own_passwords_the_reference_uses(tmp_path):
+    from lab.core.state import LabState
+
+    state = LabState("pages", home=tmp_path)
+    shown = exercises.page(exercises.find("04"), FOUR["10.30.0.0/23"], state.secret).text
+    replication, read, write = (
+        state.secret(f"db_{name}_password") for name in ("replication", "read", "write")
+    )
+    assert "-password@" not in shown
+    assert shown.count(f"IDENTIFIED BY '{replication}'") == 1
+    assert f"MASTER_PASSWORD='{replication}'" in shown
+    assert shown.count(read) == 2 and shown.count(write) == 2  # the account and app.env
+    assert shown.count(replication) == 2  # the account and the replica's CHANGE MASTER
 
 
 def test_lab_exercise_11_shows_the_password_kept_with_the_labs_secrets_once_it_exists(
