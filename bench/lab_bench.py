@@ -132,6 +132,21 @@ def check(bench: Bench, runs: int) -> None:
         bench.record("lab check (whole catalogue, 3 hosts)", bench.lab("check"))
 
 
+@scenario("snapshot")
+def snapshot(bench: Bench, runs: int) -> None:
+    """lab snapshot save and restore on a lab built in place (`lab up`, then `lab provision`:
+    packages and data in the hosts' own layers, as on a student's hand-built lab)."""
+    bench.lab("destroy")
+    bench.lab("up")
+    bench.lab("provision")
+    for _ in range(runs):
+        saved = bench.lab("snapshot", "save", "bench", "--force")
+        bench.record("lab snapshot save (a lab built in place)", saved)
+        bench.lab("ssh", "web-01", "--", "sudo touch /etc/lab-bench-changed")  # to be undone
+        bench.record("lab snapshot restore", bench.lab("snapshot", "restore", "bench", "--yes"))
+    bench.lab("snapshot", "delete", "bench")
+
+
 @scenario("exercise-start")
 def exercise_start(bench: Bench, runs: int) -> None:
     """lab exercise start 05 on a cold reference cache (this lab's entries removed), then warm."""
