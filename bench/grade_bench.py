@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,7 +87,17 @@ def per_hour(assignment: str, source: Path, count: int, jobs: int, directory: Pa
             if r["status"] != "graded"
         ],
         "exit": run.returncode,
+        "stages": median_stages(results),
     }
+
+
+def median_stages(results: list[dict]) -> dict[str, float]:
+    """Each stage of a student's grading (lab, first run, checks, ...): its median seconds."""
+    stages: dict[str, list[float]] = {}
+    for result in results:
+        for stage, seconds in (result.get("timings") or {}).items():
+            stages.setdefault(stage, []).append(seconds)
+    return {stage: round(statistics.median(values), 1) for stage, values in stages.items()}
 
 
 def live(count: int, directory: Path) -> dict:
