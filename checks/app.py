@@ -89,6 +89,7 @@ class UsesDatabase(Check):
         "store an entry, and GET /api/guestbook must show it (docs/app-contract.md)."
     )
     needs = ("web.reverse-proxy",)
+    per_host = True  # each web server's application is written and read through its own Nginx
 
     def observe(self, lab):
         return probes.front_door(lab)

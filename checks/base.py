@@ -144,6 +144,8 @@ class Check:
     # run's default deadline (checks.runner.DEADLINE)
     per_host: ClassVar[bool] = False  # observes {web host: ...} and judges each host alone: it
     # still runs on the hosts where its prerequisites passed (checks.runner)
+    through_web: ClassVar[bool] = False  # observes through any web server's site, not each
+    # one's: it still runs through the hosts where its prerequisites passed, graded in full
 
     registry: ClassVar[dict[str, type[Check]]] = {}
 

@@ -150,6 +150,7 @@ class Replication(Check):
     )
     needs = ("db.servers", "app.database")
     exclusive = "replica"  # pauses the replica's SQL thread for a moment
+    through_web = True  # the entries may be written through any web server's site
 
     def observe(self, lab):
         _, replica = probes.roles(lab)
@@ -256,8 +257,8 @@ def _pause_problem(paused: dict | None, w: dict) -> Verdict | None:
         return None
     if not paused["stored"]:
         return failed(
-            f"an entry written through {w['primary']} while {replica}'s replication "
-            "was paused was not stored on the primary"
+            f"an entry written through {paused.get('through', w['primary'])} while "
+            f"{replica}'s replication was paused was not stored on the primary"
         )
     if paused["on_replica_paused"]:
         return failed(

@@ -449,6 +449,11 @@ def _judge_stat(o):
                 f"{host}: its first health check has not completed ({row['status']}, "
                 f"{row['check_status']}): checks that never run cannot take it out"
             )
+        elif row["status"].startswith("DOWN") and unreachable(row["check_status"]):
+            seen.append(
+                f"{host} {row['status']} ({row['check_status']}: nothing answers on its port, "
+                "so it left the rotation)"
+            )
         elif not row["status"].startswith("UP"):
             problems.append(f"{host} is {row['status']} ({row['check_status']})")
         else:
@@ -456,6 +461,12 @@ def _judge_stat(o):
     if problems:
         return failed_all(problems)
     return passed("HAProxy's view: " + ", ".join(seen))
+
+
+def unreachable(check_status: str) -> bool:
+    """HAProxy's health check found no server at the address and port it sends requests to
+    (refused or timed out): a server down that the check rightly took out of the rotation."""
+    return check_status.lstrip("* ").startswith(("L4CON", "L4TOUT"))
 
 
 @leaves("a blackhole route to a balancer on a web server")

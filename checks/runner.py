@@ -178,7 +178,10 @@ def _attempt(check: Check, lab, hosts=(), root: Result | None = None) -> Result:
     CURRENT_CHECK.set(check.id)
     if not hosts:
         return check.run(lab)
-    return on_some_hosts(check.run(WebHosts(lab, hosts)), lab.web_hosts(), hosts, root)
+    result = check.run(WebHosts(lab, hosts))
+    if check.through_web:
+        return through_some_hosts(result, lab.web_hosts(), hosts, root)
+    return on_some_hosts(result, lab.web_hosts(), hosts, root)
 
 
 class WebHosts:
@@ -193,6 +196,10 @@ class WebHosts:
     def web_addresses(self) -> dict[str, str]:
         return {h: self._lab.address(h) for h in self._hosts}
 
+    def memo(self, key, make):
+        """The lab's memo, apart from what was seen with all the web servers."""
+        return self._lab.memo(("on", tuple(self._hosts), key), make)
+
     def __getattr__(self, name):
         return getattr(self._lab, name)
 
@@ -200,7 +207,8 @@ class WebHosts:
 def hosts_left(check, broken: list[Result], lab) -> list[str]:
     """The web servers a per-host check can still run on, its prerequisites having failed
     on the others only ([]: on none, or not known per host)."""
-    if not check.per_host or not all(r.failed_hosts or r.not_run_hosts for r in broken):
+    partial = check.per_host or check.through_web
+    if not partial or not all(r.failed_hosts or r.not_run_hosts for r in broken):
         return []
     web = getattr(lab, "web_hosts", list)()
     out = {h for r in broken for h in (*r.failed_hosts, *r.not_run_hosts)}
@@ -226,6 +234,15 @@ def on_some_hosts(result: Result, web: list[str], hosts, root: Result) -> Result
         not_run_hosts=skipped,
         hint=result.hint or root.hint,
     )
+
+
+def through_some_hosts(result: Result, web: list[str], hosts, root: Result) -> Result:
+    """A check observed through some web servers only (a prerequisite failed on the others):
+    graded as it is, its evidence saying through which."""
+    skipped = ", ".join(h for h in web if h not in hosts)
+    why = not_run_evidence(root).removeprefix("not run: ")
+    evidence = f"through {', '.join(hosts)}: {result.evidence}; not through {skipped}: {why}"
+    return dataclasses.replace(result, evidence=evidence)
 
 
 def _stop(lab, running: dict[Future, Check], deadline: float, record) -> None:

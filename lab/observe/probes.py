@@ -571,8 +571,10 @@ def _paused_write(lab: LiveLab) -> dict:
     resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
     lab.on_cleanup(what, lambda: lab.sh(replica, resume, sudo=True, check=False))
     lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
+    # the primary's own site, unless the check looks through the other web servers only
+    through = primary if primary in lab.web_hosts() else lab.web_hosts()[0]
     try:
-        post = post_entry(lab, primary)
+        post = post_entry(lab, through)
         window = Deadline(PAUSED_WAIT)
         token = post["token"]
         found = find_tokens(lab, primary, [token], written_to(lab)) or find_tokens(
@@ -595,6 +597,7 @@ def _paused_write(lab: LiveLab) -> dict:
     arrived_after = round(time.monotonic() - started, 2)
     replica_read_later = bool(until(lambda: token in read_entries(lab, replica), WAIT))
     return {
+        "through": through,
         "status": post["status"],
         "stored": found.get(token, ""),
         "primary_read": primary_read,

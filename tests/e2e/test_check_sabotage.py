@@ -23,10 +23,10 @@ from lab.course.exercises import WORK
 from tests.accuracy import (
     ANY,
     FAIL,
-    NOT_RUN,
     PASS,
     Case,
     agrees,
+    blocked,
     dependents,
     graded,
     off,
@@ -270,7 +270,7 @@ def case_of(sabotage: Sabotage) -> Case:
     def accepted(check: str) -> frozenset:
         if check == sabotage.check:
             return FAIL
-        return NOT_RUN if check in below else ANY if check in targets else PASS
+        return blocked(check) if check in below else ANY if check in targets else PASS
 
     want = {c: accepted(c) for c in shown(targets)}
     return Case(sabotage.name or sabotage.check, "sabotage", targets, want)

@@ -181,6 +181,11 @@ BROKEN = [
     ("lb.active-active", _set(["sent", "web-02"], 0), "HAProxy sent web-02 0 of the requests"),
     ("lb.health-checks", _set(["stat", "web-01", "check_status"], ""), "not health-checked"),
     ("lb.health-checks", _set(["stat", "web-02", "status"], "DOWN"), "web-02 is DOWN"),
+    (  # its check answered wrong while web-02 answers: not a server that died
+        "lb.health-checks",
+        lambda o: o["stat"]["web-02"].update(status="DOWN", check_status="L7STS"),
+        "web-02 is DOWN (L7STS)",
+    ),
     ("lb.health-checks", _set(["stat", "web-02", "check_status"], "INI"), "has not completed"),
     ("lb.health-checks", _set(["stat", "web-02", "status"], "MAINT"), "in maintenance"),
     ("lb.health-checks", _set(["stat", "web-02"], None), "no server at web-02's address"),
@@ -691,3 +696,13 @@ def test_a_web_server_whose_log_cannot_tell_passes_and_the_evidence_says_so():
     verdict = judge("http.www", www)
     assert verdict.passed and "it logs these requests to no file" in verdict.evidence
     assert "not confirmed" not in judge("http.www", recorded("http.www")).evidence
+
+
+@pytest.mark.parametrize("check_status", ["L4CON", "* L4TOUT"])
+def test_a_server_health_checks_found_dead_is_out_of_the_rotation_as_it_should_be(check_status):
+    """Nothing answers on web-02's port (refused, timed out): HAProxy took it out, which is
+    what its health checks are for."""
+    o = copy.deepcopy(recorded("lb.health-checks"))
+    o["stat"]["web-02"].update(status="DOWN", check_status=check_status)
+    verdict = judge("lb.health-checks", o)
+    assert verdict.passed and f"web-02 DOWN ({check_status}: nothing answers" in verdict.evidence

@@ -65,7 +65,21 @@ def classes(own_registry) -> list[type[Check]]:
         def judge(self, hosts):
             return failed("the two servers answer alike") if len(hosts) > 1 else passed("alone")
 
-    return [Server, Header, Balancer, Pair, Across]
+    class Seen(Check):
+        """Sees the web servers through the run's memo, on every host or through some."""
+
+        id, section, title, requirement, points, hint = ("t.seen", "database", "-", "-", 10, "-")
+
+        def observe(self, lab):
+            return lab.memo("web servers", lab.web_hosts)
+
+        def judge(self, hosts):
+            return passed(f"seen {', '.join(hosts)}")
+
+    class Through(Seen):
+        id, needs, through_web = "t.through", ("t.header",), True
+
+    return [Server, Header, Balancer, Pair, Across, Seen, Through]
 
 
 @pytest.fixture
@@ -100,3 +114,13 @@ def test_the_gradebook_awards_the_share_with_the_assignments_points(report):
     graded = {c["id"]: c for c in graded_checks(to_dict(report)["checks"], {"t.header": 30})}
     assert graded["t.header"]["awarded"] == 15
     assert graded["t.header"]["not_run_hosts"] == ["web-02"]
+
+
+def test_a_check_seen_through_any_web_server_runs_through_the_others_graded_in_full(report):
+    """t.through's prerequisite was shown on web-01 only: it runs through web-01 and keeps its
+    points, saying so; what t.seen memoised with both web servers is not what it sees."""
+    results = {r.id: r for r in report.results}
+    through = results["t.through"]
+    assert through.status is Status.PASS and through.awarded == 10
+    assert through.evidence.startswith("through web-01: seen web-01; not through web-02: t.")
+    assert results["t.seen"].evidence == "seen web-01, web-02"
