@@ -17,6 +17,8 @@ import yaml
 from lab.core import resources
 from lab.core.topology import variant
 from lab.core.wait import until
+from lab.facts.haproxy import runtime_api
+from lab.remote.quoting import quote
 
 
 def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:
@@ -215,6 +217,14 @@ def assert_exercise_walk(lab: LabRunner, number: str) -> None:
     lab("exercise", "solve", number, "--yes")
     after = lab("exercise", "check", number, check=False)
     assert after.returncode == 0, after.stdout
+
+
+def haproxy_servers_down(lab) -> int:
+    """How many servers HAProxy's runtime API shows DOWN on lb-01."""
+    show = runtime_api("show stat", "/run/haproxy/admin.sock")
+    rows = [line.split(",") for line in lab.ssh("lb-01", f"sudo sh -c {quote(show)}").splitlines()]
+    return sum(1 for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")
+               and row[17].startswith("DOWN"))  # fmt: skip
 
 
 def by_id(report: dict) -> dict[str, dict]:

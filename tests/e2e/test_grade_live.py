@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from lab.providers.lxcimage import LAB_USER
+from tests.e2e.conftest import haproxy_servers_down, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
@@ -72,12 +73,9 @@ def assignment_with(tmp_path: Path, checks: dict[str, int]) -> Path:
     return path
 
 
-def test_students_servers_are_graded_and_an_unreachable_one_does_not_stop_the_class(
-    provisioned_lab, tmp_path
-):
+def test_students_sharing_servers_are_both_graded(provisioned_lab, tmp_path):
     lb = provisioned_lab.address("lb-01")
-    nowhere = lb.rsplit(".", 1)[0] + ".99"  # in the test lab's own subnet; no host there
-    klass = class_file(tmp_path, provisioned_lab, {"ana": lb, "ben": lb, "cy": nowhere})
+    klass = class_file(tmp_path, provisioned_lab, {"ana": lb, "ben": lb})
     out = tmp_path / "out"
     assignment = ROOT / "assignments" / "load-balancer.yml"
     result = grade_live(klass, assignment, out, tmp_path / "home")
@@ -85,10 +83,63 @@ def test_students_servers_are_graded_and_an_unreachable_one_does_not_stop_the_cl
     assert "per minute" in result.stdout
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert rows["ana"]["total"] == rows["ben"]["total"] == "100", rows
+    assert (out / "index.html").is_file()
+
+
+# Nginx stopped on web-02, every check of the whole design: (status, points awarded of 105)
+ONE_NGINX_DOWN = {
+    "servers.reachable": ("pass", 5),
+    "web.nginx": ("fail", 0),  # the one thing broken
+    # judged host by host: web-01's share; web-02 cannot be observed without its Nginx
+    "web.static": ("fail", 2),
+    "web.reverse-proxy": ("fail", 5),
+    "web.served-by": ("fail", 2),
+    "app.server": ("fail", 2),
+    "app.database": ("fail", 2),
+    "files.code-base": ("not-run", 0),  # compares web-02's application, found through Nginx
+    "lb.haproxy": ("pass", 5),
+    # both servers taking turns, at once: not to be seen while one of them cannot answer
+    "lb.round-robin": ("not-run", 0),
+    "lb.active-active": ("not-run", 0),
+    "lb.health-checks": ("pass", 5),  # HAProxy took web-02 out: its checks work
+    "db.servers": ("pass", 5),
+    "db.replication": ("pass", 10),  # written through web-01's site
+    "db.replica-read-only": ("pass", 5),
+    "db.app-roles": ("not-run", 0),  # web-02's application reads only through its Nginx
+    "dns.www": ("pass", 5),
+    "http.www": ("pass", 5),
+}
+
+
+def test_one_service_down_is_graded_and_an_unreachable_student_does_not_stop_the_class(
+    provisioned_lab, tmp_path
+):
+    """Nginx stopped on web-02 of a student's servers: web-01, replication and HAProxy (with
+    web-02 down, as it should be) still earn their points; a check judged host by host earns
+    web-01's share; what can only be seen through web-02's Nginx is not run. A student whose
+    servers do not answer gets no grade, not 0."""
+    lab = provisioned_lab
+    lb = lab.address("lb-01")
+    nowhere = lb.rsplit(".", 1)[0] + ".99"  # in the test lab's own subnet; no host there
+    klass = class_file(tmp_path, lab, {"dee": lb, "cy": nowhere})
+    out = tmp_path / "out"
+    lab.ssh("web-02", "sudo systemctl stop nginx")
+    try:
+        wait_until(lambda: haproxy_servers_down(lab) == 1, 30)
+        result = grade_live(klass, ROOT / "assignments" / "full-design.yml", out, tmp_path / "h")
+    finally:
+        lab.ssh("web-02", "sudo systemctl start nginx")
+        wait_until(lambda: haproxy_servers_down(lab) == 0, 30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    dee = json.loads((out / "results" / "dee.json").read_text())
+    awarded = {c["id"]: (c["status"], c["awarded"]) for c in dee["first"]["checks"]}
+    assert dee["status"] == "graded" and rows["dee"]["maximum"] == "105", rows["dee"]
+    assert awarded == ONE_NGINX_DOWN, awarded
+    assert rows["dee"]["total"] == str(sum(points for _, points in ONE_NGINX_DOWN.values()))
     # a server that does not answer over SSH: no grade (not 0), the server named
     assert rows["cy"]["status"] == "unreachable" and rows["cy"]["total"] == "", rows["cy"]
     assert rows["cy"]["error"].startswith(f"lb-01 ({nowhere}): unreachable over SSH")
-    assert (out / "index.html").is_file()
 
 
 def test_a_malformed_class_file_is_one_clear_line(tmp_path):

@@ -21,8 +21,6 @@ import pytest
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
-from lab.facts.haproxy import runtime_api
-from lab.remote.quoting import quote
 from tests.accuracy import (
     Case,
     agrees,
@@ -35,7 +33,7 @@ from tests.accuracy import (
     shown,
     statuses,
 )
-from tests.e2e.conftest import by_id, check_json, wait_until
+from tests.e2e.conftest import by_id, check_json, haproxy_servers_down, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 SITE = "/etc/nginx/sites-available/webstack"
@@ -1160,14 +1158,6 @@ def test_one_host_down_fails_only_what_needs_it(provisioned_lab):
 
 
 IN_TWO_SECONDS = "--on-active=2 --timer-property=AccuracySec=100ms"  # timers are lax by default
-
-
-def haproxy_servers_down(lab) -> int:
-    """How many servers HAProxy's runtime API shows DOWN on lb-01."""
-    show = runtime_api("show stat", "/run/haproxy/admin.sock")
-    rows = [line.split(",") for line in lab.ssh("lb-01", f"sudo sh -c {quote(show)}").splitlines()]
-    return sum(1 for row in rows if len(row) > 17 and row[1] not in ("FRONTEND", "BACKEND")
-               and row[17].startswith("DOWN"))  # fmt: skip
 
 
 def test_no_web_server_up_fails_lb_haproxy_and_servers_back_a_moment_ago_pass(provisioned_lab):
