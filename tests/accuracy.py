@@ -20,6 +20,7 @@ from pathlib import Path
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
+from lab.core import platform
 
 VERDICTS = Path(__file__).parent / "e2e" / "verdicts.json"
 BASE = tuple(c for c, cls in CATALOGUE.items() if cls.section in BASE_SECTIONS)
@@ -137,13 +138,16 @@ def recording(case: Case):
 
 
 def _record(case: Case, given: dict[str, dict]) -> None:
-    """The case's entry in verdicts.json becomes exactly the phases given."""
-    verdicts = load()
-    verdicts[case.name] = {
-        phase: {"checks": statuses(report), "score": f"{report['score']}/{report['max_score']}"}
-        for phase, report in given.items()
-    }
-    save(verdicts)
+    """The case's entry in verdicts.json becomes exactly the phases given (one worker at a
+    time: the sabotages and the variants are recorded side by side)."""
+    with open(Path(tempfile.gettempdir()) / "lab-verdicts.lock", "a") as handle:
+        platform.lock(handle, wait=True)
+        verdicts = load()
+        verdicts[case.name] = {
+            phase: {"checks": statuses(report), "score": f"{report['score']}/{report['max_score']}"}
+            for phase, report in given.items()
+        }
+        save(verdicts)
 
 
 def cases() -> list[Case]:
