@@ -72,7 +72,7 @@ class LabRunner:
 
 
 # Tests using these shared fixtures must sit in this xdist group: one worker owns each lab.
-FIXTURE_GROUPS = {"provisioned_lab": "reference", "lab": "lxc"}
+FIXTURE_GROUPS = {"provisioned_lab": "reference", "variants_lab": "variants", "lab": "lxc"}
 
 
 def write_inventory(path: Path, servers: LabRunner, **port_overrides) -> Path:
@@ -149,18 +149,29 @@ def exercises_lab(directory: Path) -> LabRunner:
     return LabRunner(write_topology(directory, *lab_name_from("LAB_E2E_EXERCISES", "e2e-ex:67")))
 
 
-@pytest.fixture(scope="session")
-def provisioned_lab(tmp_path_factory):
-    """A lab with the whole reference infrastructure (name e2e-web, 192.168.62.0/24; another
-    name and third octet with LAB_E2E_REFERENCE=NAME:OCTET, e.g. to run beside the suite)."""
+def shared_lab(tmp_path_factory, name: str, octet: int):
+    """A lab with the whole reference infrastructure, for one group's tests; destroyed after."""
     require_lab_prerequisites()
-    name, octet = reference_lab_name()
-    runner = LabRunner(write_topology(tmp_path_factory.mktemp("web"), name, octet))
+    runner = LabRunner(write_topology(tmp_path_factory.mktemp(name), name, octet))
     try:
         runner("up", "--provision")
         yield runner
     finally:
         runner("destroy", check=False)
+
+
+@pytest.fixture(scope="session")
+def provisioned_lab(tmp_path_factory):
+    """A lab with the whole reference infrastructure (name e2e-web, 192.168.62.0/24; another
+    name and third octet with LAB_E2E_REFERENCE=NAME:OCTET, e.g. to run beside the suite)."""
+    yield from shared_lab(tmp_path_factory, *reference_lab_name())
+
+
+@pytest.fixture(scope="session")
+def variants_lab(tmp_path_factory):
+    """The variants group's reference lab, so that it runs beside the reference group's: e2e-var
+    on 192.168.63.0/24 unless LAB_E2E_VARIANTS says NAME:OCTET."""
+    yield from shared_lab(tmp_path_factory, *lab_name_from("LAB_E2E_VARIANTS", "e2e-var:63"))
 
 
 SUMMARY_LINE = re.compile(r"^\s*(\d+) changed(?:, \d+ host\(s\) failed)?\s*$", re.MULTILINE)

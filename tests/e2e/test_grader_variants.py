@@ -35,7 +35,9 @@ from tests.accuracy import (
 )
 from tests.e2e.conftest import by_id, check_json, haproxy_servers_down, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("variants")]
+
+
 SITE = "/etc/nginx/sites-available/webstack"
 HAPROXY = "/etc/haproxy/haproxy.cfg"
 ZONE = "/etc/nsd/foobar.com.zone"
@@ -1028,10 +1030,10 @@ def settle(lab, case: Case, phase: str = "graded", timeout: float = 20.0) -> dic
 
 @pytest.mark.long
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
-def test_the_grader_on_a_variant(provisioned_lab, variant):
+def test_the_grader_on_a_variant(variants_lab, variant):
     """The checks the variant is about, and what needs them, give the verdicts expected; once
     the reference is back, every one of them passes again."""
-    lab = provisioned_lab
+    lab = variants_lab
     case = case_of(variant)
     with recording(case) as given:
         try:
@@ -1060,10 +1062,10 @@ FORBIDDING_SITE = """server {
 """
 
 
-def test_served_by_is_judged_on_a_site_that_answers_403_and_404(provisioned_lab):
+def test_served_by_is_judged_on_a_site_that_answers_403_and_404(variants_lab):
     """A student's site that answers / with 403 and /api/status with 404, each with the header
     (`always`): the header names the server; without `always` no response names it."""
-    lab = provisioned_lab
+    lab = variants_lab
     checks = ("web.nginx", "web.served-by")
     try:
         for host in ("web-01", "web-02"):
@@ -1091,10 +1093,10 @@ def _tarball(folder: Path) -> str:
     return base64.b64encode(data.getvalue()).decode()
 
 
-def test_another_code_base_behind_a_unix_socket_and_a_named_virtual_host(provisioned_lab):
+def test_another_code_base_behind_a_unix_socket_and_a_named_virtual_host(variants_lab):
     """docs/app-contract.md met by other code: plain WSGI, own database, unix socket, settings
     in a file, `server_name` site beside Debian's default site, no `always` on the header."""
-    lab = provisioned_lab
+    lab = variants_lab
     read, write = secrets.token_hex(12), secrets.token_hex(12)
     env = (
         f"GUEST_READ_PASSWORD={read} GUEST_WRITE_PASSWORD={write} "
@@ -1141,8 +1143,8 @@ def test_another_code_base_behind_a_unix_socket_and_a_named_virtual_host(provisi
     assert agrees(back, statuses(settle(lab, back)))
 
 
-def test_one_host_down_fails_only_what_needs_it(provisioned_lab):
-    lab = provisioned_lab
+def test_one_host_down_fails_only_what_needs_it(variants_lab):
+    lab = variants_lab
     lab.ssh("web-02", "sudo systemctl stop ssh.socket ssh 2>/dev/null; true", check=False)
     try:
         found = statuses(check_json(lab))
@@ -1160,8 +1162,8 @@ def test_one_host_down_fails_only_what_needs_it(provisioned_lab):
 IN_TWO_SECONDS = "--on-active=2 --timer-property=AccuracySec=100ms"  # timers are lax by default
 
 
-def test_no_web_server_up_fails_lb_haproxy_and_servers_back_a_moment_ago_pass(provisioned_lab):
-    lab = provisioned_lab
+def test_no_web_server_up_fails_lb_haproxy_and_servers_back_a_moment_ago_pass(variants_lab):
+    lab = variants_lab
     for host in ("web-01", "web-02"):
         lab.ssh(host, "sudo systemctl stop nginx")
     try:
@@ -1179,8 +1181,8 @@ def test_no_web_server_up_fails_lb_haproxy_and_servers_back_a_moment_ago_pass(pr
             lab.ssh(host, "sudo systemctl start nginx")
 
 
-def test_a_stopped_database_is_not_a_load_balancer_failure(provisioned_lab):
-    lab = provisioned_lab
+def test_a_stopped_database_is_not_a_load_balancer_failure(variants_lab):
+    lab = variants_lab
     lab.ssh("web-02", "sudo systemctl stop mariadb")
     balancer = ("lb.haproxy", "lb.round-robin", "lb.active-active", "lb.health-checks")
     try:
@@ -1192,10 +1194,10 @@ def test_a_stopped_database_is_not_a_load_balancer_failure(provisioned_lab):
         lab.ssh("web-02", "sudo systemctl start mariadb")
 
 
-def test_a_replica_that_does_not_start_is_judged_on_its_journal(provisioned_lab):
+def test_a_replica_that_does_not_start_is_judged_on_its_journal(variants_lab):
     """A misspelt option in the replica's my.cnf: the evidence is MariaDB's own reason, not the
     client's socket error (the old grader showed only that)."""
-    lab = provisioned_lab
+    lab = variants_lab
     misspelt = f"echo 'log_eror = /var/log/mysql/error.log' | sudo tee -a {DB_CONF} >/dev/null"
     lab.ssh("web-02", f"{misspelt} && sudo systemctl restart mariadb", check=False)
     try:
@@ -1217,8 +1219,8 @@ GRADER_USERS = (
 )
 
 
-def test_stale_grader_accounts_are_removed_and_an_interrupt_leaves_none(provisioned_lab):
-    lab = provisioned_lab
+def test_stale_grader_accounts_are_removed_and_an_interrupt_leaves_none(variants_lab):
+    lab = variants_lab
     for host in ("web-01", "web-02"):
         lab.ssh(
             host, "sudo mysql -e \"SET sql_log_bin=0; CREATE USER 'lab_check_stale'@'localhost'\""

@@ -64,7 +64,7 @@ def workers_by_test(output: str) -> dict[str, str]:
 def test_a_groups_tests_share_one_worker(project):
     result = run(project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "created: 2/2 workers" in result.stdout
+    assert "created: 3/3 workers" in result.stdout
     workers = workers_by_test(result.stdout)
     reference = {workers[f"test_{n}[{i}]"] for n in "bc" for i in range(3)}
     grade = {workers[f"test_a[{i}]"] for i in range(3)}
