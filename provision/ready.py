@@ -24,7 +24,7 @@ from provision.engine import HostRun, StepFailed
 from provision.lb import ADMIN_SOCKET
 
 READY_SECONDS = 90.0  # MariaDB's first start after a restore and a replica's catch-up included
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -36,29 +36,36 @@ class Probe:
     look: Callable[[HostRun, Host, Topology], list[str]]
 
 
-def installed(hr: HostRun, path: str) -> bool:
-    return hr.sh(f"test -x {path}", check=False).ok
+NOT_INSTALLED = 3  # the exit status of `given` when the program is not there
 
 
-def http_status(hr: HostRun, url: str) -> str:
-    """The HTTP status a request from the host itself gets ('000': no answer)."""
-    out = hr.sh(f"curl -s -o /dev/null -m 3 -w '%{{http_code}}' {url}", check=False).stdout
-    return out.strip() or "000"
+def given(hr: HostRun, paths: tuple[str, ...], command: str):
+    """command on the host when one of paths is there (one round trip), else None."""
+    present = " || ".join(f"test -e {path}" for path in paths)
+    result = hr.sh(f"{{ {present}; }} || exit {NOT_INSTALLED}; {command}", check=False)
+    return None if result.exited == NOT_INSTALLED else result
+
+
+def http_status(url: str) -> str:
+    """A command printing the HTTP status a request from the host itself gets (000: none)."""
+    return f"curl -s -o /dev/null -m 3 -w '%{{http_code}}' {url}"
+
+
+DATABASES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 
 
 def database_answers(hr: HostRun, host: Host, topology: Topology) -> list[str]:
-    if not installed(hr, "/usr/sbin/mariadbd") and not installed(hr, "/usr/sbin/mysqld"):
-        return []
-    if hr.sh("mysqladmin --silent ping", check=False).ok:
-        return []
-    return ["MariaDB does not answer yet"]
+    result = given(hr, DATABASES, "mysqladmin --silent ping")
+    return [] if result is None or result.ok else ["MariaDB does not answer yet"]
 
 
 def replica_caught_up(hr: HostRun, host: Host, topology: Topology) -> list[str]:
-    if database_answers(hr, host, topology):
+    result = given(hr, DATABASES, f"mysqladmin --silent ping && {mysql_facts.REPLICA_STATUS}")
+    if result is None:
+        return []
+    if not result.ok:
         return ["MariaDB does not answer yet"]
-    out = hr.sh(mysql_facts.REPLICA_STATUS, check=False).stdout
-    status = mysql_facts.replica_status(out)
+    status = mysql_facts.replica_status(result.stdout)
     if not status.configured:
         return []  # not a replica (yet): nothing to wait for
     if not status.running:
@@ -70,37 +77,40 @@ def replica_caught_up(hr: HostRun, host: Host, topology: Topology) -> list[str]:
 
 
 def web_answers(hr: HostRun, host: Host, topology: Topology) -> list[str]:
-    if not installed(hr, "/usr/sbin/nginx"):
+    result = given(hr, ("/usr/sbin/nginx",), http_status("http://127.0.0.1/"))
+    if result is None or result.stdout.strip() not in ("", "000"):
         return []
-    return [] if http_status(hr, "http://127.0.0.1/") != "000" else ["Nginx does not answer yet"]
+    return ["Nginx does not answer yet"]
 
 
 def app_answers(hr: HostRun, host: Host, topology: Topology) -> list[str]:
     """The reference application server answers on its address (any status: without the
     database, its pages fail, and the database has a probe of its own)."""
-    if not hr.sh(f"test -f {APP_UNIT}", check=False).ok:
+    result = given(hr, (APP_UNIT,), http_status(f"http://{APP_BIND}/api/status"))
+    if result is None or result.stdout.strip() not in ("", "000"):
         return []
-    code = http_status(hr, f"http://{APP_BIND}/api/status")
-    return [] if code != "000" else ["the application server does not answer yet"]
+    return ["the application server does not answer yet"]
 
 
 def balancer_serves(hr: HostRun, host: Host, topology: Topology) -> list[str]:
-    if not installed(hr, "/usr/sbin/haproxy"):
+    fence = "@@ site"
+    command = f"{haproxy.runtime_api('show stat', ADMIN_SOCKET)}; echo '{fence}'; "
+    result = given(hr, ("/usr/sbin/haproxy",), command + http_status(f"http://{host.address}/"))
+    if result is None:
         return []
+    stat, _, code = result.stdout.partition(f"{fence}\n")
     addresses = {web.name: web.address for web in topology.with_role("web")}
-    out = hr.sh(haproxy.runtime_api("show stat", ADMIN_SOCKET), check=False).stdout
-    rows = haproxy.servers_at(haproxy.parse_show_stat(out), addresses)
+    rows = haproxy.servers_at(haproxy.parse_show_stat(stat), addresses)
     down = [name for name, row in rows.items() if not haproxy.server_up(row)]
     if down:
         return [f"HAProxy does not see {', '.join(sorted(down))} up yet"]
-    code = http_status(hr, f"http://{host.address}/")
+    code = code.strip() or "000"
     return [] if code not in ("000", "503") else [f"the site answers / with HTTP {code}"]
 
 
 def dns_answers(hr: HostRun, host: Host, topology: Topology) -> list[str]:
-    if not installed(hr, "/usr/sbin/nsd"):
-        return []
-    return [] if hr.sh("systemctl is-active --quiet nsd", check=False).ok else ["NSD is not up"]
+    result = given(hr, ("/usr/sbin/nsd",), "systemctl is-active --quiet nsd")
+    return [] if result is None or result.ok else ["NSD is not up"]
 
 
 PROBES = (
