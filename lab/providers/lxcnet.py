@@ -100,7 +100,9 @@ def nft_ruleset(topology: Topology, resolver: str, mirrors: list[str] | None = N
 
     HTTP(S) goes only to the package mirrors when their addresses are known. Hosts reach
     neither the machine itself (only its replies to connections it opened) nor another lab,
-    over IPv4 or IPv6: an `inet` table sees both (an `ip` one lets IPv6 through).
+    over IPv4 or IPv6: an `inet` table sees both (an `ip` one lets IPv6 through). The counters
+    count what the hosts tried: a late packet of a connection already closed (conntrack's
+    `invalid`, e.g. the last ACK of an SSH session the grader ended) is dropped uncounted.
     """
     bridge, subnet = bridge_name(topology), topology.subnet
     web = f"ip daddr {{ {', '.join(mirrors)} }} " if mirrors else "meta nfproto ipv4 "
@@ -111,12 +113,14 @@ table inet {table_name(topology)} {{
     chain input {{
         type filter hook input priority filter; policy accept;
         iifname "{bridge}" ct state established,related accept
+        iifname "{bridge}" ct state invalid drop
         iifname "{bridge}" counter name "{REFUSED_INSIDE}" drop
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname "{bridge}" oifname "{bridge}" accept
         ct state established,related accept
+        iifname "{bridge}" ct state invalid drop
         iifname "{bridge}" oifname "{BRIDGE_PREFIX}*" counter name "{REFUSED_INSIDE}" drop
         iifname "{bridge}" ip daddr {resolver} udp dport 53 accept
         iifname "{bridge}" ip daddr {resolver} tcp dport 53 accept
