@@ -444,10 +444,14 @@ def forget_tokens(lab: LiveLab, primary: str, replica: str, on_primary: dict, on
             admin_sql(lab, host, prefix + " ".join(statements), check=False)
 
 
+def columns_of(found: dict[str, str]) -> list[mysql.Column] | None:
+    """The columns find_tokens found tokens in (None: none, search them all)."""
+    return [mysql.Column(*w.split(".", 2)) for w in sorted(set(found.values()))] or None
+
+
 def written_to(lab: LiveLab) -> list[mysql.Column] | None:
     """The primary's columns that the entries written through the front door went to."""
-    where = set(front_door(lab)["on_primary"].values())
-    return [mysql.Column(*w.split(".", 2)) for w in sorted(where)] or None
+    return columns_of(front_door(lab)["on_primary"])
 
 
 def front_door(lab: LiveLab) -> dict:
@@ -507,7 +511,7 @@ def _follow_to_replica(
     returns the seconds waited."""
     started = time.monotonic()
     stray = len(on_primary) < len(tokens)  # written elsewhere: search the replica everywhere
-    columns = None if stray else [mysql.Column(*w.split(".", 2)) for w in set(on_primary.values())]
+    columns = None if stray else columns_of(on_primary)
 
     def replica_has_all() -> bool:
         on_replica.update(find_tokens(lab, replica, tokens, columns))
@@ -581,7 +585,7 @@ def _paused_write(lab: LiveLab) -> dict:
             lab, primary, [token]
         )
         lab.on_cleanup("paused entry", lambda: forget_tokens(lab, primary, replica, found, {}))
-        columns = [mysql.Column(*w.split(".", 2)) for w in set(found.values())] or None
+        columns = columns_of(found)
         primary_read = bool(until(lambda: token in read_entries(lab, primary), 2.0))
         replica_read_paused = token in read_entries(lab, replica)
 
