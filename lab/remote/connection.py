@@ -89,6 +89,11 @@ class RecordFirstKey(paramiko.MissingHostKeyPolicy):
 class SafeRemote(Remote):
     """Fabric's remote runner, safe when a command exits before it has read all its stdin."""
 
+    def wait(self) -> None:
+        """Until the command has exited: woken by its exit status, not in invoke's 10 ms naps."""
+        while not self.process_is_finished and not self.has_dead_threads:
+            self.channel.status_event.wait(self.input_sleep)
+
     def read_our_stdin(self, input_):
         """A whole chunk of an in-memory input: invoke reads streams that are not terminals one
         byte per pass, with a 10 ms nap between passes (10 KB took 100 s)."""
@@ -150,10 +155,29 @@ def connect(spec: HostSpec) -> Connection:
 
 def open_checked(spec: HostSpec, conn: Connection) -> None:
     """conn.open(); a changed host key becomes one line naming the host (HostKeyChanged)."""
+    if conn.is_connected:
+        return
+    sock = quick_socket(spec)
+    conn.connect_kwargs["sock"] = sock  # for this login only: a later open makes its own
     try:
-        conn.open()  # returns at once when connected
+        conn.open()
     except paramiko.BadHostKeyException as exc:
+        sock.close()
         raise HostKeyChanged(spec, exc) from None
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        conn.connect_kwargs.pop("sock", None)
+
+
+def quick_socket(spec: HostSpec) -> socket.socket:
+    """A TCP connection to the host's sshd with Nagle's algorithm off. With it on, a small SSH
+    request waits for the ACK of the one before, which the host delays by 40 ms: every command
+    took about 45 ms instead of 3."""
+    sock = socket.create_connection((spec.address, spec.port), timeout=CONNECT_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 @dataclass(frozen=True)
