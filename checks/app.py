@@ -22,6 +22,7 @@ class AppServer(Check):
         "port (a relay such as socat, another Nginx server, a port forward) may lead to it."
     )
     needs = ("web.reverse-proxy",)
+    touches = ()
     per_host = True  # judged host by host
 
     def observe(self, lab):
@@ -89,6 +90,7 @@ class UsesDatabase(Check):
         "store an entry, and GET /api/guestbook must show it (docs/app-contract.md)."
     )
     needs = ("web.reverse-proxy",)
+    touches = ("replica",)  # its entries are read back from the replica: not while paused
     per_host = True  # each web server's application is written and read through its own Nginx
 
     def observe(self, lab):

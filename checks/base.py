@@ -140,6 +140,9 @@ class Check:
     exclusive: ClassVar[bool | str] = False  # True: runs alone (other traffic disturbs what it
     # observes, or what it does disturbs others); a name: alone but for exclusive checks that
     # name something else (what it disturbs and needs undisturbed: "balancer", "replica")
+    touches: ClassVar[tuple[str, ...] | None] = None  # a shared check: the things named by
+    # exclusive checks that it uses, so that it never runs beside them (None: it may use any,
+    # so it runs beside no named exclusive check)
     waits: ClassVar[float] = 0.0  # seconds it waits on purpose (an alert to fire): added to a
     # run's default deadline (checks.runner.DEADLINE)
     per_host: ClassVar[bool] = False  # observes {web host: ...} and judges each host alone: it
@@ -160,6 +163,10 @@ class Check:
     def observe(self, lab) -> Any:
         """Look at the live lab (network and SSH) and return plain data."""
         raise NotImplementedError
+
+    def prepare(self, lab) -> None:
+        """Slow work started as soon as the lab is swept, before the checks this one needs have
+        run; observe() picks it up from the lab's memo. It runs as exclusive as the check."""
 
     def judge(self, observation: Any) -> Verdict:
         """Decide from the observation alone (pure, unit-tested on recorded observations)."""

@@ -32,6 +32,7 @@ class DatabaseServers(Check):
     title = "MySQL runs on both web servers: a primary with a binary log and a replica"
     requirement = "1 Database (MySQL): Stores and retrieves data for the web application."
     points = 5
+    touches = ()
     hint = (
         "Install MySQL/MariaDB on both web servers; give each its own server-id and turn "
         "on the binary log (log_bin) on the primary."
@@ -151,6 +152,14 @@ class Replication(Check):
     needs = ("db.servers", "app.database")
     exclusive = "replica"  # pauses the replica's SQL thread for a moment
     through_web = True  # the entries may be written through any web server's site
+
+    def prepare(self, lab):
+        """The paused write and its 1 s window while the other checks run, if the replica
+        replicates (the front door's writes wait for it: they touch the replica)."""
+        _, replica = probes.roles(lab)
+        status = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
+        if status.io_running == status.sql_running == "Yes":
+            probes.paused_write(lab)
 
     def observe(self, lab):
         _, replica = probes.roles(lab)
@@ -286,6 +295,7 @@ class ReplicaReadOnly(Check):
     points = 5
     hint = "Set read_only = ON (and super_read_only on MySQL 8) on the replica."
     needs = ("db.servers",)
+    touches = ()
 
     def observe(self, lab):
         _, replica = probes.roles(lab)

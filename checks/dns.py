@@ -79,6 +79,7 @@ class WwwRecord(Check):
         "website via www.foobar.com; the www record points to the server IP."
     )
     points = 5
+    touches = ()
     hint = (
         "Serve the zone from the lab's DNS on the load balancer: `www` as an A record to "
         "its address, or a CNAME to a name that has one. A CNAME cannot hold an address."

@@ -34,6 +34,7 @@ class CodeBase(Check):
         "application server there: the entry point it runs and every file beside it must match."
     )
     needs = ("app.server",)
+    touches = ()
 
     def observe(self, lab):
         def probe(host):

@@ -22,6 +22,7 @@ class BrowseWww(Check):
         "Host: www.foobar.com to the web servers."
     )
     needs = ("dns.www", "lb.haproxy")
+    touches = ("balancer",)  # sends requests through the balancer
 
     def observe(self, lab):
         answer = resolve_www(lab)

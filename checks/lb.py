@@ -53,6 +53,7 @@ class HaproxyAnswers(Check):
         "traffic among multiple servers."
     )
     points = 5
+    touches = ("balancer",)  # sends requests through the balancer
     hint = "Install HAProxy on the load balancer with a frontend on port 80 and start it."
 
     def observe(self, lab):
@@ -272,6 +273,7 @@ class ActiveActive(Check):
     points = 5
     hint = "List both web servers as normal (not `backup`) servers of the backend."
     needs = ("lb.haproxy", "web.served-by")
+    touches = ("balancer",)  # sends requests through the balancer
 
     def observe(self, lab):
         o = probes.balancer(lab)

@@ -86,6 +86,9 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
 
     try:
         lab.sweep()
+        for check in pending.values():
+            if type(check).prepare is not Check.prepare:
+                running[pool.submit(_prepare, check, lab)] = Preparing(check)
 
         def settle_blocked() -> None:
             _settle(pending, results, causes, elsewhere, lab, record)
@@ -112,8 +115,8 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
                 pending.clear()
                 break
             for future in done:
-                running.pop(future)
-                record(future.result())
+                if not isinstance(running.pop(future), Preparing):
+                    record(future.result())
     finally:
         with uninterrupted():  # once stopping, a second Ctrl-C must not cut the cleanup short
             # running checks finish their cleanup (a stopped one is not waited for)
@@ -122,26 +125,51 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
     return _report(catalogue, chosen, results, lab_name, time.monotonic() - started)
 
 
-def startable(ready: list[Check], running: list[Check]) -> list[Check]:
-    """The ready checks to start now: the shared ones, unless an exclusive check runs; else
-    exclusive ones, once no shared check runs, each beside no check it clashes with."""
-    if not any(c.exclusive for c in running):
-        shared = [c for c in ready if not c.exclusive]
-        if shared:
-            return shared
-    if any(not c.exclusive for c in running):
-        return []
+def startable(ready: list[Check], running: list) -> list[Check]:
+    """The ready checks to start now, shared ones first, each one beside every check that runs
+    or starts with it."""
     chosen: list[Check] = []
-    for check in ready:
-        if check.exclusive and not any(clash(check, other) for other in (*running, *chosen)):
+    for check in sorted(ready, key=lambda c: bool(c.exclusive)):
+        if all(side_by_side(check, other) for other in (*running, *chosen)):
             chosen.append(check)
     return chosen
 
 
-def clash(one: Check, other: Check) -> bool:
-    """Two exclusive checks that may not run side by side: either runs alone, or both disturb
-    the same thing."""
-    return one.exclusive is True or other.exclusive is True or one.exclusive == other.exclusive
+def side_by_side(one, other) -> bool:
+    """Whether two checks may run at once: two shared ones, two that disturb different things,
+    or a shared one that uses nothing the exclusive one disturbs (Check.touches)."""
+    if one.exclusive is True or other.exclusive is True:
+        return False
+    if bool(one.exclusive) == bool(other.exclusive):
+        return one.exclusive != other.exclusive or not one.exclusive
+    named, shared = (one, other) if one.exclusive else (other, one)
+    return shared.touches is not None and named.exclusive not in shared.touches
+
+
+@dataclasses.dataclass(frozen=True)
+class Preparing:
+    """A check's prepare() under way: as exclusive as the check, with nothing to record."""
+
+    check: Check
+
+    @property
+    def id(self) -> str:
+        return self.check.id
+
+    @property
+    def exclusive(self):
+        return self.check.exclusive
+
+    @property
+    def touches(self):
+        return self.check.touches
+
+
+def _prepare(check: Check, lab) -> None:
+    """check.prepare(lab); what goes wrong is left for observe() to meet and report."""
+    CURRENT_CHECK.set(check.id)
+    with contextlib.suppress(Exception):
+        check.prepare(lab)
 
 
 def _report(catalogue, chosen, results: dict[str, Result], lab_name: str, seconds) -> Report:
@@ -251,6 +279,8 @@ def _stop(lab, running: dict[Future, Check], deadline: float, record) -> None:
     registered for the cleanup)."""
     busy = getattr(lab, "busy", lambda check_id: [])
     for check in running.values():
+        if isinstance(check, Preparing):
+            continue
         doing = busy(check.id)
         waiting = f": still waiting for {'; '.join(doing)}" if doing else ""
         evidence = f"did not finish within {deadline:g} s (the run's deadline){waiting}"

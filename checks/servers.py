@@ -15,6 +15,7 @@ class Reachable(Check):
         "(and a third for the load balancer)."
     )
     points = 5
+    touches = ()
     hint = "Bring the hosts up (`lab up`, `lab status`); `lab ssh HOST` must log in."
 
     def observe(self, lab):

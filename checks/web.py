@@ -36,6 +36,7 @@ class NginxAnswers(Check):
     title = "Nginx answers HTTP on each web server, with the configuration on disk"
     requirement = "1 Web Server (Nginx): Handles incoming HTTP requests."
     points = 5
+    touches = ()
     hint = "Install and start Nginx on both web servers (`systemctl status nginx`)."
     per_host = True  # judged host by host
 
@@ -151,6 +152,7 @@ class StaticContent(Check):
         "the application's static directory) instead of proxying them."
     )
     needs = ("web.nginx",)
+    touches = ()
     per_host = True  # judged host by host
 
     def observe(self, lab):
@@ -219,6 +221,7 @@ class ReverseProxy(Check):
         "http://127.0.0.1:8000;` or `proxy_pass http://unix:/run/app.sock;`) and keep it running."
     )
     needs = ("web.nginx",)
+    touches = ()
     per_host = True  # judged host by host
 
     def observe(self, lab):
@@ -288,6 +291,7 @@ class ServedBy(Check):
     points = 5
     hint = "Add `add_header X-Served-By $hostname;` to the site in Nginx, not a fixed name."
     needs = ("web.nginx",)
+    touches = ()
     per_host = True  # judged host by host
 
     def observe(self, lab):

@@ -1,11 +1,12 @@
 """Exclusive checks: one that runs alone overlaps nothing; two that disturb different things
-(the balancer, the replica) run side by side, never beside a shared check or one of their kind."""
+(the balancer, the replica) run side by side, never beside one of their kind or a shared check
+that touches what they disturb; a check's prepare() runs as exclusive as the check."""
 
 from __future__ import annotations
 
 import time
 
-from checks.base import passed
+from checks.base import CheckError, failed, passed
 from checks.runner import run_checks, startable
 
 
@@ -84,3 +85,88 @@ def test_startable_keeps_shared_checks_first_and_lone_checks_alone(define_check,
     assert startable([pause, shared], [rr]) == [pause]  # no shared check beside an exclusive one
     assert startable([rr, pause], [shared]) == []
     assert startable([pause], [alone]) == []
+
+
+def test_a_shared_check_runs_beside_the_exclusive_ones_whose_thing_it_does_not_touch(
+    define_check, own_registry
+):
+    def check(name, exclusive=False, touches=None):
+        return define_check(name, "servers", None, None, exclusive=exclusive, touches=touches)()
+
+    rr, pause, alone = (
+        check("s.rr", "balancer"),
+        check("s.pause", "replica"),
+        check("s.alone", True),
+    )
+    untouched, through_lb = check("s.files", touches=()), check("s.site", touches=("balancer",))
+    anything = check("s.any")
+    assert startable([untouched, through_lb, anything], [pause]) == [untouched, through_lb]
+    assert startable([untouched, through_lb, anything], [rr]) == [untouched]
+    assert startable([rr, pause], [through_lb]) == [pause]
+    assert startable([untouched], [alone]) == []
+    assert startable([alone], [untouched]) == []
+
+
+def test_prepare_starts_after_the_sweep_and_keeps_off_what_it_disturbs(define_check, own_registry):
+    """A check's prepare() runs before the check it needs is done, beside checks that do not
+    touch what it disturbs, never beside one that does; observe() finds its work done."""
+    spans: dict = {}
+
+    def nap(name):
+        start = time.monotonic()
+        time.sleep(0.2)
+        spans[name] = (start, time.monotonic())
+
+    def prepare(self, lab):
+        nap("prepare")
+        lab.prepared = True
+
+    def observing(name):
+        def observe(self, lab):
+            nap(name)
+            return getattr(lab, "prepared", False)
+
+        return observe
+
+    first = define_check(
+        "p.first", "servers", observing("first"), lambda s, o: passed("-"), touches=()
+    )
+    apart = define_check(
+        "p.apart", "servers", observing("apart"), lambda s, o: passed("-"), touches=()
+    )
+    reads = define_check(
+        "p.reads", "servers", observing("reads"), lambda s, o: passed("-"), touches=("replica",)
+    )
+    paused = define_check(
+        "p.paused",
+        "servers",
+        observing("paused"),
+        lambda s, o: passed("prepared") if o else failed("not prepared"),
+        needs=("p.first",),
+        exclusive="replica",
+        prepare=prepare,
+    )
+    report = run_checks(own_registry, [first, apart, reads, paused], Lab(), "t")
+    assert all(r.status.value == "pass" for r in report.results), report.results
+    assert overlap(spans["prepare"], spans["first"]) and overlap(spans["prepare"], spans["apart"])
+    assert not overlap(spans["prepare"], spans["reads"])
+    assert spans["paused"][0] >= spans["prepare"][1]
+
+
+def test_a_prepare_that_fails_leaves_the_check_to_say_so(define_check, own_registry):
+    def prepare(self, lab):
+        raise RuntimeError("no replica")
+
+    def observe(self, lab):
+        raise CheckError("the replica is not there")
+
+    check = define_check(
+        "p.broken",
+        "servers",
+        observe,
+        lambda s, o: passed("-"),
+        exclusive="replica",
+        prepare=prepare,
+    )
+    (result,) = run_checks(own_registry, [check], Lab(), "t").results
+    assert result.status.value == "fail" and result.evidence == "the replica is not there"
