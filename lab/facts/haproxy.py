@@ -373,6 +373,15 @@ def sessions_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[s
     return found
 
 
+def backend_sessions(rows: list[dict[str, str]]) -> dict[str, int]:
+    """Sessions (stot) of each backend, by name (its BACKEND row)."""
+    return {
+        r["pxname"]: int(r["stot"]) if r.get("stot", "").isdigit() else 0
+        for r in rows
+        if r.get("svname") == "BACKEND"
+    }
+
+
 def server_up(row: dict[str, str]) -> bool:
     """UP with a completed health check (not the initial state before the first check)."""
     return row.get("status", "").startswith("UP") and not row.get("check_status", "").startswith(

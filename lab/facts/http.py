@@ -16,6 +16,19 @@ _CLIENT = (
     'User-Agent: $agent\\r\\nAccept: */*\\r\\nAccept-Language: en-US,en;q=0.5\\r\\n\\r\\n";'
     " print while <$s>;"
 )
+_SENDER = (  # the same, with a method and a JSON body
+    r"alarm 5; my ($kind, $where, $path, $host, $agent, $method, $body) = @ARGV;"
+    r" $method ||= 'GET'; $body //= '';"
+    r" my $s = $kind eq 'unix' ? IO::Socket::UNIX->new(Peer => $where)"
+    r" : IO::Socket::INET->new(PeerAddr => $where, Timeout => 5);"
+    r' die "cannot connect to $where: $!\n" unless $s;'
+    r' my $extra = length($body) ? "Content-Type: application/json\r\nContent-Length: "'
+    r' . length($body) . "\r\n" : "";'
+    r' print $s "$method $path HTTP/1.0\r\nHost: $host\r\nConnection: close\r\n'
+    r"User-Agent: $agent\r\nAccept: */*\r\nAccept-Language: en-US,en;q=0.5\r\n"
+    r'$extra\r\n$body";'
+    r" print while <$s>;"
+)
 # as Nginx passes on a browser's request (HTTP/1.0, Host, Connection: close, the browser's own
 # headers), so that an application cannot tell the grader's direct request from a visitor's
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -30,11 +43,31 @@ def get(where: str, path: str, host: str) -> str:
     )
 
 
+def request(where: str, method: str, path: str, host: str, body: str = "") -> str:
+    """A shell line sending method path (with a JSON body, if any) to where with perl."""
+    kind, target = ("unix", where[5:]) if where.startswith("unix:") else ("tcp", where)
+    return (
+        f"perl -MIO::Socket::INET -MIO::Socket::UNIX -e {quote(_SENDER)} "
+        f"{kind} {quote(target)} {quote(path)} {quote(host)} {quote(AGENT)} "
+        f"{quote(method)} {quote(body)}"
+    )
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+
+    @property
+    def status_code(self) -> int:
+        """The status, named as requests names it (callers read either kind of reply)."""
+        return self.status
+
+    @property
+    def text(self) -> str:
+        """The body, named as requests names it."""
+        return self.body
 
     def json(self):
         """The body as JSON, or None."""
