@@ -24,6 +24,10 @@ class AppServer(Check):
     needs = ("web.reverse-proxy",)
     touches = ()
     per_host = True  # judged host by host
+    direct = True  # a web server whose Nginx is stopped: its application server, seen directly
+
+    def directly(self, lab, host):
+        return probes.reachable_directly(lab, host)
 
     def observe(self, lab):
         def probe(host):
@@ -55,7 +59,8 @@ class AppServer(Check):
                     + (f", pid {relay['pid']})" if relay["pid"] else ")")
                 )
             if master is not None and app["local_only"] and not app.get("relays"):
-                seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}")
+                how = "" if app.get("front_door", True) else " (asked from the host: no port 80)"
+                seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}{how}")
         if problems:
             return failed_all(problems)
         return passed("; ".join(seen) + "; no other port leads to it from outside")
@@ -92,6 +97,10 @@ class UsesDatabase(Check):
     needs = ("web.reverse-proxy",)
     touches = ("replica",)  # its entries are read back from the replica: not while paused
     per_host = True  # each web server's application is written and read through its own Nginx
+    direct = True  # ... or, where nothing listens on its web port, directly
+
+    def directly(self, lab, host):
+        return probes.reachable_directly(lab, host)
 
     def observe(self, lab):
         return probes.front_door(lab)
@@ -136,9 +145,11 @@ class UsesDatabase(Check):
             return failed_all(problems, hint, case)
         tables = ", ".join(sorted(set(stored.values())))
         note = f" ({'; '.join(notes)}: see db.replication)" if notes else ""
+        direct = [h for h in o.get("asked_directly", []) if h in o["posts"]]
+        how = f" ({', '.join(direct)}: its application itself, with no port 80)" if direct else ""
         return passed(
-            f"entries posted through {', '.join(o['posts'])} were stored in {tables} and read "
-            f"back through the same server{note}"
+            f"entries posted through {', '.join(o['posts'])}{how} were stored in {tables} and "
+            f"read back through the same server{note}"
         )
 
 

@@ -126,6 +126,11 @@ class Report:
         return all(r.status is Status.PASS for r in self.results)
 
 
+class NotObservable(CheckError):
+    """What the check observes cannot be observed now (a prerequisite's failure hides it): the
+    check is not run, for this reason."""
+
+
 class Check:
     """Subclass with the class attributes below plus observe() and judge(); it registers itself."""
 
@@ -149,6 +154,9 @@ class Check:
     # still runs on the hosts where its prerequisites passed (checks.runner)
     through_web: ClassVar[bool] = False  # observes through any web server's site, not each
     # one's: it still runs through the hosts where its prerequisites passed, graded in full
+    direct: ClassVar[bool] = False  # per host, and sees a web server's application directly
+    # where nothing listens on its web port: it runs there too when its prerequisites were not
+    # run there, if directly() says it can
 
     registry: ClassVar[dict[str, type[Check]]] = {}
 
@@ -177,6 +185,8 @@ class Check:
         started, observation = time.monotonic(), None
         try:
             observation = self.observe(lab)
+        except NotObservable as exc:
+            return self.result(Status.NOT_RUN, f"not run: {exc}", time.monotonic() - started)
         except CheckError as exc:
             verdict = failed(str(exc))
         except Exception as exc:  # a check must never take the report down with it
@@ -193,6 +203,11 @@ class Check:
         if status is Status.FAIL and self.per_host and observation is not None:
             return dataclasses.replace(result, failed_hosts=self.failing_hosts(observation))
         return result
+
+    def directly(self, lab, host: str) -> bool:
+        """Whether host can be observed without what its prerequisites (not run there) would
+        have shown (Check.direct)."""
+        return False
 
     def failing_hosts(self, observation) -> tuple[str, ...]:
         """The hosts whose part of a per-host observation fails when judged alone; () when it

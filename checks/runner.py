@@ -192,20 +192,29 @@ def _settle(pending, results, causes, elsewhere, lab, record) -> None:
             continue
         root = causes.get(broken[0].id, broken[0])
         left = hosts_left(check, broken, lab)
-        if left:
-            elsewhere[check.id] = (left, root)
+        around = hosts_around(check, broken, lab)
+        if left or around:
+            elsewhere[check.id] = (left, root, around)
             continue
         del pending[check.id]
         causes[check.id] = root
         record(check.result(Status.NOT_RUN, not_run_evidence(root)))
 
 
-def _attempt(check: Check, lab, hosts=(), root: Result | None = None) -> Result:
+def _attempt(check: Check, lab, hosts=(), root: Result | None = None, around=()) -> Result:
     """check.run(lab), with what it does on the lab named after it (LiveLab.busy); given
-    hosts, on those web servers only (a prerequisite failed on the others: root)."""
+    hosts, on those web servers only (a prerequisite failed on the others: root), and on
+    those of around (where it was not run) that the check can observe directly."""
     CURRENT_CHECK.set(check.id)
-    if not hosts:
+    if not hosts and not around:
         return check.run(lab)
+    web = lab.web_hosts()
+    direct = [h for h in around if check.directly(lab, h)]
+    hosts = [h for h in web if h in hosts or h in direct]
+    if not hosts:
+        return check.result(Status.NOT_RUN, not_run_evidence(root))
+    if hosts == web:
+        return observed_directly(check.run(lab), direct, root)
     result = check.run(WebHosts(lab, hosts))
     if check.through_web:
         return through_some_hosts(result, lab.web_hosts(), hosts, root)
@@ -241,6 +250,23 @@ def hosts_left(check, broken: list[Result], lab) -> list[str]:
     web = getattr(lab, "web_hosts", list)()
     out = {h for r in broken for h in (*r.failed_hosts, *r.not_run_hosts)}
     return [h for h in web if h not in out]
+
+
+def hosts_around(check, broken: list[Result], lab) -> list[str]:
+    """The web servers where a direct check's prerequisites were not run (none failed there):
+    it may still observe them directly (Check.direct)."""
+    if not check.direct or not all(r.failed_hosts or r.not_run_hosts for r in broken):
+        return []
+    failed = {h for r in broken for h in r.failed_hosts}
+    skipped = {h for r in broken for h in r.not_run_hosts}
+    return [h for h in getattr(lab, "web_hosts", list)() if h in skipped - failed]
+
+
+def observed_directly(result: Result, hosts: list[str], root: Result) -> Result:
+    """A result that saw hosts directly, their prerequisites not run there: graded as it is,
+    its evidence saying why."""
+    note = f" ({', '.join(hosts)} seen directly: {root.id} was not run there)"
+    return dataclasses.replace(result, evidence=result.evidence + note)
 
 
 def on_some_hosts(result: Result, web: list[str], hosts, root: Result) -> Result:

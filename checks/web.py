@@ -247,6 +247,8 @@ class ReverseProxy(Check):
 
 def _proxy_problem(host: str, app: dict) -> str:
     """What is wrong with host's Nginx → application path, or ''."""
+    if not app.get("front_door", True):
+        return f"{host}: nothing listens on port 80, so nothing is forwarded to the application"
     if not app["targets"]:
         return f"{host}: Nginx forwards nothing (nginx -T has no proxy_pass or upstream)"
     held = {t: h for t, h in app["holders"].items() if h}

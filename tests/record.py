@@ -2,14 +2,16 @@
 observation for the judgement tests.
 
     sudo .venv/bin/python -m tests.record [--raw NAME HOST COMMAND] [--observations [--only ID ...]]
-        [--haproxy-readings] [--uwsgi-readings]
+        [--haproxy-readings] [--uwsgi-readings] [--web HOST ...] [--name SUFFIX]
 
 A raw fixture is the command, then its exact output (pyinfra-style); the header says where it
 was recorded. --haproxy-readings copies each unit/fixtures/haproxy/NAME.cfg to the load balancer
 and records how a private copy of its HAProxy reads it (raw/haproxy-reading-NAME.txt);
 --uwsgi-readings does the same with the distribution's uwsgi (`--get`) and each
 unit/fixtures/uwsgi/NAME.ini on a web server (raw/uwsgi-reading-NAME.txt).
-The lab is the one `lab` would use ($LAB_TOPOLOGY or lab.yml).
+--web observes through these web servers only (as a run does when a prerequisite failed on the
+others), and --name records each observation as ID-SUFFIX.json (a broken lab's, beside the
+reference's). The lab is the one `lab` would use ($LAB_TOPOLOGY or lab.yml).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from checks import CATALOGUE
+from checks.runner import WebHosts
 from lab import providers
 from lab.core import topology
 from lab.core.state import LabState
@@ -72,6 +75,8 @@ def main() -> int:
     parser.add_argument("--haproxy-readings", action="store_true")
     parser.add_argument("--uwsgi-readings", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="ID", help="record these checks only")
+    parser.add_argument("--web", nargs="+", metavar="HOST", help="through these web servers")
+    parser.add_argument("--name", default="", metavar="SUFFIX", help="record as ID-SUFFIX.json")
     args = parser.parse_args()
     topo = topology.load(topology.find_topology_file())
     provider = providers.select(topo, LabState(topo.name), None)
@@ -93,12 +98,14 @@ def main() -> int:
             print(f"wrote {RAW / name}.txt ({len(result.stdout)} bytes)")
         if args.observations:
             lab = LiveLab(topo, fleet)
+            seen = WebHosts(lab, args.web) if args.web else lab
+            name = f"-{args.name}" if args.name else ""
             try:
                 for check_id, cls in CATALOGUE.items():
                     if args.only and check_id not in args.only:
                         continue
-                    observation = cls().observe(lab)
-                    path = FIXTURES / "observations" / f"{check_id}.json"
+                    observation = cls().observe(seen)
+                    path = FIXTURES / "observations" / f"{check_id}{name}.json"
                     path.write_text(json.dumps(observation, indent=1, sort_keys=True) + "\n")
                     print(f"wrote {path}")
             finally:

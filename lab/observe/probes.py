@@ -4,6 +4,7 @@ to, HAProxy and its servers, and a value written through the front door."""
 from __future__ import annotations
 
 import contextlib
+import json
 import posixpath
 import re
 import secrets
@@ -14,7 +15,15 @@ from lab.facts import dns as dns_facts
 from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
 from lab.facts import http as host_http
 from lab.observe import CheckError, visitor
-from lab.observe.live import PAUSED, SCRATCH_DB, TOKEN_PREFIX, LiveLab, json_object, leaves
+from lab.observe.live import (
+    PAUSED,
+    SCRATCH_DB,
+    TOKEN_PREFIX,
+    WEB_PORT,
+    LiveLab,
+    json_object,
+    leaves,
+)
 from lab.remote.connection import fan_out
 from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
@@ -79,12 +88,54 @@ def application(lab: LiveLab, host: str) -> dict:
     return lab.memo(("application", host), lambda: _application(lab, host))
 
 
+def front_door_shut(lab: LiveLab, host: str) -> bool:
+    """Whether nothing listens on host's web port: its site has no front door (Nginx stopped),
+    so that its application can only be asked directly (site_request)."""
+    return not ss.on_port(listeners(lab, host), WEB_PORT)
+
+
+def app_socket(lab: LiveLab, host: str) -> str:
+    """The socket of host's application server as Nginx's configuration on disk names it
+    (nginx -T: what it forwards HTTP to), where a process listens; '' when none."""
+    for target in nginx.targets(nginx_dump(lab, host)):
+        if target.protocol == "proxy_pass" and holders(lab, host, target):
+            return str(target)
+    return ""
+
+
+def reachable_directly(lab: LiveLab, host: str) -> bool:
+    """Whether host's application is observed directly: no front door, but an application
+    server listening where Nginx's configuration forwards to."""
+    return front_door_shut(lab, host) and bool(app_socket(lab, host))
+
+
+def site_request(lab: LiveLab, host: str, path: str, method: str = "GET", body=None):
+    """path through host's front door (its web port, as the balancer sends it); when nothing
+    listens there, straight to its application server, from host itself over SSH."""
+    if not front_door_shut(lab, host):
+        return lab.web(host, path, method, **({} if body is None else {"json": body}))
+    target = app_socket(lab, host)
+    if not target:
+        raise CheckError(
+            f"{host}: nothing listens on port {WEB_PORT}, and no application server listens "
+            "where Nginx's configuration forwards to"
+        )
+    data = "" if body is None else json.dumps(body)
+    request = host_http.request(target, method, path, lab.site, data)
+    raw = lab.sh(host, request + " 2>&1", sudo=True, check=False)
+    reply = host_http.parse_reply(raw)
+    if not reply.status:
+        said = (raw.strip().splitlines() or ["no answer"])[0]
+        raise CheckError(f"{host}: {method} {path} at {target} (from {host}): {said}")
+    return reply
+
+
 def _application(lab: LiveLab, host: str) -> dict:
     targets = nginx.targets(nginx_dump(lab, host))
     held = {str(t): holders(lab, host, t) for t in targets}
     replies = []
     for _ in range(2):
-        reply = lab.web(host, "/api/status")
+        reply = site_request(lab, host, "/api/status")
         replies.append({"status": reply.status_code, "json": json_object(reply)})
     answered = {int(p) for r in replies if r["json"] and (p := valid_pid(r["json"].get("pid")))}
 
@@ -115,6 +166,7 @@ def _application(lab: LiveLab, host: str) -> dict:
         "sockets": [str(s) for s in own],
         "local_only": all(s.local_only for s in own),
         "replies": replies,
+        "front_door": not front_door_shut(lab, host),  # else: asked directly (site_request)
         "direct": direct,
         "nginx_pids": nginx_pids,
         "master": {"pid": master.pid, "name": master.name, "args": master.args} if master else None,
@@ -302,12 +354,21 @@ def config_times(lab: LiveLab, host: str, pids, paths) -> tuple[float | None, di
 STAT_FIELDS = ("pxname", "svname", "status", "check_status", "check_fall", "bck", "addr", "stot")
 
 
-def server_rows(lab: LiveLab, lb: str, socket: str) -> dict[str, dict] | None:
-    """HAProxy's own view of the web servers (matched by address), or None without an answer."""
+def server_rows(lab: LiveLab, lb: str, socket: str, web=None) -> dict[str, dict] | None:
+    """HAProxy's own view of the web servers (matched by address; web: {host: address}, the
+    lab's by default), or None without an answer."""
     out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
     if not out.startswith("# pxname"):
         return None
-    return haproxy.servers_at(haproxy.parse_show_stat(out), lab.web_addresses())
+    return haproxy.servers_at(haproxy.parse_show_stat(out), web or lab.web_addresses())
+
+
+def backend_sessions(lab: LiveLab, lb: str, socket: str) -> dict[str, int]:
+    """Sessions (stot) each of HAProxy's backends has taken, by its name ({} without an answer)."""
+    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+    if not out.startswith("# pxname"):
+        return {}
+    return haproxy.backend_sessions(haproxy.parse_show_stat(out))
 
 
 def sessions_by_host(lab: LiveLab, lb: str, socket: str) -> dict[str, int] | None:
@@ -350,7 +411,9 @@ def admin_sql(lab: LiveLab, host: str, statements: str, check: bool = True) -> s
 def post_entry(lab: LiveLab, host: str) -> dict:
     """Sign the guestbook through host's web server with a random token as the message."""
     token = TOKEN_PREFIX + secrets.token_hex(8)
-    reply = lab.web(host, "/api/guestbook", "POST", json={"name": "lab-check", "message": token})
+    reply = site_request(
+        lab, host, "/api/guestbook", "POST", {"name": "lab-check", "message": token}
+    )
     body = json_object(reply)
     return {
         "token": token,
@@ -374,7 +437,7 @@ def said_error(body: dict | None) -> str:
 def read_reply(lab: LiveLab, host: str) -> dict:
     """The guestbook as host's web server reads it: its status (None: no answer) and text."""
     try:
-        reply = lab.web(host, "/api/guestbook")
+        reply = site_request(lab, host, "/api/guestbook")
     except CheckError as exc:
         return {"status": None, "text": "", "said": str(exc)}
     return {"status": reply.status_code, "text": reply.text, "said": said_error(json_object(reply))}
@@ -482,6 +545,7 @@ def _front_door(lab: LiveLab) -> dict:
     return {
         "primary": primary,
         "replica": replica,
+        "asked_directly": [h for h in web if front_door_shut(lab, h)],  # no front door there
         "posts": posts,
         "on_primary": on_primary,
         "on_replica": on_replica,
