@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from checks.base import Check, CheckError, failed, failed_all, passed
+from checks.base import Check, CheckError, NotObservable, failed, failed_all, passed
 from checks.web import service_error
 from lab.core import wait
 from lab.core.wait import Deadline
@@ -138,26 +138,31 @@ class RoundRobin(Check):
     hint = "Use `balance roundrobin` in the backend, with both web servers (by address) in it."
     needs = ("lb.haproxy", "web.served-by")
     exclusive = "balancer"  # other requests through the balancer would interleave
+    through_web = True  # a web server that failed web.served-by: judged from HAProxy's view
 
     def observe(self, lab):
         o = probes.balancer(lab)
         wait_until_servers_up(lab, o)
         web = lab.web_hosts()
         marks = lab.on_each(web, lambda h: probes.log_marks(lab, h))
-        before = sessions(lab, o)
+        down = out_of_rotation(lab, o)
+        before, taken = sessions(lab, o), backend_sessions(lab, o, down)
         answers = [through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)]
         after = sessions(lab, o)
+        routed = grown(taken, backend_sessions(lab, o, down))
         return {
-            "balancer": {k: o[k] for k in ("servers", "web", "algorithms", "config_warnings")},
+            "balancer": {k: o[k] for k in ("servers", "web", "algorithms", "config_warnings")}
+            | ({"web": everyone(lab)} if down else {}),
             "answers": answers,
             "received": lab.on_each(web, lambda h: probes.logged_since(lab, h, marks[h])),
             "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
             "hostnames": probes.web_hostnames(lab),
             "domain": lab.topology.domain,
+            **({"down": down, "routed": routed} if down else {}),
         }
 
     def judge(self, o):
-        problem = balancer_problem(o["balancer"])
+        problem = balancer_problem(o["balancer"]) or routed_problem(o)
         if problem:
             return failed(problem)
         used = probes.web_servers_in_balancer(o["balancer"])
@@ -176,12 +181,13 @@ class RoundRobin(Check):
         problem = misrouted(order, o["received"], o["sent"], alone=True)
         if problem:
             return failed(problem)
-        if set(order) != set(o["balancer"]["web"]):
+        up = [h for h in o["balancer"]["web"] if h not in o.get("down", {})]
+        if set(order) != set(up):
             return failed(
                 f"only {', '.join(sorted(map(str, set(order))))} answered {len(order)} requests"
             )
         repeats = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
-        if repeats:
+        if repeats and len(up) > 1:
             return failed(
                 f"not round robin: {' '.join(map(str, order))}" + config_warnings(o["balancer"])
             )
@@ -190,11 +196,108 @@ class RoundRobin(Check):
             proofs.append("the web servers' own Nginx logs agree")
         if o["sent"]:
             proofs.append("HAProxy's session counters agree")
+        agree = f", {' and '.join(proofs)}" if proofs else ""
+        if o.get("down"):
+            return passed(
+                f"{down_evidence(o, algorithms)}; {len(order)} requests all went to "
+                f"{' and '.join(up)}, the server{'s' if len(up) > 1 else ''} UP"
+                f"{agree}{unconfirmed(o['received'])}"
+            )
         return passed(
-            f"{len(order)} requests alternated: {' '.join(order[:6])} ..."
-            + (f", {' and '.join(proofs)}" if proofs else "")
+            f"{len(order)} requests alternated: {' '.join(order[:6])} ...{agree}"
             + unconfirmed(o["received"])
         )
+
+
+def everyone(lab) -> dict[str, str]:
+    """Every web server of the lab, by address (also those a run leaves out: checks.runner)."""
+    return {h.name: h.address for h in lab.topology.with_role("web")}
+
+
+def out_of_rotation(lab, o: dict) -> dict[str, dict]:
+    """HAProxy's runtime view ({status, check_status}) of the web servers this run leaves out
+    (a prerequisite failed there: checks.runner); {} when it leaves none out. Not observable
+    unless HAProxy's health checks took each of them out of the rotation."""
+    out = [h for h in everyone(lab) if h not in lab.web_hosts()]
+    if not out:
+        return {}
+    if not o["stat"]:
+        raise NotObservable(
+            f"{', '.join(out)} cannot answer, and HAProxy has no stats socket to say whether "
+            "its health checks took it out of the rotation"
+        )
+    rows = probes.server_rows(lab, o["host"], o["sockets"][0], everyone(lab)) or {}
+    down = {h: {k: rows[h].get(k, "") for k in ("status", "check_status")} for h in rows}
+    reason = kept_in_rotation({h: down.get(h) for h in out})
+    if reason:
+        raise NotObservable(reason)
+    return {h: down[h] for h in out if h in down}
+
+
+def kept_in_rotation(rows: dict[str, dict | None]) -> str:
+    """Why requests through HAProxy cannot show the turns of these web servers, which cannot
+    answer ('' when HAProxy's health checks took each out: DOWN after a completed check; one
+    HAProxy does not list at all is judged as the balancer's configuration)."""
+    for host, row in rows.items():
+        if row is None:
+            continue
+        checked = row["check_status"] and not row["check_status"].startswith("INI")
+        if not (row["status"].startswith("DOWN") and checked):
+            check = row["check_status"] or "not health-checked"
+            return (
+                f"{host} cannot answer, yet HAProxy keeps it in the rotation ({row['status']}, "
+                f"{check}): which server takes each turn cannot be seen"
+            )
+    return ""
+
+
+def backend_sessions(lab, o: dict, down: dict) -> dict[str, int]:
+    """With web servers out of the rotation, the sessions each of HAProxy's backends has
+    taken (to tell which backends requests went to, in HAProxy's words); else {}."""
+    return probes.backend_sessions(lab, o["host"], o["sockets"][0]) if down else {}
+
+
+def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The counters that grew between two readings, by how much."""
+    return {k: after[k] - before[k] for k in after if k in before and after[k] > before[k]}
+
+
+def routed_problem(o: dict) -> str:
+    """With web servers out of the rotation: a backend that took requests without every web
+    server as an active server in it (an ACL singling visitors out to one server), or ''."""
+    if not o.get("down"):
+        return ""
+    web = o["balancer"]["web"]
+    for backend in sorted(o.get("routed", {})):
+        servers = [s for s in o["balancer"]["servers"] if s["backend"] == backend]
+        found = probes.web_servers_in_balancer({"web": web, "servers": servers})
+        backups = sorted(h for h, s in found.items() if s["backup"])
+        active = sorted(h for h in found if h not in backups)
+        if backups:
+            return (
+                f"{', '.join(backups)} stand(s) by as backup in HAProxy's backend {backend}, "
+                "which took the requests (active-passive)"
+            )
+        if active != sorted(web):
+            return (
+                f"the requests went to HAProxy's backend {backend}, whose active servers are "
+                f"{', '.join(active) or 'none of the web servers'}, not {' and '.join(web)}"
+            )
+    return ""
+
+
+def down_evidence(o: dict, algorithms: list[str]) -> str:
+    """HAProxy's own view of a rotation with web servers its health checks took out."""
+    web, down = list(o["balancer"]["web"]), o["down"]
+    out = ", ".join(
+        f"{h} is {row['status']} by HAProxy's health checks ({row['check_status']})"
+        for h, row in down.items()
+    )
+    return (
+        f"{out}, so it takes no turn (what keeps it from answering is graded by the web "
+        f"server's checks); HAProxy's own view: {', '.join(algorithms)} over "
+        f"{' and '.join(web)}, all active"
+    )
 
 
 def unconfirmed(received: dict) -> str:
@@ -274,19 +377,24 @@ class ActiveActive(Check):
     hint = "List both web servers as normal (not `backup`) servers of the backend."
     needs = ("lb.haproxy", "web.served-by")
     touches = ("balancer",)  # sends requests through the balancer
+    through_web = True  # a web server that failed web.served-by: judged from HAProxy's view
 
     def observe(self, lab):
         o = probes.balancer(lab)
-        before = sessions(lab, o)
+        down = out_of_rotation(lab, o)
+        before, taken = sessions(lab, o), backend_sessions(lab, o, down)
         with ThreadPoolExecutor(max_workers=BURST) as pool:
             burst = list(pool.map(lambda _: through_lb(lab)["served_by"], range(BURST)))
         after = sessions(lab, o)
+        routed = grown(taken, backend_sessions(lab, o, down))
         return {
-            "balancer": {k: o[k] for k in ("servers", "web", "stat")},
+            "balancer": {k: o[k] for k in ("servers", "web", "stat")}
+            | ({"web": everyone(lab)} if down else {}),
             "burst": burst,
             "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
             "hostnames": probes.web_hostnames(lab),
             "domain": lab.topology.domain,
+            **({"down": down, "routed": routed} if down else {}),
         }
 
     def judge(self, o):
@@ -299,16 +407,23 @@ class ActiveActive(Check):
         backups = [h for h, s in used.items() if s["backup"] or stat.get(h, {}).get("bck") == "1"]
         if backups:
             return failed(f"{', '.join(backups)} stand(s) by as backup (active-passive)")
-        problem = misrouted(burst, {}, o.get("sent"))
+        problem = routed_problem(o) or misrouted(burst, {}, o.get("sent"))
         if problem:
             return failed(problem)
         answered = {b for b in burst if b}
-        if answered != set(web):
+        up = [h for h in web if h not in o.get("down", {})]
+        if answered != set(up):
             return failed(
                 f"{len(burst)} simultaneous requests were all served by "
                 f"{', '.join(sorted(answered)) or 'nobody'}"
             )
-        counts = ", ".join(f"{h} {burst.count(h)}" for h in web)
+        counts = ", ".join(f"{h} {burst.count(h)}" for h in up)
+        if o.get("down"):
+            algorithms = sorted({s["balance"] for s in used.values()})
+            return passed(
+                f"{down_evidence(o, algorithms)}; {len(burst)} simultaneous requests went to "
+                f"the server{'s' if len(up) > 1 else ''} UP: {counts}"
+            )
         return passed(f"{len(burst)} simultaneous requests shared: {counts}")
 
 

@@ -45,10 +45,24 @@ class Case:
     repaired: bool = True  # the same checks run again after the repair and must all pass
 
 
-def blocked(check_id: str) -> frozenset:
-    """What a check that needs a broken one may show: not run; one seen through any web
-    server (Check.through_web) also passes through the other when only one is broken."""
-    return NOT_RUN | PASS if CATALOGUE[check_id].through_web else NOT_RUN
+def blocked(check_id: str, broken=frozenset()) -> frozenset:
+    """What a check that needs a broken one may show: not run; one that may still pass when
+    only one web server is broken (may_pass) passes too."""
+    return NOT_RUN | PASS if may_pass(check_id, broken) else NOT_RUN
+
+
+def may_pass(check_id: str, broken) -> bool:
+    """Whether a check may still pass when the broken ones fail: it needs none of them, or
+    all it needs may pass; one seen through any web server (Check.through_web) or seeing a
+    web server's application directly (Check.direct) may also pass beside a prerequisite
+    judged host by host (that may fail on one web server only)."""
+    if check_id in broken:
+        return False
+    cls = CATALOGUE[check_id]
+    partial = cls.through_web or cls.direct
+    return all(
+        may_pass(need, broken) or (partial and CATALOGUE[need].per_host) for need in cls.needs
+    )
 
 
 def dependents(check_ids) -> set[str]:

@@ -270,7 +270,9 @@ def case_of(sabotage: Sabotage) -> Case:
     def accepted(check: str) -> frozenset:
         if check == sabotage.check:
             return FAIL
-        return blocked(check) if check in below else ANY if check in targets else PASS
+        if check in below:
+            return blocked(check, {sabotage.check})
+        return ANY if check in targets else PASS
 
     want = {c: accepted(c) for c in shown(targets)}
     return Case(sabotage.name or sabotage.check, "sabotage", targets, want)

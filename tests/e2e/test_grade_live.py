@@ -90,22 +90,25 @@ def test_students_sharing_servers_are_both_graded(provisioned_lab, tmp_path):
 ONE_NGINX_DOWN = {
     "servers.reachable": ("pass", 5),
     "web.nginx": ("fail", 0),  # the one thing broken
-    # judged host by host: web-01's share; web-02 cannot be observed without its Nginx
+    # Nginx's own requirements, judged host by host: web-01's share
     "web.static": ("fail", 2),
     "web.reverse-proxy": ("fail", 5),
     "web.served-by": ("fail", 2),
-    "app.server": ("fail", 2),
-    "app.database": ("fail", 2),
-    "files.code-base": ("not-run", 0),  # compares web-02's application, found through Nginx
+    # web-02's application server, asked from web-02 itself where Nginx's configuration
+    # forwards to: it runs, stores and reads, as on web-01
+    "app.server": ("pass", 5),
+    "app.database": ("pass", 5),
+    "files.code-base": ("pass", 5),  # the code the running process was started from
     "lb.haproxy": ("pass", 5),
-    # both servers taking turns, at once: not to be seen while one of them cannot answer
-    "lb.round-robin": ("not-run", 0),
-    "lb.active-active": ("not-run", 0),
+    # HAProxy's own view: roundrobin over both, neither backup; its health checks took web-02
+    # out, and the requests all went to web-01, the one UP
+    "lb.round-robin": ("pass", 10),
+    "lb.active-active": ("pass", 5),
     "lb.health-checks": ("pass", 5),  # HAProxy took web-02 out: its checks work
     "db.servers": ("pass", 5),
-    "db.replication": ("pass", 10),  # written through web-01's site
+    "db.replication": ("pass", 10),
     "db.replica-read-only": ("pass", 5),
-    "db.app-roles": ("not-run", 0),  # web-02's application reads only through its Nginx
+    "db.app-roles": ("pass", 5),  # web-02's application read its own replica, asked directly
     "dns.www": ("pass", 5),
     "http.www": ("pass", 5),
 }
@@ -114,10 +117,11 @@ ONE_NGINX_DOWN = {
 def test_one_service_down_is_graded_and_an_unreachable_student_does_not_stop_the_class(
     provisioned_lab, tmp_path
 ):
-    """Nginx stopped on web-02 of a student's servers: web-01, replication and HAProxy (with
-    web-02 down, as it should be) still earn their points; a check judged host by host earns
-    web-01's share; what can only be seen through web-02's Nginx is not run. A student whose
-    servers do not answer gets no grade, not 0."""
+    """Nginx stopped on web-02 of a student's servers (89 of 105): only Nginx's own checks
+    lose web-02's share. web-02's application is asked directly, from web-02; HAProxy, whose
+    health checks rightly took web-02 out, is judged from its own view; web-01, replication
+    and the database roles earn their points. A student whose servers do not answer gets no
+    grade, not 0."""
     lab = provisioned_lab
     lb = lab.address("lb-01")
     nowhere = lb.rsplit(".", 1)[0] + ".99"  # in the test lab's own subnet; no host there

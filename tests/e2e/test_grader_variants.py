@@ -1000,7 +1000,7 @@ def case_of(variant: Variant) -> Case:
         c: frozenset({"pass", "fail"} if c in variant.either else {expected(variant)[c]})
         for c in shown(run)
     }
-    want.update({c: blocked(c) for c in variant.not_run if c in want})
+    want.update({c: blocked(c, set(variant.fail)) for c in variant.not_run if c in want})
     return Case(variant.name, "fake" if variant.fail else "correct build", run, want)
 
 
