@@ -209,7 +209,7 @@ def _attempt(check: Check, lab, hosts=(), root: Result | None = None, around=())
     if not hosts and not around:
         return check.run(lab)
     web = lab.web_hosts()
-    direct = [h for h in around if check.directly(lab, h)]
+    direct = [h for h in around if can_see(check, lab, h)]
     hosts = [h for h in web if h in hosts or h in direct]
     if not hosts:
         return check.result(Status.NOT_RUN, not_run_evidence(root))
@@ -260,6 +260,14 @@ def hosts_around(check, broken: list[Result], lab) -> list[str]:
     failed = {h for r in broken for h in r.failed_hosts}
     skipped = {h for r in broken for h in r.not_run_hosts}
     return [h for h in getattr(lab, "web_hosts", list)() if h in skipped - failed]
+
+
+def can_see(check: Check, lab, host: str) -> bool:
+    """check.directly(lab, host); False when finding out failed (host unreachable, say)."""
+    try:
+        return check.directly(lab, host)
+    except Exception:  # a check's question must not take the run down: not seen directly
+        return False
 
 
 def observed_directly(result: Result, hosts: list[str], root: Result) -> Result:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from checks.base import Check, NotObservable, Status, failed, passed
+from checks.base import Check, CheckError, NotObservable, Status, failed, passed
 from checks.lb import kept_in_rotation
 from checks.runner import run_checks
 from checks.web import _proxy_problem
@@ -247,13 +247,19 @@ def report(tmp_path, monkeypatch, own_registry):
     class Plain(Direct):
         id, direct = "t.plain", False
 
+    class Unsure(Direct):
+        id = "t.unsure"
+
+        def directly(self, lab, host):
+            raise CheckError(f"{host}: unreachable over SSH")
+
     class Hidden(Proxy):
         id, needs, through_web = "t.hidden", ("t.proxy",), True
 
         def observe(self, lab):
             raise NotObservable("web-02 hides what this looks at")
 
-    classes = [Nginx, Proxy, Direct, Unseen, Plain, Hidden]
+    classes = [Nginx, Proxy, Direct, Unseen, Plain, Unsure, Hidden]
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     SEEN.clear()
     lab = QuietLab(load(PACKAGED), None)
@@ -269,7 +275,7 @@ def test_a_direct_check_sees_the_host_its_prerequisite_was_not_run_on_graded_in_
 
 
 def test_a_direct_check_that_cannot_see_a_host_runs_on_the_others_only(report):
-    for check_id in ("t.unseen", "t.plain"):
+    for check_id in ("t.unseen", "t.plain", "t.unsure"):
         result = report[check_id]
         assert SEEN[check_id] == ["web-01"], check_id
         assert result.not_run_hosts == ("web-02",) and result.awarded == 2, result
