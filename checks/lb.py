@@ -199,7 +199,7 @@ class RoundRobin(Check):
         agree = f", {' and '.join(proofs)}" if proofs else ""
         if o.get("down"):
             return passed(
-                f"{down_evidence(o, algorithms)}; {len(order)} requests all went to "
+                f"{down_evidence(o)}; {len(order)} requests all went to "
                 f"{' and '.join(up)}, the server{'s' if len(up) > 1 else ''} UP"
                 f"{agree}{unconfirmed(o['received'])}"
             )
@@ -263,12 +263,13 @@ def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def routed_problem(o: dict) -> str:
-    """With web servers out of the rotation: a backend that took requests without every web
-    server as an active server in it (an ACL singling visitors out to one server), or ''."""
+    """With web servers out of the rotation: a backend that took the requests without every
+    web server as an active server in it (an ACL singling visitors out), or that does not
+    balance round robin (balance source for visitors); '' when none."""
     if not o.get("down"):
         return ""
     web = o["balancer"]["web"]
-    for backend in sorted(o.get("routed", {})):
+    for backend, algorithm in taking_backends(o).items():
         servers = [s for s in o["balancer"]["servers"] if s["backend"] == backend]
         found = probes.web_servers_in_balancer({"web": web, "servers": servers})
         backups = sorted(h for h, s in found.items() if s["backup"])
@@ -283,20 +284,39 @@ def routed_problem(o: dict) -> str:
                 f"the requests went to HAProxy's backend {backend}, whose active servers are "
                 f"{', '.join(active) or 'none of the web servers'}, not {' and '.join(web)}"
             )
+        if algorithm not in haproxy.ROUND_ROBIN:
+            return (
+                f"the requests went to HAProxy's backend {backend}, which balances with "
+                f"`balance {algorithm or '?'}`"
+            )
     return ""
 
 
-def down_evidence(o: dict, algorithms: list[str]) -> str:
+def taking_backends(o: dict) -> dict[str, str]:
+    """The backends that took the requests (by HAProxy's counters; else those of the web
+    servers), each with its balance algorithm as HAProxy runs it."""
+    servers = o["balancer"]["servers"]
+    names = o.get("routed") or {
+        s["backend"] for s in probes.web_servers_in_balancer(o["balancer"]).values()
+    }
+    running = o["balancer"].get("algorithms") or {}
+    return {
+        b: running.get(b) or next((s["balance"] for s in servers if s["backend"] == b), "")
+        for b in sorted(names)
+    }
+
+
+def down_evidence(o: dict) -> str:
     """HAProxy's own view of a rotation with web servers its health checks took out."""
     web, down = list(o["balancer"]["web"]), o["down"]
     out = ", ".join(
         f"{h} is {row['status']} by HAProxy's health checks ({row['check_status']})"
         for h, row in down.items()
     )
+    backends = "; ".join(f"backend {b} balances {a}" for b, a in taking_backends(o).items())
     return (
         f"{out}, so it takes no turn (what keeps it from answering is graded by the web "
-        f"server's checks); HAProxy's own view: {', '.join(algorithms)} over "
-        f"{' and '.join(web)}, all active"
+        f"server's checks); HAProxy's own view: {backends} over {' and '.join(web)}, all active"
     )
 
 
@@ -419,9 +439,8 @@ class ActiveActive(Check):
             )
         counts = ", ".join(f"{h} {burst.count(h)}" for h in up)
         if o.get("down"):
-            algorithms = sorted({s["balance"] for s in used.values()})
             return passed(
-                f"{down_evidence(o, algorithms)}; {len(burst)} simultaneous requests went to "
+                f"{down_evidence(o)}; {len(burst)} simultaneous requests went to "
                 f"the server{'s' if len(up) > 1 else ''} UP: {counts}"
             )
         return passed(f"{len(burst)} simultaneous requests shared: {counts}")

@@ -35,6 +35,7 @@ from tests.accuracy import (
     shown,
     statuses,
 )
+from tests.e2e.conftest import haproxy_servers_down, wait_until
 
 # The base design's checks: the extra sections have sabotage files of their own
 # (test_firewall.py, test_https.py, test_monitoring.py, test_ha.py).
@@ -335,6 +336,76 @@ def test_breaking_a_requirement_fails_its_check(provisioned_lab, sabotage):
         code, report = _settled(lab, case, lambda r: agrees(case, statuses(r), "repaired"))
         given["repaired"] = report
     assert code == 0 and agrees(case, statuses(report), "repaired"), off(case, report, "repaired")
+
+
+# With Nginx stopped on web-02 (HAProxy's health checks take it out), the balancer and web-02's
+# application are judged from what can still be seen: a balancer that sends every visitor to
+# one server, or an application open to the network, still fails; a server HAProxy keeps in
+# the rotation though it cannot answer leaves the balancer's checks not run.
+VISITORS_TO_WEB_01 = (
+    "sudo sed -i 's/^    default_backend web$/    acl browser hdr_sub(User-Agent) -i Mozilla\\n"
+    "    use_backend one if browser\\n    default_backend web/' " + HAPROXY + " && "
+    "printf 'backend one\\n    server web-01 {web1}:80 check\\n' | sudo tee -a "
+    + HAPROXY
+    + " >/dev/null && "
+    + RELOAD_LB
+)
+WEB_02_DOWN_AND = {
+    "balance-source": (
+        "lb-01",
+        edit(HAPROXY, "'s/balance roundrobin/balance source/'", RELOAD_LB),
+        {"lb.round-robin": ("fail", "balance source"), "lb.active-active": ("fail", "source")},
+    ),
+    "web-02-backup": (
+        "lb-01",
+        edit(HAPROXY, "'s/\\(server web-02 .*\\) check/\\1 check backup/'", RELOAD_LB),
+        {
+            "lb.round-robin": ("fail", "web-02 stand(s) by as backup"),
+            "lb.active-active": ("fail", "web-02 stand(s) by as backup"),
+        },
+    ),
+    "visitors-to-web-01-alone": (
+        "lb-01",
+        VISITORS_TO_WEB_01,
+        {
+            "lb.round-robin": ("fail", "backend one, whose active servers are web-01"),
+            "lb.active-active": ("fail", "backend one, whose active servers are web-01"),
+        },
+    ),
+    "no-health-checks": (
+        "lb-01",
+        edit(HAPROXY, "'s/:80 check/:80/'", RELOAD_LB),
+        {
+            "lb.round-robin": ("not-run", "web-02 cannot answer, yet HAProxy keeps it"),
+            "lb.active-active": ("not-run", "web-02 cannot answer, yet HAProxy keeps it"),
+        },
+    ),
+    "application-open-to-the-network": (
+        "web-02",
+        edit(UNIT, "'s/--bind 127.0.0.1:8000/--bind 0.0.0.0:8000/'", RESTART_APP),
+        {"app.server": ("fail", "web-02: gunicorn (pid")},
+    ),
+}
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", list(WEB_02_DOWN_AND))
+def test_with_nginx_down_on_web_02_what_is_still_seen_is_still_judged(provisioned_lab, name):
+    lab = provisioned_lab
+    host, breaks, expected = WEB_02_DOWN_AND[name]
+    breaks = breaks.replace("{web1}", lab.address("web-01"))
+    try:
+        lab.ssh("web-02", "sudo systemctl stop nginx")
+        lab.ssh(host, breaks)
+        if name != "no-health-checks":
+            wait_until(lambda: haproxy_servers_down(lab) == 1, 30)
+        _, report = check_json(lab, *expected)
+    finally:
+        lab.ssh("web-02", "sudo systemctl start nginx")
+        lab("provision", "lb" if host == "lb-01" else "app")
+    for check_id, (status, words) in expected.items():
+        result = result_of(report, check_id)
+        assert result["status"] == status and words in result["evidence"], result
 
 
 def test_a_check_run_leaves_no_trace(provisioned_lab):

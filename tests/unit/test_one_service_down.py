@@ -34,7 +34,10 @@ def test_the_balancer_is_judged_from_haproxys_view_with_a_server_its_checks_took
     verdict = judge(check_id, down(check_id))
     assert verdict.passed, verdict.evidence
     assert verdict.evidence.startswith("web-02 is DOWN by HAProxy's health checks (L4CON)")
-    assert "HAProxy's own view: roundrobin over web-01 and web-02, all active" in verdict.evidence
+    assert (
+        "HAProxy's own view: backend web balances roundrobin over web-01 and web-02, all active"
+        in verdict.evidence
+    )
 
 
 def test_round_robin_with_a_server_down_says_every_request_went_to_the_one_up():
@@ -63,6 +66,15 @@ def _routed_to_one(o):
     return o
 
 
+def _sticky_for_visitors(o):
+    """An ACL sends visitors to a backend of both servers that balances by source address."""
+    for server in copy.deepcopy(o["balancer"]["servers"]):
+        o["balancer"]["servers"].append({**server, "backend": "sticky", "balance": "source"})
+    o["balancer"].setdefault("algorithms", {})["sticky"] = "source"
+    o["routed"] = {"sticky": 8}
+    return o
+
+
 def _answered_by(o, host):
     for answer in o.get("answers", []):
         answer["served_by"] = host
@@ -79,7 +91,9 @@ def _answered_by(o, host):
         ("lb.round-robin", _routed_to_one, "backend visitors, whose active servers are web-01"),
         ("lb.round-robin", lambda o: _servers(o, addresses=[]), "do not include web-02"),
         ("lb.round-robin", lambda o: _answered_by(o, "web-02"), "yet 0 answers carried"),
+        ("lb.round-robin", _sticky_for_visitors, "backend sticky, which balances with `balance"),
         ("lb.active-active", lambda o: _servers(o, backup=True), "web-02 stand(s) by as backup"),
+        ("lb.active-active", _sticky_for_visitors, "backend sticky, which balances with `balance"),
         ("lb.active-active", _routed_to_one, "backend visitors, whose active servers are web-01"),
         ("lb.active-active", lambda o: _answered_by(o, None), "all served by nobody"),
     ],
