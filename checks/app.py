@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.base import Check, failed_all, passed
+from checks.web import application_problem
 from lab.observe import probes
 
 
@@ -39,7 +40,11 @@ class AppServer(Check):
         problems, seen = [], []
         for host, app in hosts.items():
             master = app["master"]
-            if master is None:
+            # asked directly (no Nginx to judge it through): what web.reverse-proxy shows
+            unproven = "" if app.get("front_door", True) else application_problem(host, app)
+            if unproven:
+                problems.append(unproven)
+            elif master is None:
                 problems.append(f"{host}: no process holds {', '.join(app['targets'])}")
             elif not app["local_only"]:
                 problems.append(

@@ -249,6 +249,12 @@ def _proxy_problem(host: str, app: dict) -> str:
     """What is wrong with host's Nginx → application path, or ''."""
     if not app.get("front_door", True):
         return f"{host}: nothing listens on port 80, so nothing is forwarded to the application"
+    return application_problem(host, app)
+
+
+def application_problem(host: str, app: dict) -> str:
+    """What is wrong with the application Nginx's configuration names on host, as it answered
+    (through Nginx, or asked directly): nothing there, a fixed answer, another process; ''."""
     if not app["targets"]:
         return f"{host}: Nginx forwards nothing (nginx -T has no proxy_pass or upstream)"
     held = {t: h for t, h in app["holders"].items() if h}

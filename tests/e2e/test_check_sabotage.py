@@ -350,6 +350,22 @@ VISITORS_TO_WEB_01 = (
     + " >/dev/null && "
     + RELOAD_LB
 )
+# a canned answer where the application listened (127.0.0.1:8000), the application stopped
+CANNED = """import http.server, json
+class Canned(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"host": "web-02", "pid": 1, "request_id": "fixed"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", 8000), Canned).serve_forever()
+"""
+CANNED_APPLICATION = (
+    f"sudo systemctl stop webstack-app && echo {base64.b64encode(CANNED.encode()).decode()} | "
+    "base64 -d | sudo tee /run/lab-canned.py >/dev/null && sudo systemd-run --quiet "
+    "--unit=lab-canned /usr/bin/python3 /run/lab-canned.py && sleep 1"
+)
 WEB_02_DOWN_AND = {
     "balance-source": (
         "lb-01",
@@ -380,6 +396,11 @@ WEB_02_DOWN_AND = {
             "lb.active-active": ("not-run", "web-02 cannot answer, yet HAProxy keeps it"),
         },
     ),
+    "a-canned-application": (
+        "web-02",
+        CANNED_APPLICATION,
+        {"app.server": ("fail", "web-02: two requests to /api/status got the same request_id")},
+    ),
     "application-open-to-the-network": (
         "web-02",
         edit(UNIT, "'s/--bind 127.0.0.1:8000/--bind 0.0.0.0:8000/'", RESTART_APP),
@@ -401,6 +422,9 @@ def test_with_nginx_down_on_web_02_what_is_still_seen_is_still_judged(provisione
             wait_until(lambda: haproxy_servers_down(lab) == 1, 30)
         _, report = check_json(lab, *expected)
     finally:
+        lab.ssh(
+            "web-02", "sudo systemctl stop lab-canned 2>/dev/null; sudo rm -f /run/lab-canned.py"
+        )
         lab.ssh("web-02", "sudo systemctl start nginx")
         lab("provision", "lb" if host == "lb-01" else "app")
     for check_id, (status, words) in expected.items():

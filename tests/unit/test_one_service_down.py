@@ -138,6 +138,26 @@ def test_an_application_seen_directly_still_fails_a_public_listener():
     assert "web-02: gunicorn (pid 175) listens on *:8000: reachable" in verdict.evidence
 
 
+def test_an_application_seen_directly_must_answer_as_behind_nginx():
+    """What web.reverse-proxy would have shown there: a fresh answer, from the socket's holder."""
+    o = down("app.server")
+    replies = o["web-02"]["replies"]
+    replies[1]["json"] = dict(replies[0]["json"])
+    verdict = judge("app.server", o)
+    assert not verdict.passed and "web-02: two requests to /api/status got the same" in (
+        verdict.evidence
+    )
+    o = down("app.server")
+    for reply in o["web-02"]["replies"]:
+        reply["json"]["pid"] = 4242
+    verdict = judge("app.server", o)
+    assert not verdict.passed and "names pid 4242, which does not hold" in verdict.evidence
+    o = down("app.server")
+    o["web-01"]["front_door"] = True
+    o["web-01"]["replies"][1]["json"] = dict(o["web-01"]["replies"][0]["json"])
+    assert judge("app.server", o).passed  # through Nginx: web.reverse-proxy's to judge
+
+
 def test_entries_are_written_and_read_directly_where_nothing_listens_on_port_80():
     verdict = judge("app.database", down("app.database"))
     assert verdict.passed, verdict.evidence
