@@ -196,10 +196,14 @@ class HostRun:
         try:
             if not enabled:
                 self.sh(f"systemctl enable -q {unit}")
+            # reset-failed first: a unit (re)started five times in 10 s, by edits or earlier
+            # runs, is refused by systemd's start limit until its counter is flushed
             if not active:
-                self.sh(f"systemctl start {unit}")
-            elif restart or reload:
-                self.sh(f"systemctl {'reload' if reload and not restart else 'restart'} {unit}")
+                self.sh(f"systemctl reset-failed {unit} 2>/dev/null; systemctl start {unit}")
+            elif restart:
+                self.sh(f"systemctl reset-failed {unit} 2>/dev/null; systemctl restart {unit}")
+            elif reload:
+                self.sh(f"systemctl reload {unit}")
         except StepFailed as failure:
             journal = self.sh(systemd.journal(name), check=False).stdout
             detail = last_lines(own_lines(journal), 3) if own_lines(journal) else failure.detail
