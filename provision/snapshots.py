@@ -4,9 +4,9 @@ Snapshots (`lab snapshot`) live in $LAB_HOME/snapshots/LAB/NAME, outside the lab
 directory: they survive `lab destroy` (restore them after the next `lab up`) and only
 `lab snapshot delete` removes them. Reference states live in $LAB_HOME/cache/reference/KEY,
 machine-wide like the base image: the key is the base image, the provisioning code (provision/,
-lab/facts/, the application files), the topology file and the set of components applied, so a
-stale entry is never used; stale entries no host or snapshot uses are removed when a new one is
-built.
+lab/facts/, the application files), the topology file, the set of components applied and the
+host profile given after them (its name and its script), so a stale entry is never used; stale
+entries no host or snapshot uses are removed when a new one is built.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from pathlib import Path
 from lab.core.errors import HostFailure, LabError
 from lab.core.state import LabState, lab_home, write_private
 from lab.core.topology import Topology
-from lab.remote.connection import Fleet
+from lab.remote.connection import Fleet, describe, fan_out
+from lab.remote.quoting import as_root
 
 CACHE_FORMAT = 1  # bump when what a cache entry holds changes
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 PROVISIONING_CODE = ("provision", "lab.facts")  # packages whose code decides what hosts hold
 META = "meta.json"
+PROFILE_PARTS = ("profile", "profile_script")  # in an entry's key only when it has a profile
 
 
 # -- snapshots --------------------------------------------------------------------------
@@ -186,6 +188,20 @@ def sweep(lab_dir: Path, provider) -> None:
 # -- the cache of reference states ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HostProfile:
+    """A script run as root on every host after the components (`lab grade`'s fresh-server):
+    part of the state it makes, so its name and its content are part of that state's key."""
+
+    name: str
+    script: str
+    timeout: float = 180
+
+    def key_parts(self) -> dict[str, str]:
+        digest = hashlib.sha256(self.script.encode()).hexdigest()
+        return {"profile": self.name, "profile_script": digest}
+
+
 def cache_dir() -> Path:
     return lab_home() / "cache" / "reference"
 
@@ -239,20 +255,26 @@ def ordered(components) -> list[str]:
 
 
 def ensure_reference_state(
-    topology: Topology, state: LabState, provider, components, progress, share: bool = False
+    topology: Topology,
+    state: LabState,
+    provider,
+    components,
+    progress,
+    share: bool = False,
+    profile: HostProfile | None = None,
 ) -> str:
-    """Bring the lab's hosts to "these components of the reference applied" and return the
-    state's cache key.
+    """Bring the lab's hosts to "these components of the reference applied" (then profile
+    given, if any) and return the state's cache key.
 
     With a provider that has layers (LXC) the hosts are fresh: started from the cached state,
     built on a miss from the largest cached subset (or the bare image) and saved for next time.
     share: labs of the same shape (grading slots: other names and subnets, nothing else) build
     a state once, one lab at a time, and the others take it over, provisioned again for their
-    own addresses. Other providers cannot make fresh hosts: the components are provisioned on
-    the hosts as they are.
+    own addresses. Other providers cannot make fresh hosts: the components are provisioned and
+    the profile given on the hosts as they are.
     """
     names = ordered(components)
-    key = bring_to_reference_state(topology, state, provider, names, progress, share)
+    key = bring_to_reference_state(topology, state, provider, names, progress, share, profile)
     from provision.ready import settle  # the hosts have just booted: wait for their services
 
     settle(topology, provider.specs(), names, progress)
@@ -260,9 +282,11 @@ def ensure_reference_state(
 
 
 def bring_to_reference_state(
-    topology, state: LabState, provider, names, progress, share: bool = False
+    topology, state: LabState, provider, names, progress, share: bool = False, profile=None
 ) -> str:
     """ensure_reference_state without the wait: the cache's bookkeeping and the builds."""
+    if profile is not None:
+        return _with_profile(topology, state, provider, names, progress, share, profile)
     parts = key_parts(topology, provider) if provider.layers else {"lab": topology.name}
     key = cache_key(parts, names)
     if not provider.layers:
@@ -288,6 +312,72 @@ def bring_to_reference_state(
         _merge_secrets(state, sibling.get("secrets") or {})
         _provision(topology, state, provider, names, progress)  # this lab's own addresses
         return _save_entry(parts, key, names, sibling, state, provider, progress, form)
+
+
+def _with_profile(topology, state, provider, names, progress, share, profile) -> str:
+    """The components' state with the profile given on top, cached as a state of its own.
+
+    Shared, it is built once: another lab of the shape takes it over, its components
+    provisioned again for its own addresses and the profile given again (nothing left to
+    install); a profile over no components depends on no address, so it is taken as it is.
+    """
+    if not provider.layers:
+        bring_to_reference_state(topology, state, provider, names, progress)
+        give_profile(provider, profile)
+        return cache_key({"lab": topology.name, **profile.key_parts()}, names)
+    parts = {**key_parts(topology, provider), **profile.key_parts()}
+    key = cache_key(parts, names)
+    if not parts["base"]:
+        raise LabError("the base image is not built yet", hint="run `lab up` first")
+    if _restored(parts, key, state, provider, progress):
+        return key
+    form = shape(topology) if share else ""
+    sibling = _sibling(parts, form, names) if form and not names else None
+    if sibling is None:
+        with _build_lock(cache_key({**parts, "lab": "", "topology": form}, names)):
+            if _restored(parts, key, state, provider, progress):  # built meanwhile by this lab
+                return key
+            sibling = _sibling(parts, form, names) if form else None
+            if sibling is None:
+                below = bring_to_reference_state(topology, state, provider, names, progress, share)
+                give_profile(provider, profile)
+                parent = _entries(key_parts(topology, provider)).get(below)
+                return _save_entry(parts, key, names, parent, state, provider, progress, form)
+            if names:
+                return _own_copy(topology, state, provider, progress, parts, sibling, profile)
+    provider.restore_layers(_layers(sibling), progress)
+    return sibling["key"]
+
+
+def _own_copy(topology, state, provider, progress, parts, sibling, profile) -> str:
+    """A same-shaped lab's state of components and profile, made this lab's own and saved."""
+    names = sibling["components"]
+    provider.restore_layers(_layers(sibling), progress)
+    _merge_secrets(state, sibling.get("secrets") or {})
+    _provision(topology, state, provider, names, progress)  # this lab's own addresses
+    give_profile(provider, profile)
+    key = cache_key(parts, names)
+    return _save_entry(parts, key, names, sibling, state, provider, progress, sibling["shape"])
+
+
+def give_profile(provider, profile: HostProfile) -> None:
+    """Run the profile's script on every host; one error names each host where it failed."""
+
+    def give(host: str) -> str:
+        result = fleet.run(host, as_root(profile.script), timeout=profile.timeout)
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        return "" if result.exited == 0 else (lines[-1] if lines else f"exit {result.exited}")
+
+    with Fleet(provider.specs()) as fleet:
+        outcomes = fan_out(fleet.names, give)
+    failed = {
+        host: describe(o.error) if o.error else o.value
+        for host, o in outcomes.items()
+        if o.error or o.value
+    }
+    if failed:
+        text = "; ".join(f"{host}: {why}" for host, why in failed.items())
+        raise HostFailure(f"could not give the hosts the {profile.name} profile: {text}")
 
 
 def _restored(parts, key: str, state: LabState, provider, progress) -> bool:
@@ -327,12 +417,12 @@ def shape(topology: Topology) -> str:
 
 def _sibling(parts: dict[str, str], form: str, names: list[str]) -> dict | None:
     """A complete entry of these components built by a lab of the same shape, if any."""
-    same = ("format", "base", "code")
+    same = ("format", "base", "code", *PROFILE_PARTS)
     for directory, meta in _listing():
         if (
             meta is not None
             and meta.get("shape") == form
-            and all(meta.get(k) == parts[k] for k in same)
+            and all(meta.get(k) == parts.get(k) for k in same)
             and sorted(meta.get("components") or []) == sorted(names)
             and meta.get("key") == directory.name
         ):
@@ -391,11 +481,7 @@ def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list
         if d.name not in keep
         and (
             (meta is None and _modified(d) < old)
-            or (
-                meta is not None
-                and meta.get("lab") == parts["lab"]
-                and any(meta.get(k) != v for k, v in parts.items())
-            )
+            or (meta is not None and meta.get("lab") == parts["lab"] and _stale(meta, parts))
         )
     ]
     used = {Path(p) for p in provider.layers_in_use()}
@@ -413,6 +499,15 @@ def prune(parts: dict[str, str], provider, keep: set[str] = frozenset()) -> list
     return removed
 
 
+def _stale(meta: dict, parts: dict[str, str]) -> bool:
+    """Whether an entry of the lab was made under other parts (an older image, code or
+    topology), or with an older script of the same profile: never to be used again."""
+    if any(meta.get(k) != v for k, v in parts.items() if k not in PROFILE_PARTS):
+        return True
+    same_profile = parts.get("profile") and meta.get("profile") == parts["profile"]
+    return bool(same_profile) and meta.get("profile_script") != parts["profile_script"]
+
+
 def _holds(directory: Path, used: set[Path]) -> bool:
     """Whether directory is, or holds, one of the used layers."""
     return any(p == directory or directory in p.parents for p in used)
@@ -427,9 +522,9 @@ def _entries(parts: dict[str, str]) -> dict[str, dict]:
     """Complete entries made under these parts, by key."""
     found = {}
     for directory, meta in _listing():
-        if meta is None:
+        if meta is None or meta.get("key") != directory.name:
             continue
-        if all(meta.get(k) == v for k, v in parts.items()) and meta.get("key") == directory.name:
+        if all(meta.get(k) == parts.get(k) for k in {*parts, *PROFILE_PARTS}):
             found[directory.name] = meta
     return found
 
