@@ -18,7 +18,6 @@ from checks import CATALOGUE
 from checks.base import Status, share
 from checks.report import to_dict
 from checks.runner import run_on_lab
-from lab.core.errors import LabError
 from lab.core.signals import stopped_like_ctrl_c, uninterrupted
 from lab.grading import profile
 from lab.grading import submissions as subs
@@ -184,14 +183,10 @@ class ClassRun:
             with timer("lab"):
                 self.on_event(result.student, "lab up", None)
                 sandbox.up()
-            if self.assignment.given:
-                with timer("given"):
-                    self.on_event(result.student, "given: " + " ".join(self.assignment.given), None)
+            if self.assignment.given or self.assignment.profile != "lab":
+                with timer("given" if self.assignment.given else "profile"):
+                    self.on_event(result.student, self._given_text(), None)
                     self._build_given(sandbox)
-            if self.assignment.profile != "lab":
-                with timer("profile"):
-                    self.on_event(result.student, f"profile: {self.assignment.profile}", None)
-                    self._prepare_hosts(sandbox)
             staged = self._stage(result, root, found, sandbox)
             packed, seen = pack(staged), set()
             for number, name in ((1, "first"), (2, "second")):
@@ -223,8 +218,16 @@ class ClassRun:
         if self.stop.is_set():
             raise KeyboardInterrupt
 
+    def _given_text(self) -> str:
+        """What the hosts are given before the student's files, for the progress line."""
+        given = ["given: " + " ".join(self.assignment.given)] if self.assignment.given else []
+        if self.assignment.profile != "lab":
+            given.append(f"profile: {self.assignment.profile}")
+        return ", ".join(given)
+
     def _build_given(self, sandbox: SandboxLab) -> None:
-        """The reference components the assignment gives, from the cache of reference states."""
+        """The reference components the assignment gives, then its host profile, from the
+        cache of reference states: built once for the class, restored for every student."""
         ensure_reference_state(
             sandbox.topology,
             sandbox.state,
@@ -232,17 +235,8 @@ class ClassRun:
             list(self.assignment.given),
             QuietProgress(),
             share=True,  # one build for the class, whichever slot makes it first
+            profile=profile.host_profile(self.assignment.profile),
         )
-
-    def _prepare_hosts(self, sandbox: SandboxLab) -> None:
-        """The assignment's host profile, on every host, before the student's first file."""
-        with sandbox.fleet() as fleet:
-            failed = profile.prepare(
-                fleet, [h.name for h in sandbox.topology.hosts], self.assignment.profile
-            )
-        if failed:
-            host, why = next(iter(failed.items()))
-            raise LabError(f"could not give {host} the {self.assignment.profile} profile: {why}")
 
     def _stage(self, result, root: Path, found: dict[str, Path], sandbox: SandboxLab) -> Path:
         """A copy of the submission with the assignment's substitutions made in its files."""

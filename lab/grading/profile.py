@@ -3,15 +3,18 @@ fresh server like the brand-new Ubuntu cloud server students write their scripts
 
 `fresh-server` differs from the lab's hosts where scripts notice (docs/grading.md lists what
 is still Debian): no package lists until `apt-get update`, ufw installed and inactive, and
-/var/log/mysql made for the database server as Ubuntu's MySQL package has it.
+/var/log/mysql made for the database server as Ubuntu's MySQL package has it. The hosts get it
+from the reference-state cache: built once per class (over the given components), restored for
+every other student.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from lab.remote.connection import Fleet, describe, fan_out
+from lab.remote.connection import Fleet, fan_out
 from lab.remote.quoting import as_root, quote
+from provision.snapshots import HostProfile
 
 PROFILES = ("lab", "fresh-server")
 DEFAULT = "lab"
@@ -40,20 +43,9 @@ FAILED_UNITS = (
 )
 
 
-def prepare(fleet: Fleet, hosts: list[str], profile: str) -> dict[str, str]:
-    """Give each host the profile; {host: what went wrong} for hosts where it failed."""
-    if profile == "lab":
-        return {}
-
-    def give(host: str) -> str:
-        result = fleet.run(host, as_root(FRESH_SERVER), timeout=180)
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        return "" if result.exited == 0 else (lines[-1] if lines else f"exit {result.exited}")
-
-    outcomes = fan_out(hosts, give)
-    return {
-        host: o.value or describe(o.error) for host, o in outcomes.items() if o.value or o.error
-    }
+def host_profile(name: str) -> HostProfile | None:
+    """The profile as the reference-state cache builds it once per class (None: the lab's)."""
+    return None if name == "lab" else HostProfile(name, FRESH_SERVER)
 
 
 def failed_services(fleet: Fleet, hosts: list[str]) -> dict[str, str]:

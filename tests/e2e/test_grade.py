@@ -509,3 +509,48 @@ def test_a_fresh_server_profile_looks_like_a_new_ubuntu_server(tmp_path):
     assert "mariadb restarted" in runs["web-01"] and "services that failed" not in runs["web-01"]
     assert "services that failed on web-02" in runs["web-02"], runs["web-02"]
     assert "mariadb.service" in runs["web-02"] and "log_eror" in runs["web-02"], runs["web-02"]
+
+
+HOSTS_AS_GIVEN = """#!/bin/bash
+echo "lists: $(find /var/lib/apt/lists -maxdepth 1 -type f | wc -l)"
+ufw status
+# /etc/hostname is written when the host is made: ufw older than it came with the host's layers
+if [ /var/lib/dpkg/info/ufw.list -ot /etc/hostname ]; then echo "ufw came with the host"
+else echo "ufw installed on this host"; fi
+cat /etc/systemd/system/mariadb.service.d/fresh-server.conf
+"""
+
+
+def test_a_fresh_server_profile_is_built_once_per_class(tmp_path):
+    """Three students, two labs side by side: one lab installs the profile while the other
+    waits; every other student's hosts start from it, as fresh, with nothing installed."""
+    require_lab_prerequisites()
+    assignment = {
+        "name": "fresh-once",
+        "profile": "fresh-server",
+        "steps": [{"file": "0-look", "hosts": ["lb-01", "web-01", "web-02"]}],
+        "checks": {"servers.reachable": 10},
+        # hosts of a shape of their own (the limits are part of it): a cold cache for this class
+        "limits": {"script_seconds": 60, "processes": 2000 + os.getpid() % 1000},
+    }
+    path = tmp_path / "fresh-once.yml"
+    path.write_text(yaml.safe_dump(assignment))
+    for student in ("ann", "ben", "cal"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+        (tmp_path / "class" / student / "0-look").write_text(HOSTS_AS_GIVEN + f"# {student}\n")
+    out = tmp_path / "out"
+    try:
+        grade(path, tmp_path / "class", "--out", out, "--jobs", "2")
+    finally:
+        assert leftovers() == []
+    built = []
+    for student, result in results(out).items():
+        runs = {run["host"]: run["output"] for run in result["first"]["scripts"]}
+        assert set(runs) == {"lb-01", "web-01", "web-02"}, runs
+        for output in runs.values():
+            assert "lists: 0" in output and "Status: inactive" in output, output
+            assert "LogsDirectory=mysql" in output, output
+        origins = {"installed on this host" in output for output in runs.values()}
+        assert len(origins) == 1, runs
+        built += [student] if origins == {True} else []
+    assert len(built) == 1, f"the profile was installed for {built}, not once"
