@@ -262,9 +262,11 @@ def ensure_reference_state(
     progress,
     share: bool = False,
     profile: HostProfile | None = None,
+    connect=None,
 ) -> str:
     """Bring the lab's hosts to "these components of the reference applied" (then profile
-    given, if any) and return the state's cache key.
+    given, if any) and return the state's cache key. connect() opens the connections to the
+    hosts (by default a Fleet of the provider's specs; a grading sandbox's can be cut).
 
     With a provider that has layers (LXC) the hosts are fresh: started from the cached state,
     built on a miss from the largest cached subset (or the bare image) and saved for next time.
@@ -274,7 +276,9 @@ def ensure_reference_state(
     the profile given on the hosts as they are.
     """
     names = ordered(components)
-    key = bring_to_reference_state(topology, state, provider, names, progress, share, profile)
+    key = bring_to_reference_state(
+        topology, state, provider, names, progress, share, profile, connect
+    )
     from provision.ready import settle  # the hosts have just booted: wait for their services
 
     settle(topology, provider.specs(), names, progress)
@@ -282,15 +286,23 @@ def ensure_reference_state(
 
 
 def bring_to_reference_state(
-    topology, state: LabState, provider, names, progress, share: bool = False, profile=None
+    topology,
+    state: LabState,
+    provider,
+    names,
+    progress,
+    share: bool = False,
+    profile=None,
+    connect=None,
 ) -> str:
     """ensure_reference_state without the wait: the cache's bookkeeping and the builds."""
+    connect = connect or (lambda: Fleet(provider.specs()))
     if profile is not None:
-        return _with_profile(topology, state, provider, names, progress, share, profile)
+        return _with_profile(topology, state, provider, names, progress, share, profile, connect)
     parts = key_parts(topology, provider) if provider.layers else {"lab": topology.name}
     key = cache_key(parts, names)
     if not provider.layers:
-        _provision(topology, state, provider, names, progress)
+        _provision(topology, state, provider, names, progress, connect)
         return key
     if not parts["base"]:
         raise LabError("the base image is not built yet", hint="run `lab up` first")
@@ -300,21 +312,21 @@ def bring_to_reference_state(
         provider.restore_layers({}, progress)
         return key
     if not share:
-        return _build(topology, state, provider, names, progress, parts)
+        return _build(topology, state, provider, names, progress, parts, "", connect)
     form = shape(topology)
     with _build_lock(cache_key({**parts, "lab": "", "topology": form}, names)):
         if _restored(parts, key, state, provider, progress):  # built meanwhile by this lab
             return key
         sibling = _sibling(parts, form, names)
         if sibling is None:
-            return _build(topology, state, provider, names, progress, parts, form)
+            return _build(topology, state, provider, names, progress, parts, form, connect)
         provider.restore_layers(_layers(sibling), progress)
         _merge_secrets(state, sibling.get("secrets") or {})
-        _provision(topology, state, provider, names, progress)  # this lab's own addresses
+        _provision(topology, state, provider, names, progress, connect)  # its own addresses
         return _save_entry(parts, key, names, sibling, state, provider, progress, form)
 
 
-def _with_profile(topology, state, provider, names, progress, share, profile) -> str:
+def _with_profile(topology, state, provider, names, progress, share, profile, connect) -> str:
     """The components' state with the profile given on top, cached as a state of its own.
 
     Shared, it is built once: another lab of the shape takes it over, its components
@@ -322,8 +334,8 @@ def _with_profile(topology, state, provider, names, progress, share, profile) ->
     install); a profile over no components depends on no address, so it is taken as it is.
     """
     if not provider.layers:
-        bring_to_reference_state(topology, state, provider, names, progress)
-        give_profile(provider, profile)
+        bring_to_reference_state(topology, state, provider, names, progress, connect=connect)
+        give_profile(provider, profile, connect)
         return cache_key({"lab": topology.name, **profile.key_parts()}, names)
     parts = {**key_parts(topology, provider), **profile.key_parts()}
     key = cache_key(parts, names)
@@ -339,28 +351,32 @@ def _with_profile(topology, state, provider, names, progress, share, profile) ->
                 return key
             sibling = _sibling(parts, form, names) if form else None
             if sibling is None:
-                below = bring_to_reference_state(topology, state, provider, names, progress, share)
-                give_profile(provider, profile)
+                below = bring_to_reference_state(
+                    topology, state, provider, names, progress, share, connect=connect
+                )
+                give_profile(provider, profile, connect)
                 parent = _entries(key_parts(topology, provider)).get(below)
                 return _save_entry(parts, key, names, parent, state, provider, progress, form)
             if names:
-                return _own_copy(topology, state, provider, progress, parts, sibling, profile)
+                return _own_copy(
+                    topology, state, provider, progress, parts, sibling, profile, connect
+                )
     provider.restore_layers(_layers(sibling), progress)
     return sibling["key"]
 
 
-def _own_copy(topology, state, provider, progress, parts, sibling, profile) -> str:
+def _own_copy(topology, state, provider, progress, parts, sibling, profile, connect) -> str:
     """A same-shaped lab's state of components and profile, made this lab's own and saved."""
     names = sibling["components"]
     provider.restore_layers(_layers(sibling), progress)
     _merge_secrets(state, sibling.get("secrets") or {})
-    _provision(topology, state, provider, names, progress)  # this lab's own addresses
-    give_profile(provider, profile)
+    _provision(topology, state, provider, names, progress, connect)  # its own addresses
+    give_profile(provider, profile, connect)
     key = cache_key(parts, names)
     return _save_entry(parts, key, names, sibling, state, provider, progress, sibling["shape"])
 
 
-def give_profile(provider, profile: HostProfile) -> None:
+def give_profile(provider, profile: HostProfile, connect=None) -> None:
     """Run the profile's script on every host; one error names each host where it failed."""
 
     def give(host: str) -> str:
@@ -368,7 +384,7 @@ def give_profile(provider, profile: HostProfile) -> None:
         lines = (result.stderr or result.stdout).strip().splitlines()
         return "" if result.exited == 0 else (lines[-1] if lines else f"exit {result.exited}")
 
-    with Fleet(provider.specs()) as fleet:
+    with (connect or (lambda: Fleet(provider.specs())))() as fleet:
         outcomes = fan_out(fleet.names, give)
     failed = {
         host: describe(o.error) if o.error else o.value
@@ -390,7 +406,7 @@ def _restored(parts, key: str, state: LabState, provider, progress) -> bool:
     return True
 
 
-def _build(topology, state, provider, names, progress, parts, form: str = "") -> str:
+def _build(topology, state, provider, names, progress, parts, form="", connect=None) -> str:
     """Build the state from the largest cached subset of it (or the bare image) and save it."""
     parent = max(
         (e for e in _entries(parts).values() if set(e["components"]) < set(names)),
@@ -401,7 +417,7 @@ def _build(topology, state, provider, names, progress, parts, form: str = "") ->
     if parent:
         _merge_secrets(state, parent.get("secrets") or {})
     missing = [n for n in names if not parent or n not in parent["components"]]
-    _provision(topology, state, provider, missing, progress)
+    _provision(topology, state, provider, missing, progress, connect)
     key = cache_key(parts, names)
     return _save_entry(parts, key, names, parent, state, provider, progress, form)
 
@@ -570,13 +586,13 @@ def _layers(meta: dict) -> dict[str, list[Path]]:
     return {host: [Path(p) for p in stack] for host, stack in meta["layers"].items()}
 
 
-def _provision(topology, state, provider, names: list[str], progress) -> None:
+def _provision(topology, state, provider, names: list[str], progress, connect=None) -> None:
     from provision import COMPONENTS
     from provision.runner import run_components
 
     if not names:
         return
-    with Fleet(provider.specs()) as fleet:
+    with (connect or (lambda: Fleet(provider.specs())))() as fleet:
         summary = run_components(topology, state, fleet, [COMPONENTS[n] for n in names], progress)
     if not summary.ok:
         failures = "; ".join(f"{host}: {why}" for host, why in summary.failures.items())

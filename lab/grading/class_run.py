@@ -28,7 +28,7 @@ from lab.grading.model import ERROR, GRADED, INVALID, Pass, ScriptRun, StudentRe
 from lab.grading.sandbox import QuietProgress, SandboxLab, claim_slot
 from lab.grading.scripts import pack, run_file, upload
 from lab.grading.substitute import substitute
-from lab.remote.connection import describe, fan_out
+from lab.remote.connection import BOOT_FINISHED, describe, fan_out, on_every_host
 from provision.snapshots import ensure_reference_state
 
 Event = Callable[[str, str, StudentResult | None], None]  # student, stage, result when done
@@ -236,7 +236,10 @@ class ClassRun:
             QuietProgress(),
             share=True,  # one build for the class, whichever slot makes it first
             profile=profile.host_profile(self.assignment.profile),
+            connect=sandbox.fleet,  # cut by Ctrl-C like the students' runs
         )
+        self._check_stop()
+        on_every_host(sandbox.specs(), BOOT_FINISHED)  # restored: a host done booting, as built
 
     def _stage(self, result, root: Path, found: dict[str, Path], sandbox: SandboxLab) -> Path:
         """A copy of the submission with the assignment's substitutions made in its files."""

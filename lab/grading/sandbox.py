@@ -109,6 +109,7 @@ class SandboxLab:
         self.provider = providers.load("lxc", self.topology, self.state)  # limits, fence
         self._lock = threading.Lock()
         self.fleets: set = set()  # connections in use: closed by kill() so no read waits on
+        self.killed = False  # after kill(), no new connection is opened
 
     def up(self, on_step=None, tries: int = 2) -> None:
         """Fresh hosts; a lab that does not come up is removed and made again once."""
@@ -140,6 +141,8 @@ class SandboxLab:
     @contextmanager
     def fleet(self):
         """Connections to the lab's hosts, which kill() can cut from another thread."""
+        if self.killed:
+            raise LabError(f"lab {self.state.name} was stopped")
         with Fleet(self.specs()) as fleet:
             self.fleets.add(fleet)
             try:
@@ -149,6 +152,7 @@ class SandboxLab:
 
     def kill(self) -> None:
         """Stop every host at once (Ctrl-C): whatever runs there ends now."""
+        self.killed = True
         for fleet in list(self.fleets):
             fleet.close()
         for host in self.topology.hosts:

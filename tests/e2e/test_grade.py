@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.core.state import lab_home
 from lab.grading.sandbox import SLOTS_VARIABLE, slot_range
 from tests.e2e.conftest import require_lab_prerequisites
 
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.long, pytest.mark.xdist_group("grade"
 ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = Path(__file__).parent / "submissions"
 LB = ROOT / "assignments" / "load-balancer.yml"
-HOME = Path("/var/lib/webstack-lab")
+HOME = lab_home()  # $LAB_HOME, where `lab grade` puts its labs, like the cache and slots
 LISTENER_PORT = 18999  # the hostile `reach` script knocks here on the machine
 PREFIX = slot_range(os.environ.get(SLOTS_VARIABLE))[0]  # the grading labs' names: PREFIX100
 
@@ -339,7 +340,7 @@ def test_ctrl_c_removes_the_labs_and_keeps_no_half_result(tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while not list(Path("/sys/class/net").glob("wsl-grade*")):
+        while not list(Path("/sys/class/net").glob(f"wsl-{PREFIX}*")):
             assert time.monotonic() < deadline, "no grading lab came up"
             time.sleep(0.5)
         time.sleep(3)
@@ -518,15 +519,20 @@ ufw status
 if [ /var/lib/dpkg/info/ufw.list -ot /etc/hostname ]; then echo "ufw came with the host"
 else echo "ufw installed on this host"; fi
 cat /etc/systemd/system/mariadb.service.d/fresh-server.conf
+[ -x /usr/bin/mysqladmin ] && mysqladmin ping
+true
 """
 
 
-def test_a_fresh_server_profile_is_built_once_per_class(tmp_path):
-    """Three students, two labs side by side: one lab installs the profile while the other
-    waits; every other student's hosts start from it, as fresh, with nothing installed."""
+@pytest.mark.parametrize("given", [[], ["database"]], ids=["bare", "given-database"])
+def test_a_fresh_server_profile_is_built_once_per_class(tmp_path, given):
+    """Three students, two labs side by side: one lab installs the profile (over the given
+    components) while the other waits; every other student's hosts start from it, as fresh,
+    with nothing installed, and the given services answer before the first file runs."""
     require_lab_prerequisites()
     assignment = {
         "name": "fresh-once",
+        "given": given,
         "profile": "fresh-server",
         "steps": [{"file": "0-look", "hosts": ["lb-01", "web-01", "web-02"]}],
         "checks": {"servers.reachable": 10},
@@ -550,6 +556,8 @@ def test_a_fresh_server_profile_is_built_once_per_class(tmp_path):
         for output in runs.values():
             assert "lists: 0" in output and "Status: inactive" in output, output
             assert "LogsDirectory=mysql" in output, output
+        if given:
+            assert "mysqld is alive" in runs["web-01"], runs["web-01"]
         origins = {"installed on this host" in output for output in runs.values()}
         assert len(origins) == 1, runs
         built += [student] if origins == {True} else []

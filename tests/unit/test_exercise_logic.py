@@ -165,7 +165,9 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     provisioned = []
     monkeypatch.setattr(
-        snapshots, "_provision", lambda t, s, p, names, progress: provisioned.append(names)
+        snapshots,
+        "_provision",
+        lambda t, s, p, names, progress, connect=None: provisioned.append(names),
     )
     state, provider = LabState("unit-ex", tmp_path), FakeProvider()
     state.dir.mkdir(parents=True)

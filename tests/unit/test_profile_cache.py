@@ -45,14 +45,14 @@ def work(tmp_path, monkeypatch):
     monkeypatch.setattr(
         snapshots,
         "_provision",
-        lambda topology, state, provider, names, progress: (
+        lambda topology, state, provider, names, progress, connect=None: (
             done.append((topology.name, "provision", tuple(names))) if names else None
         ),
     )
     monkeypatch.setattr(
         snapshots,
         "give_profile",
-        lambda provider, profile: done.append(
+        lambda provider, profile, connect=None: done.append(
             (provider.lab, "profile", profile.key_parts()["profile_script"][:8])
         ),
     )
