@@ -1,5 +1,5 @@
-"""What several test modules share: the observations recorded from reference labs, and a check's
-judgement of one."""
+"""What several test modules share: the observations recorded from reference labs, a check's
+judgement of one, and a provider with layers that keeps only its bookkeeping."""
 
 from __future__ import annotations
 
@@ -22,3 +22,26 @@ def recorded(check_id: str) -> Any:
 def judge(check_id: str, observation: Any) -> Verdict:
     """check_id's judgement of observation."""
     return CATALOGUE[check_id]().judge(observation)
+
+
+class SlotProvider:
+    """A provider with layers for one lab: what it restored and saved, nothing more."""
+
+    name, layers = "fake", True
+
+    def __init__(self):
+        self.restored, self.in_use = [], set()
+
+    def base_id(self):
+        return "image@1"
+
+    def restore_layers(self, layers, progress):
+        self.restored.append(layers)
+
+    def save_layer(self, directory, progress):
+        (directory / "web-01").mkdir()
+        below = self.restored[-1].get("web-01", []) if self.restored else []
+        return {"web-01": [directory / "web-01", *below]}
+
+    def layers_in_use(self):
+        return self.in_use

@@ -20,7 +20,7 @@ from lab.core.state import LabState
 from lab.core.topology import variant
 from lab.course import exercises
 from provision import COMPONENTS, snapshots
-from tests.helpers import recorded
+from tests.helpers import SlotProvider, recorded
 
 
 @pytest.fixture
@@ -138,29 +138,6 @@ def test_components_are_put_in_the_reference_order_and_unknown_ones_refused():
         snapshots.ordered(["nginx"])
 
 
-class FakeProvider:
-    """A provider with layers whose hosts are a dict: enough for the cache's bookkeeping."""
-
-    name = "fake"
-    layers = True
-
-    def __init__(self):
-        self.restored, self.in_use = [], set()
-
-    def base_id(self):
-        return "image@1"
-
-    def restore_layers(self, layers, progress):
-        self.restored.append(layers)
-
-    def save_layer(self, directory, progress):
-        (directory / "web-01").mkdir()
-        return {"web-01": [directory / "web-01"]}
-
-    def layers_in_use(self):
-        return self.in_use
-
-
 def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypatch, topology):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     provisioned = []
@@ -169,7 +146,7 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
         "_provision",
         lambda t, s, p, names, progress, connect=None: provisioned.append(names),
     )
-    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state, provider = LabState("unit-ex", tmp_path), SlotProvider()
     state.dir.mkdir(parents=True)
     state.secret("db_read_password")
     key = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
@@ -189,7 +166,7 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
 def test_a_stale_entry_a_host_still_uses_is_kept(tmp_path, monkeypatch, topology):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     monkeypatch.setattr(snapshots, "_provision", lambda *args: None)
-    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state, provider = LabState("unit-ex", tmp_path), SlotProvider()
     state.dir.mkdir(parents=True)
     key = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)
     provider.in_use = {tmp_path / "cache/reference" / key / "web-01"}
@@ -278,7 +255,7 @@ def test_a_snapshot_layer_a_host_runs_on_stays_until_it_does_not(tmp_path, monke
     """Replaced or deleted, a snapshot's layer stays while a host starts from it; the next
     save, delete or destroy removes it. A snapshot saved as copies is never swept."""
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
-    state, provider = LabState("unit-ex", tmp_path), FakeProvider()
+    state, provider = LabState("unit-ex", tmp_path), SlotProvider()
     state.dir.mkdir(parents=True)
     (state.dir / "state.json").write_text("{}")
     stamps = iter([1, 2])

@@ -10,31 +10,9 @@ from lab.core.state import LabState
 from lab.core.topology import parse, variant
 from lab.grading import profile as grading_profile
 from provision import snapshots
+from tests.helpers import SlotProvider
 
 FRESH = snapshots.HostProfile("fresh-server", "apt-get install -y ufw\n")
-
-
-class SlotProvider:
-    """A provider with layers for one lab: what it restored and saved, nothing more."""
-
-    name, layers = "fake", True
-
-    def __init__(self):
-        self.restored = []
-
-    def base_id(self):
-        return "image@1"
-
-    def restore_layers(self, layers, progress):
-        self.restored.append(layers)
-
-    def save_layer(self, directory, progress):
-        (directory / "web-01").mkdir()
-        below = self.restored[-1].get("web-01", []) if self.restored else []
-        return {"web-01": [directory / "web-01", *below]}
-
-    def layers_in_use(self):
-        return set()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 
 from lab.providers import aptcache, lxcnet
 from provision import snapshots
+from tests.helpers import SlotProvider
 
 
 def test_the_inotify_limit_is_raised_for_many_containers_and_never_lowered(tmp_path):
@@ -60,29 +61,6 @@ def test_the_reference_cache_skips_entries_another_lab_removes_while_it_reads(
     gone_snapshot.parent.mkdir(parents=True)
     os.symlink(tmp_path / "deleted.json", gone_snapshot)  # seen by the glob, then gone
     assert snapshots.prune({**parts, "base": "image@2"}, NoLayers()) == ["k1"]
-
-
-class SlotProvider:
-    """A provider with layers for one grading slot: what it restored and saved, nothing more."""
-
-    name, layers = "fake", True
-
-    def __init__(self):
-        self.restored = []
-
-    def base_id(self):
-        return "image@1"
-
-    def restore_layers(self, layers, progress):
-        self.restored.append(layers)
-
-    def save_layer(self, directory, progress):
-        (directory / "web-01").mkdir()
-        below = self.restored[-1].get("web-01", []) if self.restored else []
-        return {"web-01": [directory / "web-01", *below]}
-
-    def layers_in_use(self):
-        return set()
 
 
 def test_grading_slots_side_by_side_build_a_given_state_once(tmp_path, monkeypatch):
