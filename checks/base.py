@@ -148,6 +148,7 @@ class Check:
     touches: ClassVar[tuple[str, ...] | None] = None  # a shared check: the things named by
     # exclusive checks that it uses, so that it never runs beside them (None: it may use any,
     # so it runs beside no named exclusive check)
+    head_start: ClassVar[float] = 0.0  # seconds its prepare() runs before the checks start
     waits: ClassVar[float] = 0.0  # seconds it waits on purpose (an alert to fire): added to a
     # run's default deadline (checks.runner.DEADLINE)
     per_host: ClassVar[bool] = False  # observes {web host: ...} and judges each host alone: it

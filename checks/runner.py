@@ -86,9 +86,11 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
 
     try:
         lab.sweep()
-        for check in pending.values():
-            if type(check).prepare is not Check.prepare:
-                running[pool.submit(_prepare, check, lab)] = Preparing(check)
+        preparing = [c for c in pending.values() if type(c).prepare is not Check.prepare]
+        for check in preparing:
+            running[pool.submit(_prepare, check, lab)] = Preparing(check)
+        # their first commands go out before the other checks' crowd the hosts
+        wait(list(running), max((c.head_start for c in preparing), default=0.0))
 
         def settle_blocked() -> None:
             _settle(pending, results, causes, elsewhere, lab, record)

@@ -145,11 +145,13 @@ def test_prepare_starts_after_the_sweep_and_keeps_off_what_it_disturbs(define_ch
         needs=("p.first",),
         exclusive="replica",
         prepare=prepare,
+        head_start=0.1,
     )
     report = run_checks(own_registry, [first, apart, reads, paused], Lab(), "t")
     assert all(r.status.value == "pass" for r in report.results), report.results
     assert overlap(spans["prepare"], spans["first"]) and overlap(spans["prepare"], spans["apart"])
     assert not overlap(spans["prepare"], spans["reads"])
+    assert spans["first"][0] - spans["prepare"][0] >= 0.09  # its head start
     assert spans["paused"][0] >= spans["prepare"][1]
 
 
