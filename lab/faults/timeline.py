@@ -122,7 +122,8 @@ def detected_at(views: list[BalancerView], target: str | None) -> float | None:
 
 
 def recovered_at(requests: list[Request]) -> float | None:
-    """When requests succeeded again for good: the first success sent after the last failure.
+    """When requests succeeded again for good: the first success sent after the last failure,
+    of a kind that failed (a read answered while only writes fail says nothing of writes).
 
     0.0 when nothing failed after the fault began; None when the last request failed.
     """
@@ -130,8 +131,8 @@ def recovered_at(requests: list[Request]) -> float | None:
     failures = [r for r in ordered if not r.ok]
     if not failures:
         return 0.0
-    last_failure = failures[-1].at
-    later = [r for r in ordered if r.ok and r.at > last_failure]
+    last_failure, kinds = failures[-1].at, {r.write for r in failures}
+    later = [r for r in ordered if r.ok and r.at > last_failure and r.write in kinds]
     return round(later[0].at, 1) if later else None
 
 

@@ -139,6 +139,13 @@ def test_recovery_is_the_first_success_after_the_last_failure():
     assert recovered_at([ok(0.1), lost(2.0)]) is None  # never came back
 
 
+def test_recovery_of_writes_is_a_write_that_succeeds_not_a_read_beside_them():
+    # the primary down: reads go on, writes fail until it is back
+    requests = [ok(0.2), lost(0.5, write=True), ok(1.0), lost(1.9, write=True), ok(2.0)]
+    assert recovered_at([*requests, ok(2.3, write=True)]) == 2.3
+    assert recovered_at(requests) is None  # no write came back
+
+
 def test_recovery_orders_requests_by_when_they_were_sent():
     # a slow request sent early finishes last: it is not the "last failure"
     requests = [ok(2.0), lost(0.5), ok(0.6)]
