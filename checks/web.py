@@ -6,6 +6,7 @@ import hashlib
 import re
 
 from checks.base import Check, CheckError, failed_all, passed
+from lab.core.wait import until
 from lab.facts import nginx, proc, ss, systemd
 from lab.observe import probes
 from lab.remote.quoting import pid as valid_pid
@@ -14,10 +15,21 @@ from lab.remote.quoting import quote
 NGINX_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size>" of a file
 
 
+JOURNAL_WAIT = 0.6  # seconds a failed start's own lines may take to reach the journal
+
+
 def service_error(lab, host: str, unit: str) -> str:
     """Why the service's last start failed, in its own words (an error line of its journal,
-    never a notice), or ''."""
-    return systemd.start_failure(lab.sh(host, systemd.journal(unit, 20), sudo=True, check=False))
+    never a notice), or ''. A start that failed a moment ago gets JOURNAL_WAIT s to log why."""
+    command = systemd.journal(unit, 20)
+    return (
+        until(
+            lambda: systemd.start_failure(lab.sh(host, command, sudo=True, check=False)),
+            JOURNAL_WAIT,
+            0.2,
+        )
+        or ""
+    )
 
 
 def answered(lab, host: str) -> dict:
