@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import inspect
+import os
 import time
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from lab.core.shapes import mismatches
 from lab.observe import CURRENT_CHECK, CheckError  # noqa: F401 (checks raise it)
+
+# Set (the end-to-end tests do): every observation is held to its type before it is judged.
+STRICT_SHAPES = os.environ.get("LAB_STRICT_SHAPES") == "1"
 
 BASE_SECTIONS = (
     "servers",
@@ -181,6 +189,17 @@ class Check:
         """Decide from the observation alone (pure, unit-tested on recorded observations)."""
         raise NotImplementedError
 
+    @classmethod
+    @functools.cache
+    def observation_type(cls) -> Any:
+        """What observe() returns and judge() takes: judge's annotation."""
+        first = list(inspect.signature(cls.judge).parameters)[1]
+        return typing.get_type_hints(cls.judge).get(first, Any)
+
+    def shape_problems(self, observation: Any) -> list[str]:
+        """Where observation differs from the check's observation type."""
+        return mismatches(observation, self.observation_type())
+
     def run(self, lab) -> Result:
         """Observe and judge; never raises: whatever goes wrong becomes this check's failure."""
         started, observation = time.monotonic(), None
@@ -194,6 +213,8 @@ class Check:
             verdict = failed(f"the grader could not observe this: {_describe(exc)}")
         else:
             try:
+                if STRICT_SHAPES and (problems := self.shape_problems(observation)):
+                    raise TypeError(f"not its type's shape: {'; '.join(problems[:3])}")
                 verdict = self.judge(observation)
             except Exception as exc:
                 verdict = failed(f"the grader could not judge what it saw: {_describe(exc)}")

@@ -20,8 +20,11 @@ def recorded(check_id: str) -> Any:
 
 
 def judge(check_id: str, observation: Any) -> Verdict:
-    """check_id's judgement of observation."""
-    return CATALOGUE[check_id]().judge(observation)
+    """check_id's judgement of observation, which must have the check's observation type."""
+    check = CATALOGUE[check_id]()
+    problems = check.shape_problems(observation)
+    assert not problems, f"{check_id}: a test's observation is not of its type: {problems}"
+    return check.judge(observation)
 
 
 class SlotProvider:

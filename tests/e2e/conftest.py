@@ -49,7 +49,8 @@ class LabRunner:
         return list(self.data["hosts"])
 
     def env(self, **extra) -> dict:
-        return {**os.environ, "LAB_TOPOLOGY": str(self.topology), **extra}
+        shapes = {"LAB_STRICT_SHAPES": "1"}  # every observation held to its type
+        return {**os.environ, **shapes, "LAB_TOPOLOGY": str(self.topology), **extra}
 
     def __call__(self, *args, check=True, timeout=900, **env) -> subprocess.CompletedProcess:
         """Run `lab ARGS` (extra environment variables as keywords)."""
