@@ -8,6 +8,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from lab.remote.quoting import quote
 
@@ -282,6 +283,24 @@ def parse_servers_state(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in rows if len(row) == len(header)]
 
 
+class ServerRow(TypedDict):
+    """A server as HAProxy reads the configuration (running_servers) or the grader does
+    (configured_servers)."""
+
+    backend: str
+    balance: str  # its backend's algorithm ('' when HAProxy did not say)
+    name: str
+    host: str  # as configured: an address or a name
+    port: int | None
+    check: bool
+    backup: bool
+    disabled: bool
+    fall: str | None  # None: not health-checked (or HAProxy did not say)
+    check_addr: str  # where health checks go ('': the server's own address)
+    check_port: int  # 0: the server's own port
+    tracked: str  # the server whose checks it follows ('': none)
+
+
 CHECK_CONFIGURED = 0x02  # srv_check_state of `show servers state`: HAProxy's CHK_ST_CONFIGURED
 
 
@@ -293,7 +312,7 @@ def checked(stat_row: dict[str, str], state_row: dict[str, str]) -> bool:
     return bool(stat_row.get("check_status"))
 
 
-def running_servers(stat: list[dict[str, str]], state: list[dict[str, str]]) -> list[dict]:
+def running_servers(stat: list[dict[str, str]], state: list[dict[str, str]]) -> list[ServerRow]:
     """Every server as HAProxy reads its configuration: backend, balance algorithm, address,
     port, health checks (and where they go), backup, disabled, tracked (`show stat` rows joined
     with `show servers state` rows by backend and server name)."""
@@ -326,7 +345,7 @@ def running_servers(stat: list[dict[str, str]], state: list[dict[str, str]]) -> 
     return found
 
 
-def configured_servers(config: Config) -> list[dict]:
+def configured_servers(config: Config) -> list[ServerRow]:
     """Every server as the grader reads the configuration files itself, in running_servers'
     shape (for when HAProxy cannot be asked), with HAProxy's default fall of 3."""
     return [

@@ -9,6 +9,7 @@ import posixpath
 import re
 import secrets
 import time
+from typing import TypedDict
 
 from lab.core.wait import Deadline, until
 from lab.facts import dns as dns_facts
@@ -276,7 +277,47 @@ def _ask_directly(lab: LiveLab, host: str, target) -> dict:
 
 
 # -- HAProxy ------------------------------------------------------------------------------------
-def balancer(lab: LiveLab, lb: str | None = None) -> dict:
+class BalancerServer(haproxy.ServerRow):
+    """A server of the balancer, with the addresses its names resolve to on the balancer."""
+
+    addresses: list[str]  # of host
+    check_addresses: list[str]  # of check_addr
+    inter: str | None  # its `inter` in the configuration on disk (None: not given)
+
+
+class StatRow(TypedDict):
+    """A web server's `show stat` row (STAT_FIELDS)."""
+
+    pxname: str
+    svname: str
+    status: str
+    check_status: str
+    check_fall: str
+    bck: str
+    addr: str
+    stot: str
+
+
+class Balancer(TypedDict):
+    """HAProxy on a load balancer (balancer())."""
+
+    host: str
+    running: bool
+    files: list[str]  # its -f arguments (files or directories)
+    config_ok: bool  # `haproxy -c` passed
+    config_error: str  # its first [ALERT] ('' none)
+    config_warnings: list[str]
+    sockets: list[str]  # the stats sockets its configuration names
+    servers: list[BalancerServer]
+    reading: str  # who read the configuration: "runtime API", "a private copy", "" (the grader)
+    stat: dict[str, StatRow] | None  # web host → its row on the runtime API (None: no answer)
+    algorithms: dict[str, str]  # backend → balance algorithm, as HAProxy reads them
+    web: dict[str, str]  # web host → address
+    loaded: float | None  # when the running configuration was loaded (seconds since the epoch)
+    mtimes: dict[str, float]  # configuration file → when it last changed
+
+
+def balancer(lab: LiveLab, lb: str | None = None) -> Balancer:
     """HAProxy on a load balancer (the active one by default): running, its configuration (on
     disk, valid?), its servers."""
     if lb is None:
@@ -284,7 +325,7 @@ def balancer(lab: LiveLab, lb: str | None = None) -> dict:
     return lab.memo(("haproxy", lb), lambda: _balancer(lab, lb))
 
 
-def _balancer(lab: LiveLab, lb: str) -> dict:
+def _balancer(lab: LiveLab, lb: str) -> Balancer:
     ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
     files = haproxy.config_files(ps_out)
     config = haproxy.parse_config(lab.sh(lb, haproxy.cat_config(files), sudo=True, check=False))
