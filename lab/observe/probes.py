@@ -9,7 +9,7 @@ import posixpath
 import re
 import secrets
 import time
-from typing import TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from lab.core.wait import Deadline, until
 from lab.facts import dns as dns_facts
@@ -84,7 +84,46 @@ def holders(lab: LiveLab, host: str, target: nginx.Target) -> list[ss.Listener]:
     ]
 
 
-def application(lab: LiveLab, host: str) -> dict:
+class StatusReply(TypedDict):
+    """An answer to GET /api/status."""
+
+    status: int
+    json: dict[str, Any] | None  # the application's JSON object, free-form (None: not one)
+
+
+class DirectReply(TypedDict):
+    """GET /api/status straight from the socket Nginx forwards to (_ask_directly)."""
+
+    target: str
+    status: int  # 0: no answer
+    json: dict[str, Any] | None  # the application's JSON object, free-form (None: not one)
+    error: str  # why no answer came ('' when one did)
+
+
+class Master(TypedDict):
+    """The eldest process holding the application's socket."""
+
+    pid: int
+    name: str
+    args: str
+
+
+class Application(TypedDict):
+    """What Nginx on a host forwards to, who holds it and what it answers (application())."""
+
+    targets: list[str]  # every proxy_pass/upstream target of nginx -T
+    target: str | None  # the one serving /api/status (None: none is held)
+    holders: dict[str, list[tuple[str, int]]]  # target → (program, pid) holding it
+    sockets: list[str]  # where the master process listens
+    local_only: bool
+    replies: list[StatusReply]
+    front_door: bool  # something listens on the web port (else: the application asked directly)
+    direct: DirectReply | None  # None: the target is not proxy_pass (or there is none)
+    nginx_pids: list[int]
+    master: Master | None
+
+
+def application(lab: LiveLab, host: str) -> Application:
     """What Nginx on host forwards to, which processes hold it, and what they answer."""
     return lab.memo(("application", host), lambda: _application(lab, host))
 
@@ -131,7 +170,7 @@ def site_request(lab: LiveLab, host: str, path: str, method: str = "GET", body=N
     return reply
 
 
-def _application(lab: LiveLab, host: str) -> dict:
+def _application(lab: LiveLab, host: str) -> Application:
     targets = nginx.targets(nginx_dump(lab, host))
     held = {str(t): holders(lab, host, t) for t in targets}
     replies = []
@@ -180,7 +219,20 @@ WEB_PORTS = (80, 443)
 NOT_RELAYS = ("/usr/sbin/sshd", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 
 
-def relays(lab: LiveLab, host: str) -> list[dict]:
+# An answer of the application's at another port than the web ports (relays()).
+Relay = TypedDict(
+    "Relay",
+    {
+        "socket": str,  # ADDRESS:PORT
+        "programs": list[str],  # what listens there ([]: nothing: a port forward)
+        "from": str,  # where it was asked from
+        "status": int | None,
+        "pid": int | None,  # the pid the answer named (None: one the grader does not see)
+    },
+)
+
+
+def relays(lab: LiveLab, host: str) -> list[Relay]:
     """Where, other than its web ports, host's application answers a visitor from outside:
     the ports relay_candidates names, asked for /api/status from outside host, and the
     answers that came from the application (answered_by_application)."""
@@ -262,7 +314,7 @@ def answered_by_application(body: dict | None, pids: set[int], said: dict) -> in
     return None
 
 
-def _ask_directly(lab: LiveLab, host: str, target) -> dict:
+def _ask_directly(lab: LiveLab, host: str, target) -> DirectReply:
     """GET /api/status straight from the socket Nginx forwards to, inside host."""
     request = host_http.get(str(target), "/api/status", lab.site)
     raw = lab.sh(host, request + " 2>&1", sudo=True, check=False)
@@ -421,7 +473,7 @@ def sessions_by_host(lab: LiveLab, lb: str, socket: str) -> dict[str, int] | Non
     return haproxy.sessions_at(haproxy.parse_show_stat(out), lab.web_addresses())
 
 
-def web_servers_in_balancer(observation: dict) -> dict[str, dict]:
+def web_servers_in_balancer(observation: dict) -> dict[str, BalancerServer]:
     """The balancer's server entries that are the web hosts (matched by address, never name)."""
     found = {}
     for host, address in observation["web"].items():
@@ -449,7 +501,26 @@ def admin_sql(lab: LiveLab, host: str, statements: str, check: bool = True) -> s
         raise
 
 
-def post_entry(lab: LiveLab, host: str) -> dict:
+class AppError(TypedDict):
+    """Why the application on a host failed, in its own words (app_error())."""
+
+    unit: str  # the systemd unit running it ('' when none was found)
+    line: str  # the last error of its journal ('' none)
+    database: str  # the database host whose accounts were looked at
+    unloaded: list[str]  # the refused user's accounts in the grant tables, not loaded
+
+
+class PostEntry(TypedDict):
+    """An entry signed through a web server (post_entry())."""
+
+    token: str
+    status: int
+    json: bool  # the answer was a JSON object
+    said: str  # the error the answer gave ('' none)
+    error: NotRequired[AppError]  # when the write failed (front_door())
+
+
+def post_entry(lab: LiveLab, host: str) -> PostEntry:
     """Sign the guestbook through host's web server with a random token as the message."""
     token = TOKEN_PREFIX + secrets.token_hex(8)
     reply = site_request(
@@ -475,7 +546,15 @@ def said_error(body: dict | None) -> str:
     return ""
 
 
-def read_reply(lab: LiveLab, host: str) -> dict:
+class ReadReply(TypedDict):
+    """The guestbook as a web server reads it (read_reply())."""
+
+    status: int | None  # None: no answer
+    text: str
+    said: str  # the error the answer gave, or why no answer came ('' none)
+
+
+def read_reply(lab: LiveLab, host: str) -> ReadReply:
     """The guestbook as host's web server reads it: its status (None: no answer) and text."""
     try:
         reply = site_request(lab, host, "/api/guestbook")
@@ -489,7 +568,7 @@ def read_entries(lab: LiveLab, host: str) -> str:
     return read_reply(lab, host)["text"]
 
 
-def app_error(lab: LiveLab, host: str, database: str) -> dict:
+def app_error(lab: LiveLab, host: str, database: str) -> AppError:
     """Why the application on host failed, in its own words: the last error in the journal of
     the systemd unit that runs the process Nginx forwards to. When that error is a refused
     database account, the accounts of that user in database's grant tables that its server
@@ -553,12 +632,35 @@ def columns_of(found: dict[str, str]) -> list[mysql.Column] | None:
     return [mysql.Column(*w.split(".", 2)) for w in sorted(set(found.values()))] or None
 
 
-def front_door(lab: LiveLab) -> dict:
+class ReadAnswer(TypedDict):
+    """The last answer to a read of the guestbook through a web server."""
+
+    status: int | None  # None: no answer
+    said: str
+    error: NotRequired[AppError]  # when it failed
+
+
+class FrontDoor(TypedDict):
+    """Entries written through each web server, followed to both databases (front_door())."""
+
+    primary: str
+    replica: str
+    asked_directly: list[str]  # web servers with no front door: the application asked directly
+    posts: dict[str, PostEntry]  # by web server
+    on_primary: dict[str, str]  # token → schema.table.column
+    on_replica: dict[str, str]  # token → schema.table.column
+    replica_engines: dict[str, str]  # schema.table.column → storage engine
+    replicated_after: float  # seconds
+    reads: dict[str, list[str]]  # web server → the tokens its site shows
+    read_answers: dict[str, ReadAnswer]
+
+
+def front_door(lab: LiveLab) -> FrontDoor:
     """Entries written through each web server: did they reach the primary, the replica, reads?"""
     return lab.memo("front door", lambda: _front_door(lab))
 
 
-def _front_door(lab: LiveLab) -> dict:
+def _front_door(lab: LiveLab) -> FrontDoor:
     """Write through each server, follow the entries to both databases, read them back."""
     primary, replica = roles(lab)
     web = lab.web_hosts()
@@ -640,7 +742,7 @@ def _read_back(lab: LiveLab, host: str, own: str, tokens: list[str], answers: di
     return [token for token in tokens if token in answers[host]["text"]]
 
 
-def _why_failed(lab: LiveLab, primary: str, posts: dict, answers: dict) -> dict[str, dict]:
+def _why_failed(lab: LiveLab, primary: str, posts: dict, answers: dict) -> dict[str, AppError]:
     """What went wrong, in the application's own words, where an answer failed: into each
     failed post; returned for each failed read."""
     writes_failed = [h for h, p in posts.items() if p["status"] not in (200, 201)]
@@ -656,7 +758,21 @@ PAUSED_WAIT = 1.0  # seconds after it was written that an entry written while th
 # paused may turn up there anyway (copied by a trigger, a second write, a loop)
 
 
-def paused_write(lab: LiveLab) -> dict:
+class PausedWrite(TypedDict):
+    """An entry written while the replica's SQL thread was paused (paused_write())."""
+
+    through: str  # the web server it was written through
+    status: int
+    stored: str  # schema.table.column on the primary ('' not found)
+    primary_read: bool
+    on_replica_paused: str  # where the replica had it while paused ('' nowhere)
+    replica_read_paused: bool
+    on_replica_later: str  # where the replica had it once resumed ('' nowhere)
+    arrived_after: float  # seconds after resuming
+    replica_read_later: bool
+
+
+def paused_write(lab: LiveLab) -> PausedWrite:
     """An entry written through the primary's site while the replica's SQL thread is paused:
     where it is, and whether the replica's database and site have it, paused and once resumed.
     Only replication stops with that thread; a copy made any other way arrives anyway."""
@@ -669,7 +785,7 @@ def _resume_replica(topology) -> str:
     return f"if [ -e {PAUSED} ]; then {sql} -e 'START REPLICA SQL_THREAD' && rm -f {PAUSED}; fi"
 
 
-def _paused_write(lab: LiveLab) -> dict:
+def _paused_write(lab: LiveLab) -> PausedWrite:
     primary, replica = roles(lab)
     what = f"replication paused on {replica}"
     resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
