@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TypedDict
 
 import dns.flags
 import dns.rcode
@@ -13,8 +14,31 @@ from lab.observe.live import TOKEN_PREFIX as TOKEN
 
 MAX_CHAIN = 16  # CNAMEs followed at most (resolvers follow about as many)
 
+Record = tuple[str, str, str]  # (name, type, value)
 
-def answer_records(message) -> list[tuple[str, str, str]]:
+
+class Answer(TypedDict):
+    """One DNS answer (ask())."""
+
+    rcode: str
+    authoritative: bool
+    records: list[Record]
+
+
+class WwwAnswer(Answer):
+    """www's records at the lab's DNS, CNAMEs followed (resolve_www())."""
+
+    server: str
+    name: str
+
+
+class WwwObservation(WwwAnswer):
+    any_name: list[Record]  # the records of a random name under the domain (a wildcard's)
+    lb: str
+    below_www: Answer | None  # a random name below www, asked when a wildcard answers
+
+
+def answer_records(message) -> list[Record]:
     """(name, type, value) of each record in a DNS answer section."""
     records = []
     for rrset in message.answer:
@@ -43,7 +67,7 @@ def follow(records: list, name: str) -> tuple[list[str], list[str], str]:
     return chain, [], name
 
 
-def ask(lab, server: str, name: str) -> dict:
+def ask(lab, server: str, name: str) -> Answer:
     """One non-recursive question to server, as plain data."""
     reply = lab.dns_query(server, name, "A")
     return {
@@ -53,7 +77,7 @@ def ask(lab, server: str, name: str) -> dict:
     }
 
 
-def resolve_www(lab) -> dict:
+def resolve_www(lab) -> WwwAnswer:
     """www's records at the lab's DNS, following CNAMEs that leave the first answer."""
     server, name = lab.address("dns"), f"www.{lab.topology.domain}."
     first = ask(lab, server, name)
@@ -85,7 +109,7 @@ class WwwRecord(Check):
         "its address, or a CNAME to a name that has one. A CNAME cannot hold an address."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> WwwObservation:
         o = resolve_www(lab)
         probe = f"{TOKEN}{secrets.token_hex(4)}.{lab.topology.domain}."
         o["any_name"] = ask(lab, o["server"], probe)["records"]
@@ -98,7 +122,7 @@ class WwwRecord(Check):
             o["below_www"] = ask(lab, o["server"], below)
         return o
 
-    def judge(self, o):
+    def judge(self, o: WwwObservation):
         if o["rcode"] != "NOERROR" or not o["records"]:
             return failed(f"{o['server']} answered {o['rcode']} with no records for {o['name']}")
         chain, addresses, end = follow(o["records"], o["name"])

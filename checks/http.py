@@ -1,9 +1,25 @@
 """How the user's computer reaches the site: HTTP to www.foobar.com, through the lab's DNS."""
 
+from __future__ import annotations
+
+from typing import TypedDict
+
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
 from checks.lb import misrouted, unconfirmed
 from lab.observe import probes
+
+
+class BrowseObservation(TypedDict):
+    received: dict[str, int | None]  # requests each web server's Nginx logged (None: cannot tell)
+    url: str
+    address: str  # the address www resolved to
+    status: int
+    html: bool
+    served_by: list[str]  # every X-Served-By value of the answer
+    web: list[str]
+    hostnames: dict[str, str]  # web server → its own hostname
+    domain: str
 
 
 class BrowseWww(Check):
@@ -24,7 +40,7 @@ class BrowseWww(Check):
     needs = ("dns.www", "lb.haproxy")
     touches = ("balancer",)  # sends requests through the balancer
 
-    def observe(self, lab):
+    def observe(self, lab) -> BrowseObservation:
         answer = resolve_www(lab)
         _, addresses, _ = follow(answer["records"], answer["name"])
         if not addresses:
@@ -61,7 +77,7 @@ class BrowseWww(Check):
             "domain": domain,
         }
 
-    def judge(self, o):
+    def judge(self, o: BrowseObservation):
         if o["status"] != 200 or not o["html"]:
             return failed(
                 f"{o['url']} ({o['address']}) answered HTTP {o['status']}"

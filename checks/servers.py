@@ -1,8 +1,28 @@
 """Servers: every host of the lab is up, reachable and is who it says it is."""
 
+from __future__ import annotations
+
+from typing import TypedDict
+
 from checks.base import Check, CheckError, failed_all, passed
 from lab.facts import proc
 from lab.observe.probes import names_host
+
+
+class Named(TypedDict):
+    """A host that answered over SSH, with the hostname it gives itself."""
+
+    hostname: str
+    domain: str  # the lab's domain (a fully qualified hostname may end in it)
+
+
+class Unreachable(TypedDict):
+    """A host the grader could not log in to."""
+
+    error: str
+
+
+ReachableObservation = dict[str, Named | Unreachable]  # by host
 
 
 class Reachable(Check):
@@ -18,8 +38,8 @@ class Reachable(Check):
     touches = ()
     hint = "Bring the hosts up (`lab up`, `lab status`); `lab ssh HOST` must log in."
 
-    def observe(self, lab):
-        def probe(host):
+    def observe(self, lab) -> ReachableObservation:
+        def probe(host) -> Named | Unreachable:
             try:
                 return {
                     "hostname": lab.sh(host, proc.HOSTNAME).strip(),
@@ -30,7 +50,7 @@ class Reachable(Check):
 
         return lab.on_each(lab.topology.names, probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: ReachableObservation):
         problems = [info["error"] for info in hosts.values() if "error" in info]
         problems += [
             f"{host} calls itself {info['hostname']!r}"
