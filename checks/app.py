@@ -7,6 +7,13 @@ from checks.web import application_problem
 from lab.observe import probes
 
 
+class AppServerHost(probes.Application):
+    relays: list[probes.Relay]  # other ports that lead to the application from outside
+
+
+AppServerObservation = dict[str, AppServerHost]  # by web server
+
+
 class AppServer(Check):
     id = "app.server"
     design = "app-server"
@@ -30,13 +37,13 @@ class AppServer(Check):
     def directly(self, lab, host):
         return probes.reachable_directly(lab, host)
 
-    def observe(self, lab):
-        def probe(host):
+    def observe(self, lab) -> AppServerObservation:
+        def probe(host) -> AppServerHost:
             return {**probes.application(lab, host), "relays": probes.relays(lab, host)}
 
         return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: AppServerObservation):
         problems, seen = [], []
         for host, app in hosts.items():
             master = app["master"]
@@ -107,10 +114,10 @@ class UsesDatabase(Check):
     def directly(self, lab, host):
         return probes.reachable_directly(lab, host)
 
-    def observe(self, lab):
+    def observe(self, lab) -> probes.FrontDoor:
         return probes.front_door(lab)
 
-    def judge(self, o):
+    def judge(self, o: probes.FrontDoor):
         problems, hint, case, notes = [], "", "", []
         stored = {**o["on_replica"], **o["on_primary"]}
         local = {o["primary"]: o["on_primary"], o["replica"]: o["on_replica"]}
@@ -158,7 +165,7 @@ class UsesDatabase(Check):
         )
 
 
-def failure_reason(error: dict | None, said: str) -> tuple[str, list[str]]:
+def failure_reason(error: probes.AppError | None, said: str) -> tuple[str, list[str]]:
     """Why the application failed, in its own words (its journal's error line, else what its
     answer said), and the refused accounts its database has in its tables but not loaded."""
     error = error or {}

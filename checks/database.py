@@ -3,12 +3,86 @@
 from __future__ import annotations
 
 import secrets
+from typing import TypedDict
 
 from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.facts import mysql
 from lab.observe import probes
 from lab.observe.live import SCRATCH_DB, TOKEN_PREFIX, leaves
 from lab.remote.quoting import quote
+
+
+class DatabaseUp(TypedDict):
+    """A database server's answer to SELECT VERSION(), @@server_id, @@log_bin, @@read_only."""
+
+    version: str
+    server_id: str
+    log_bin: str
+    read_only: str
+
+
+class DatabaseDown(TypedDict):
+    """A host whose database did not answer (server_down())."""
+
+    error: str  # the client's error
+    installed: list[str]  # the server programs installed
+    unit: str  # the systemd unit that runs it ('' none loaded)
+    active: str  # its ActiveState
+    result: str  # its Result
+    journal: str  # the server's own reason in its last start attempt ('' none)
+
+
+class DatabaseServersObservation(TypedDict):
+    primary: str
+    replica: str
+    hosts: dict[str, DatabaseUp | DatabaseDown]
+
+
+class ReplicaState(TypedDict):
+    """The replica's threads and source, its source's name resolved on the replica."""
+
+    configured: bool  # SHOW REPLICA STATUS shows a row
+    io_running: str
+    sql_running: str
+    last_error: str
+    source_host: str
+    source_addresses: list[str]
+    primary_address: str
+
+
+class ReplicaReading(ReplicaState):
+    """What replica_state() reads: the state, with the replication filters it shows."""
+
+    filters: list[tuple[str, str]]  # (Replicate_* name, its non-empty value)
+
+
+class ReplicationObservation(TypedDict):
+    state: ReplicaState
+    writes: probes.FrontDoor
+    filters: dict[str, str]  # the replica's replication filters, by their Replicate_* names
+    filtered: dict[str, str]  # table the application wrote → the filter rule leaving it out
+    paused: probes.PausedWrite | None  # None: replication does not run, or nothing to follow
+
+
+class ReadOnlyObservation(TypedDict):
+    replica: str
+    attempt: str  # how a write of an ordinary account ended (WRITE-ACCEPTED: it was taken)
+
+
+class PausedReads(TypedDict):
+    """An entry written through the primary while the replica was paused: where it showed."""
+
+    stored: bool
+    primary_read: bool
+    replica_read_paused: bool
+    replica_read_later: bool
+
+
+class AppRolesObservation(TypedDict):
+    primary: str
+    replica: str
+    origins: dict[str, bool]  # web server → its write reached the primary
+    paused: PausedReads
 
 
 @leaves("grader accounts and the grader's scratch database")
@@ -38,8 +112,8 @@ class DatabaseServers(Check):
         "on the binary log (log_bin) on the primary."
     )
 
-    def observe(self, lab):
-        def probe(host):
+    def observe(self, lab) -> DatabaseServersObservation:
+        def probe(host) -> DatabaseUp | DatabaseDown:
             try:
                 row = probes.admin_sql(
                     lab, host, "SELECT VERSION(), @@server_id, @@log_bin, @@read_only"
@@ -57,7 +131,7 @@ class DatabaseServers(Check):
             "hosts": lab.on_each([primary, replica], probe),
         }
 
-    def judge(self, o):
+    def judge(self, o: DatabaseServersObservation):
         hosts = o["hosts"]
         down = {host: info for host, info in hosts.items() if "error" in info}
         if down:
@@ -83,7 +157,7 @@ class DatabaseServers(Check):
         )
 
 
-def server_down(error: str, state: mysql.ServerState) -> dict:
+def server_down(error: str, state: mysql.ServerState) -> DatabaseDown:
     """What db.servers observes of a host whose database did not answer."""
     return {
         "error": error,
@@ -95,7 +169,7 @@ def server_down(error: str, state: mysql.ServerState) -> dict:
     }
 
 
-def why_down(host: str, info: dict) -> str:
+def why_down(host: str, info: DatabaseDown) -> str:
     """Why the grader could not ask host's database: not installed, the server's own reason
     for its last start's failure (its journal; an error of an earlier start that succeeded is
     no reason), stopped, else the client's error."""
@@ -115,7 +189,7 @@ def why_down(host: str, info: dict) -> str:
     return info["error"]
 
 
-def replica_state(lab) -> dict:
+def replica_state(lab) -> ReplicaReading:
     """The replica's threads and source, with the source's name resolved on the replica."""
     primary, replica = probes.roles(lab)
     status = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
@@ -162,7 +236,7 @@ class Replication(Check):
         if status.io_running == status.sql_running == "Yes":
             probes.paused_write(lab)
 
-    def observe(self, lab):
+    def observe(self, lab) -> ReplicationObservation:
         _, replica = probes.roles(lab)
         state, writes, variables = lab.together(
             lambda: replica_state(lab),
@@ -184,7 +258,7 @@ class Replication(Check):
             "paused": paused,
         }
 
-    def judge(self, o):
+    def judge(self, o: ReplicationObservation):
         state, w, paused = o["state"], o["writes"], o.get("paused")
         problem = _stream_problem(state, w) or _copy_problem(o) or _pause_problem(paused, w)
         if problem:
@@ -204,7 +278,7 @@ class Replication(Check):
         )
 
 
-def _stream_problem(state: dict, w: dict) -> Verdict | None:
+def _stream_problem(state: ReplicaState, w: probes.FrontDoor) -> Verdict | None:
     """The replica replicates nothing, its threads stopped, or from another source."""
     replica = w["replica"]
     if not state["configured"]:
@@ -224,7 +298,7 @@ def _stream_problem(state: dict, w: dict) -> Verdict | None:
     return None
 
 
-def _copy_problem(o: dict) -> Verdict | None:
+def _copy_problem(o: ReplicationObservation) -> Verdict | None:
     """The site's entries are not on the primary, filtered out, missing on the replica, or in
     a table that reads the primary over the network."""
     w = o["writes"]
@@ -259,7 +333,7 @@ def _copy_problem(o: dict) -> Verdict | None:
     return None
 
 
-def _pause_problem(paused: dict | None, w: dict) -> Verdict | None:
+def _pause_problem(paused: probes.PausedWrite | None, w: probes.FrontDoor) -> Verdict | None:
     """With the replica's SQL thread paused, an entry was not stored, arrived anyway (copied
     by something else), or did not arrive once replication resumed."""
     replica = w["replica"]
@@ -298,7 +372,7 @@ class ReplicaReadOnly(Check):
     needs = ("db.servers",)
     touches = ()
 
-    def observe(self, lab):
+    def observe(self, lab) -> ReadOnlyObservation:
         _, replica = probes.roles(lab)
         flags = probes.admin_sql(lab, replica, "SHOW GLOBAL VARIABLES LIKE '%read_only'")
         variables = dict(line.split("\t", 1) for line in flags.splitlines() if "\t" in line)
@@ -328,7 +402,7 @@ class ReplicaReadOnly(Check):
         errors = [line for line in attempt.splitlines() if line.startswith("ERROR")]
         return {"replica": replica, "attempt": (errors[-1] if errors else attempt).strip()}
 
-    def judge(self, o):
+    def judge(self, o: ReadOnlyObservation):
         if "WRITE-ACCEPTED" in o["attempt"]:
             return failed(f"{o['replica']} accepted a write from an ordinary account")
         if "read-only" not in o["attempt"] and "read_only" not in o["attempt"]:
@@ -356,7 +430,7 @@ class ApplicationRoles(Check):
     needs = ("app.database", "db.replication")
     exclusive = "replica"  # pauses the replica's SQL thread for a moment
 
-    def observe(self, lab):
+    def observe(self, lab) -> AppRolesObservation:
         writes = probes.front_door(lab)
         paused = probes.paused_write(lab)
         return {
@@ -371,7 +445,7 @@ class ApplicationRoles(Check):
             },
         }
 
-    def judge(self, o):
+    def judge(self, o: AppRolesObservation):
         primary, replica, p = o["primary"], o["replica"], o["paused"]
         astray = [h for h, ok in o["origins"].items() if not ok]
         if astray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, failed_all, passed
 from lab.facts import proc, systemd
@@ -17,6 +18,19 @@ CHECKSUMS = (  # the entry point first, then Python files, then the rest, in a f
     f"| head -z -n {MAX_FILES + 1} | xargs -0 -r sha256sum"
 )
 SYSTEM_DIRECTORIES = ("/", "/root", "/usr", "/etc", "/var", "/home", "/tmp", "/run")
+
+
+class CodeBaseHost(TypedDict):
+    """The code a web server's application server runs."""
+
+    args: NotRequired[str]  # its command line (none: no process holds the socket)
+    entry: str  # the entry point's file name ('' not found)
+    files: dict[str, str]  # path (from directory) → sha256
+    directory: NotRequired[str]  # the entry point's directory (when found)
+    capped: NotRequired[bool]  # more than MAX_FILES files: the first ones only
+
+
+CodeBaseObservation = dict[str, CodeBaseHost]  # by web server
 
 
 class CodeBase(Check):
@@ -36,8 +50,8 @@ class CodeBase(Check):
     needs = ("app.server",)
     touches = ()
 
-    def observe(self, lab):
-        def probe(host):
+    def observe(self, lab) -> CodeBaseObservation:
+        def probe(host) -> CodeBaseHost:
             master = probes.application(lab, host)["master"]
             if master is None:
                 return {"entry": "", "files": {}}
@@ -81,7 +95,7 @@ class CodeBase(Check):
 
         return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: CodeBaseObservation):
         problems = []
         for host, info in hosts.items():
             if not info["entry"]:

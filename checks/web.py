@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TypedDict
 
 from checks.base import Check, CheckError, failed_all, passed
 from lab.core.wait import until
@@ -13,6 +14,81 @@ from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
 
 NGINX_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]+)-([0-9a-f]+)"$')  # "<mtime>-<size>" of a file
+
+
+class Answered(TypedDict):
+    """Nginx's answer to `/` (answered())."""
+
+    status: int
+    server: str  # its Server header ('' none)
+
+
+class Unanswered(TypedDict):
+    """Why no answer to `/` came, and the service's journal (answered())."""
+
+    error: str
+    journal: str  # why its last start failed ('' no such line)
+
+
+class NginxState(TypedDict):
+    """Who holds port 80, and whether the configuration on disk is what runs."""
+
+    listeners: list[str]  # the programs holding port 80
+    loaded: float | None  # when the running configuration was loaded (seconds since the epoch)
+    mtimes: dict[str, float]  # configuration file → when it last changed
+    config_ok: bool  # nginx -t passed
+    config_error: str  # its first error ('' none)
+
+
+class NginxAnswered(NginxState, Answered):
+    pass
+
+
+class NginxUnanswered(NginxState, Unanswered):
+    pass
+
+
+NginxObservation = dict[str, NginxAnswered | NginxUnanswered]  # by web server
+
+
+class Fetched(TypedDict):
+    """A reply from a web server's site (_fetch())."""
+
+    status: int
+    server: str  # Server header
+    etag: str  # ETag header
+    type: str  # Content-Type header
+    length: int  # bytes of the body
+    sha256: str  # of the body
+    assets: list[str]  # the static files the page references (for `/` only)
+
+
+class StaticFile(Fetched):
+    file: str  # the file under Nginx's root/alias directories with the same content ('' none)
+    location: str  # the location of the site's server block that handles it ('' none)
+    passes: list[str]  # what that location passes requests to (proxy_pass and the like)
+
+
+StaticObservation = dict[str, dict[str, StaticFile]]  # web server → path → its reply
+
+ReverseProxyObservation = dict[str, probes.Application]  # by web server
+
+
+class Carried(TypedDict):
+    """A reply's status and every X-Served-By value it carried."""
+
+    status: int
+    values: list[str]
+
+
+class ServedByHost(TypedDict):
+    hostname: str  # the web server's own hostname
+    domain: str  # the lab's domain
+    responses: dict[str, Carried]  # by path
+    not_found: Carried  # what a path that does not exist (/favicon.ico) answered
+
+
+ServedByObservation = dict[str, ServedByHost]  # by web server
 
 
 JOURNAL_WAIT = 0.6  # seconds a failed start's own lines may take to reach the journal
@@ -32,7 +108,7 @@ def service_error(lab, host: str, unit: str) -> str:
     )
 
 
-def answered(lab, host: str) -> dict:
+def answered(lab, host: str) -> Answered | Unanswered:
     """Nginx's answer to `/` on host (status, Server), or why none came and its journal."""
     try:
         reply = lab.web(host, "/")
@@ -52,7 +128,7 @@ class NginxAnswers(Check):
     hint = "Install and start Nginx on both web servers (`systemctl status nginx`)."
     per_host = True  # judged host by host
 
-    def observe(self, lab):
+    def observe(self, lab) -> NginxObservation:
         def probe(host):
             info = {"listeners": probes.programs_on_port(lab, host, 80)}
             nginx_pids = [
@@ -77,7 +153,7 @@ class NginxAnswers(Check):
 
         return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: NginxObservation):
         problems, hint = [], ""
         for host, info in hosts.items():
             why = info.get("journal") or info.get("config_error") or ""
@@ -114,12 +190,12 @@ class NginxAnswers(Check):
         )
 
 
-def _stale(info: dict) -> str:
+def _stale(info: NginxAnswered | NginxUnanswered) -> str:
     """'Nginx has been running since …, before FILE changed at …' when it has, else ''."""
     return proc.older_than_file("Nginx", info.get("loaded"), info.get("mtimes") or {})
 
 
-def _fetch(lab, host: str, path: str) -> dict:
+def _fetch(lab, host: str, path: str) -> Fetched:
     reply = lab.web(host, path)
     return {
         "status": reply.status_code,
@@ -167,7 +243,7 @@ class StaticContent(Check):
     touches = ()
     per_host = True  # judged host by host
 
-    def observe(self, lab):
+    def observe(self, lab) -> StaticObservation:
         def probe(host):
             page = _fetch(lab, host, "/")
             files = {"/": page}
@@ -184,7 +260,7 @@ class StaticContent(Check):
 
         return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: StaticObservation):
         problems, seen = [], []
         for host, files in hosts.items():
             for path, reply in files.items():
@@ -236,10 +312,10 @@ class ReverseProxy(Check):
     touches = ()
     per_host = True  # judged host by host
 
-    def observe(self, lab):
+    def observe(self, lab) -> ReverseProxyObservation:
         return lab.on_each(lab.web_hosts(), lambda host: probes.application(lab, host))
 
-    def judge(self, hosts):
+    def judge(self, hosts: ReverseProxyObservation):
         problems, seen = [], []
         for host, app in hosts.items():
             problem = _proxy_problem(host, app)
@@ -257,14 +333,14 @@ class ReverseProxy(Check):
         )
 
 
-def _proxy_problem(host: str, app: dict) -> str:
+def _proxy_problem(host: str, app: probes.Application) -> str:
     """What is wrong with host's Nginx → application path, or ''."""
     if not app.get("front_door", True):
         return f"{host}: nothing listens on port 80, so nothing is forwarded to the application"
     return application_problem(host, app)
 
 
-def application_problem(host: str, app: dict) -> str:
+def application_problem(host: str, app: probes.Application) -> str:
     """What is wrong with the application Nginx's configuration names on host, as it answered
     (through Nginx, or asked directly): nothing there, a fixed answer, another process; ''."""
     if not app["targets"]:
@@ -314,8 +390,8 @@ class ServedBy(Check):
     touches = ()
     per_host = True  # judged host by host
 
-    def observe(self, lab):
-        def probe(host):
+    def observe(self, lab) -> ServedByObservation:
+        def probe(host) -> ServedByHost:
             hostname = lab.sh(host, proc.HOSTNAME).strip()
             page = lab.web(host, "/")
             paths = ["/", *probes.page_assets(page.text, 1), "/api/status"]
@@ -333,7 +409,7 @@ class ServedBy(Check):
 
         return lab.on_each(lab.web_hosts(), probe)
 
-    def judge(self, hosts):
+    def judge(self, hosts: ServedByObservation):
         problems, seen, notes, failing = [], [], [], []
         for host, info in hosts.items():
             name = info["hostname"]

@@ -467,10 +467,11 @@ def served_by_with(statuses: dict[str, dict[str, int]], header: bool = True):
 
 
 def served_by_result(observation):
-    cls = CATALOGUE["web.served-by"]
-    verdict = cls().judge(observation)
+    verdict = judge("web.served-by", observation)
     assert not verdict.passed
-    return verdict, cls().result(Status.FAIL, verdict.evidence, 0.1, verdict.hint)
+    return verdict, CATALOGUE["web.served-by"]().result(
+        Status.FAIL, verdict.evidence, 0.1, verdict.hint
+    )
 
 
 ALL_PATHS = ("/", "/static/style.css", "/api/status")

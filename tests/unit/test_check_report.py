@@ -12,6 +12,7 @@ from checks.report import SCHEMA, to_dict, to_json, to_junit
 from checks.runner import select, with_dependencies
 from lab.cli.render import check_report, make_console
 from lab.core.errors import LabError
+from tests.helpers import judge
 
 
 def report():
@@ -163,14 +164,16 @@ def test_long_evidence_is_wrapped_whole_not_cut():
     """The replica's refusal, as recorded, ends its sentence in the report: wrapped at 80
     columns, every word there."""
     observation = {"replica": "web-02", "attempt": MARIADB_REFUSAL}
-    cls = CATALOGUE["db.replica-read-only"]
-    verdict = cls().judge(observation)
+    verdict = judge("db.replica-read-only", observation)
     assert verdict.passed and verdict.evidence.endswith("so it cannot execute this statement")
-    wrong = cls().judge(
-        {"replica": "web-02", "attempt": "ERROR 1142 (42000): " + "x " * 80 + "END"}
+    wrong = judge(
+        "db.replica-read-only",
+        {"replica": "web-02", "attempt": "ERROR 1142 (42000): " + "x " * 80 + "END"},
     )
     assert wrong.evidence.endswith("END")
-    long = cls().result(Status.FAIL, wrong.evidence + " · " + verdict.evidence, 0.1)
+    long = CATALOGUE["db.replica-read-only"]().result(
+        Status.FAIL, wrong.evidence + " · " + verdict.evidence, 0.1
+    )
     console = make_console(width=80, file=io.StringIO(), record=True)
     console.print(check_report(Report("webstack", (long,), 0.1)))
     text = console.export_text()

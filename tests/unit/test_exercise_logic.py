@@ -20,7 +20,7 @@ from lab.core.state import LabState
 from lab.core.topology import variant
 from lab.course import exercises
 from provision import COMPONENTS, snapshots
-from tests.helpers import SlotProvider, recorded
+from tests.helpers import SlotProvider, judge, recorded
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_the_hint_follows_the_failure_the_evidence_names(topology, tmp_path):
     tables. The evidence (recorded) names the case, and its ladder leads to FLUSH PRIVILEGES."""
     observation = recorded("app.database-accounts-not-loaded")
     check = CATALOGUE["app.database"]()
-    verdict = check.judge(observation)
+    verdict = judge("app.database", observation)
     failing = check.result(Status.FAIL, verdict.evidence, 0.1, verdict.hint, verdict.case)
     general = command.hint_ladder("app.database", topology)
     own = command.hint_ladder("app.database", topology, case=failing.case)

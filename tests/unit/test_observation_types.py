@@ -19,6 +19,17 @@ UNTYPED = set(CATALOGUE) - {
     "servers.reachable",
     "dns.www",
     "http.www",
+    "web.nginx",
+    "web.static",
+    "web.reverse-proxy",
+    "web.served-by",
+    "app.server",
+    "app.database",
+    "files.code-base",
+    "db.servers",
+    "db.replication",
+    "db.replica-read-only",
+    "db.app-roles",
 }
 
 

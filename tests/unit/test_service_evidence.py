@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from checks import CATALOGUE
 from lab.facts import haproxy, proc, systemd
+from tests.helpers import judge, recorded
 
 # `journalctl -u haproxy -n 20 -o cat` on lb-01 (HAProxy 2.6.12, Debian 12), recorded after
 # a stop, an unknown keyword added to haproxy.cfg and `systemctl restart haproxy`
@@ -67,24 +67,25 @@ def test_notices_and_warnings_are_not_errors():
 
 
 def balancer(**extra) -> dict:
-    o = {
-        "host": "lb-01",
-        "listeners": [],
-        "config_ok": True,
-        "config_error": "",
-        "config_warnings": [],
-        "running": False,
-        "status": 0,
-        "error": "GET http://192.168.56.10/: connection refused",
-        "journal": "",
-        "installed": True,
-    }
+    """lb.haproxy's observation of lb-01 (as recorded) once HAProxy stopped: nothing answers
+    through it, and its stats socket neither (extra: what else differs)."""
+    o = {k: v for k, v in recorded("lb.haproxy").items() if k != "status"}
+    o.update(
+        running=False,
+        reading="a private copy",
+        stat=None,
+        loaded=None,
+        mtimes={},
+        listeners=[],
+        error="GET http://192.168.56.10/: connection refused",
+        journal="",
+        installed=True,
+    )
     return {**o, **extra}
 
 
 def test_lb_haproxy_quotes_the_journal_not_the_socket_error():
-    check = CATALOGUE["lb.haproxy"]()
-    verdict = check.judge(balancer(journal=systemd.start_failure(HAPROXY_RESTART_FAILED)))
+    verdict = judge("lb.haproxy", balancer(journal=systemd.start_failure(HAPROXY_RESTART_FAILED)))
     assert not verdict.passed
     assert "HAProxy is not running" in verdict.evidence
     assert "unknown keyword 'frobnicate'" in verdict.evidence
@@ -95,20 +96,20 @@ def test_lb_haproxy_says_when_the_package_is_absent():
     assert haproxy.parse_installed("install ok installed\n")
     assert not haproxy.parse_installed("deinstall ok config-files\n")
     assert not haproxy.parse_installed("\n")
-    verdict = CATALOGUE["lb.haproxy"]().judge(balancer(installed=False))
+    verdict = judge("lb.haproxy", balancer(installed=False))
     assert "HAProxy is not installed" in verdict.evidence
 
 
 def test_random_bytes_on_port_80_name_the_program_not_a_journal_line():
     o = balancer(listeners=["perl"], error="GET http://192.168.56.10/: ConnectionError")
-    verdict = CATALOGUE["lb.haproxy"]().judge(o)
+    verdict = judge("lb.haproxy", o)
     assert verdict.evidence == (
         "lb-01: port 80 belongs to perl, not HAProxy (GET http://192.168.56.10/: ConnectionError)"
     )
-    hosts = {"web-02": {"listeners": ["perl"], "config_ok": True, "config_error": "",
-                        "error": "GET http://192.168.56.12/: ConnectionError",
+    hosts = {"web-02": {"listeners": ["perl"], "loaded": None, "mtimes": {}, "config_ok": True,
+                        "config_error": "", "error": "GET http://192.168.56.12/: ConnectionError",
                         "journal": ""}}  # fmt: skip
-    verdict = CATALOGUE["web.nginx"]().judge(hosts)
+    verdict = judge("web.nginx", hosts)
     assert verdict.evidence.startswith("web-02: port 80 belongs to perl, not Nginx")
 
 
@@ -152,7 +153,6 @@ def test_a_reload_in_the_same_second_as_the_edit_is_not_stale():
 
 
 def test_haproxy_passes_with_a_note_when_the_file_changed_since():
-    check = CATALOGUE["lb.haproxy"]()
     o = balancer(
         listeners=["haproxy"],
         running=True,
@@ -160,8 +160,9 @@ def test_haproxy_passes_with_a_note_when_the_file_changed_since():
         loaded=1000.0,
         mtimes={"/etc/haproxy/haproxy.cfg": 1100.0},
     )
-    del o["error"]
-    verdict = check.judge(o)
+    for answered in ("error", "journal", "installed"):  # kept only when no answer came
+        del o[answered]
+    verdict = judge("lb.haproxy", o)
     assert verdict.passed
     assert "(note: HAProxy has been running since" in verdict.evidence
     assert "before haproxy.cfg changed at" in verdict.evidence
