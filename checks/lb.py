@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, CheckError, NotObservable, failed, failed_all, passed
 from checks.web import service_error
@@ -19,7 +20,88 @@ BURST = 8
 LEAVE_WINDOW = 20.0  # seconds a failing server may take to leave the rotation (defaults: ~7 s)
 
 
-def through_lb(lab, path: str = "/", timeout: float = 5) -> dict:
+class LbAnswer(TypedDict):
+    """An answer through the load balancer (through_lb())."""
+
+    status: int
+    served_by: str | None  # its first X-Served-By value (None: none)
+
+
+class LbObservation(probes.Balancer):
+    listeners: list[str]  # the programs holding port 80 on the balancer
+    status: NotRequired[int]  # what a request through it answered (none: no answer)
+    error: NotRequired[str]  # why no answer came
+    journal: NotRequired[str]  # ... and why HAProxy's last start failed ('' no such line)
+    installed: NotRequired[bool]  # ... and whether the haproxy package is installed
+
+
+class ServerState(TypedDict):
+    """A web server's state in HAProxy's runtime view (`show stat`)."""
+
+    status: str
+    check_status: str
+
+
+class ThroughBalancer(TypedDict):
+    """Requests sent through the balancer: who HAProxy says took them, and the web servers'
+    names; with web servers out of the rotation (a prerequisite failed there), how they left
+    and which backends took the requests."""
+
+    sent: dict[str, int] | None  # requests HAProxy sent each web server (None: no stats socket)
+    hostnames: dict[str, str]  # web server → its own hostname
+    domain: str
+    down: NotRequired[dict[str, ServerState]]  # the web servers out of the rotation
+    routed: NotRequired[dict[str, int]]  # backend → the requests it took (by its counters)
+
+
+class RotationView(TypedDict):
+    """The part of the balancer's view round robin is judged on."""
+
+    servers: list[probes.BalancerServer]
+    web: dict[str, str]  # web server → address (every one, with some out of the rotation)
+    algorithms: dict[str, str]
+    config_warnings: list[str]
+
+
+class RoundRobinObservation(ThroughBalancer):
+    balancer: RotationView
+    answers: list[LbAnswer]
+    received: dict[str, int | None]  # requests each web server's Nginx logged (None: cannot tell)
+
+
+class ActiveView(TypedDict):
+    """The part of the balancer's view active-active is judged on."""
+
+    servers: list[probes.BalancerServer]
+    web: dict[str, str]  # web server → address (every one, with some out of the rotation)
+    stat: dict[str, probes.StatRow] | None
+
+
+class ActiveActiveObservation(ThroughBalancer):
+    balancer: ActiveView
+    burst: list[str | None]  # the X-Served-By of each simultaneous answer
+
+
+class Failover(TypedDict):
+    """How long a web server cut off from the balancer took to leave the rotation and to come
+    back (failover())."""
+
+    host: str
+    lb: str
+    left_after: float | None  # seconds (None: it never left)
+    back_after: float | None  # seconds (None: it never came back)
+
+
+class HealthObservation(TypedDict):
+    web: list[str]
+    configured: dict[str, probes.BalancerServer]  # the balancer's server at each web server
+    socket: bool  # HAProxy has a stats socket
+    config_warnings: list[str]
+    stat: dict[str, ServerState] | None  # HAProxy's runtime view (None: no stats socket)
+    behaviour: NotRequired[Failover]  # without a stats socket, when the configuration checks
+
+
+def through_lb(lab, path: str = "/", timeout: float = 5) -> LbAnswer:
     reply = lab.http(f"http://{lab.address('lb')}{path}", timeout=timeout)
     values = probes.served_by(reply)
     return {"status": reply.status_code, "served_by": values[0] if values else None}
@@ -56,7 +138,7 @@ class HaproxyAnswers(Check):
     touches = ("balancer",)  # sends requests through the balancer
     hint = "Install HAProxy on the load balancer with a frontend on port 80 and start it."
 
-    def observe(self, lab):
+    def observe(self, lab) -> LbObservation:
         o = dict(probes.balancer(lab))
         o["listeners"] = probes.programs_on_port(lab, o["host"], 80)
         try:
@@ -71,7 +153,7 @@ class HaproxyAnswers(Check):
             o["installed"] = haproxy.parse_installed(installed)
         return o
 
-    def judge(self, o):
+    def judge(self, o: LbObservation):
         lb = o["host"]
         others = [n for n in o["listeners"] if n != "haproxy"]
         if "error" in o and not o.get("installed", True) and not o["running"]:
@@ -140,7 +222,7 @@ class RoundRobin(Check):
     exclusive = "balancer"  # other requests through the balancer would interleave
     through_web = True  # a web server that failed web.served-by: judged from HAProxy's view
 
-    def observe(self, lab):
+    def observe(self, lab) -> RoundRobinObservation:
         o = probes.balancer(lab)
         wait_until_servers_up(lab, o)
         web = lab.web_hosts()
@@ -161,7 +243,7 @@ class RoundRobin(Check):
             **({"down": down, "routed": routed} if down else {}),
         }
 
-    def judge(self, o):
+    def judge(self, o: RoundRobinObservation):
         problem = balancer_problem(o["balancer"]) or routed_problem(o)
         if problem:
             return failed(problem)
@@ -214,7 +296,7 @@ def everyone(lab) -> dict[str, str]:
     return {h.name: h.address for h in lab.topology.with_role("web")}
 
 
-def out_of_rotation(lab, o: dict) -> dict[str, dict]:
+def out_of_rotation(lab, o: probes.Balancer) -> dict[str, ServerState]:
     """HAProxy's runtime view ({status, check_status}) of the web servers this run leaves out
     (a prerequisite failed there: checks.runner); {} when it leaves none out. Not observable
     unless HAProxy's health checks took each of them out of the rotation."""
@@ -399,7 +481,7 @@ class ActiveActive(Check):
     touches = ("balancer",)  # sends requests through the balancer
     through_web = True  # a web server that failed web.served-by: judged from HAProxy's view
 
-    def observe(self, lab):
+    def observe(self, lab) -> ActiveActiveObservation:
         o = probes.balancer(lab)
         down = out_of_rotation(lab, o)
         before, taken = sessions(lab, o), backend_sessions(lab, o, down)
@@ -417,7 +499,7 @@ class ActiveActive(Check):
             **({"down": down, "routed": routed} if down else {}),
         }
 
-    def judge(self, o):
+    def judge(self, o: ActiveActiveObservation):
         problem = balancer_problem(o["balancer"])
         if problem:
             return failed(problem)
@@ -463,7 +545,7 @@ class HealthChecks(Check):
     needs = ("lb.haproxy",)
     exclusive = True  # the behavioural test takes one server out of the rotation
 
-    def observe(self, lab):
+    def observe(self, lab) -> HealthObservation:
         o = probes.balancer(lab)
         used = probes.web_servers_in_balancer(o)
         base = {
@@ -482,7 +564,7 @@ class HealthChecks(Check):
             return {**base, "stat": None}
         return {**base, "stat": None, "behaviour": failover(lab, lab.web_hosts()[-1])}
 
-    def judge(self, o):
+    def judge(self, o: HealthObservation):
         verdict = self._judge(o)
         if verdict.passed:
             return verdict
@@ -611,7 +693,7 @@ def _no_blackhole_routes(topology) -> str:
     return f"for lb in {balancers}; do ip route del blackhole $lb/32 2>/dev/null; done"
 
 
-def failover(lab, victim: str) -> dict:
+def failover(lab, victim: str) -> Failover:
     """Make victim unable to answer the balancer (a blackhole route to it on victim) and time
     how long until HAProxy stops sending it requests, then how long until it takes it back."""
     balancer = lab.name("lb")

@@ -70,7 +70,8 @@ def _sticky_for_visitors(o):
     """An ACL sends visitors to a backend of both servers that balances by source address."""
     for server in copy.deepcopy(o["balancer"]["servers"]):
         o["balancer"]["servers"].append({**server, "backend": "sticky", "balance": "source"})
-    o["balancer"].setdefault("algorithms", {})["sticky"] = "source"
+    if "algorithms" in o["balancer"]:  # as HAProxy runs them (lb.round-robin's view only)
+        o["balancer"]["algorithms"]["sticky"] = "source"
     o["routed"] = {"sticky": 8}
     return o
 
