@@ -49,7 +49,7 @@ def answer_records(message) -> list[Record]:
     return records
 
 
-def follow(records: list, name: str) -> tuple[list[str], list[str], str]:
+def follow(records: list[Record], name: str) -> tuple[list[str], list[str], str]:
     """Walk CNAMEs from name through records: (chain, addresses at its end, last name)."""
     by_name: dict[str, list[tuple[str, str]]] = {}
     for owner, rtype, value in records:

@@ -316,7 +316,7 @@ def out_of_rotation(lab, o: probes.Balancer) -> dict[str, ServerState]:
     return {h: down[h] for h in out if h in down}
 
 
-def kept_in_rotation(rows: dict[str, dict | None]) -> str:
+def kept_in_rotation(rows: dict[str, ServerState | None]) -> str:
     """Why requests through HAProxy cannot show the turns of these web servers, which cannot
     answer ('' when HAProxy's health checks took each out: DOWN after a completed check; one
     HAProxy does not list at all is judged as the balancer's configuration)."""
@@ -333,7 +333,7 @@ def kept_in_rotation(rows: dict[str, dict | None]) -> str:
     return ""
 
 
-def backend_sessions(lab, o: dict, down: dict) -> dict[str, int]:
+def backend_sessions(lab, o: probes.Balancer, down: dict) -> dict[str, int]:
     """With web servers out of the rotation, the sessions each of HAProxy's backends has
     taken (to tell which backends requests went to, in HAProxy's words); else {}."""
     return probes.backend_sessions(lab, o["host"], o["sockets"][0]) if down else {}
@@ -344,7 +344,7 @@ def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after if k in before and after[k] > before[k]}
 
 
-def routed_problem(o: dict) -> str:
+def routed_problem(o: RoundRobinObservation | ActiveActiveObservation) -> str:
     """With web servers out of the rotation: a backend that took the requests without every
     web server as an active server in it (an ACL singling visitors out), or that does not
     balance round robin (balance source for visitors); '' when none."""
@@ -374,7 +374,7 @@ def routed_problem(o: dict) -> str:
     return ""
 
 
-def taking_backends(o: dict) -> dict[str, str]:
+def taking_backends(o: RoundRobinObservation | ActiveActiveObservation) -> dict[str, str]:
     """The backends that took the requests (by HAProxy's counters; else those of the web
     servers), each with its balance algorithm as HAProxy runs it."""
     servers = o["balancer"]["servers"]
@@ -388,7 +388,7 @@ def taking_backends(o: dict) -> dict[str, str]:
     }
 
 
-def down_evidence(o: dict) -> str:
+def down_evidence(o: RoundRobinObservation | ActiveActiveObservation) -> str:
     """HAProxy's own view of a rotation with web servers its health checks took out."""
     web, down = list(o["balancer"]["web"]), o["down"]
     out = ", ".join(
@@ -411,7 +411,7 @@ def unconfirmed(received: dict) -> str:
     return f" (not confirmed by {' or '.join(silent)}'s Nginx: it logs these requests to no file)"
 
 
-def sessions(lab, o: dict) -> dict[str, int]:
+def sessions(lab, o: probes.Balancer) -> dict[str, int]:
     """HAProxy's session count per web server (stot, over every backend that has it), when it
     has a stats socket."""
     if not o["stat"]:
@@ -454,7 +454,7 @@ def misrouted(claims: list, received: dict, sent: dict | None, alone: bool = Fal
     return ""
 
 
-def wait_until_servers_up(lab, o: dict, seconds: float = 4.0) -> None:
+def wait_until_servers_up(lab, o: probes.Balancer, seconds: float = 4.0) -> None:
     """Give HAProxy a moment to see freshly (re)started servers UP before counting requests."""
     if not o["stat"]:
         return
@@ -611,7 +611,7 @@ class HealthChecks(Check):
         )
 
 
-def checked_elsewhere(configured: dict[str, dict]) -> list[str]:
+def checked_elsewhere(configured: dict[str, probes.BalancerServer]) -> list[str]:
     """Web servers whose health HAProxy takes from somewhere else than the server itself: a
     `check addr`/`port` aimed at another address or port, or `track` of another server."""
     found = []
@@ -635,7 +635,7 @@ def checked_elsewhere(configured: dict[str, dict]) -> list[str]:
     return found
 
 
-def too_slow(o) -> list[str]:
+def too_slow(o: HealthObservation) -> list[str]:
     """Servers whose health checks would take longer than the window to take them out."""
     slow = []
     for host, server in o["configured"].items():
@@ -649,7 +649,7 @@ def too_slow(o) -> list[str]:
     return slow
 
 
-def _judge_stat(o):
+def _judge_stat(o: HealthObservation):
     problems, seen = [], []
     slow = too_slow(o)
     if slow:
