@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Literal, TypedDict
 
 from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.core.topology import Topology
@@ -96,17 +97,52 @@ PROBE = (
 )
 
 
+Kind = Literal["deny", "public", "internal", "closed"]  # which firewall check grades a try
+Proto = Literal["tcp", "udp"]
+# what a try gave: a TCP connection (open, refused, silent, unreachable), a DNS question over UDP
+# (open, no-answer), or nothing known (unknown: the probe's answer was lost, or none was made)
+State = Literal["open", "refused", "silent", "unreachable", "no-answer", "unknown"]
+# what answered on the port for the try: a service, the grader's listener, nothing (a port
+# graded only while its service runs), or the grader could not listen there
+ListenerStatus = Literal["service", "grader", "none", "failed"]
+
+
+class Listening(TypedDict):
+    """What answers on one asked port of a host (LISTEN's line)."""
+
+    status: ListenerStatus
+    port: int
+    pid: str  # the grader's listener's, "0" for none
+
+
+class Connection(TypedDict):
+    """One connection tried: what the design decides (Expect's fields), what listened on the
+    port and what the try and its control (the target's SSH, from the same source) gave."""
+
+    check: Kind
+    source: str  # a host name, or MACHINE
+    target: str
+    port: int  # the port tried (the one drawn for a free port)
+    open: bool
+    why: str
+    proto: Proto
+    if_running: bool
+    control: State
+    listener: ListenerStatus
+    state: State
+
+
 @dataclass(frozen=True)
 class Expect:
     """One connection the design decides: from source to target's port, open or closed."""
 
-    check: str  # which firewall check grades it: deny, public, internal, closed
+    check: Kind  # which firewall check grades it
     source: str  # a host name, or MACHINE
     target: str
     port: int
     open: bool
     why: str
-    proto: str = "tcp"
+    proto: Proto = "tcp"
     if_running: bool = False  # graded only when a service of the target listens there
 
 
@@ -163,9 +199,9 @@ def expectations(topology: Topology) -> list[Expect]:
 
 
 # -- observing ------------------------------------------------------------------------------------
-def parse_listen(output: str) -> dict[str, dict]:
+def parse_listen(output: str) -> dict[str, Listening]:
     """LISTEN's lines: asked port → {status, port, pid}."""
-    found = {}
+    found: dict[str, Listening] = {}
     for line in output.splitlines():
         fields = line.split()
         if len(fields) == 4 and fields[2].isdigit():
@@ -173,7 +209,7 @@ def parse_listen(output: str) -> dict[str, dict]:
     return found
 
 
-def probe_state(exit_code: str, message: str) -> str:
+def probe_state(exit_code: str, message: str) -> State:
     """A connection attempt from a host as a word: open, refused, silent or unreachable."""
     if exit_code == "0":
         return "open"
@@ -184,9 +220,9 @@ def probe_state(exit_code: str, message: str) -> str:
     return "unreachable"
 
 
-def parse_probes(output: str) -> dict[tuple[str, int], str]:
+def parse_probes(output: str) -> dict[tuple[str, int], State]:
     """PROBE's lines: (address, port) → state."""
-    found = {}
+    found: dict[tuple[str, int], State] = {}
     for line in output.splitlines():
         fields = line.split(maxsplit=3)
         if len(fields) >= 3 and fields[1].isdigit():
@@ -200,7 +236,7 @@ def _asked(expect: Expect) -> str:
     return f"{expect.port}{'?' if expect.if_running else ''}"
 
 
-def listen(lab, host: str, asked: list[str]) -> dict[str, dict]:
+def listen(lab, host: str, asked: list[str]) -> dict[str, Listening]:
     """What answers on each asked port of host; the grader's listeners end at cleanup."""
     command = f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} " + " ".join(
         quote(a) for a in asked
@@ -213,7 +249,7 @@ def listen(lab, host: str, asked: list[str]) -> dict[str, dict]:
     return found
 
 
-def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], State]:
     """TCP connections from source (a host or this machine) to each (address, port) at once."""
     if not targets:
         return {}
@@ -233,7 +269,7 @@ def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[s
     return parse_probes(lab.sh(source, script + " wait", check=False))
 
 
-def dns_answers(lab, host: str) -> str:
+def dns_answers(lab, host: str) -> State:
     """Whether host answers a DNS question over UDP from this machine: open or no-answer."""
     try:
         lab.dns_query(lab.address(host), lab.topology.domain, "SOA")
@@ -242,7 +278,7 @@ def dns_answers(lab, host: str) -> str:
     return "open"
 
 
-def observe_all(lab) -> list[dict]:
+def observe_all(lab) -> list[Connection]:
     """Every expected connection tried, with what listened on the port and what the try gave."""
     expects = expectations(lab.topology)
     tcp = [e for e in expects if e.proto == "tcp"]
@@ -258,7 +294,7 @@ def observe_all(lab) -> list[dict]:
         udp = {e.target: dns_answers(lab, e.target) for e in expects if e.proto == "udp"}
     finally:
         lab.done_with("firewall listeners")
-    rows = []
+    rows: list[Connection] = []
     for e in expects:
         row = asdict(e)
         row["control"] = states.get(e.source, {}).get((lab.address(e.target), CONTROL), "unknown")
@@ -286,13 +322,13 @@ LISTENERS = {"grader": " (the grader listened there)", "service": " (a service l
 CONTROL_WORDS = {**STATE_WORDS, "unknown": "not tried"}
 
 
-def where(row: dict) -> str:
+def where(row: Connection) -> str:
     """The port a row tried, in words (without the source)."""
     proto = "/udp" if row["proto"] == "udp" else ""
     return f"{row['target']}:{row['port']}{proto} ({row['why']})"
 
 
-def finding(row: dict) -> str | None:
+def finding(row: Connection) -> str | None:
     """How one connection differs from the design, in words without its source; None when it
     is as designed."""
     state, words = row["state"], STATE_WORDS.get(row["state"], row["state"])
@@ -312,7 +348,7 @@ def finding(row: dict) -> str | None:
     return None
 
 
-def problems(rows: list[dict], everything: list[dict] | None = None) -> list[str]:
+def problems(rows: list[Connection], everything: list[Connection] | None = None) -> list[str]:
     """What differs from the design in rows, one line per port and finding with every source
     it concerns: blocked where it must be open, open where it must not be, and then who may
     (from everything observed, rows when not given)."""
@@ -328,7 +364,7 @@ def problems(rows: list[dict], everything: list[dict] | None = None) -> list[str
     ]
 
 
-def admitted(rows: list[dict], closed: dict) -> str:
+def admitted(rows: list[Connection], closed: Connection) -> str:
     """Who the design lets reach a closed row's port, as the end of the line that found it
     answering others ("" when the rows do not say)."""
     port = (closed["target"], closed["port"], closed["proto"])
@@ -340,7 +376,7 @@ def admitted(rows: list[dict], closed: dict) -> str:
     return "; the design opens it to no one" if closed["check"] == "deny" else ""
 
 
-def blocked_by_a_firewall(row: dict) -> bool:
+def blocked_by_a_firewall(row: Connection) -> bool:
     """Whether a row shows a ruleset at work: something listened, yet the connection was
     refused, or dropped while the same source reached the host's SSH."""
     return (
@@ -350,14 +386,20 @@ def blocked_by_a_firewall(row: dict) -> bool:
     )
 
 
-def unshaped(rows: list[dict], hosts) -> list[str]:
+def unshaped(rows: list[Connection], hosts) -> list[str]:
     """Hosts (among hosts) on which nothing the grader tried was blocked: what answers there
     answers because nothing is in its way, not because a firewall lets it through."""
     shaped = {r["target"] for r in rows if not r["open"] and blocked_by_a_firewall(r)}
     return [h for h in dict.fromkeys(hosts) if h not in shaped]
 
 
-def judged(rows: list[dict], summary: str, hint: str = "", also=(), everything=None) -> Verdict:
+def judged(
+    rows: list[Connection],
+    summary: str,
+    hint: str = "",
+    also=(),
+    everything: list[Connection] | None = None,
+) -> Verdict:
     """Failed with every problem (one a line), or passed with summary and how many connections
     were tried."""
     found = problems(rows, everything) + list(also)
@@ -376,14 +418,14 @@ class _Firewall:
     exclusive = True  # the grader's listeners must not show up in other checks' observations
     kind = ""
 
-    def observe(self, lab):
+    def observe(self, lab) -> list[Connection]:
         return lab.memo("firewall", lambda: observe_all(lab))
 
-    def mine(self, rows: list[dict]) -> list[dict]:
+    def mine(self, rows: list[Connection]) -> list[Connection]:
         """The rows this check grades (the observation holds every connection tried)."""
         return [r for r in rows if r["check"] == self.kind]
 
-    def no_firewall(self, rows: list[dict]) -> list[str]:
+    def no_firewall(self, rows: list[Connection]) -> list[str]:
         """An open port proves a firewall right only where a firewall blocks something: the
         hosts this check grades on which nothing the grader tried was blocked, in words."""
         hosts = unshaped(rows, [r["target"] for r in self.mine(rows)])
@@ -410,7 +452,7 @@ class DefaultDeny(_Firewall, Check):
         "`sudo ufw default deny incoming`, allow SSH, then `sudo ufw --force enable`."
     )
 
-    def judge(self, rows):
+    def judge(self, rows: list[Connection]):
         rows = self.mine(rows)
         hosts = sorted({r["target"] for r in rows})
         return judged(
@@ -435,7 +477,7 @@ class PublicOpen(_Firewall, Check):
         "on the load balancer also `sudo ufw allow 80/tcp`, `443/tcp` and `53`."
     )
 
-    def judge(self, rows):
+    def judge(self, rows: list[Connection]):
         mine = self.mine(rows)
         summary = "reachable from this machine, through a firewall: " + _listing(mine)
         absent = self.no_firewall(rows)
@@ -459,7 +501,7 @@ class InternalOpen(_Firewall, Check):
         "to 3306."
     )
 
-    def judge(self, rows):
+    def judge(self, rows: list[Connection]):
         rows, everything = self.mine(rows), rows
         absent = self.no_firewall(everything)
         blocked = any(f":{MYSQL} " in problem for problem in problems(rows))
@@ -490,12 +532,12 @@ class ClosedToOthers(_Firewall, Check):
         "port of the load balancer beyond 22, 80, 443 and 53 to everyone."
     )
 
-    def judge(self, rows):
+    def judge(self, rows: list[Connection]):
         mine = self.mine(rows)
         return judged(mine, "closed to others: " + _listing(mine), everything=rows)
 
 
-def _listing(rows: list[dict]) -> str:
+def _listing(rows: list[Connection]) -> str:
     """target:port per distinct port tried, in order (the evidence of a pass)."""
     seen: list[str] = []
     for row in rows:

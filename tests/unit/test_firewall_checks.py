@@ -17,7 +17,7 @@ from checks.base import CheckError
 from lab.core.topology import PACKAGED, Host, Topology, load
 from lab.observe.live import HTTP_TIMEOUT, connect_state, forwarded
 from provision import firewall as reference
-from tests.helpers import recorded
+from tests.helpers import judge, recorded
 
 REFERENCE = load(PACKAGED)
 HA = Topology(  # lab-ha.yml's hosts: a second balancer (its virtual address plays no part here)
@@ -208,7 +208,7 @@ def _rows(state=lambda e: "open" if e.open else "silent", listener=None, control
 
 def _judge(check_class, rows):
     """A check's judgement of the observation every firewall check shares (all the rows)."""
-    return check_class().judge(rows)
+    return judge(check_class.id, rows)
 
 
 CHECKS = (

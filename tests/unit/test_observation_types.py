@@ -34,6 +34,10 @@ UNTYPED = set(CATALOGUE) - {
     "db.replication",
     "db.replica-read-only",
     "db.app-roles",
+    "firewall.closed",
+    "firewall.default-deny",
+    "firewall.internal",
+    "firewall.public",
 }
 
 
