@@ -10,6 +10,7 @@ import ssl
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypedDict
 
 from cryptography import x509
 
@@ -29,6 +30,108 @@ BUILT_WITH = {"TLSv1": ssl.HAS_TLSv1, "TLSv1.1": ssl.HAS_TLSv1_1}
 SNIFF_SECONDS = 8
 DIRECT, RELAYED = "/", "/api/status"  # what https.forwarded asks from here, and from a lab host
 HSTS_PATHS = ("/", "/api/status")
+
+
+class CertificateFacts(TypedDict):
+    """What a certificate says, and whether the lab CA signed it."""
+
+    subject: str  # RFC 4514
+    issuer: str
+    names: list[str]  # subjectAltName: DNS names, then addresses
+    common_names: list[str]
+    not_before: str  # ISO 8601, UTC
+    not_after: str
+    self_signed: bool
+    by_lab_ca: bool
+
+
+class Endpoint(TypedDict):
+    """The balancer's address, asked for one of the site's names (SNI)."""
+
+    name: str
+    address: str
+
+
+class NoTLS(Endpoint):
+    """No TLS handshake there: why."""
+
+    error: str
+
+
+class Served(Endpoint):
+    """The certificate the balancer sent for the name, and the lab CA's verdict on it."""
+
+    version: str | None  # the protocol agreed
+    certificate: CertificateFacts
+    verify_error: str  # "" when it verifies against the lab CA
+    lab_ca: bool  # whether the lab has a CA to verify against
+
+
+class TrustedObservation(TypedDict):
+    now: str  # ISO 8601, UTC
+    served: dict[str, Served | NoTLS]  # by site name
+
+
+class RedirectAnswer(TypedDict):
+    """What plain HTTP answered for one name (redirects not followed)."""
+
+    path: str
+    status: int
+    location: str  # "" without a Location header
+
+
+class Followed(TypedDict):
+    """The answer at the end of the site's redirect, followed."""
+
+    status: int
+    url: str
+    served_by: list[str]  # its X-Served-By values
+
+
+class NotFollowed(TypedDict):
+    error: str
+
+
+class RedirectObservation(TypedDict):
+    address: str
+    answers: dict[str, RedirectAnswer]  # by the name asked for (Host)
+    followed: Followed | NotFollowed
+    web: list[str]
+    hostnames: dict[str, str]  # each web server's own hostname, for those that answered
+    domain: str
+
+
+class ProtocolsObservation(TypedDict):
+    address: str
+    # by version: the version agreed, "refused: WHY" or "untested: WHY"
+    tried: dict[str, str]
+
+
+class HstsAnswer(TypedDict):
+    status: int
+    values: list[str]  # every Strict-Transport-Security header
+
+
+class HstsObservation(TypedDict):
+    site: str
+    answers: dict[str, HstsAnswer]  # by path
+
+
+class Relay(TypedDict):
+    """The lab host whose requests to the balancer are relayed over its SSH connection."""
+
+    host: str
+    address: str
+    sent: int
+    error: str  # the first failure, "" when none
+
+
+class ForwardedObservation(TypedDict):
+    client: str  # this machine's address, as the balancer sees it
+    sent: int  # requests sent from this machine
+    received: dict[str, str]  # by web server: the head of the first one it received, or ""
+    relay: Relay
+    relayed: dict[str, str]  # by web server: the head of the first relayed one, or ""
 
 
 # -- TLS from this machine --------------------------------------------------------------------
@@ -65,7 +168,7 @@ def handshake(address: str, name: str, cafile: str | None = None, version=None, 
         return {"error": getattr(exc, "reason", str(exc)), "connect": True}
 
 
-def certificate_facts(der: bytes, authority: ca.Authority | None) -> dict:
+def certificate_facts(der: bytes, authority: ca.Authority | None) -> CertificateFacts:
     """What a certificate says (names, issuer, validity) and whether the lab CA signed it."""
     cert = x509.load_der_x509_certificate(der)
     return {
@@ -95,10 +198,10 @@ def lab_authority(lab) -> tuple[str | None, ca.Authority | None]:
         return path, ca.Authority(handle.read(), b"")
 
 
-def served_certificate(lab, name: str) -> dict:
+def served_certificate(lab, name: str) -> Served | NoTLS:
     """The certificate the load balancer sends for name, and the lab CA's verdict on it."""
 
-    def make():
+    def make() -> Served | NoTLS:
         path, authority = lab_authority(lab)
         address = lab.address("lb")
         seen = handshake(address, name, lab=lab)
@@ -145,11 +248,11 @@ class Trusted(Check):
         "of the load balancer: `bind :443 ssl crt /etc/haproxy/certs/site.pem`."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> TrustedObservation:
         served = {name: served_certificate(lab, name) for name in site_names(lab)}
         return {"now": ca.now().isoformat(), "served": served}
 
-    def judge(self, o):
+    def judge(self, o: TrustedObservation):
         served = o["served"]
         if not any(s.get("lab_ca") for s in served.values() if "error" not in s):
             answering = [s for s in served.values() if "error" not in s]
@@ -177,11 +280,11 @@ class Trusted(Check):
         return passed("; ".join(seen))
 
 
-def issued_by(cert: dict) -> str:
+def issued_by(cert: CertificateFacts) -> str:
     return f"issued by {cert['issuer']}" + (" (self-signed)" if cert["self_signed"] else "")
 
 
-def trust_problem(served: dict, now: str) -> tuple[str, str | None]:
+def trust_problem(served: Served | NoTLS, now: str) -> tuple[str, str | None]:
     """Why a browser trusting the lab CA would warn about the certificate served for one name
     ('' when it would not), and a hint when there is a specific one."""
     where = f"{served['address']}:{PORT} ({served['name']})"
@@ -218,10 +321,10 @@ class Names(Check):
         '`-addext "subjectAltName=DNS:foobar.com,DNS:www.foobar.com"` in `openssl req`.'
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> dict[str, Served | NoTLS]:
         return {name: served_certificate(lab, name) for name in site_names(lab)}
 
-    def judge(self, o):
+    def judge(self, o: dict[str, Served | NoTLS]):
         problems, seen = [], []
         for name, served in o.items():
             if "error" in served:
@@ -257,10 +360,10 @@ class Redirect(Check):
         "`http-request redirect scheme https code 301 unless { ssl_fc }`."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> RedirectObservation:
         lb = lab.address("lb")
         asks = {lab.site: "/", lab.topology.domain: "/api/status"}
-        answers = {}
+        answers: dict[str, RedirectAnswer] = {}
         for host, path in asks.items():
             reply = lab.http(f"http://{lb}{path}", headers={"Host": host}, follow=False)
             answers[host] = {
@@ -268,11 +371,11 @@ class Redirect(Check):
                 "status": reply.status_code,
                 "location": reply.headers.get("Location", ""),
             }
-        followed = {}
+        followed: Followed | NotFollowed
         try:
             final = lab.http(f"http://{lb}{asks[lab.site]}", verify=False)
-            followed = {"status": final.status_code, "url": final.url}
-            followed["served_by"] = probes.served_by(final)
+            served_by = probes.served_by(final)
+            followed = {"status": final.status_code, "url": final.url, "served_by": served_by}
         except CheckError as exc:
             followed = {"error": str(exc)}
         return {
@@ -284,7 +387,7 @@ class Redirect(Check):
             "domain": lab.topology.domain,
         }
 
-    def judge(self, o):
+    def judge(self, o: RedirectObservation):
         problems, seen = [], []
         for host, a in o["answers"].items():
             want = f"https://{host}{a['path']}"
@@ -327,9 +430,9 @@ class Protocols(Check):
     points = 5
     hint = "Refuse the old protocols on the bind line: `bind :443 ssl crt ... ssl-min-ver TLSv1.2`."
 
-    def observe(self, lab):
+    def observe(self, lab) -> ProtocolsObservation:
         lb = lab.address("lb")
-        tried = {}
+        tried: dict[str, str] = {}
         for label, version in {**OLD_VERSIONS, **NEW_VERSIONS}.items():
             if not BUILT_WITH.get(label, True):
                 tried[label] = "untested: this machine's OpenSSL was built without it"
@@ -342,7 +445,7 @@ class Protocols(Check):
                 tried[label] = outcome.get("version") or f"refused: {error}"
         return {"address": lb, "tried": tried}
 
-    def judge(self, o):
+    def judge(self, o: ProtocolsObservation):
         tried = o["tried"]
         untested = [v for v in OLD_VERSIONS if untested_here(tried[v])]
         accepted = [
@@ -389,16 +492,16 @@ class Hsts(Check):
         '`http-response set-header Strict-Transport-Security "max-age=31536000" if { ssl_fc }`.'
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> HstsObservation:
         lb = lab.address("lb")
-        found = {}
+        found: dict[str, HstsAnswer] = {}
         for path in HSTS_PATHS:
             reply = lab.http(f"https://{lb}{path}", verify=False)
             values = reply.raw.headers.getlist("Strict-Transport-Security") if reply.raw else []
             found[path] = {"status": reply.status_code, "values": values}
         return {"site": lab.site, "answers": found}
 
-    def judge(self, o):
+    def judge(self, o: HstsObservation):
         problems, seen = [], []
         for path, a in o["answers"].items():
             url = f"https://{o['site']}{path}"
@@ -497,7 +600,7 @@ class Forwarded(Check):
     )
     exclusive = True  # its requests are told from others' only by their paths
 
-    def observe(self, lab):
+    def observe(self, lab) -> ForwardedObservation:
         lb = lab.address("lb")
         sources = [h.address for h in lab.topology.with_role("lb")]
         # what a visitor asks for: the page from this machine, the page's call to the
@@ -505,7 +608,7 @@ class Forwarded(Check):
         # User-Agent (a health check has none), and from each other by the path
         tokens = [f"GET {DIRECT} HTTP/1.", f"GET {RELAYED} HTTP/1."]
         web = lab.web_hosts()
-        relay = {"host": web[0], "address": lab.address(web[0]), "sent": 0, "error": ""}
+        relay: Relay = {"host": web[0], "address": lab.address(web[0]), "sent": 0, "error": ""}
         with contextlib.suppress(CheckError):
             lab.sh(relay["host"], "true")  # its SSH connection is open before the relay
         sent = 0
@@ -532,7 +635,7 @@ class Forwarded(Check):
             "relayed": {h: request_head(p[1]) for h, p in packets.items()},
         }
 
-    def judge(self, o):
+    def judge(self, o: ForwardedObservation):
         problems, seen = [], []
         client = o["client"]
         for host, head in o["received"].items():
@@ -579,7 +682,7 @@ class Forwarded(Check):
         return passed("; ".join(seen))
 
 
-def relay_request(lab, relay: dict, lb: str, path: str) -> None:
+def relay_request(lab, relay: Relay, lb: str, path: str) -> None:
     """One HTTPS request to the balancer made by relay's host (over its SSH connection); the
     first failure is kept in relay["error"]."""
     try:

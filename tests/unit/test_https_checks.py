@@ -41,9 +41,17 @@ def served(name, **changes):
     return mutate
 
 
+def no_tls(name, error):
+    def mutate(o):
+        o["served"][name] = {"name": name, "address": o["served"][name]["address"], "error": error}
+
+    return mutate
+
+
 def no_lab_ca(o):
     for each in o["served"].values():
-        each["lab_ca"] = False
+        each.update(lab_ca=False, verify_error="no lab CA")
+        each["certificate"]["by_lab_ca"] = False
 
 
 def followed(served_by, hostnames=None):
@@ -107,7 +115,7 @@ def explicit_port(o) -> str:
 BROKEN = [
     (
         "https.trusted",
-        served("www.foobar.com", error="connection refused"),
+        no_tls("www.foobar.com", "connection refused"),
         "(www.foobar.com): no TLS: connection refused",
     ),
     ("https.trusted", no_lab_ca, "the lab has no CA"),

@@ -38,6 +38,12 @@ UNTYPED = set(CATALOGUE) - {
     "firewall.default-deny",
     "firewall.internal",
     "firewall.public",
+    "https.forwarded",
+    "https.hsts",
+    "https.names",
+    "https.protocols",
+    "https.redirect",
+    "https.trusted",
 }
 
 
