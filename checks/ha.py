@@ -4,6 +4,7 @@ balancers carrying the same HAProxy configuration."""
 from __future__ import annotations
 
 import time
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, CheckError, failed, passed
 from checks.dns import follow, resolve_www
@@ -24,6 +25,76 @@ ONE_BALANCER = (
 )
 
 
+class VrrpView(TypedDict):
+    """A balancer's hold on the virtual address, and who speaks VRRP there."""
+
+    holds: str | None  # "ADDRESS/PREFIX dev INTERFACE", None when it does not hold it
+    speakers: list[tuple[str, int]]  # [program, pid] of each process with a VRRP socket
+
+
+class OneHolderObservation(TypedDict):
+    virtual_address: str
+    balancers: dict[str, VrrpView]
+
+
+class SiteAnswer(TypedDict):
+    """One request for the site: its status and which web server answered."""
+
+    status: int
+    served_by: str | None  # the first X-Served-By value
+
+
+class Resolved(TypedDict):
+    """Where www leads, and the web servers' own names to tell an answer from."""
+
+    virtual_address: str
+    name: str  # www's name, as asked (ending in a dot)
+    addresses: list[str]  # where its CNAMEs end
+    web: list[str]
+    hostnames: dict[str, str]  # each web server's hostname ("" when it could not be read)
+    domain: str
+
+
+class SiteAnswered(Resolved, SiteAnswer):
+    """The site at the virtual address answered."""
+
+
+class SiteUnanswered(Resolved):
+    """The site at the virtual address did not answer: why."""
+
+    error: str
+
+
+SiteObservation = SiteAnswered | SiteUnanswered
+
+
+class HaproxySummary(TypedDict):
+    """What HAProxy on a balancer does, in terms that do not depend on names."""
+
+    running: bool
+    config_ok: bool
+    config_error: str  # haproxy -c's first alert, "" when none
+    ports: list[int]
+    servers: list[str]  # server_summary() of each, sorted
+
+
+class SameConfigurationObservation(TypedDict):
+    balancers: dict[str, HaproxySummary]
+
+
+class FailoverObservation(TypedDict):
+    virtual_address: str
+    victim: str  # the balancer that held it, taken down
+    units: list[str]  # the services stopped there
+    left_up: list[str]  # what still ran on it (the failover was not tried when any)
+    answered_after: float | None  # seconds until the site answered again at the address
+    takeover: list[str]  # the holders of the address while the victim was down
+    # once the victim was back (not when it could not be taken down):
+    restored: NotRequired[bool]  # the balancers settled on one holder that answers
+    holder_after: NotRequired[list[str]]
+    restore_seconds: NotRequired[float]
+
+
 def virtual_address(lab) -> str:
     """The topology's virtual address, or the CheckError saying this lab has none."""
     if not lab.topology.virtual_address or len(lab.balancers()) < 2:
@@ -31,7 +102,7 @@ def virtual_address(lab) -> str:
     return lab.topology.virtual_address
 
 
-def vrrp_view(lab, host: str) -> dict:
+def vrrp_view(lab, host: str) -> VrrpView:
     """A balancer's addresses (does it hold the virtual address, on which interface?) and the
     processes that speak VRRP there."""
     vip = lab.topology.virtual_address
@@ -43,7 +114,7 @@ def vrrp_view(lab, host: str) -> dict:
     }
 
 
-def site_at(lab, address: str, timeout: float = 2) -> dict:
+def site_at(lab, address: str, timeout: float = 2) -> SiteAnswer:
     """One request for the site at address: its status and which web server answered."""
     reply = lab.http(f"http://{address}/", timeout=timeout)
     by = probes.served_by(reply)
@@ -65,14 +136,14 @@ class OneHolder(Check):
         "and password, unicast_src_ip/unicast_peer, the virtual address, priorities that differ."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> OneHolderObservation:
         vip = virtual_address(lab)
         return {
             "virtual_address": vip,
             "balancers": lab.on_each(lab.balancers(), lambda host: vrrp_view(lab, host)),
         }
 
-    def judge(self, o):
+    def judge(self, o: OneHolderObservation):
         vip, balancers = o["virtual_address"], o["balancers"]
         holders = [host for host, view in balancers.items() if view["holds"]]
         silent = [host for host, view in balancers.items() if not view["speakers"]]
@@ -115,7 +186,7 @@ class SiteAtVirtualAddress(Check):
         "HAProxy listen on every address (`bind *:80`) so it answers there."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> SiteObservation:
         vip = virtual_address(lab)
         answer = resolve_www(lab)
         _, addresses, _ = follow(answer["records"], answer["name"])
@@ -131,7 +202,7 @@ class SiteAtVirtualAddress(Check):
         o["domain"] = lab.topology.domain
         return o
 
-    def judge(self, o):
+    def judge(self, o: SiteObservation):
         vip, name = o["virtual_address"], o["name"].rstrip(".")
         if o["addresses"] != [vip]:
             found = ", ".join(o["addresses"]) or "no address"
@@ -162,7 +233,7 @@ def server_summary(server: dict, balance: str, maint: bool = False) -> str:
     return f"{addresses}:{server['port']} ({', '.join(options)})"
 
 
-def haproxy_summary(lab, host: str) -> dict:
+def haproxy_summary(lab, host: str) -> HaproxySummary:
     """What HAProxy on host does, in terms that do not depend on names: the ports it listens
     on and each server (by address and port) with its balancing and health-check options."""
     o = probes.balancer(lab, host)
@@ -201,11 +272,11 @@ class SameConfiguration(Check):
         "template), check it with `haproxy -c -f`, and reload HAProxy on both."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> SameConfigurationObservation:
         virtual_address(lab)
         return {"balancers": {host: haproxy_summary(lab, host) for host in lab.balancers()}}
 
-    def judge(self, o):
+    def judge(self, o: SameConfigurationObservation):
         balancers = o["balancers"]
         for host, view in balancers.items():
             if not view["running"]:
@@ -272,7 +343,7 @@ def services_to_stop(processes: dict[int, tuple[int, str, str]], pids) -> list[s
     return sorted(units)
 
 
-def left_up(view: dict, web: list) -> list[str]:
+def left_up(view: VrrpView, web: list) -> list[str]:
     """What still runs on a balancer the grader took down: the address, VRRP, port 80."""
     found = [f"it still holds {view['holds']}"] if view["holds"] else []
     if view["speakers"]:
@@ -295,7 +366,7 @@ def start_again(lab, host: str, names: str) -> None:
     lab.sh(host, start, sudo=True, timeout=60)
 
 
-def kill_active(lab, vip: str) -> dict:
+def kill_active(lab, vip: str) -> FailoverObservation:
     """Make the balancer holding vip die as a crash would (its VRRP speaker and the server on
     port 80 killed, the address gone with them), time until the site answers again at vip, and
     bring it back."""
@@ -383,10 +454,10 @@ class Failover(Check):
     exclusive = True  # the site is down for a few seconds on purpose
     waits = FAILOVER_WINDOW + 5 + 2 * RESTORE_WINDOW + SETTLE
 
-    def observe(self, lab):
+    def observe(self, lab) -> FailoverObservation:
         return kill_active(lab, virtual_address(lab))
 
-    def judge(self, o):
+    def judge(self, o: FailoverObservation):
         vip, victim = o["virtual_address"], o["victim"]
         killed = f"with {' and '.join(o['units'])} killed on {victim} (the holder)"
         others = [h for h in o["takeover"] if h != victim]

@@ -44,6 +44,10 @@ UNTYPED = set(CATALOGUE) - {
     "https.protocols",
     "https.redirect",
     "https.trusted",
+    "ha.failover",
+    "ha.one-holder",
+    "ha.same-config",
+    "ha.site",
 }
 
 
