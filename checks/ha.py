@@ -12,6 +12,7 @@ from lab.core import wait
 from lab.core.wait import Deadline
 from lab.facts import haproxy, proc, ss, vrrp
 from lab.observe import probes
+from lab.observe.probes import BalancerServer
 from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
 
@@ -218,7 +219,7 @@ class SiteAtVirtualAddress(Check):
         return passed(f"{name} → {vip}: HTTP 200 from {o['served_by']}")
 
 
-def server_summary(server: dict, balance: str, maint: bool = False) -> str:
+def server_summary(server: BalancerServer, balance: str, maint: bool = False) -> str:
     """A server as HAProxy runs it, by address and port: balancing and health-check options,
     with inter and fall as HAProxy reads them (2000 = 2s; 2 s and 3 when not given)."""
     addresses = ",".join(sorted(server["addresses"])) or server["host"]
