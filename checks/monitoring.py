@@ -12,6 +12,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from typing import TypedDict
 from urllib.parse import urlencode, urlsplit
 
 from checks.base import Check, CheckError, failed, passed
@@ -35,6 +36,109 @@ POLL = 0.5
 NODE_SERIES = "group by (instance) (node_uname_info)"
 HAPROXY_SERIES = 'group by (instance) ({__name__=~"haproxy_.+"})'
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+class Target(TypedDict):
+    """An active target of Prometheus (/api/v1/targets)."""
+
+    url: str  # its scrape URL
+    instance: str  # its instance label
+    health: str  # up, down or unknown
+    error: str  # its last scrape's error ("" none)
+
+
+class Rule(TypedDict):
+    """An alerting rule Prometheus has loaded (/api/v1/rules)."""
+
+    name: str
+    query: str
+    health: str  # ok, err or unknown
+    error: str  # its last evaluation's error ("" none)
+
+
+class Alert(TypedDict):
+    """An alert Prometheus holds (/api/v1/alerts)."""
+
+    labels: dict[str, str]
+    state: str  # pending or firing
+
+
+class RequestCounts(TypedDict):
+    """HAProxy's request counter at each HAProxy target's scrape URL, before and after the
+    grader's own requests to the site (None: the URL has no such counter)."""
+
+    sent: int
+    before: dict[str, float | None]
+    after: dict[str, float | None]
+
+
+class TargetsObservation(TypedDict):
+    host: str  # the monitoring host
+    hosts: dict[str, str]  # every lab host → its address
+    targets: list[Target]
+    resolved: dict[str, list[str]]  # each target's host part → its addresses there
+    node: list[str]  # instances with node exporter's series
+    haproxy: list[str]  # instances with HAProxy's series
+    balancers: list[str]
+    skew: dict[str, str]  # instance → node_time_seconds minus its scrape time (a number)
+    nodename: dict[str, str]  # instance → node_uname_info's nodename
+    hostnames: dict[str, str]  # lab host → its hostname
+    requests: RequestCounts
+
+
+class Watched(TypedDict):
+    """Something broken and repaired while the alerts were watched (watch())."""
+
+    before: list[dict[str, str]]  # the labels of each alert active before the break
+    already: list[str]  # alerts firing before the break
+    fired: str | None  # the alert the break made fire, in words
+    fired_labels: dict[str, str] | None
+    fire_seconds: float | None  # from the break until it fired
+    waited: float  # seconds the grader waited for it
+    clear_seconds: float | None  # from the repair until it cleared
+    other: list[str]  # new alerts that fired, naming none of names
+    pending: list[str]  # alerts naming one of names that were pending
+    rules: list[Rule]
+    names: list[str]  # what the alert must name (hosts, addresses, HAProxy servers)
+    words: list[str]  # every word that names a lab host
+
+
+class Refused(TypedDict):
+    """Why the grader broke nothing (what it would stop was not running as it must)."""
+
+    refused: str
+    names: list[str]
+
+
+class WebServerStopped(TypedDict):
+    victim: str  # the web server taken out of the rotation
+    unit: str  # its service, stopped ("" when none)
+
+
+class RotationWatched(Watched, WebServerStopped):
+    """The rotation alert, watched."""
+
+
+class RotationRefused(Refused, WebServerStopped):
+    """The rotation alert, not tried."""
+
+
+RotationObservation = RotationWatched | RotationRefused
+
+
+class ReplicationStopped(TypedDict):
+    replica: str
+
+
+class ReplicationWatched(Watched, ReplicationStopped):
+    """The replication alert, watched."""
+
+
+class ReplicationRefused(Refused, ReplicationStopped):
+    """The replication alert, not tried."""
+
+
+ReplicationObservation = ReplicationWatched | ReplicationRefused
 
 
 # -- Prometheus's API, from the host it runs on --------------------------------------------
@@ -88,27 +192,27 @@ def require_server(lab) -> dict:
     return o
 
 
-def alerts(lab) -> list[dict]:
+def alerts(lab) -> list[Alert]:
     """The alerts Prometheus holds now (pending or firing)."""
     o = require_server(lab)
     return parse_alerts(api(lab, o["host"], o["endpoint"], "alerts"))
 
 
-def alert_rules(lab) -> list[dict]:
+def alert_rules(lab) -> list[Rule]:
     """Every alerting rule Prometheus has loaded."""
     o = require_server(lab)
     return parse_rules(api(lab, o["host"], o["endpoint"], "rules", type="alert"))
 
 
 # -- pure helpers --------------------------------------------------------------------------
-def parse_alerts(data: dict) -> list[dict]:
+def parse_alerts(data: dict) -> list[Alert]:
     """/api/v1/alerts: each alert's labels and state (pending or firing)."""
     return [
         {"labels": a.get("labels", {}), "state": a.get("state", "")} for a in data.get("alerts", [])
     ]
 
 
-def parse_rules(data: dict) -> list[dict]:
+def parse_rules(data: dict) -> list[Rule]:
     """/api/v1/rules: each alerting rule's name, expression, health and last error."""
     return [
         {
@@ -123,7 +227,7 @@ def parse_rules(data: dict) -> list[dict]:
     ]
 
 
-def parse_targets(data: dict) -> list[dict]:
+def parse_targets(data: dict) -> list[Target]:
     """/api/v1/targets: each active target's scrape URL, instance, health and last error."""
     return [
         {
@@ -266,7 +370,7 @@ def drop_switch(lab, host: str, name: str) -> None:
     lab.sh(host, f"systemctl stop {quote(name + '.timer')} 2>/dev/null; true", sudo=True)
 
 
-def watch(lab, break_it, repair, names: list[str], words: list[str]) -> dict:
+def watch(lab, break_it, repair, names: list[str], words: list[str]) -> Watched:
     """Break something, wait for a new firing alert naming one of names (see counts), repair,
     wait for it to clear. Seconds are counted from the break and from the repair."""
     before = alerts(lab)
@@ -318,7 +422,7 @@ def keys(alerts_: list[dict], words) -> set[str]:
     return {alert_key(a, words) for a in alerts_}
 
 
-def judge_watch(o: dict, fault: str, unnamed: str) -> tuple[bool, str]:
+def judge_watch(o: Watched | Refused, fault: str, unnamed: str) -> tuple[bool, str]:
     """Whether the alert fired and cleared in time, in words."""
     if o.get("refused"):
         return False, o["refused"]
@@ -369,7 +473,7 @@ SITE_REQUESTS = 3  # the grader's own requests, which a live HAProxy exporter co
 REQUEST_COUNTER = "haproxy_frontend_http_requests_total"
 
 
-def haproxy_growth(lab, host, targets, haproxy, resolved) -> dict:
+def haproxy_growth(lab, host, targets, haproxy, resolved) -> RequestCounts:
     """How much HAProxy's request counter, read from each HAProxy target's scrape URL on the
     monitoring host, grew while the grader sent SITE_REQUESTS requests to the site."""
 
@@ -394,7 +498,7 @@ def haproxy_growth(lab, host, targets, haproxy, resolved) -> dict:
     return {"sent": SITE_REQUESTS, "before": first, "after": last}
 
 
-def liveness(o: dict, host: str, instance: str) -> str:
+def liveness(o: TargetsObservation, host: str, instance: str) -> str:
     """Why a node exporter target is no live exporter of host (empty: it is)."""
     skew = o["skew"].get(instance)
     try:
@@ -413,7 +517,7 @@ def liveness(o: dict, host: str, instance: str) -> str:
     return ""
 
 
-def haproxy_live(o: dict) -> tuple[str, str]:
+def haproxy_live(o: TargetsObservation) -> tuple[str, str]:
     """(an HAProxy exporter URL whose request counter grew with the grader's requests, why
     none did)."""
     growth = o["requests"]
@@ -454,7 +558,7 @@ def configured_ago(lab, host: str, where: str) -> float | None:
     return now - max(known) if known else None
 
 
-def scraped_targets(lab, host: str, where: str) -> list[dict]:
+def scraped_targets(lab, host: str, where: str) -> list[Target]:
     """The active targets; from a Prometheus started or reloaded less than FIRST_SCRAPE_WITHIN
     seconds ago, once it is ready, lists targets and has read each at least once."""
     deadline = None
@@ -491,7 +595,7 @@ class TargetsUp(Check):
         "(port 9100) on every host's address and one for HAProxy's Prometheus exporter."
     )
 
-    def observe(self, lab):
+    def observe(self, lab) -> TargetsObservation:
         o = require_server(lab)
         host, where = o["host"], o["endpoint"]
         targets = scraped_targets(lab, host, where)
@@ -518,9 +622,9 @@ class TargetsUp(Check):
             "requests": haproxy_growth(lab, host, targets, haproxy, resolved),
         }
 
-    def judge(self, o):
+    def judge(self, o: TargetsObservation):
         monitor, hosts = o["host"], o["hosts"]
-        by_host: dict[str, list[dict]] = {}
+        by_host: dict[str, list[Target]] = {}
         for t in o["targets"]:
             lab_host = lab_host_of(target_host(t["url"])[0], hosts, o["resolved"], monitor)
             if lab_host:
@@ -592,7 +696,7 @@ class RotationAlert(Check):
     exclusive = True  # takes a web server out of the rotation
     waits = FIRST_SCRAPE_WITHIN + FIRE_WITHIN + CLEAR_WITHIN
 
-    def observe(self, lab):
+    def observe(self, lab) -> RotationObservation:
         victim = lab.web_hosts()[-1]
         address = lab.address(victim)
         servers = {
@@ -621,7 +725,7 @@ class RotationAlert(Check):
         o = watch(lab, break_it, lambda: lab.done_with(what), names, host_words(lab, servers))
         return {**o, "victim": victim, "unit": unit}
 
-    def judge(self, o):
+    def judge(self, o: RotationObservation):
         fault = f"{o['unit']} stopped on {o['victim']}"
         unnamed = f"none names {' or '.join(o['names'])}"
         ok, evidence = judge_watch(o, fault, unnamed)
@@ -690,7 +794,7 @@ class ReplicationAlert(Check):
     exclusive = True  # stops the replica
     waits = FIRST_SCRAPE_WITHIN + FIRE_WITHIN + CLEAR_WITHIN
 
-    def observe(self, lab):
+    def observe(self, lab) -> ReplicationObservation:
         primary, replica = probes.roles(lab)
         names = sorted({primary, replica, lab.address(primary), lab.address(replica)})
         state = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
@@ -717,7 +821,7 @@ class ReplicationAlert(Check):
         o = watch(lab, break_it, lambda: lab.done_with(what), names, host_words(lab))
         return {**o, "replica": replica}
 
-    def judge(self, o):
+    def judge(self, o: ReplicationObservation):
         fault = f"replication stopped on {o['replica']}"
         ok, evidence = judge_watch(o, fault, f"none names {' or '.join(o['names'])}")
         return passed(evidence) if ok else failed(evidence)

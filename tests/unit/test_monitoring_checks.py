@@ -213,7 +213,8 @@ def test_no_haproxy_exporter_fails():
 
 # -- the alerts ---------------------------------------------------------------------------------
 def never_fired(o: dict) -> dict:
-    return {**o, "fired": None, "fire_seconds": None, "clear_seconds": None, "pending": []}
+    never = {"fired": None, "fired_labels": None, "fire_seconds": None, "clear_seconds": None}
+    return {**o, **never, "pending": []}
 
 
 def test_an_alert_that_never_fires_fails_listing_the_rules():

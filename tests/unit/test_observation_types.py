@@ -48,6 +48,9 @@ UNTYPED = set(CATALOGUE) - {
     "ha.one-holder",
     "ha.same-config",
     "ha.site",
+    "monitoring.replication-alert",
+    "monitoring.rotation-alert",
+    "monitoring.targets",
 }
 
 
