@@ -302,19 +302,6 @@ class SameConfiguration(Check):
         )
 
 
-PROCESSES = "ps -e -o pid=,ppid=,unit=,comm="  # every process, its parent and its service
-
-
-def parse_processes(text: str) -> dict[int, tuple[int, str, str]]:
-    """`ps -e -o pid=,ppid=,unit=,comm=` as pid → (parent pid, systemd unit, program name)."""
-    found = {}
-    for line in text.splitlines():
-        words = line.split(None, 3)
-        if len(words) == 4 and words[0].isdigit() and words[1].isdigit():
-            found[int(words[0])] = (int(words[1]), words[2], words[3].strip())
-    return found
-
-
 def services_to_stop(processes: dict[int, tuple[int, str, str]], pids) -> list[str]:
     """The systemd services that run the processes pids (VRRP speakers, the server on port 80).
 
@@ -377,7 +364,7 @@ def kill_active(lab, vip: str) -> FailoverObservation:
     victim = holders[0]
     view = vrrp_view(lab, victim)
     web_pids = {p for item in ss.on_port(probes.listeners(lab, victim), 80) for p in item.pids}
-    processes = parse_processes(lab.sh(victim, PROCESSES, check=False))
+    processes = proc.parse_units(lab.sh(victim, proc.UNITS, check=False))
     units = services_to_stop(processes, {pid for _, pid in view["speakers"]} | web_pids)
     if not units:
         raise CheckError(f"{victim}: no service found behind VRRP and port 80 to stop")

@@ -41,6 +41,19 @@ def parse_ps(text: str) -> dict[int, Process]:
     return found
 
 
+UNITS = "ps -e -o pid=,ppid=,unit=,comm="  # every process, its parent and its service
+
+
+def parse_units(text: str) -> dict[int, tuple[int, str, str]]:
+    """`ps -e -o pid=,ppid=,unit=,comm=` as pid → (parent pid, systemd unit, program name)."""
+    found = {}
+    for line in text.splitlines():
+        words = line.split(None, 3)
+        if len(words) == 4 and words[0].isdigit() and words[1].isdigit():
+            found[int(words[0])] = (int(words[1]), words[2], words[3].strip())
+    return found
+
+
 def exe(pids) -> str:
     """The program each process runs, as the kernel says (/proc/PID/exe), for the given pids
     (each validated: digits only); needs root for other users' processes."""

@@ -13,14 +13,13 @@ from checks.ha import (
     SameConfiguration,
     SiteAtVirtualAddress,
     left_up,
-    parse_processes,
     server_summary,
     services_to_stop,
     start_again,
 )
 from lab.core.topology import PACKAGED, load
 from lab.facts import haproxy as haproxy_facts
-from lab.facts import vrrp
+from lab.facts import proc, vrrp
 from lab.observe.live import LiveLab
 from tests.helpers import judge
 
@@ -256,7 +255,7 @@ PS = """\
 
 def test_services_to_stop_on_a_recorded_balancer():
     text = (RAW / "ps-units-lb-01-ha.txt").read_text()
-    processes = parse_processes("\n".join(x for x in text.splitlines() if x[:1] not in "#$"))
+    processes = proc.parse_units("\n".join(x for x in text.splitlines() if x[:1] not in "#$"))
     assert processes[70] == (51, "nsd.service", "nsd: main")
     speaker, haproxy_worker = 1008, 1011  # from `ss -Hanp -w` and `ss -Hltnp` at that moment
     assert services_to_stop(processes, {speaker, haproxy_worker}) == [
@@ -268,7 +267,7 @@ def test_services_to_stop_on_a_recorded_balancer():
 
 
 def test_services_to_stop_are_those_of_the_speaker_and_the_listener():
-    processes = parse_processes(PS)
+    processes = proc.parse_units(PS)
     assert processes[340] == (311, "keepalived.service", "bash")  # its vrrp_script, running
     assert services_to_stop(processes, {311, 203}) == ["haproxy.service", "keepalived.service"]
     assert services_to_stop(processes, {999}) == []  # gone meanwhile
@@ -283,7 +282,7 @@ def test_services_to_stop_are_those_of_the_speaker_and_the_listener():
 )
 def test_services_to_stop_refuse_other_programs_and_processes_outside_a_service(pids, words):
     with pytest.raises(CheckError, match=re.escape(words)):
-        services_to_stop(parse_processes(PS), pids)
+        services_to_stop(proc.parse_units(PS), pids)
 
 
 def test_left_up_names_what_survived_the_kill():

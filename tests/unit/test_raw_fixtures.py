@@ -6,7 +6,6 @@ import re
 import shlex
 from fnmatch import fnmatch
 
-from checks import ha
 from lab.facts import dns, haproxy, http, mysql, nginx, proc, ss, systemd, vrrp
 from lab.grading import leftovers
 from lab.observe.live import SCRATCH_DB
@@ -50,7 +49,7 @@ TODAY = {
     "prometheus-*": prometheus,
     "ps-haproxy-*": lambda c: haproxy.PROCESSES,
     "ps-unit-*": lambda c: systemd.unit_of(c.rsplit(" ", 1)[-1]),
-    "ps-units-*": lambda c: ha.PROCESSES,
+    "ps-units-*": lambda c: proc.UNITS,
     "ps-*": lambda c: proc.ps(pids(c)),
     "replica-status-*": lambda c: mysql.REPLICA_STATUS,
     "replicate-variables-*": lambda c: mysql.FILTER_VARIABLES,
