@@ -116,8 +116,7 @@ class Listening(TypedDict):
 
 
 class Connection(TypedDict):
-    """One connection tried: what the design decides (Expect's fields), what listened on the
-    port and what the try and its control (the target's SSH, from the same source) gave."""
+    """One connection tried (Expect's fields), what listened there and what the try gave."""
 
     check: Kind
     source: str  # a host name, or MACHINE
@@ -127,7 +126,7 @@ class Connection(TypedDict):
     why: str
     proto: Proto
     if_running: bool
-    control: State
+    control: State  # what the target's SSH gave the same source
     listener: ListenerStatus
     state: State
 

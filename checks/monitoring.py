@@ -64,10 +64,10 @@ class Alert(TypedDict):
 
 
 class RequestCounts(TypedDict):
-    """HAProxy's request counter at each HAProxy target's scrape URL, before and after the
-    grader's own requests to the site (None: the URL has no such counter)."""
+    """HAProxy's request counter around the grader's own requests to the site."""
 
-    sent: int
+    sent: int  # the grader's requests
+    # by HAProxy target's scrape URL: its counter (None: it has none)
     before: dict[str, float | None]
     after: dict[str, float | None]
 
