@@ -109,12 +109,18 @@ class HostRun:
             ).stdout.strip()
             == ""
         )
-        if stale:
-            self.sh(f"{APT_ENV} apt-get update -q")
-        self.sh(
-            f"{APT_ENV} apt-get install -y -q -o Dpkg::Options::=--force-confold "
-            + " ".join(shlex.quote(n) for n in missing)
+        update = f"{APT_ENV} apt-get update -q"
+        install = f"{APT_ENV} apt-get install -y -q -o Dpkg::Options::=--force-confold " + " ".join(
+            shlex.quote(n) for n in missing
         )
+        if stale:
+            self.sh(update)
+            self.sh(install)
+        elif self.sh(install, check=False).failed:
+            # recent lists can still be wrong: seeded from another lab's cache while its apt
+            # was rewriting them, or older than the mirror's packages; updated once, believed
+            self.sh(update)
+            self.sh(install)
         self._packages = None
         self.changed(f"installed {', '.join(missing)}")
         return True

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+from invoke import Result, UnexpectedExit
+
 from lab.core import topology
 from lab.facts.systemd import own_lines
 from provision import BASE, COMPONENTS, EXTRAS_ORDER, dbflavour
 from provision.app import application_files
 from provision.dns import zone_text
-from provision.engine import render
+from provision.engine import HostRun, render
 from provision.runner import Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -161,3 +163,38 @@ def test_accounts_made_for_another_labs_network_are_dropped():
         "DROP USER 'replication'@'192.168.231.0/255.255.255.0';\n"
         "DROP USER 'webstack_write'@'192.168.231.0/255.255.255.0';\n"
     )
+
+
+class AptHost:
+    """A host's shell as packages() uses it: fresh lists that lack a package until updated."""
+
+    def __init__(self, lists_fresh: bool):
+        self.lists_fresh, self.updated, self.commands = lists_fresh, False, []
+
+    def run(self, command, hide, warn, timeout, in_stream):
+        self.commands.append(
+            command.split("apt-get ")[-1].split()[0] if "apt-get" in command else command[:8]
+        )
+        out, code = "", 0
+        if "find /var/lib/apt/lists" in command:
+            out = "/var/lib/apt/lists/deb_Packages\n" if self.lists_fresh else ""
+        elif "apt-get update" in command:
+            self.updated = True
+        elif "apt-get install" in command and not self.updated:
+            code = 100  # E: Unable to locate package gunicorn
+        result = Result(stdout=out, stderr="E: Unable to locate package gunicorn", exited=code)
+        if code and not warn:
+            raise UnexpectedExit(result)
+        return result
+
+
+def test_recent_lists_that_lack_a_package_are_updated_once_then_believed():
+    host = AptHost(lists_fresh=True)
+    assert HostRun("web-01", "192.168.56.11", host, _packages=set()).packages("gunicorn")
+    assert host.commands[1:] == ["install", "update", "install"]
+
+
+def test_stale_lists_are_updated_before_the_one_install():
+    host = AptHost(lists_fresh=False)
+    assert HostRun("web-01", "192.168.56.11", host, _packages=set()).packages("gunicorn")
+    assert host.commands[1:] == ["update", "install"]
