@@ -3,6 +3,7 @@ lists, dicts, unions and literals, checked at run time."""
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import (
@@ -44,15 +45,15 @@ def _typed_dict(value: Any, shape: Any, where: str) -> list[str]:
         return [f"{where}: {_name(value)}, not a mapping ({shape.__name__})"]
     hints, required = _keys(shape)
     problems = [f"{where}: no {key!r}" for key in sorted(required - value.keys())]
-    problems += [
-        f"{where}: {key!r} is not a key of {shape.__name__}" for key in value.keys() - hints
-    ]
+    unknown = sorted(value.keys() - hints, key=str)
+    problems += [f"{where}: {key!r} is not a key of {shape.__name__}" for key in unknown]
     for key in sorted(hints.keys() & value.keys()):
         problems += mismatches(value[key], hints[key], f"{where}.{key}")
     return problems
 
 
-def _keys(shape: Any) -> tuple[dict[str, Any], set[str]]:
+@functools.cache
+def _keys(shape: Any) -> tuple[dict[str, Any], frozenset[str]]:
     """A TypedDict's keys with their types, and which are required (read from the annotations
     themselves: with postponed annotations, Python 3.11's __required_keys__ misses NotRequired)."""
     hints = typing.get_type_hints(shape, include_extras=True)
@@ -64,7 +65,7 @@ def _keys(shape: Any) -> tuple[dict[str, Any], set[str]]:
             required.add(key)
         if get_origin(hint) in (NotRequired, Required):
             hints[key] = get_args(hint)[0]
-    return hints, required
+    return hints, frozenset(required)
 
 
 def _container(value: Any, origin: type, args: tuple, where: str) -> list[str]:
