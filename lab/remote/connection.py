@@ -101,18 +101,25 @@ class SafeRemote(Remote):
             return input_.read(STDIN_CHUNK)
         return super().read_our_stdin(input_)
 
+    # paramiko sends a channel's data and its EOF after releasing the channel's lock, so they
+    # can follow the CLOSE of a command that has just exited; sshd then drops the whole
+    # connection ("packet referred to nonexistent channel") and every command sharing it fails.
+    # Both are sent under the lock here, and only on an open channel.
     def _write_proc_stdin(self, data: bytes) -> None:
-        try:
-            self.channel.sendall(data)
-        except OSError:
-            if not self.channel.closed:
-                raise  # else the command has exited without reading its input, like EPIPE
+        channel = self.channel
+        while data:
+            with channel.lock:
+                size = 0 if channel.closed else channel._wait_for_send_window(len(data))
+                if size == 0:
+                    return  # the command has exited without reading its input, like EPIPE
+                message = paramiko.Message()
+                message.add_byte(paramiko.common.cMSG_CHANNEL_DATA)
+                message.add_int(channel.remote_chanid)
+                message.add_string(data[:size])
+                channel.transport._send_user_message(message)
+            data = data[size:]
 
     def close_proc_stdin(self) -> None:
-        # paramiko's shutdown_write() sends EOF after releasing the channel's lock, so the EOF
-        # can follow the CLOSE of a command that just exited; sshd then drops the whole
-        # connection ("packet referred to nonexistent channel") and every command sharing it
-        # fails with "Channel closed.". Send EOF under the lock, and only on an open channel.
         channel = self.channel
         with channel.lock:
             eof = None if channel.closed else channel._send_eof()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import paramiko
@@ -73,6 +74,25 @@ def test_stdin_reaches_the_command_and_an_unread_stdin_is_harmless(lab):
         assert fleet.run(HOST, "cat", stdin="fed through stdin\n").stdout == "fed through stdin\n"
         problems = hammer(fleet, threads=10, commands=10, stdin="never read\n")
     assert not problems, f"{len(problems)} of 100 commands failed, e.g. {problems[:3]}"
+
+
+def test_input_still_on_its_way_when_a_command_exits_leaves_the_connection_up(lab, monkeypatch):
+    """Input sent as a command exits reaches sshd before this side's CLOSE: after it, sshd
+    would drop the connection and every command sharing it (packet for a nonexistent channel)."""
+    with fleet_of(lab) as fleet:
+        transport = fleet.opened(HOST).client.get_transport()
+        send = transport._send_user_message
+
+        def late_data(message):
+            if message.asbytes()[:1] == paramiko.common.cMSG_CHANNEL_DATA:
+                time.sleep(0.3)  # meanwhile the command exits and its CLOSE comes back
+            send(message)
+
+        monkeypatch.setattr(transport, "_send_user_message", late_data)
+        for _ in range(3):
+            assert fleet.run(HOST, "true", stdin="never read\n").exited == 0
+        assert fleet.run(HOST, "echo up").stdout == "up\n"
+        assert transport.is_active()
 
 
 def test_input_sent_to_a_command_arrives_whole_and_fast(lab):
