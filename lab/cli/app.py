@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from functools import cached_property
@@ -99,6 +100,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_library_logs() -> None:
+    """paramiko's own threads log what the lab already reports in one line (a connection cut
+    by Ctrl-C, a stopped host): with a handler of its own, none of it reaches stderr."""
+    paramiko_log = logging.getLogger("paramiko")
+    if not paramiko_log.handlers:
+        paramiko_log.addHandler(logging.NullHandler())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one error boundary for the whole program."""
     try:
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     argcomplete.autocomplete(parser, always_complete_options=False)
     args = parser.parse_args(argv)
+    quiet_library_logs()
     console = render.make_console(no_color=args.no_color)
     error_console = render.make_console(stderr=True, no_color=args.no_color)
     try:

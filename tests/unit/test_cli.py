@@ -171,3 +171,17 @@ def test_a_question_without_a_terminal_is_refused_and_names_yes(monkeypatch):
     monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
     confirm(asked, "work is lost", "Go on?")
     confirm(SimpleNamespace(args=SimpleNamespace(yes=True)), "work is lost", "Go on?")
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_paramikos_own_error_lines_never_reach_the_users_stderr(quiet):
+    """Ctrl-C during a login made paramiko's thread print a traceback after `error: interrupted`."""
+    code = (
+        "import logging\n"
+        "from lab.cli.app import quiet_library_logs\n"
+        + ("quiet_library_logs()\n" if quiet else "")
+        + "logging.getLogger('paramiko.transport').error('Error reading SSH protocol banner')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert ("banner" in result.stderr) is not quiet, result.stderr  # without: Python prints it
