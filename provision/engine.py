@@ -198,16 +198,21 @@ class HostRun:
         state = self.sh(
             f"systemctl is-enabled {unit}; systemctl is-active {unit}", check=False
         ).stdout.split()
-        enabled, active = state[:1] == ["enabled"], state[1:2] == ["active"]
+        enabled, status = state[:1] == ["enabled"], (state[1:2] or [""])[0]
+        active = status == "active"
+        # a host that has just booted may still be starting it, with the configuration it
+        # found then: a start would only wait for that one, a reload is refused
+        restart = (restart or reload) if status == "activating" else restart and active
+        # reset-failed first: a unit (re)started five times in 10 s, by edits or earlier
+        # runs, is refused by systemd's start limit until its counter is flushed
+        again = f"systemctl reset-failed {unit} 2>/dev/null; systemctl "
         try:
             if not enabled:
                 self.sh(f"systemctl enable -q {unit}")
-            # reset-failed first: a unit (re)started five times in 10 s, by edits or earlier
-            # runs, is refused by systemd's start limit until its counter is flushed
-            if not active:
-                self.sh(f"systemctl reset-failed {unit} 2>/dev/null; systemctl start {unit}")
-            elif restart:
-                self.sh(f"systemctl reset-failed {unit} 2>/dev/null; systemctl restart {unit}")
+            if restart:
+                self.sh(f"{again}restart {unit}")
+            elif not active:
+                self.sh(f"{again}start {unit}")
             elif reload:
                 self.sh(f"systemctl reload {unit}")
         except StepFailed as failure:
@@ -215,7 +220,7 @@ class HostRun:
             detail = last_lines(own_lines(journal), 3) if own_lines(journal) else failure.detail
             raise StepFailed(self.name, self.component, f"{name} did not start: {detail}") from None
         if not (enabled and active) or restart or reload:
-            verb = "started" if not active else ("restarted" if restart else "reloaded")
+            verb = "restarted" if restart else ("started" if not active else "reloaded")
             self.changed(f"{verb} {name}")
             return True
         return False

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from invoke import Result, UnexpectedExit
 
 from lab.core import topology
@@ -198,3 +199,44 @@ def test_stale_lists_are_updated_before_the_one_install():
     host = AptHost(lists_fresh=False)
     assert HostRun("web-01", "192.168.56.11", host, _packages=set()).packages("gunicorn")
     assert host.commands[1:] == ["update", "install"]
+
+
+class SystemdHost:
+    """A host's systemd as service() uses it: a unit whose process keeps the configuration it
+    read when it started (a start while one is under way waits for that one)."""
+
+    def __init__(self, status: str):
+        self.status, self.running_config, self.config = status, "old", "new"
+
+    def run(self, command, hide, warn, timeout, in_stream):
+        out = ""
+        if "is-active" in command:
+            out = f"enabled\n{self.status}\n"
+        elif "systemctl restart" in command or (
+            "systemctl start" in command and self.status != "activating"
+        ):
+            self.running_config = self.config
+        elif "systemctl reload" in command:
+            if self.status != "active":
+                raise UnexpectedExit(Result(stderr="Job for unit.service canceled.", exited=1))
+            self.running_config = self.config
+        if "systemctl start" in command or "systemctl restart" in command:
+            self.status = "active"
+        return Result(stdout=out, exited=0)
+
+
+@pytest.mark.parametrize("status", ["activating", "active", "inactive", "failed"])
+@pytest.mark.parametrize("change", ["restart", "reload"])
+def test_a_changed_configuration_is_the_one_the_service_runs(status, change):
+    """Also on a host just booted, whose service is still starting with the configuration it
+    found (a restored state of another lab: MariaDB bound to that lab's address)."""
+    host = SystemdHost(status)
+    hr = HostRun("web-01", "192.168.56.11", host, _packages=set())
+    assert hr.service("mariadb", **{change: True})
+    assert host.running_config == "new" and host.status == "active"
+
+
+def test_an_unchanged_running_service_is_left_alone():
+    host = SystemdHost("active")
+    assert not HostRun("web-01", "192.168.56.11", host, _packages=set()).service("nginx")
+    assert host.running_config == "old"
