@@ -201,15 +201,19 @@ class HostRun:
         enabled, status = state[:1] == ["enabled"], (state[1:2] or [""])[0]
         active = status == "active"
         # a host that has just booted may still be starting it, with the configuration it
-        # found then: a start would only wait for that one, a reload is refused
-        restart = (restart or reload) if status == "activating" else restart and active
+        # found then: a start only waits for that one, and a reload is refused. Wait for that
+        # start to end, then restart (MariaDB stopped while it starts may never end)
+        starting = status == "activating" and (restart or reload)
+        restart = starting or (restart and active)
         # reset-failed first: a unit (re)started five times in 10 s, by edits or earlier
         # runs, is refused by systemd's start limit until its counter is flushed
         again = f"systemctl reset-failed {unit} 2>/dev/null; systemctl "
         try:
             if not enabled:
                 self.sh(f"systemctl enable -q {unit}")
-            if restart:
+            if starting:
+                self.sh(f"systemctl start {unit} 2>/dev/null; {again}restart {unit}")
+            elif restart:
                 self.sh(f"{again}restart {unit}")
             elif not active:
                 self.sh(f"{again}start {unit}")
