@@ -11,14 +11,13 @@ import ipaddress
 import json
 import re
 import time
-from datetime import UTC, datetime
 from typing import TypedDict
 from urllib.parse import urlencode, urlsplit
 
 from checks.base import Check, CheckError, failed, passed
 from lab.core.wait import Deadline
 from lab.facts import http as host_http
-from lab.facts import mysql, proc, ss
+from lab.facts import mysql, proc, prometheus, ss
 from lab.observe import probes
 from lab.remote.quoting import quote
 
@@ -38,31 +37,6 @@ HAPROXY_SERIES = 'group by (instance) ({__name__=~"haproxy_.+"})'
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
-class Target(TypedDict):
-    """An active target of Prometheus (/api/v1/targets)."""
-
-    url: str  # its scrape URL
-    instance: str  # its instance label
-    health: str  # up, down or unknown
-    error: str  # its last scrape's error ("" none)
-
-
-class Rule(TypedDict):
-    """An alerting rule Prometheus has loaded (/api/v1/rules)."""
-
-    name: str
-    query: str
-    health: str  # ok, err or unknown
-    error: str  # its last evaluation's error ("" none)
-
-
-class Alert(TypedDict):
-    """An alert Prometheus holds (/api/v1/alerts)."""
-
-    labels: dict[str, str]
-    state: str  # pending or firing
-
-
 class RequestCounts(TypedDict):
     """HAProxy's request counter around the grader's own requests to the site."""
 
@@ -75,7 +49,7 @@ class RequestCounts(TypedDict):
 class TargetsObservation(TypedDict):
     host: str  # the monitoring host
     hosts: dict[str, str]  # every lab host → its address
-    targets: list[Target]
+    targets: list[prometheus.Target]
     resolved: dict[str, list[str]]  # each target's host part → its addresses there
     node: list[str]  # instances with node exporter's series
     haproxy: list[str]  # instances with HAProxy's series
@@ -98,7 +72,7 @@ class Watched(TypedDict):
     clear_seconds: float | None  # from the repair until it cleared
     other: list[str]  # new alerts that fired, naming none of names
     pending: list[str]  # alerts naming one of names that were pending
-    rules: list[Rule]
+    rules: list[prometheus.Rule]
     names: list[str]  # what the alert must name (hosts, addresses, HAProxy servers)
     words: list[str]  # every word that names a lab host
 
@@ -147,21 +121,12 @@ def monitor_host(lab) -> str:
     return lab.topology.with_role("lb")[0].name
 
 
-def endpoint(listeners: list[ss.Listener]) -> tuple[str | None, list[str]]:
-    """The address:port a Prometheus process listens on (loopback for any), and who holds 9090."""
-    holders = sorted({n for s in ss.on_port(listeners, 9090) for n in s.names})
-    for s in listeners:
-        if s.kind == "tcp" and "prometheus" in s.names and ":" not in s.address:
-            return (f"{'127.0.0.1' if s.address == '*' else s.address}:{s.port}", holders)
-    return None, holders
-
-
 def server(lab) -> dict:
     """Prometheus on the monitoring host: where it listens (memo per run)."""
 
     def find():
         host = monitor_host(lab)
-        where, holders = endpoint(probes.listeners(lab, host))
+        where, holders = prometheus.endpoint(probes.listeners(lab, host))
         return {"host": host, "endpoint": where, "holders": holders}
 
     return lab.memo("prometheus", find)
@@ -171,17 +136,10 @@ def api(lab, host: str, where: str, path: str, **params) -> dict:
     """GET Prometheus's /api/v1/path on host; its data, or a CheckError saying what came back."""
     query = f"/api/v1/{path}" + (f"?{urlencode(params)}" if params else "")
     raw = lab.sh(host, host_http.get(where, query, "localhost") + " 2>&1", check=False)
-    return reply_data(raw, f"{host}: Prometheus's /api/v1/{path}")
-
-
-def reply_data(raw: str, what: str) -> dict:
-    """The data of an API reply (status line, headers and body), or a CheckError naming what
-    did not answer and the first line that came back."""
-    body = host_http.parse_reply(raw).json()
-    if not isinstance(body, dict) or body.get("status") != "success":
-        first = (raw.strip().splitlines() or ["no answer"])[0]
-        raise CheckError(f"{what} did not answer ({first[:120]})")
-    return body["data"]
+    try:
+        return prometheus.reply_data(raw)
+    except prometheus.NoAnswer as e:
+        raise CheckError(f"{host}: Prometheus's /api/v1/{path} did not answer ({e})") from None
 
 
 def require_server(lab) -> dict:
@@ -192,97 +150,19 @@ def require_server(lab) -> dict:
     return o
 
 
-def alerts(lab) -> list[Alert]:
+def alerts(lab) -> list[prometheus.Alert]:
     """The alerts Prometheus holds now (pending or firing)."""
     o = require_server(lab)
-    return parse_alerts(api(lab, o["host"], o["endpoint"], "alerts"))
+    return prometheus.parse_alerts(api(lab, o["host"], o["endpoint"], "alerts"))
 
 
-def alert_rules(lab) -> list[Rule]:
+def alert_rules(lab) -> list[prometheus.Rule]:
     """Every alerting rule Prometheus has loaded."""
     o = require_server(lab)
-    return parse_rules(api(lab, o["host"], o["endpoint"], "rules", type="alert"))
+    return prometheus.parse_rules(api(lab, o["host"], o["endpoint"], "rules", type="alert"))
 
 
 # -- pure helpers --------------------------------------------------------------------------
-def parse_alerts(data: dict) -> list[Alert]:
-    """/api/v1/alerts: each alert's labels and state (pending or firing)."""
-    return [
-        {"labels": a.get("labels", {}), "state": a.get("state", "")} for a in data.get("alerts", [])
-    ]
-
-
-def parse_rules(data: dict) -> list[Rule]:
-    """/api/v1/rules: each alerting rule's name, expression, health and last error."""
-    return [
-        {
-            "name": r.get("name", ""),
-            "query": r.get("query", ""),
-            "health": r.get("health", ""),
-            "error": r.get("lastError", ""),
-        }
-        for group in data.get("groups", [])
-        for r in group.get("rules", [])
-        if r.get("type", "alerting") == "alerting"
-    ]
-
-
-def parse_targets(data: dict) -> list[Target]:
-    """/api/v1/targets: each active target's scrape URL, instance, health and last error."""
-    return [
-        {
-            "url": t.get("scrapeUrl", ""),
-            "instance": t.get("labels", {}).get("instance", ""),
-            "health": t.get("health", ""),
-            "error": t.get("lastError", ""),
-        }
-        for t in data.get("activeTargets", [])
-    ]
-
-
-def instances(data: dict) -> list[str]:
-    """The instance label of each series of a query's result."""
-    return sorted({r.get("metric", {}).get("instance", "") for r in data.get("result", [])})
-
-
-def target_host(url: str) -> tuple[str, int | None]:
-    """The host and port a scrape URL reads (no port when it is no number)."""
-    try:
-        parts = urlsplit(url)
-        return parts.hostname or "", parts.port
-    except ValueError:
-        return "", None
-
-
-def samples(data: dict, label: str = "instance") -> dict[str, str]:
-    """Each series' value of a query's result, by one of its labels."""
-    found = {}
-    for r in data.get("result", []):
-        value = r.get("value") or [None, ""]
-        found[str(r.get("metric", {}).get(label, ""))] = str(value[-1])
-    return found
-
-
-def labelled(data: dict, label: str) -> dict[str, str]:
-    """For each instance of a query's result, the value of another of its labels."""
-    return {
-        str(r.get("metric", {}).get("instance", "")): str(r.get("metric", {}).get(label, ""))
-        for r in data.get("result", [])
-    }
-
-
-def counter_total(metrics: str, name: str) -> float | None:
-    """The sum of a counter's series in an exporter's text format; None when it has none."""
-    values = []
-    for line in metrics.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-            try:
-                values.append(float(line.rsplit("}", 1)[-1].split()[0]))
-            except (ValueError, IndexError):
-                continue
-    return sum(values) if values else None
-
-
 def lab_host_of(name: str, hosts: dict[str, str], resolved: dict, monitor: str) -> str | None:
     """Which lab host a target's host part is: by address (a name resolved on the monitoring
     host); loopback is the monitoring host itself."""
@@ -480,14 +360,16 @@ def haproxy_growth(lab, host, targets, haproxy, resolved) -> RequestCounts:
     def read() -> dict[str, float | None]:
         totals = {}
         for t in targets:
-            name, port = target_host(t["url"])
+            name, port = prometheus.target_host(t["url"])
             if t["instance"] not in haproxy or not t["url"].startswith("http://") or not port:
                 continue
             address = ([*resolved.get(name, []), name])[0]
             parts = urlsplit(t["url"])
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             raw = lab.sh(host, host_http.get(f"{address}:{port}", path, name), check=False)
-            totals[t["url"]] = counter_total(host_http.parse_reply(raw).body, REQUEST_COUNTER)
+            totals[t["url"]] = prometheus.counter_total(
+                host_http.parse_reply(raw).body, REQUEST_COUNTER
+            )
         return totals
 
     first = read()
@@ -536,15 +418,6 @@ def haproxy_live(o: TargetsObservation) -> tuple[str, str]:
     return "", "; ".join(why) or "no HAProxy target over http:// the grader could read"
 
 
-def epoch_seconds(stamp: str) -> float | None:
-    """An RFC 3339 time in UTC as Prometheus writes it (nanoseconds and all), in epoch seconds."""
-    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", stamp or "")
-    if not found:
-        return None
-    whole = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC).timestamp()
-    return whole + float(found.group(2) or 0)
-
-
 def configured_ago(lab, host: str, where: str) -> float | None:
     """Seconds since Prometheus started or last loaded its configuration, by its host's clock
     (None when it does not say)."""
@@ -553,18 +426,21 @@ def configured_ago(lab, host: str, where: str) -> float | None:
         now = float(lab.sh(host, "date +%s", check=False).strip())
     except (CheckError, ValueError):
         return None
-    stamps = [epoch_seconds(str(info.get(k, ""))) for k in ("startTime", "lastConfigTime")]
+    stamps = [
+        prometheus.epoch_seconds(str(info.get(k, ""))) for k in ("startTime", "lastConfigTime")
+    ]
     known = [t for t in stamps if t is not None]
     return now - max(known) if known else None
 
 
-def scraped_targets(lab, host: str, where: str) -> list[Target]:
+def scraped_targets(lab, host: str, where: str) -> list[prometheus.Target]:
     """The active targets; from a Prometheus started or reloaded less than FIRST_SCRAPE_WITHIN
     seconds ago, once it is ready, lists targets and has read each at least once."""
     deadline = None
     while True:
         try:
-            targets, error = parse_targets(api(lab, host, where, "targets", state="active")), None
+            targets = prometheus.parse_targets(api(lab, host, where, "targets", state="active"))
+            error = None
         except CheckError as e:  # it answers 503 while it starts
             targets, error = [], e
         if targets and all(t["health"] != "unknown" for t in targets):
@@ -599,11 +475,11 @@ class TargetsUp(Check):
         o = require_server(lab)
         host, where = o["host"], o["endpoint"]
         targets = scraped_targets(lab, host, where)
-        names = {target_host(t["url"])[0] for t in targets}
+        names = {prometheus.target_host(t["url"])[0] for t in targets}
         resolved = probes.resolve(lab, host, names - set(LOOPBACK))
 
         def series(query):
-            return instances(api(lab, host, where, "query", query=query))
+            return prometheus.instances(api(lab, host, where, "query", query=query))
 
         haproxy = series(HAPROXY_SERIES)
         return {
@@ -614,8 +490,10 @@ class TargetsUp(Check):
             "node": series(NODE_SERIES),
             "haproxy": haproxy,
             "balancers": [h.name for h in lab.topology.with_role("lb")],
-            "skew": samples(api(lab, host, where, "query", query=CLOCK_SKEW)),
-            "nodename": labelled(api(lab, host, where, "query", query=UNAME), "nodename"),
+            "skew": prometheus.samples(api(lab, host, where, "query", query=CLOCK_SKEW)),
+            "nodename": prometheus.labelled(
+                api(lab, host, where, "query", query=UNAME), "nodename"
+            ),
             "hostnames": lab.on_each(
                 [h.name for h in lab.topology.hosts], lambda h: lab.sh(h, proc.HOSTNAME).strip()
             ),
@@ -624,14 +502,18 @@ class TargetsUp(Check):
 
     def judge(self, o: TargetsObservation):
         monitor, hosts = o["host"], o["hosts"]
-        by_host: dict[str, list[Target]] = {}
+        by_host: dict[str, list[prometheus.Target]] = {}
         for t in o["targets"]:
-            lab_host = lab_host_of(target_host(t["url"])[0], hosts, o["resolved"], monitor)
+            lab_host = lab_host_of(
+                prometheus.target_host(t["url"])[0], hosts, o["resolved"], monitor
+            )
             if lab_host:
                 by_host.setdefault(lab_host, []).append(t)
         problems, seen = [], []
         for host, address in hosts.items():
-            node = [t for t in by_host.get(host, []) if target_host(t["url"])[1] == NODE_PORT]
+            node = [
+                t for t in by_host.get(host, []) if prometheus.target_host(t["url"])[1] == NODE_PORT
+            ]
             node = node or [t for t in by_host.get(host, []) if t["instance"] in o["node"]]
             if not node:
                 problems.append(

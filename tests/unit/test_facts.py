@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.facts import dns, haproxy, mysql, nginx, proc, ss, systemd
+from lab.facts import dns, haproxy, mysql, nginx, proc, prometheus, ss, systemd
 from tests.record import RAW, raw_fixture, read_raw
 
 
@@ -488,3 +488,78 @@ def test_uwsgi_reading_quotes_the_command_line():
     command = proc.uwsgi_reading("/usr/bin/uwsgi --ini $(id).ini", "/srv/a b")
     assert command.startswith("cd '/srv/a b' && ") and "'$(id).ini'" in command
     assert "/usr/bin/uwsgi-core --ini '$(id).ini' --get \"$o\"" in command
+
+
+def prometheus_data(name: str) -> dict:
+    """The data of a recorded reply of Prometheus's API (status line, headers, JSON body)."""
+    return prometheus.reply_data(read_raw(name))
+
+
+def test_prometheus_is_found_by_the_process_holding_the_socket():
+    listeners = ss.parse(read_raw("ss-prometheus-lb-01"))
+    assert prometheus.endpoint(listeners) == ("127.0.0.1:9090", ["prometheus"])
+    fake = [ss.Listener("tcp", "*", 9090, (("python3", 812),))]
+    assert prometheus.endpoint(fake) == (None, ["python3"])
+    bound = [ss.Listener("tcp", "192.168.205.10", 9099, (("prometheus", 90),))]
+    assert prometheus.endpoint(bound) == ("192.168.205.10:9099", [])
+
+
+def test_prometheus_replies_parse():
+    targets = prometheus.parse_targets(prometheus_data("prometheus-targets-lb-01"))
+    assert {t["url"] for t in targets} >= {
+        "http://192.168.205.12:9100/metrics",
+        "http://192.168.205.10:8405/metrics",
+    }
+    assert all(t["health"] == "up" for t in targets)
+    rules = prometheus.parse_rules(prometheus_data("prometheus-rules-lb-01"))
+    assert [r["name"] for r in rules][:2] == ["WebServerOutOfRotation", "ReplicationStopped"]
+    assert all(r["health"] == "ok" for r in rules)
+    (alert,) = prometheus.parse_alerts(prometheus_data("prometheus-alerts-firing-lb-01"))
+    assert alert["state"] == "firing" and alert["labels"]["server"] == "web-02"
+    assert prometheus.instances(prometheus_data("prometheus-query-node-down-lb-01")) == [
+        "192.168.205.10:9100",
+        "192.168.205.11:9100",
+    ]
+    assert prometheus.instances(prometheus_data("prometheus-query-haproxy-lb-01")) == [
+        "192.168.205.10:8405"
+    ]
+    assert len(prometheus.instances(prometheus_data("prometheus-query-node-lb-01"))) == 3
+
+
+def test_a_prometheus_reply_that_is_no_api_answer_says_what_came_back():
+    for raw, first in [
+        (
+            "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n\r\n404 page not found\n",
+            "HTTP/1.0 404 Not Found",
+        ),
+        ('HTTP/1.0 200 OK\r\n\r\n{"status":"error","error":"bad_data"}', "HTTP/1.0 200 OK"),
+        ("cannot connect to 127.0.0.1:9090: Connection refused\n", "cannot connect to"),
+        ("", "no answer"),
+    ]:
+        with pytest.raises(prometheus.NoAnswer, match=f"^{first}"):
+            prometheus.reply_data(raw)
+
+
+def test_scrape_urls_give_their_host_and_port():
+    assert prometheus.target_host("http://192.168.205.12:9100/metrics") == ("192.168.205.12", 9100)
+    assert prometheus.target_host("http://192.168.205.12:x/metrics") == ("", None)  # no raise
+
+
+def test_prometheus_times_are_read_to_the_second_and_below():
+    """runtimeinfo's startTime (nanoseconds) and lastConfigTime (whole seconds), both UTC."""
+    assert prometheus.epoch_seconds("2026-11-29T03:22:50Z") == 1795922570.0
+    started = prometheus.epoch_seconds("2026-11-29T03:22:46.520074759Z")
+    assert abs(started - 1795922566.520074759) < 1e-6
+    for odd in ("", "0001-01-01", "2026-11-29 03:22:50", "2026-11-29T03:22:50+01:00", None):
+        assert prometheus.epoch_seconds(odd) is None, odd
+
+
+def test_request_counters_are_summed_from_the_exporter_text():
+    text = (
+        "# TYPE haproxy_frontend_http_requests_total counter\n"
+        'haproxy_frontend_http_requests_total{proxy="web"} 17\n'
+        'haproxy_frontend_http_requests_total{proxy="stats"} 3\n'
+        'haproxy_frontend_http_requests_rate_max{proxy="web"} 9\n'
+    )
+    assert prometheus.counter_total(text, "haproxy_frontend_http_requests_total") == 20
+    assert prometheus.counter_total("", "haproxy_frontend_http_requests_total") is None

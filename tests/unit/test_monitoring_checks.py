@@ -1,6 +1,6 @@
-"""The monitoring checks' parsing and judgement, on Prometheus API replies recorded from a lab
-built with `lab provision monitoring` (tests/unit/fixtures/raw/prometheus-*.txt), on the
-observations the checks recorded there, and on broken and differently built variants."""
+"""The monitoring checks' judgement, on Prometheus API replies recorded from a lab built with
+`lab provision monitoring` (tests/unit/fixtures/raw/prometheus-*.txt), on the observations the
+checks recorded there, and on broken and differently built variants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from checks import monitoring
 from checks.base import CheckError
-from lab.facts import ss
+from lab.facts import prometheus
 from provision.engine import render
 from tests.helpers import judge, recorded
 from tests.record import read_raw
@@ -20,7 +20,7 @@ HOSTS = {"lb-01": "192.168.205.10", "web-01": "192.168.205.11", "web-02": "192.1
 
 def raw_json(name: str) -> dict:
     """The data of a recorded reply (status line, headers, JSON body), read as the grader does."""
-    return monitoring.reply_data(read_raw(name), name)
+    return prometheus.reply_data(read_raw(name))
 
 
 def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-query-node-lb-01"):
@@ -30,9 +30,9 @@ def targets_observation(targets="prometheus-targets-lb-01", node="prometheus-que
     return {
         "host": "lb-01",
         "hosts": dict(HOSTS),
-        "targets": monitoring.parse_targets(raw_json(targets)),
+        "targets": prometheus.parse_targets(raw_json(targets)),
         "resolved": {},
-        "node": monitoring.instances(raw_json(node)),
+        "node": prometheus.instances(raw_json(node)),
         "haproxy": ["192.168.205.10:8405"],
         "balancers": ["lb-01"],
         **{k: live[k] for k in ("skew", "nodename", "hostnames", "requests")},
@@ -48,55 +48,26 @@ def with_urls(o: dict, replace: dict[str, str]) -> dict:
     return o
 
 
-# -- parsing --------------------------------------------------------------------------------
-def test_prometheus_is_found_by_the_process_holding_the_socket():
-    listeners = ss.parse(read_raw("ss-prometheus-lb-01"))
-    assert monitoring.endpoint(listeners) == ("127.0.0.1:9090", ["prometheus"])
-    fake = [ss.Listener("tcp", "*", 9090, (("python3", 812),))]
-    assert monitoring.endpoint(fake) == (None, ["python3"])
-    bound = [ss.Listener("tcp", "192.168.205.10", 9099, (("prometheus", 90),))]
-    assert monitoring.endpoint(bound) == ("192.168.205.10:9099", [])
+class Answers:
+    """A lab whose every command prints raw."""
+
+    def __init__(self, raw: str):
+        self.raw = raw
+
+    def sh(self, host: str, command: str, check: bool = True) -> str:
+        return self.raw
 
 
-def test_recorded_replies_parse():
-    targets = monitoring.parse_targets(raw_json("prometheus-targets-lb-01"))
-    assert {t["url"] for t in targets} >= {
-        "http://192.168.205.12:9100/metrics",
-        "http://192.168.205.10:8405/metrics",
-    }
-    assert all(t["health"] == "up" for t in targets)
-    rules = monitoring.parse_rules(raw_json("prometheus-rules-lb-01"))
-    assert [r["name"] for r in rules][:2] == ["WebServerOutOfRotation", "ReplicationStopped"]
-    assert all(r["health"] == "ok" for r in rules)
-    (alert,) = monitoring.parse_alerts(raw_json("prometheus-alerts-firing-lb-01"))
-    assert alert["state"] == "firing" and alert["labels"]["server"] == "web-02"
-    assert monitoring.instances(raw_json("prometheus-query-node-down-lb-01")) == [
-        "192.168.205.10:9100",
-        "192.168.205.11:9100",
-    ]
-    assert monitoring.instances(raw_json("prometheus-query-haproxy-lb-01")) == [
-        "192.168.205.10:8405"
-    ]
-    assert len(monitoring.instances(raw_json("prometheus-query-node-lb-01"))) == 3
-
-
+# -- what Prometheus says -----------------------------------------------------------------------
 def test_a_reply_that_is_no_api_answer_says_what_came_back():
-    for raw, first in [
-        (
-            "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n\r\n404 page not found\n",
-            "HTTP/1.0 404",
-        ),
-        ('HTTP/1.0 200 OK\r\n\r\n{"status":"error","error":"bad_data"}', "HTTP/1.0 200 OK"),
-        ("cannot connect to 127.0.0.1:9090: Connection refused\n", "cannot connect"),
-        ("", "no answer"),
-    ]:
-        with pytest.raises(CheckError, match=f"lb-01: /api/v1/x did not answer \\({first}"):
-            monitoring.reply_data(raw, "lb-01: /api/v1/x")
+    raw = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n\r\n404 page not found\n"
+    with pytest.raises(
+        CheckError, match=r"lb-01: Prometheus's /api/v1/x did not answer \(HTTP/1.0 404"
+    ):
+        monitoring.api(Answers(raw), "lb-01", "127.0.0.1:9090", "x")
 
 
 def test_targets_map_to_lab_hosts_by_address():
-    assert monitoring.target_host("http://192.168.205.12:9100/metrics") == ("192.168.205.12", 9100)
-    assert monitoring.target_host("http://192.168.205.12:x/metrics") == ("", None)  # no raise
     assert monitoring.lab_host_of("192.168.205.12", HOSTS, {}, "lb-01") == "web-02"
     assert monitoring.lab_host_of("localhost", HOSTS, {}, "lb-01") == "lb-01"
     assert monitoring.lab_host_of("127.0.0.1", HOSTS, {}, "lb-01") == "lb-01"
@@ -106,7 +77,7 @@ def test_targets_map_to_lab_hosts_by_address():
 
 
 def test_an_alert_names_a_server_by_name_address_or_instance():
-    alert = monitoring.parse_alerts(raw_json("prometheus-alerts-firing-lb-01"))[0]
+    alert = prometheus.parse_alerts(raw_json("prometheus-alerts-firing-lb-01"))[0]
     assert monitoring.names_any(alert, {"web-02"})
     assert not monitoring.names_any(alert, {"web-01", "192.168.205.11"})
     by_instance = {"labels": {"alertname": "Down", "instance": "192.168.205.12:80"}, "state": ""}
@@ -131,15 +102,6 @@ def test_label_values_naming_a_host_are_normalised():
     assert not monitoring.names_any(
         {"labels": {"alertname": "Down", "instance": "web-020.foobar.com:9100"}}, {"web-02"}
     )
-
-
-def test_prometheus_times_are_read_to_the_second_and_below():
-    """runtimeinfo's startTime (nanoseconds) and lastConfigTime (whole seconds), both UTC."""
-    assert monitoring.epoch_seconds("2026-11-29T03:22:50Z") == 1795922570.0
-    started = monitoring.epoch_seconds("2026-11-29T03:22:46.520074759Z")
-    assert abs(started - 1795922566.520074759) < 1e-6
-    for odd in ("", "0001-01-01", "2026-11-29 03:22:50", "2026-11-29T03:22:50+01:00", None):
-        assert monitoring.epoch_seconds(odd) is None, odd
 
 
 # -- monitoring.targets -------------------------------------------------------------------------
@@ -323,17 +285,6 @@ def test_an_haproxy_exporter_that_does_not_count_the_graders_requests_fails():
     assert "has no haproxy_frontend_http_requests_total" in judge("monitoring.targets", o).evidence
     o["requests"] = {"sent": 3, "before": {}, "after": {}}
     assert "no HAProxy target over http://" in judge("monitoring.targets", o).evidence
-
-
-def test_request_counters_are_summed_from_the_exporter_text():
-    text = (
-        "# TYPE haproxy_frontend_http_requests_total counter\n"
-        'haproxy_frontend_http_requests_total{proxy="web"} 17\n'
-        'haproxy_frontend_http_requests_total{proxy="stats"} 3\n'
-        'haproxy_frontend_http_requests_rate_max{proxy="web"} 9\n'
-    )
-    assert monitoring.counter_total(text, "haproxy_frontend_http_requests_total") == 20
-    assert monitoring.counter_total("", "haproxy_frontend_http_requests_total") is None
 
 
 # -- which alert counts -------------------------------------------------------------------------
