@@ -199,7 +199,7 @@ class HostRun:
             f"systemctl is-enabled {unit}; systemctl is-active {unit}", check=False
         ).stdout.split()
         enabled, status = state[:1] == ["enabled"], (state[1:2] or [""])[0]
-        active = status == "active"
+        active = status in ("active", "reloading")
         # a host that has just booted may still be starting it, with the configuration it
         # found then: a start only waits for that one, and a reload is refused. Wait for that
         # start to end, then restart (MariaDB stopped while it starts may never end)
