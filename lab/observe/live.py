@@ -602,7 +602,7 @@ def carry(listener: socket.socket, channel, limit: float = 60.0) -> None:
                     if not data:
                         return
                     ends[source].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on an end closed meanwhile (fd -1)
             return
 
 

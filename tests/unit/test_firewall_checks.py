@@ -15,7 +15,7 @@ import requests
 from checks import firewall
 from checks.base import CheckError
 from lab.core.topology import PACKAGED, Host, Topology, load
-from lab.observe.live import HTTP_TIMEOUT, connect_state, forwarded
+from lab.observe.live import HTTP_TIMEOUT, carry, connect_state, forwarded
 from provision import firewall as reference
 from tests.helpers import judge, recorded
 
@@ -373,6 +373,21 @@ def test_forwarded_carries_a_request_through_the_balancers_channel():
     assert transport.asked == ("direct-tcpip", ("192.168.56.11", 80))
     assert reply.status_code == 200 and reply.text == "www.foobar.com"
     assert reply.headers["X-Served-By"] == "web-01"
+
+
+def test_carrying_ends_quietly_when_the_channel_is_closed_under_it(monkeypatch):
+    """The forward's thread sees the channel closed by the check (a descriptor of -1)."""
+    crashed: list = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    listener = socket.create_server(("127.0.0.1", 0))
+    channel, _ = socket.socketpair()
+    channel.close()
+    thread = threading.Thread(target=carry, args=(listener, channel, 5.0))
+    thread.start()
+    with socket.create_connection(listener.getsockname()):
+        thread.join(5)
+    listener.close()
+    assert not thread.is_alive() and crashed == []
 
 
 def test_a_refused_channel_is_one_clear_line():
