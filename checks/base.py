@@ -185,6 +185,11 @@ class Check:
         """Slow work started as soon as the lab is swept, before the checks this one needs have
         run; observe() picks it up from the lab's memo. It runs as exclusive as the check."""
 
+    def exclusive_on(self, lab) -> bool | str:
+        """How exclusive it is on this lab, asked once its prerequisites are done (so their
+        observations are at hand): a check that will only read may say False there."""
+        return self.exclusive
+
     def judge(self, observation: Any) -> Verdict:
         """Decide from the observation alone (pure, unit-tested on recorded observations)."""
         raise NotImplementedError

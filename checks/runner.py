@@ -98,6 +98,9 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
         while pending or running:
             settle_blocked()
             ready = [c for c in pending.values() if all(d in results for d in c.needs)]
+            for check in ready:
+                if "exclusive" not in vars(check):  # asked once, when it becomes ready
+                    check.exclusive = _exclusive_on(check, lab)
             for check in startable(ready, list(running.values())):
                 del pending[check.id]
                 on = elsewhere.get(check.id)
@@ -165,6 +168,17 @@ class Preparing:
     @property
     def touches(self):
         return self.check.touches
+
+
+def _exclusive_on(check: Check, lab) -> bool | str:
+    """check.exclusive_on(lab); as exclusive as its class says when that fails."""
+    CURRENT_CHECK.set(check.id)
+    try:
+        return check.exclusive_on(lab)
+    except Exception:
+        return type(check).exclusive
+    finally:
+        CURRENT_CHECK.set(None)
 
 
 def _prepare(check: Check, lab) -> None:

@@ -172,3 +172,46 @@ def test_a_prepare_that_fails_leaves_the_check_to_say_so(define_check, own_regis
     )
     (result,) = run_checks(own_registry, [check], Lab(), "t").results
     assert result.status.value == "fail" and result.evidence == "the replica is not there"
+
+
+def test_a_check_that_learns_it_only_reads_runs_beside_the_others(define_check, own_registry):
+    """exclusive_on(lab) is asked once its prerequisites are done: a check that says False
+    there (HAProxy answers on a stats socket) runs beside shared checks; one whose answer
+    fails stays as exclusive as its class."""
+
+    def timed(name, needs=(), **extra):
+        def observe(self, lab):
+            start = time.monotonic()
+            time.sleep(0.2)
+            spans[name] = (start, time.monotonic())
+
+        return define_check(
+            name, "servers", observe, lambda s, o: passed("-"), needs=needs, **extra
+        )
+
+    def broken(self, lab):
+        raise CheckError("no answer")
+
+    for reads_only, expected in ((True, True), (False, False)):
+        spans: dict = {}
+        lab = Lab()
+        lab.socket = reads_only
+        first = timed("x.first", touches=())
+        checks = [
+            first,
+            timed("x.shared", needs=("x.first",)),
+            timed(
+                "x.health",
+                needs=("x.first",),
+                exclusive=True,
+                touches=(),
+                exclusive_on=lambda self, lab: not lab.socket,
+            ),
+            timed("x.alone", needs=("x.first",), exclusive=True, exclusive_on=broken),
+        ]
+        report = run_checks(own_registry, checks, lab, "t")
+        assert all(r.status.value == "pass" for r in report.results), report.results
+        assert overlap(spans["x.health"], spans["x.shared"]) is expected
+        for name in ("x.shared", "x.health"):
+            assert not overlap(spans["x.alone"], spans[name]), name
+        own_registry.clear()
