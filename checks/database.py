@@ -230,9 +230,14 @@ class Replication(Check):
 
     def prepare(self, lab):
         """The paused write and its 1 s window while the other checks run, if the replica
-        replicates (the front door's writes wait for it: they touch the replica)."""
-        _, replica = probes.roles(lab)
-        status = mysql.replica_status(lab.sh(replica, mysql.REPLICA_STATUS, sudo=True))
+        replicates (the front door's reads of the replica wait for its end)."""
+        primary, replica = probes.roles(lab)
+        out, *_ = lab.together(  # what the write needs first, asked at the same time
+            lambda: lab.sh(replica, mysql.REPLICA_STATUS, sudo=True),
+            lambda: probes.forget_stale_entries(lab),
+            lambda: probes.listeners(lab, primary),  # where its site is asked
+        )
+        status = mysql.replica_status(out)
         if status.io_running == status.sql_running == "Yes":
             probes.paused_write(lab)
 

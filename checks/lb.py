@@ -139,8 +139,11 @@ class HaproxyAnswers(Check):
     hint = "Install HAProxy on the load balancer with a frontend on port 80 and start it."
 
     def observe(self, lab) -> LbObservation:
-        o = dict(probes.balancer(lab))
-        o["listeners"] = probes.programs_on_port(lab, o["host"], 80)
+        lb = lab.name("lb")
+        balancer, listeners = lab.together(
+            lambda: probes.balancer(lab), lambda: probes.programs_on_port(lab, lb, 80)
+        )
+        o = {**balancer, "listeners": listeners}
         try:
             o["status"] = through_lb(lab)["status"]
             if o["status"] >= 500:  # servers (re)started a moment ago: let health checks see them

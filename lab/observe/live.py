@@ -76,6 +76,7 @@ class LiveLab:
         self._unreachable: dict[str, str] = {}
         self._stopped = threading.Event()
         self._doing: dict[int, tuple[str | None, str]] = {}  # in flight: id → (check, what)
+        self._running: dict[str, threading.Event] = {}  # set unless a check has it paused
         self._tunnelled = tunnelled(topology, fleet)
 
     # -- hosts ----------------------------------------------------------------------------
@@ -214,6 +215,32 @@ class LiveLab:
         if isinstance(value, CheckError):
             raise value
         return value
+
+    @contextmanager
+    def pausing(self, thing: str):
+        """Mark thing (the replica) paused by the current check while inside: a check that
+        needs it running waits for the end (once_running)."""
+        running = self._running_event(thing)
+        running.clear()
+        try:
+            yield
+        finally:
+            running.set()
+
+    def once_running(self, thing: str, seconds: float = 30.0) -> None:
+        """Wait (bounded; cut short at the run's deadline) while a check has thing paused."""
+        running = self._running_event(thing)
+        if not running.is_set():
+            with self._busy_with(f"the end of the pause of {thing} by another check"):
+                until(lambda: running.is_set() or self._stopped.is_set(), seconds, 0.02)
+            self._refuse_when_stopped()
+
+    def _running_event(self, thing: str) -> threading.Event:
+        with self._guard:
+            if thing not in self._running:
+                self._running[thing] = threading.Event()
+                self._running[thing].set()
+            return self._running[thing]
 
     def on_cleanup(self, what: str, undo: Callable[[], object]) -> None:
         """Register undo for something a check changed on a host (run by cleanup())."""

@@ -380,20 +380,19 @@ def balancer(lab: LiveLab, lb: str | None = None) -> Balancer:
 def _balancer(lab: LiveLab, lb: str) -> Balancer:
     ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
     files = haproxy.config_files(ps_out)
-    config = haproxy.parse_config(lab.sh(lb, haproxy.cat_config(files), sudo=True, check=False))
-    test = lab.sh(lb, haproxy.check_config(files), sudo=True, check=False)
+    pids = [line.split()[0] for line in ps_out.splitlines() if line.split()]
+    # the files as HAProxy reads them, its runtime view, its test, its age: asked at once
+    (config, runtime), test, (loaded, mtimes) = lab.together(
+        lambda: _config_and_runtime(lab, lb, files),
+        lambda: lab.sh(lb, haproxy.check_config(files), sudo=True, check=False),
+        lambda: config_times(lab, lb, pids, files),
+    )
     config_ok = test.rstrip().endswith("exit=0")
-    stat, rows, state, reading = None, None, [], ""
-    for socket in config.sockets:
-        out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
-        if out.startswith("# pxname"):
-            rows = haproxy.parse_show_stat(out)
-            found = haproxy.servers_at(rows, lab.web_addresses())
-            stat = {h: {k: r.get(k, "") for k in STAT_FIELDS} for h, r in found.items()}
-            asked = haproxy.runtime_api("show servers state", socket)
-            state = haproxy.parse_servers_state(lab.sh(lb, asked, sudo=True, check=False))
-            reading = "runtime API"
-            break
+    rows, state, reading = runtime
+    stat = None
+    if rows is not None:
+        found = haproxy.servers_at(rows, lab.web_addresses())
+        stat = {h: {k: r.get(k, "") for k in STAT_FIELDS} for h, r in found.items()}
     if rows is None and config_ok:  # no stats socket: a private copy says how it reads the files
         private = haproxy.private_reading(files, config.sockets)
         sections = haproxy.parse_reading(lab.sh(lb, private, sudo=True, check=False))
@@ -414,8 +413,6 @@ def _balancer(lab: LiveLab, lb: str) -> Balancer:
         server["check_addresses"] = addresses.get(server["check_addr"], [])
         server["inter"] = inter.get((server["backend"], server["name"]))
     algorithms = {r["pxname"]: r.get("algo", "") for r in rows or [] if r["svname"] == "BACKEND"}
-    pids = [line.split()[0] for line in ps_out.splitlines() if line.split()]
-    loaded, mtimes = config_times(lab, lb, pids, files)
     return {
         "host": lb,
         "running": bool(ps_out.strip()),
@@ -432,6 +429,21 @@ def _balancer(lab: LiveLab, lb: str) -> Balancer:
         "loaded": loaded,  # when the running configuration was loaded (its youngest process)
         "mtimes": mtimes,  # when each configuration file last changed
     }
+
+
+def _config_and_runtime(lab: LiveLab, lb: str, files: list[str]):
+    """HAProxy's configuration as read from files, and its runtime view through the first
+    stats socket that answers: (config, (show stat rows or None, servers state, reading))."""
+    config = haproxy.parse_config(lab.sh(lb, haproxy.cat_config(files), sudo=True, check=False))
+    for socket in config.sockets:
+        asked = [haproxy.runtime_api(q, socket) for q in ("show stat", "show servers state")]
+        stat, state = lab.on_each(
+            asked, lambda command: lab.sh(lb, command, sudo=True, check=False)
+        ).values()
+        if stat.startswith("# pxname"):
+            rows = haproxy.parse_show_stat(stat)
+            return config, (rows, haproxy.parse_servers_state(state), "runtime API")
+    return config, (None, [], "")
 
 
 def config_times(lab: LiveLab, host: str, pids, paths) -> tuple[float | None, dict[str, float]]:
@@ -627,6 +639,41 @@ def forget_tokens(lab: LiveLab, primary: str, replica: str, on_primary: dict, on
             admin_sql(lab, host, prefix + " ".join(statements), check=False)
 
 
+def forget_stale_entries(lab: LiveLab) -> list[mysql.Column]:
+    """Delete the entries a killed run left on the primary, once per run and before this run
+    writes any; returns the primary's text columns."""
+
+    def forget() -> list[mysql.Column]:
+        primary, replica = roles(lab)
+        columns = text_columns(lab, primary)
+        stale = find_tokens(lab, primary, [TOKEN_PREFIX], columns)
+        forget_tokens(lab, primary, replica, stale, {})
+        return columns
+
+    return lab.memo("stale entries", forget)
+
+
+def forget_at_the_end(lab: LiveLab, on_primary: dict, on_replica: dict) -> None:
+    """Have the run's cleanup delete these entries of the grader's (the dicts as they are by
+    then), with every other one, in one command per database."""
+    lab.memo("entries to forget", lambda: _forget_entries_at_cleanup(lab)).append(
+        (on_primary, on_replica)
+    )
+
+
+def _forget_entries_at_cleanup(lab: LiveLab) -> list[tuple[dict, dict]]:
+    primary, replica = roles(lab)
+    found: list[tuple[dict, dict]] = []
+
+    def forget() -> None:
+        on_primary = {t: w for p, _ in found for t, w in p.items()}
+        on_replica = {t: w for _, r in found for t, w in r.items()}
+        forget_tokens(lab, primary, replica, on_primary, on_replica)
+
+    lab.on_cleanup("the grader's entries", forget)
+    return found
+
+
 def columns_of(found: dict[str, str]) -> list[mysql.Column] | None:
     """The columns find_tokens found tokens in (None: none, search them all)."""
     return [mysql.Column(*w.split(".", 2)) for w in sorted(set(found.values()))] or None
@@ -664,22 +711,22 @@ def _front_door(lab: LiveLab) -> FrontDoor:
     """Write through each server, follow the entries to both databases, read them back."""
     primary, replica = roles(lab)
     web = lab.web_hosts()
-    columns = text_columns(lab, primary)
-    stale = find_tokens(lab, primary, [TOKEN_PREFIX], columns)  # left by a run that was killed
-    forget_tokens(lab, primary, replica, stale, {})
-    posts = lab.on_each(web, lambda host: post_entry(lab, host))
+    columns = forget_stale_entries(lab)
+    posts, replica_columns = lab.together(
+        lambda: lab.on_each(web, lambda host: post_entry(lab, host)),
+        lambda: _columns_if_any(lab, replica),  # meanwhile: not changed by a pause
+    )
     tokens = [p["token"] for p in posts.values() if p["status"] in (200, 201)]
     on_primary = find_tokens(lab, primary, tokens, columns)
     if len(on_primary) < len(tokens):  # perhaps in a table the writes made
         on_primary = find_tokens(lab, primary, tokens)
     on_replica: dict[str, str] = {}
-    lab.on_cleanup(
-        "front door", lambda: forget_tokens(lab, primary, replica, on_primary, on_replica)
-    )
+    forget_at_the_end(lab, on_primary, on_replica)
+    lab.once_running("replica")  # written while paused by another check: read once it runs
     replicated_after = _follow_to_replica(lab, replica, tokens, on_primary, on_replica)
     answers: dict[str, dict] = {}
     engines, shown = lab.together(
-        lambda: _replica_engines(lab, replica, on_replica),
+        lambda: _replica_engines(lab, replica, on_replica, replica_columns),
         lambda: lab.on_each(
             web, lambda host: _read_back(lab, host, posts[host]["token"], tokens, answers)
         ),
@@ -724,11 +771,25 @@ def _follow_to_replica(
     return round(time.monotonic() - started, 2)
 
 
-def _replica_engines(lab: LiveLab, replica: str, on_replica: dict) -> dict[str, str]:
-    """schema.table.column → storage engine, for each of the replica's columns holding a token."""
+def _columns_if_any(lab: LiveLab, host: str) -> list[mysql.Column] | None:
+    """text_columns(), or None where the database cannot say (asked again when needed)."""
+    try:
+        return text_columns(lab, host)
+    except CheckError:
+        return None
+
+
+def _replica_engines(
+    lab: LiveLab, replica: str, on_replica: dict, known: list[mysql.Column] | None = None
+) -> dict[str, str]:
+    """schema.table.column → storage engine, for each of the replica's columns holding a token
+    (from its columns known already, when they include every one of those)."""
     if not on_replica:
         return {}
-    return {str(c): c.engine for c in text_columns(lab, replica) if str(c) in on_replica.values()}
+    held = set(on_replica.values())
+    if known is None or not held <= {str(c) for c in known}:
+        known = text_columns(lab, replica)
+    return {str(c): c.engine for c in known if str(c) in held}
 
 
 def _read_back(lab: LiveLab, host: str, own: str, tokens: list[str], answers: dict) -> list[str]:
@@ -779,6 +840,36 @@ def paused_write(lab: LiveLab) -> PausedWrite:
     return lab.memo("paused write", lambda: _paused_write(lab))
 
 
+class ReplicaPause:
+    """A pause of the replica's SQL thread: SQL to run on the replica just before it starts
+    again (one command with the start), and the rows it returned."""
+
+    def __init__(self):
+        self.last_look = ""
+        self.seen = ""
+
+
+@contextlib.contextmanager
+def _replica_paused(lab: LiveLab, replica: str):
+    """The replica's SQL thread stopped while inside, started again after (also when the run is
+    interrupted: its cleanup is registered first); checks that read the replica wait."""
+    what = f"replication paused on {replica}"
+    pause = ReplicaPause()
+
+    def resume() -> None:
+        start = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
+        look = f"{mysql.command(pause.last_look)}; " if pause.last_look else ""
+        pause.seen = lab.sh(replica, look + start, sudo=True, check=False)
+
+    with lab.pausing("replica"):
+        lab.on_cleanup(what, resume)
+        lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
+        try:
+            yield pause
+        finally:
+            lab.done_with(what)
+
+
 @leaves("a replica whose SQL thread the grader paused")
 def _resume_replica(topology) -> str:
     sql = mysql.CLIENT
@@ -787,18 +878,17 @@ def _resume_replica(topology) -> str:
 
 def _paused_write(lab: LiveLab) -> PausedWrite:
     primary, replica = roles(lab)
-    what = f"replication paused on {replica}"
-    resume = f"{mysql.command('START REPLICA SQL_THREAD')} && rm -f {PAUSED}"
-    lab.on_cleanup(what, lambda: lab.sh(replica, resume, sudo=True, check=False))
-    lab.sh(replica, f"touch {PAUSED} && {mysql.command('STOP REPLICA SQL_THREAD')}", sudo=True)
-    # the primary's own site, unless the check looks through the other web servers only
-    through = primary if primary in lab.web_hosts() else lab.web_hosts()[0]
-    try:
+    forget_stale_entries(lab)
+    with _replica_paused(lab, replica) as pause:
+        # the primary's own site, unless the check looks through the other web servers only
+        through = primary if primary in lab.web_hosts() else lab.web_hosts()[0]
         post = post_entry(lab, through)
         window = Deadline(PAUSED_WAIT)
         token = post["token"]
-        found = find_tokens(lab, primary, [token])  # in any column: the front door may come later
-        lab.on_cleanup("paused entry", lambda: forget_tokens(lab, primary, replica, found, {}))
+        found = find_tokens(lab, primary, [token], forget_stale_entries(lab))
+        if not found:  # perhaps in a table the write made
+            found = find_tokens(lab, primary, [token])
+        forget_at_the_end(lab, found, {})
         columns = columns_of(found)
         primary_read = bool(until(lambda: token in read_entries(lab, primary), 2.0))
         replica_read_paused = token in read_entries(lab, replica)
@@ -806,10 +896,10 @@ def _paused_write(lab: LiveLab) -> PausedWrite:
         def on_replica() -> str:
             return find_tokens(lab, replica, [token], columns).get(token, "")
 
-        # a copy made by other means (a trigger, a second write) has its moment to arrive
-        replica_paused = until(on_replica, window.left(), 0.1) if found else ""
-    finally:
-        lab.done_with(what)
+        if found:  # a copy made by other means (a trigger, a second write) has its moment
+            time.sleep(window.left())  # to arrive: looked for as the pause ends
+            pause.last_look = mysql.search(columns, [token])
+    replica_paused = mysql.parse_found(pause.seen).get(token, "")
     started = time.monotonic()
     replica_later = until(on_replica, WAIT) if found else ""
     arrived_after = round(time.monotonic() - started, 2)

@@ -67,3 +67,35 @@ def test_a_second_run_on_the_same_lab_waits(tmp_path, monkeypatch):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_a_reader_of_the_replica_waits_for_the_end_of_its_pause():
+    """A check that needs the replica running waits while another has it paused, and not
+    longer; one stopped at the run's deadline stops waiting."""
+    lab = LiveLab(load(PACKAGED), None)
+    started = time.monotonic()
+    lab.once_running("replica")  # nobody paused it
+    assert time.monotonic() - started < 0.1
+
+    waited = []
+
+    def reader():
+        began = time.monotonic()
+        lab.once_running("replica")
+        waited.append(time.monotonic() - began)
+
+    with lab.pausing("replica"):
+        thread = threading.Thread(target=reader)
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive()
+    thread.join(2)
+    assert 0.25 <= waited[0] < 1.0
+
+    with lab.pausing("replica"):
+        thread = threading.Thread(target=reader)
+        thread.start()
+        time.sleep(0.1)
+        lab.stop()
+        thread.join(2)
+        assert not thread.is_alive() and waited[1] < 0.5
