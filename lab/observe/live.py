@@ -30,7 +30,7 @@ from lab.core.wait import Deadline, until
 from lab.facts import vrrp
 from lab.observe import CURRENT_CHECK, CheckError, visitor
 from lab.remote.connection import Fleet, describe, fan_out
-from lab.remote.quoting import trusted
+from lab.remote.shell import ShellBroken
 
 HTTP_TIMEOUT = 5
 CLEANUP_WAIT = 20.0  # seconds the cleanup lets commands in flight finish (a host's own timeout)
@@ -139,9 +139,11 @@ class LiveLab:
             raise CheckError(self._unreachable[host])
         try:
             with self._busy_with(f"a command on {host}"):
-                result = self.fleet.run(host, trusted(command, sudo, timeout), timeout=timeout + 5)
+                result = self.fleet.run_trusted(host, command, sudo=sudo, timeout=timeout)
         except CommandTimedOut:
             raise CheckError(f"{host}: a command of the grader did not finish in time") from None
+        except ShellBroken as exc:  # its outcome unknown; the host may still answer
+            raise CheckError(f"{host}: a command of the grader got no answer: {exc}") from None
         except CheckError:
             raise
         except Exception as exc:

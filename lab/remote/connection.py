@@ -18,12 +18,15 @@ from fabric.runners import Remote, Result
 from lab.core.errors import LabError
 from lab.core.state import write_private
 from lab.core.wait import Deadline
+from lab.remote.quoting import trusted
+from lab.remote.shell import KeptShells, NotSent
 
 CONNECT_TIMEOUT = 5
 # sshd frees a finished session one turn of its loop after the channel closes, so a client
 # running N commands back to back can hold 2N of sshd's MaxSessions (10) for a moment
 CHANNELS = 5
 STDIN_CHUNK = 32768
+KEPT_SHELLS = 3  # per host, each holding one of its CHANNELS (lab.remote.shell)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,7 @@ class Fleet:
         self._connections: dict[str, Connection] = {}
         self._locks = {name: threading.Lock() for name in self.specs}
         self._channels = {name: threading.BoundedSemaphore(CHANNELS) for name in self.specs}
+        self._kept = KeptShells(KEPT_SHELLS, self._channels)
 
     def __enter__(self) -> Fleet:
         return self
@@ -264,6 +268,24 @@ class Fleet:
                 in_stream=io.StringIO(stdin) if stdin is not None else False,
             )
 
+    def run_trusted(self, host: str, command: str, *, sudo: bool, timeout: int) -> Result:
+        """command as trusted() runs it (a clean environment, root's through sudo if asked, the
+        host's timeout), through one of the host's kept shells when one is free, else on a
+        channel of its own; a non-zero exit is in the Result, not raised."""
+        shell = self._kept.take(host, sudo, lambda: self.opened(host).client)
+        if shell is not None:
+            try:
+                result = shell.run(command, timeout)
+            except NotSent:  # its channel is gone: the command goes on a channel of its own
+                self._kept.discard(host, shell)
+            except BaseException:
+                self._kept.discard(host, shell)
+                raise
+            else:
+                self._kept.give_back(host, shell)
+                return result
+        return self.run(host, trusted(command, sudo, timeout), timeout=timeout + 5)
+
     def opened(self, host: str) -> Connection:
         """The host's connection, connected (one thread connects while the others wait)."""
         conn = self[host]
@@ -282,6 +304,7 @@ class Fleet:
         return fan_out(names, lambda name: func(self[name]))
 
     def close(self) -> None:
+        self._kept.close()
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
