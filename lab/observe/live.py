@@ -276,6 +276,8 @@ class LiveLab:
                 undo()
             except BaseException as exc:  # go on: every other cleanup must still run
                 failed.append(f"{what}: {exc}")
+        if self.fleet is not None:
+            self.fleet.close_kept_shells()  # the run is over: its channels are free again
         return failed
 
     @contextmanager

@@ -303,6 +303,10 @@ class Fleet:
 
         return fan_out(names, lambda name: func(self[name]))
 
+    def close_kept_shells(self) -> None:
+        """End the kept shells (their channel slots go back to commands of their own)."""
+        self._kept.close()
+
     def close(self) -> None:
         self._kept.close()
         for conn in self._connections.values():
