@@ -176,6 +176,9 @@ def primary(run: Run):
 
     def step(hr: HostRun, host) -> None:
         server_config(hr, run, host, "primary")
+        if run.taken_over:  # another lab's logs, with its passwords: gone, the replica follows
+            sql(hr, "RESET MASTER;")
+            hr.changed("binary logs of the lab this state was built for removed")
         present = sql(
             hr,
             f"SELECT COUNT(*) FROM information_schema.tables WHERE "
@@ -223,7 +226,7 @@ def replica(run: Run):
         flavour = run.flavour(host)
         server_config(hr, run, host, "replica")
         status = replica_status(hr)
-        if not status.configured or status.source_host != source.address:
+        if run.taken_over or not status.configured or status.source_host != source.address:
             primary_run = run.hosts[source.name]
             first_log = sql(primary_run, "SHOW BINARY LOGS;").split()[0]
             sql(

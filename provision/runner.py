@@ -38,6 +38,8 @@ class Run:
     failures: dict[str, str] = field(default_factory=dict)
     flavours: dict[str, dbflavour.Flavour] = field(default_factory=dict)
     accounts_changed: bool = False  # set by the database step when passwords were (re)set
+    taken_over: bool = False  # the hosts hold another lab's state (provision.snapshots): its
+    # logs hold that lab's passwords
 
     def secret(self, name: str) -> str:
         return self.state.secret(name)
@@ -81,12 +83,21 @@ class Summary:
 
 
 def run_components(
-    topology: Topology, state: LabState, fleet: Fleet, components: list[Component], reporter
+    topology: Topology,
+    state: LabState,
+    fleet: Fleet,
+    components: list[Component],
+    reporter,
+    taken_over: bool = False,
 ) -> Summary:
-    """Provision the given components; every host goes as far as it can."""
+    """Provision the given components; every host goes as far as it can. taken_over: the
+    hosts were restored from another lab's state (provision.snapshots)."""
     involved = [h for h in topology.hosts if any(h in c.hosts(topology) for c in components)]
     run = Run(
-        topology, state, {h.name: HostRun(h.name, h.address, fleet[h.name]) for h in involved}
+        topology,
+        state,
+        {h.name: HostRun(h.name, h.address, fleet[h.name]) for h in involved},
+        taken_over=taken_over,
     )
     with reporter.step("facts and packages") as step:
         run.parallel(involved, lambda hr, host: _facts(run, hr, host), "facts")

@@ -270,10 +270,11 @@ def ensure_reference_state(
 
     With a provider that has layers (LXC) the hosts are fresh: started from the cached state,
     built on a miss from the largest cached subset (or the bare image) and saved for next time.
-    share: labs of the same shape (grading slots: other names and subnets, nothing else) build
-    a state once, one lab at a time, and the others take it over, provisioned again for their
-    own addresses. Other providers cannot make fresh hosts: the components are provisioned and
-    the profile given on the hosts as they are.
+    share: labs of the same shape (other names and subnets, nothing else: grading slots, or
+    labs brought up with the base design) build a state once, one lab at a time, and the others
+    take it over, provisioned again for their own addresses and with their own secrets (the
+    database accounts get this lab's passwords). Other providers cannot make fresh hosts: the
+    components are provisioned and the profile given on the hosts as they are.
     """
     names = ordered(components)
     key = bring_to_reference_state(
@@ -318,12 +319,12 @@ def bring_to_reference_state(
         if _restored(parts, key, state, provider, progress):  # built meanwhile by this lab
             return key
         sibling = _sibling(parts, form, names)
-        if sibling is None:
+        if sibling is None:  # the others of the shape wait for this build, then take it over
             return _build(topology, state, provider, names, progress, parts, form, connect)
-        provider.restore_layers(_layers(sibling), progress)
-        _merge_secrets(state, sibling.get("secrets") or {})
-        _provision(topology, state, provider, names, progress, connect)  # its own addresses
-        return _save_entry(parts, key, names, sibling, state, provider, progress, form)
+    provider.restore_layers(_layers(sibling), progress)  # beside other labs taking it over
+    # its own addresses and its own secrets: the accounts get this lab's passwords
+    _provision(topology, state, provider, names, progress, connect, taken_over=True)
+    return _save_entry(parts, key, names, sibling, state, provider, progress, form)
 
 
 def _with_profile(topology, state, provider, names, progress, share, profile, connect) -> str:
@@ -369,8 +370,7 @@ def _own_copy(topology, state, provider, progress, parts, sibling, profile, conn
     """A same-shaped lab's state of components and profile, made this lab's own and saved."""
     names = sibling["components"]
     provider.restore_layers(_layers(sibling), progress)
-    _merge_secrets(state, sibling.get("secrets") or {})
-    _provision(topology, state, provider, names, progress, connect)  # its own addresses
+    _provision(topology, state, provider, names, progress, connect, taken_over=True)
     give_profile(provider, profile, connect)
     key = cache_key(parts, names)
     return _save_entry(parts, key, names, sibling, state, provider, progress, sibling["shape"])
@@ -586,14 +586,17 @@ def _layers(meta: dict) -> dict[str, list[Path]]:
     return {host: [Path(p) for p in stack] for host, stack in meta["layers"].items()}
 
 
-def _provision(topology, state, provider, names: list[str], progress, connect=None) -> None:
+def _provision(
+    topology, state, provider, names: list[str], progress, connect=None, taken_over=False
+) -> None:
     from provision import COMPONENTS
     from provision.runner import run_components
 
     if not names:
         return
+    components = [COMPONENTS[n] for n in names]
     with (connect or (lambda: Fleet(provider.specs())))() as fleet:
-        summary = run_components(topology, state, fleet, [COMPONENTS[n] for n in names], progress)
+        summary = run_components(topology, state, fleet, components, progress, taken_over)
     if not summary.ok:
         failures = "; ".join(f"{host}: {why}" for host, why in summary.failures.items())
         raise HostFailure(f"building the reference ({', '.join(names)}) failed: {failures}")

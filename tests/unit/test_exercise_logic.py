@@ -144,7 +144,7 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
     monkeypatch.setattr(
         snapshots,
         "_provision",
-        lambda t, s, p, names, progress, connect=None: provisioned.append(names),
+        lambda t, s, p, names, progress, connect=None, taken_over=False: provisioned.append(names),
     )
     state, provider = LabState("unit-ex", tmp_path), SlotProvider()
     state.dir.mkdir(parents=True)
@@ -165,7 +165,7 @@ def test_a_warm_cache_restores_and_a_stale_one_is_never_used(tmp_path, monkeypat
 
 def test_a_stale_entry_a_host_still_uses_is_kept(tmp_path, monkeypatch, topology):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
-    monkeypatch.setattr(snapshots, "_provision", lambda *args: None)
+    monkeypatch.setattr(snapshots, "_provision", lambda *args, **kwargs: None)
     state, provider = LabState("unit-ex", tmp_path), SlotProvider()
     state.dir.mkdir(parents=True)
     key = snapshots.bring_to_reference_state(topology, state, provider, ["web"], None)

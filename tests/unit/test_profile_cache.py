@@ -23,7 +23,7 @@ def work(tmp_path, monkeypatch):
     monkeypatch.setattr(
         snapshots,
         "_provision",
-        lambda topology, state, provider, names, progress, connect=None: (
+        lambda topology, state, provider, names, progress, connect=None, taken_over=False: (
             done.append((topology.name, "provision", tuple(names))) if names else None
         ),
     )
@@ -141,3 +141,32 @@ def test_hosts_without_layers_are_given_the_profile_as_they_are(tmp_path, work):
     )
     assert [step for _, step, _ in work] == ["provision", "profile"]
     assert not snapshots.cache_dir().exists()
+
+
+def test_a_lab_taking_over_a_same_shaped_build_keeps_its_own_secrets(tmp_path, monkeypatch):
+    """The base design shared by labs of one shape: the second lab starts from the first's
+    state, provisioned again, and every password it holds is its own, never the first's."""
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    provisioned = []
+
+    def provision(topology, state, provider, names, progress, connect=None, taken_over=False):
+        for name in ("db_read_password", "db_write_password", "db_replication_password"):
+            state.secret(name)  # what provisioning asks for, made by the lab on first use
+        provisioned.append((topology.name, tuple(names), taken_over))
+
+    monkeypatch.setattr(snapshots, "_provision", provision)
+    first, second = slot(tmp_path, 243), slot(tmp_path, 244)
+    names = ["database", "app", "web", "lb", "dns"]
+    built = bring(first, names, profile=None)
+    taken = bring(second, names, profile=None)
+    # the second lab's provisioning knows the hosts hold another lab's state (its database
+    # logs go: they hold the first lab's passwords)
+    assert provisioned == [("hg-p243", tuple(names), False), ("hg-p244", tuple(names), True)]
+    assert second[2].restored[0] == {"web-01": [snapshots.cache_dir() / built / "web-01"]}
+    mine = json.loads(second[1].secrets_file.read_text())
+    theirs = json.loads(first[1].secrets_file.read_text())
+    assert set(mine) == set(theirs) and not set(mine.values()) & set(theirs.values())
+    saved = {m["key"]: m for m in entries()}
+    assert saved[taken]["secrets"] == mine and saved[taken]["parent"] == built
+    assert bring(second, names, profile=None) == taken  # its own entry from now on
+    assert json.loads(second[1].secrets_file.read_text()) == mine

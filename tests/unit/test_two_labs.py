@@ -75,7 +75,7 @@ def test_grading_slots_side_by_side_build_a_given_state_once(tmp_path, monkeypat
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     runs, lock = [], threading.Lock()
 
-    def provision(topology, state, provider, names, progress, connect=None):
+    def provision(topology, state, provider, names, progress, connect=None, taken_over=False):
         with lock:
             runs.append((topology.name, "start", provider.restored[-1]))
         time.sleep(0.3)
