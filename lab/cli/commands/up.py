@@ -45,12 +45,18 @@ def run(lab) -> ExitCode:
 
 def provision_fresh_hosts(lab) -> ExitCode:
     """The base design on hosts just made, through the reference-state cache: restored when
-    it holds it, else built (from the largest cached part) and kept there for next time."""
+    it holds it, else made from a same-shaped lab's build (another name and subnet), else built
+    (from the largest cached part), and kept there for next time."""
     started = time.monotonic()
     warm = is_cached(lab.topology, lab.provider, BASE)
-    ensure_reference_state(lab.topology, lab.state, lab.provider, BASE, lab.reporter)
+    ensure_reference_state(lab.topology, lab.state, lab.provider, BASE, lab.reporter, share=True)
     on_every_host(lab.provider.specs(), BOOT_FINISHED)
-    how = "restored from the reference-state cache" if warm else "built and cached for next time"
+    how = (
+        "restored from the reference-state cache"
+        if warm
+        else "provisioned (from another lab's build of the same shape, if any) and cached for "
+        "next time"
+    )
     lab.console.print(
         f"[ok]✓[/] the base design: {how} in {time.monotonic() - started:.1f} s"
         " (`lab provision` re-applies it, `lab check` grades it)"
