@@ -457,6 +457,18 @@ def _build_lock(name: str):
         yield
 
 
+def taken_from(topology: Topology, provider, components) -> str | None:
+    """The lab whose build this lab's cached state of these components was made from (taken
+    over, provisioned again for this lab), or None: built here, or not cached."""
+    if not provider.layers:
+        return None
+    parts = key_parts(topology, provider)
+    entry = _entries(parts).get(cache_key(parts, ordered(components))) or {}
+    parent = _meta_if_present(cache_dir() / entry["parent"] / META) if entry.get("parent") else {}
+    lab = (parent or {}).get("lab")
+    return lab if lab != topology.name else None
+
+
 def is_cached(topology: Topology, provider, components) -> bool:
     """Whether these components' reference state is cached for this topology (valid only)."""
     return set(components) in [set(c) for c in cached_components(topology, provider)]

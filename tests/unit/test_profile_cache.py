@@ -168,5 +168,7 @@ def test_a_lab_taking_over_a_same_shaped_build_keeps_its_own_secrets(tmp_path, m
     assert set(mine) == set(theirs) and not set(mine.values()) & set(theirs.values())
     saved = {m["key"]: m for m in entries()}
     assert saved[taken]["secrets"] == mine and saved[taken]["parent"] == built
+    assert snapshots.taken_from(*second[::2], names) == "hg-p243"  # what `lab up` says
+    assert snapshots.taken_from(*first[::2], names) is None
     assert bring(second, names, profile=None) == taken  # its own entry from now on
     assert json.loads(second[1].secrets_file.read_text()) == mine

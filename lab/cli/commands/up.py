@@ -11,7 +11,7 @@ from lab.cli.commands.provision import provision_lab
 from lab.core.errors import ExitCode
 from lab.remote.connection import BOOT_FINISHED, on_every_host
 from provision import BASE
-from provision.snapshots import ensure_reference_state, is_cached
+from provision.snapshots import ensure_reference_state, is_cached, taken_from
 
 HELP = "create and start the lab's hosts (safe to re-run)"
 ORDER = 10  # its place in `lab --help`
@@ -51,11 +51,13 @@ def provision_fresh_hosts(lab) -> ExitCode:
     warm = is_cached(lab.topology, lab.provider, BASE)
     ensure_reference_state(lab.topology, lab.state, lab.provider, BASE, lab.reporter, share=True)
     on_every_host(lab.provider.specs(), BOOT_FINISHED)
+    source = None if warm else taken_from(lab.topology, lab.provider, BASE)
     how = (
         "restored from the reference-state cache"
         if warm
-        else "provisioned (from another lab's build of the same shape, if any) and cached for "
-        "next time"
+        else f"taken over from lab {source}'s build, provisioned again and cached for next time"
+        if source
+        else "built and cached for next time"
     )
     lab.console.print(
         f"[ok]✓[/] the base design: {how} in {time.monotonic() - started:.1f} s"
