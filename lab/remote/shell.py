@@ -67,6 +67,7 @@ class KeptShell:
     def __init__(self, client, sudo: bool, timeout: float = 10):
         self.sudo = sudo
         self._buffer = b""
+        self._ended = False  # its answer ended or came out of turn: never used again
         self.channel = client.get_transport().open_session(timeout=timeout)
         self.channel.exec_command(trusted(f"exec {PERL} -e {quote(SERVER)}", sudo))
         if self._line(time.monotonic() + timeout) != b"ready":
@@ -86,6 +87,7 @@ class KeptShell:
             head = self._line(deadline).split()
             out_size, err_size, code = (int(n) for n in head)
         except ValueError:
+            self._ended = True
             raise ShellBroken("the kept shell answered out of turn") from None
         out = self._exactly(out_size, deadline).decode(errors="replace")
         err = self._exactly(err_size, deadline).decode(errors="replace")
@@ -93,7 +95,7 @@ class KeptShell:
 
     @property
     def alive(self) -> bool:
-        return not (self.channel.closed or self.channel.exit_status_ready())
+        return not (self._ended or self.channel.closed or self.channel.exit_status_ready())
 
     def close(self) -> None:
         self.channel.close()
@@ -120,6 +122,7 @@ class KeptShell:
         except TimeoutError:
             raise CommandTimedOut(Result(command="kept shell"), timeout=left) from None
         if not chunk:
+            self._ended = True
             raise ShellBroken("the kept shell ended")
         self._buffer += chunk
 

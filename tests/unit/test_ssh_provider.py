@@ -101,7 +101,7 @@ def ssh_server(host_key: paramiko.PKey):
             transport = paramiko.Transport(sock)
             transport.add_server_key(host_key)
             transports.append(transport)
-            with suppress(paramiko.SSHException, EOFError):
+            with suppress(paramiko.SSHException, EOFError, OSError):  # a client gone
                 transport.start_server(server=_Server())
 
     threading.Thread(target=serve, daemon=True).start()
