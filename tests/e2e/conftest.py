@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from lab.core import resources
+from lab.core.state import LabState
 from lab.core.topology import variant
 from lab.core.wait import until
 from lab.facts.haproxy import runtime_api
@@ -69,7 +70,23 @@ class LabRunner:
         return result
 
     def ssh(self, host: str, command: str, check=True) -> str:
-        return self("ssh", host, "--", command, check=check).stdout
+        """command's output on host, through OpenSSH with the lab's own client configuration,
+        as `lab ssh HOST -- CMD` runs it (which writes that configuration when it is missing)."""
+        config = LabState(self.name).ssh_config_file
+        if not config.is_file():
+            return self("ssh", host, "--", command, check=check).stdout
+        result = subprocess.run(
+            ["ssh", "-F", str(config), host, command],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ssh {host} {command} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout
 
 
 # Tests using these shared fixtures must sit in this xdist group: one worker owns each lab.

@@ -237,7 +237,10 @@ def test_hostile_submissions_are_graded_and_touch_nothing_outside_their_lab(tmp_
     for name in ("sshd", "swapkey"):
         assert any("could not log in to web-0" in flag for flag in got[name]["flags"]), name
     assert got["flood"]["flags"] == [] and got["endless"]["flags"] == []  # nothing to flag
-    assert_leftovers_flagged(got["relay"])
+    relay = got["relay"]  # leaves processes running: flagged, its score unchanged
+    assert relay["score"] == 5, relay["first"]["checks"]
+    assert "left behind on web-01" in relay["first"]["scripts"][0]["output"]
+    assert_leftovers_flagged(relay)
     assert listener == [], f"a lab host reached the machine: {listener}"
     assert canary.read_text() == "untouched"
     assert sorted(p.name for p in image.iterdir()) == image_files  # rm -rf / left the image
@@ -255,25 +258,6 @@ def assert_leftovers_flagged(relay: dict) -> None:
         assert "1 process(es) left running" in flag, flag
         assert "`sleep 1001`" in flag and "outside any service unit" in flag, flag
         assert "sleep 1000" not in flag and "sleep 1002" not in flag, flag
-
-
-def test_processes_left_running_are_flagged_without_changing_the_score(tmp_path):
-    require_lab_prerequisites()
-    assignment = yaml.safe_load(LB.read_text())
-    assignment["limits"].update(script_seconds=30)
-    quick = tmp_path / "load-balancer.yml"
-    quick.write_text(yaml.safe_dump(assignment))
-    klass = tmp_path / "class"
-    shutil.copytree(SUBMISSIONS / "hostile" / "relay", klass / "relay")
-    out = tmp_path / "out"
-    try:
-        grade(quick, klass, "--out", out)
-    finally:
-        assert leftovers() == []
-    relay = results(out)["relay"]
-    assert relay["status"] == "graded" and relay["score"] == 5, relay["first"]["checks"]
-    assert "left behind on web-01" in relay["first"]["scripts"][0]["output"]
-    assert_leftovers_flagged(relay)
 
 
 class FreeSpace:
