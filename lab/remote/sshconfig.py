@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from lab.remote.connection import HostSpec
+if TYPE_CHECKING:  # rendering needs no SSH library: `lab ssh` starts without one
+    from lab.remote.connection import HostSpec
 
 
 def render(specs: Iterable[HostSpec]) -> str:
