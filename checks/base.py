@@ -15,8 +15,12 @@ from typing import Any, ClassVar
 from lab.core.shapes import mismatches
 from lab.observe import CURRENT_CHECK, CheckError  # noqa: F401 (checks raise it)
 
-# Set (the end-to-end tests do): every observation is held to its type before it is judged.
-STRICT_SHAPES = os.environ.get("LAB_STRICT_SHAPES") == "1"
+
+def strict_shapes() -> bool:
+    """LAB_STRICT_SHAPES=1 (the end-to-end tests set it): each observation is held to its type
+    before it is judged."""
+    return os.environ.get("LAB_STRICT_SHAPES") == "1"
+
 
 BASE_SECTIONS = (
     "servers",
@@ -218,7 +222,7 @@ class Check:
             verdict = failed(f"the grader could not observe this: {_describe(exc)}")
         else:
             try:
-                if STRICT_SHAPES and (problems := self.shape_problems(observation)):
+                if strict_shapes() and (problems := self.shape_problems(observation)):
                     raise TypeError(f"not its type's shape: {'; '.join(problems[:3])}")
                 verdict = self.judge(observation)
             except Exception as exc:

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from lab.core.topology import variant
 from lab.core.wait import until
 from lab.facts.haproxy import runtime_api
 from lab.remote.quoting import quote
+from tests.e2e import forked
 
 
 def write_topology(directory: Path, name: str, third_octet: int, source: str = "lab.yml") -> Path:
@@ -54,14 +54,9 @@ class LabRunner:
         return {**os.environ, **shapes, "LAB_TOPOLOGY": str(self.topology), **extra}
 
     def __call__(self, *args, check=True, timeout=900, **env) -> subprocess.CompletedProcess:
-        """Run `lab ARGS` (extra environment variables as keywords)."""
-        result = subprocess.run(
-            [sys.executable, "-m", "lab", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(**env),
-            timeout=timeout,
-        )
+        """Run `lab ARGS` (extra environment variables as keywords), in a process of its own
+        forked from this one (tests.e2e.forked: the same main(), without Python's start)."""
+        result = forked.run([str(arg) for arg in args], self.env(**env), timeout)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
