@@ -9,12 +9,14 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from lab.core.state import lab_home
 from lab.course import quiz
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reference")]
 
@@ -117,10 +119,16 @@ def test_watch_stops_on_ctrl_c_with_its_last_table(provisioned_lab):
         # a shell's background job starts with SIGINT ignored; a person's Ctrl-C is not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    try:
-        time.sleep(4)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watching.stdout), daemon=True)
+    reader.start()
+    try:  # Ctrl-C once its first table is out (a loaded machine takes seconds to a first run)
+        wait_until(lambda: any("dns.www" in line for line in lines), timeout=60)
         watching.send_signal(signal.SIGINT)
-        out, err = watching.communicate(timeout=30)
+        watching.wait(timeout=30)
+        err = watching.stderr.read()
+        reader.join(10)
+        out = "".join(lines)
     finally:
         if watching.poll() is None:  # never leave it checking the lab under later tests
             watching.kill()

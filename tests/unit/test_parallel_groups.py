@@ -64,7 +64,7 @@ def workers_by_test(output: str) -> dict[str, str]:
 def test_a_groups_tests_share_one_worker(project):
     result = run(project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "created: 3/3 workers" in result.stdout
+    assert "created: 4/4 workers" in result.stdout
     workers = workers_by_test(result.stdout)
     reference = {workers[f"test_{n}[{i}]"] for n in "bc" for i in range(3)}
     grade = {workers[f"test_a[{i}]"] for i in range(3)}
@@ -77,7 +77,7 @@ def test_the_heaviest_group_goes_first_and_lab_test_workers_sets_the_count(proje
     result = run(project, LAB_TEST_WORKERS="1")
     assert "created: 1/1 worker" in result.stdout, result.stdout + result.stderr
     ran = re.findall(r"%\] PASSED tests/(test_\w+)\.py", result.stdout)  # progress lines
-    assert ran == ["test_b"] * 3 + ["test_c"] * 3 + ["test_a"] * 3 + ["test_free"] * 4, ran
+    assert ran == ["test_a"] * 3 + ["test_b"] * 3 + ["test_c"] * 3 + ["test_free"] * 4, ran
     bad = run(project, LAB_TEST_WORKERS="two")
     assert bad.returncode != 0 and "LAB_TEST_WORKERS='two'" in bad.stderr
 
