@@ -218,6 +218,14 @@ class LiveLab:
             raise value
         return value
 
+    def refresh(self, key, make: Callable[[], object]):
+        """make() again for key, for the rest of the run (what it saw was about to change)."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            self._memo.pop(key, None)
+        return self.memo(key, make)
+
     @contextmanager
     def pausing(self, thing: str):
         """Mark thing (the replica) paused by the current check while inside: a check that

@@ -34,7 +34,11 @@ WAIT = 5.0  # seconds a write may take to reach a replica or a read
 
 # -- on any host ------------------------------------------------------------------------------
 def listeners(lab: LiveLab, host: str) -> list[ss.Listener]:
-    return lab.memo(("ss", host), lambda: ss.parse(lab.sh(host, ss.LISTENING, sudo=True)))
+    return lab.memo(("ss", host), lambda: _listening(lab, host))
+
+
+def _listening(lab: LiveLab, host: str) -> list[ss.Listener]:
+    return ss.parse(lab.sh(host, ss.LISTENING, sudo=True))
 
 
 def programs_on_port(lab: LiveLab, host: str, port: int) -> list[str]:
@@ -170,9 +174,28 @@ def site_request(lab: LiveLab, host: str, path: str, method: str = "GET", body=N
     return reply
 
 
+STARTING_SECONDS = 5.0  # how long an application server nothing holds yet may take to listen
+
+
+def _held(lab: LiveLab, host: str, targets: list[nginx.Target]) -> dict[str, list[ss.Listener]]:
+    """The sockets each target reaches. When none is held, host's listeners are read again for
+    a few seconds: an application server (re)started a moment ago binds its socket later."""
+
+    def held() -> dict[str, list[ss.Listener]]:
+        return {str(t): holders(lab, host, t) for t in targets}
+
+    def listening() -> bool:
+        lab.refresh(("ss", host), lambda: _listening(lab, host))
+        return any(held().values())
+
+    if targets and not any(held().values()):
+        until(listening, STARTING_SECONDS, 0.25)
+    return held()
+
+
 def _application(lab: LiveLab, host: str) -> Application:
     targets = nginx.targets(nginx_dump(lab, host))
-    held = {str(t): holders(lab, host, t) for t in targets}
+    held = _held(lab, host, targets)
     replies = []
     for _ in range(2):
         reply = site_request(lab, host, "/api/status")
