@@ -41,7 +41,9 @@ def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Comp
     with capture_output and text gives (TimeoutExpired after timeout seconds, the child killed)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of fork() beside pytest's own threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover (the child leaves through os._exit)
         os.close(out_r)
         os.close(err_r)
