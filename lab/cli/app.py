@@ -13,7 +13,7 @@ import argcomplete
 from lab import __version__, providers
 from lab.cli import commands, render
 from lab.cli.commands import completion
-from lab.core import topology
+from lab.core import signals, topology
 from lab.core.errors import ExitCode, LabError
 from lab.core.state import LabState, write_private
 from lab.remote import sshconfig
@@ -110,6 +110,11 @@ def quiet_library_logs() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one error boundary for the whole program."""
+    with signals.interrupts_delivered():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)  # Ctrl-C may land here
     except KeyboardInterrupt:  # nothing ran yet

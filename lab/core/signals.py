@@ -4,8 +4,10 @@ elsewhere these do nothing."""
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,3 +42,22 @@ def stopped_like_ctrl_c() -> contextlib.AbstractContextManager:
 def uninterrupted() -> contextlib.AbstractContextManager:
     """Inside, Ctrl-C is ignored: a cleanup or a restore, once begun, runs to the end."""
     return _handled(signal.SIGINT, signal.SIG_IGN)
+
+
+def interrupt_again(unraisable) -> None:
+    """sys.unraisablehook: a Ctrl-C that landed where Python cannot raise it (a callback of the
+    import system, a __del__) is delivered again, not printed as an ignored exception and lost."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+    else:  # once the callback is over: raised inside it, the interrupt would be dropped again
+        threading.Timer(0.05, _thread.interrupt_main).start()
+
+
+@contextmanager
+def interrupts_delivered() -> Iterator[None]:
+    """Inside, an interrupt Python would have to drop is delivered again (interrupt_again)."""
+    previous, sys.unraisablehook = sys.unraisablehook, interrupt_again
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
