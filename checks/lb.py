@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, TypeVar
 
 from checks.base import Check, CheckError, NotObservable, failed, failed_all, passed
 from checks.web import service_error
@@ -17,7 +18,10 @@ from lab.remote.quoting import quote
 
 ROUND_ROBIN_REQUESTS = 8
 BURST = 8
+ATTEMPTS = 3  # runs of requests, when HAProxy says something moved its turns meanwhile
 LEAVE_WINDOW = 20.0  # seconds a failing server may take to leave the rotation (defaults: ~7 s)
+
+T = TypeVar("T")
 
 
 class LbAnswer(TypedDict):
@@ -52,6 +56,7 @@ class ThroughBalancer(TypedDict):
     domain: str
     down: NotRequired[dict[str, ServerState]]  # the web servers out of the rotation
     routed: NotRequired[dict[str, int]]  # backend → the requests it took (by its counters)
+    moved: NotRequired[list[str]]  # what moved HAProxy's turns meanwhile (steadily())
 
 
 class RotationView(TypedDict):
@@ -229,18 +234,26 @@ class RoundRobin(Check):
         o = probes.balancer(lab)
         wait_until_servers_up(lab, o)
         web = lab.web_hosts()
-        marks = lab.on_each(web, lambda h: probes.log_marks(lab, h))
         down = out_of_rotation(lab, o)
-        before, taken = sessions(lab, o), backend_sessions(lab, o, down)
-        answers = [through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)]
-        after = sessions(lab, o)
-        routed = grown(taken, backend_sessions(lab, o, down))
+
+        def send():
+            marks = lab.on_each(web, lambda h: probes.log_marks(lab, h))
+            taken = backend_sessions(lab, o, down)
+            answers = [through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)]
+            routed = grown(taken, backend_sessions(lab, o, down))
+            return (
+                answers,
+                routed,
+                lab.on_each(web, lambda h: probes.logged_since(lab, h, marks[h])),
+            )
+
+        (answers, routed, received), turns = steadily(lab, o, send, ROUND_ROBIN_REQUESTS)
         return {
             "balancer": {k: o[k] for k in ("servers", "web", "algorithms", "config_warnings")}
             | ({"web": everyone(lab)} if down else {}),
             "answers": answers,
-            "received": lab.on_each(web, lambda h: probes.logged_since(lab, h, marks[h])),
-            "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
+            "received": received,
+            **turns,
             "hostnames": probes.web_hostnames(lab),
             "domain": lab.topology.domain,
             **({"down": down, "routed": routed} if down else {}),
@@ -270,11 +283,14 @@ class RoundRobin(Check):
         if set(order) != set(up):
             return failed(
                 f"only {', '.join(sorted(map(str, set(order))))} answered {len(order)} requests"
+                + meanwhile(o)
             )
         repeats = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
         if repeats and len(up) > 1:
             return failed(
-                f"not round robin: {' '.join(map(str, order))}" + config_warnings(o["balancer"])
+                f"not round robin: {' '.join(map(str, order))}"
+                + meanwhile(o)
+                + config_warnings(o["balancer"])
             )
         proofs = []
         if all(seen is not None for seen in o["received"].values()):
@@ -414,12 +430,41 @@ def unconfirmed(received: dict) -> str:
     return f" (not confirmed by {' or '.join(silent)}'s Nginx: it logs these requests to no file)"
 
 
-def sessions(lab, o: probes.Balancer) -> dict[str, int]:
-    """HAProxy's session count per web server (stot, over every backend that has it), when it
-    has a stats socket."""
-    if not o["stat"]:
-        return {}
-    return probes.sessions_by_host(lab, o["host"], o["sockets"][0]) or {}
+class Turns(TypedDict):
+    """HAProxy's counters around requests sent through it (steadily())."""
+
+    sent: dict[str, int] | None  # the sessions it sent each web server (None: no stats socket)
+    moved: NotRequired[list[str]]  # what moved its turns meanwhile, in words (haproxy.moves())
+
+
+def steadily(lab, o: probes.Balancer, send: Callable[[], T], requests: int) -> tuple[T, Turns]:
+    """send()'s result (it sends `requests` requests through the balancer) and HAProxy's
+    counters around it. When they say something moved the turns meanwhile (a health check that
+    timed out on a loaded machine, a redispatched connection, other visitors), send() is tried
+    again, ATTEMPTS times at most: such a run shows no algorithm's turns."""
+    addresses = lab.web_addresses()
+    for _ in range(ATTEMPTS):
+        before = stat_rows(lab, o)
+        result = send()
+        after = stat_rows(lab, o)
+        if before is None or after is None:
+            return result, {"sent": None}
+        was, now = haproxy.sessions_at(before, addresses), haproxy.sessions_at(after, addresses)
+        turns: Turns = {"sent": {h: now[h] - was[h] for h in now}}
+        moved = haproxy.moves(before, after, addresses, requests)
+        if not moved:
+            return result, turns
+    return result, turns | {"moved": moved}
+
+
+def stat_rows(lab, o: probes.Balancer) -> list[dict[str, str]] | None:
+    """HAProxy's `show stat` rows, when it has a stats socket that answers."""
+    return probes.stat_rows(lab, o["host"], o["sockets"][0]) if o["stat"] else None
+
+
+def meanwhile(o: dict) -> str:
+    """What moved HAProxy's turns while the requests were sent, as a note ('' nothing did)."""
+    return f" (meanwhile HAProxy {', '.join(o['moved'])})" if o.get("moved") else ""
 
 
 def misrouted(claims: list, received: dict, sent: dict | None, alone: bool = False) -> str:
@@ -487,16 +532,19 @@ class ActiveActive(Check):
     def observe(self, lab) -> ActiveActiveObservation:
         o = probes.balancer(lab)
         down = out_of_rotation(lab, o)
-        before, taken = sessions(lab, o), backend_sessions(lab, o, down)
-        with ThreadPoolExecutor(max_workers=BURST) as pool:
-            burst = list(pool.map(lambda _: through_lb(lab)["served_by"], range(BURST)))
-        after = sessions(lab, o)
-        routed = grown(taken, backend_sessions(lab, o, down))
+
+        def send():
+            taken = backend_sessions(lab, o, down)
+            with ThreadPoolExecutor(max_workers=BURST) as pool:
+                burst = list(pool.map(lambda _: through_lb(lab)["served_by"], range(BURST)))
+            return burst, grown(taken, backend_sessions(lab, o, down))
+
+        (burst, routed), turns = steadily(lab, o, send, BURST)
         return {
             "balancer": {k: o[k] for k in ("servers", "web", "stat")}
             | ({"web": everyone(lab)} if down else {}),
             "burst": burst,
-            "sent": {h: after[h] - before[h] for h in after if h in before} if after else None,
+            **turns,
             "hostnames": probes.web_hostnames(lab),
             "domain": lab.topology.domain,
             **({"down": down, "routed": routed} if down else {}),
@@ -520,7 +568,7 @@ class ActiveActive(Check):
         if answered != set(up):
             return failed(
                 f"{len(burst)} simultaneous requests were all served by "
-                f"{', '.join(sorted(answered)) or 'nobody'}"
+                f"{', '.join(sorted(answered)) or 'nobody'}" + meanwhile(o)
             )
         counts = ", ".join(f"{h} {burst.count(h)}" for h in up)
         if o.get("down"):

@@ -18,7 +18,7 @@ import yaml
 from checks.base import CheckError
 from checks.database import ReplicaReadOnly
 from checks.dns import ask, follow, resolve_www
-from checks.lb import ActiveActive, through_lb, wait_until_servers_up
+from checks.lb import ActiveActive, meanwhile, steadily, through_lb, wait_until_servers_up
 from lab.core import resources, wait
 from lab.core.errors import LabError
 from lab.core.state import write_private
@@ -267,17 +267,22 @@ def _through_lb(lab: LiveLab) -> dict:
 
 @experiment("fourth-request", checks=("lb.round-robin",))
 def fourth_request(lab: LiveLab) -> Observation:
-    first = lab.web_hosts()[0]
-    wait_until_servers_up(lab, probes.balancer(lab))
-    order = [_through_lb(lab)["served_by"] for _ in range(8)]
+    first, balancer = lab.web_hosts()[0], probes.balancer(lab)
+    wait_until_servers_up(lab, balancer)
+    order, turns = steadily(
+        lab, balancer, lambda: [_through_lb(lab)["served_by"] for _ in range(8)], 8
+    )
     start = order.index(first) if first in order[:4] else None
     if start is None:
-        raise CheckError(f"{first} answered none of the first 4 requests: {order}")
+        raise CheckError(
+            f"{first} answered none of the first 4 requests: {order}{meanwhile(turns)}"
+        )
     fourth = order[start + 3]
     return Observation(
         str(fourth),
         f"8 requests through {lab.name('lb')} were answered by {' '.join(map(str, order))}; "
-        f"counting from the first that {first} answered, the fourth was answered by {fourth}",
+        f"counting from the first that {first} answered, the fourth was answered by {fourth}"
+        + meanwhile(turns),
     )
 
 

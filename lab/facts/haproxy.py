@@ -381,15 +381,54 @@ def servers_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[st
     return found
 
 
-def sessions_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[str, int]:
-    """Sessions (stot) of the server rows at each host's address, over every backend."""
+def counted_at(
+    rows: list[dict[str, str]], addresses: dict[str, str], counter: str = "stot"
+) -> dict[str, int]:
+    """A counter of the server rows at each host's address (sessions: stot), over every
+    backend."""
     found = dict.fromkeys(addresses, 0)
     for row in rows:
         ip = row.get("addr", "").rpartition(":")[0].strip("[]")
         for host, address in addresses.items():
             if ip == address and row.get("svname") not in ("FRONTEND", "BACKEND"):
-                found[host] += int(row["stot"]) if row.get("stot", "").isdigit() else 0
+                found[host] += int(row[counter]) if row.get(counter, "").isdigit() else 0
     return found
+
+
+def sessions_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[str, int]:
+    """Sessions (stot) of the server rows at each host's address, over every backend."""
+    return counted_at(rows, addresses)
+
+
+# what HAProxy did to a web server when this `show stat` counter grew
+MOVES = {
+    "chkdown": "took {host} out of the rotation {n} time(s) on failed health checks",
+    "wretr": "retried {n} connection(s) to {host}",
+    "wredis": "redispatched {n} request(s) meant for {host}",
+}
+
+
+def moves(
+    before: list[dict[str, str]],
+    after: list[dict[str, str]],
+    addresses: dict[str, str],
+    requests: int,
+) -> list[str]:
+    """What moved the turns between two `show stat` readings around `requests` requests, in
+    words: a web server taken out of the rotation, a connection retried or redispatched, more
+    sessions than those requests (other visitors'); [] when nothing did."""
+    said = []
+    for counter, words in MOVES.items():
+        grown = counted_at(after, addresses, counter)
+        for host, n in counted_at(before, addresses, counter).items():
+            if grown[host] > n:
+                said.append(words.format(host=host, n=grown[host] - n))
+    others = sum(sessions_at(after, addresses).values()) - sum(
+        sessions_at(before, addresses).values()
+    )
+    if others > requests:
+        said.append(f"took {others - requests} request(s) from other visitors")
+    return said
 
 
 def backend_sessions(rows: list[dict[str, str]]) -> dict[str, int]:

@@ -482,30 +482,22 @@ def config_times(lab: LiveLab, host: str, pids, paths) -> tuple[float | None, di
 STAT_FIELDS = ("pxname", "svname", "status", "check_status", "check_fall", "bck", "addr", "stot")
 
 
+def stat_rows(lab: LiveLab, lb: str, socket: str) -> list[dict[str, str]] | None:
+    """HAProxy's `show stat` on its runtime API, a dict per row; None without an answer."""
+    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
+    return haproxy.parse_show_stat(out) if out.startswith("# pxname") else None
+
+
 def server_rows(lab: LiveLab, lb: str, socket: str, web=None) -> dict[str, dict] | None:
     """HAProxy's own view of the web servers (matched by address; web: {host: address}, the
     lab's by default), or None without an answer."""
-    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
-    if not out.startswith("# pxname"):
-        return None
-    return haproxy.servers_at(haproxy.parse_show_stat(out), web or lab.web_addresses())
+    rows = stat_rows(lab, lb, socket)
+    return None if rows is None else haproxy.servers_at(rows, web or lab.web_addresses())
 
 
 def backend_sessions(lab: LiveLab, lb: str, socket: str) -> dict[str, int]:
     """Sessions (stot) each of HAProxy's backends has taken, by its name ({} without an answer)."""
-    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
-    if not out.startswith("# pxname"):
-        return {}
-    return haproxy.backend_sessions(haproxy.parse_show_stat(out))
-
-
-def sessions_by_host(lab: LiveLab, lb: str, socket: str) -> dict[str, int] | None:
-    """Sessions HAProxy sent each web server (stot), added up over every backend that has a
-    server at its address; None without an answer."""
-    out = lab.sh(lb, haproxy.runtime_api("show stat", socket), sudo=True, check=False)
-    if not out.startswith("# pxname"):
-        return None
-    return haproxy.sessions_at(haproxy.parse_show_stat(out), lab.web_addresses())
+    return haproxy.backend_sessions(stat_rows(lab, lb, socket) or [])
 
 
 def web_servers_in_balancer(observation: dict) -> dict[str, BalancerServer]:

@@ -48,7 +48,10 @@ def test_observed_questions_are_answered_right_on_the_reference_lab(provisioned_
         r = by_id[question.id]
         assert r["error"] == "", r
         assert r["observed"] and r["observed"]["evidence"], r
-        assert r["right_choice"] == r["design_choice"] == question.design_letter, r
+        assert r["right_choice"] == r["design_choice"] == question.design_letter, (
+            question.id,
+            r["observed"]["evidence"],
+        )
         assert r["right"] is True, r
     assert result["right"] == len(observed)
     for qid, words in SEEN.items():
