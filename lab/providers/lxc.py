@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.core import platform
@@ -256,10 +257,13 @@ class LxcProvider:
 
     def _wait_for_boot(self, host: Host, deadline: Deadline, update) -> None:
         """Wait for the host's SSH; a boot still stalled at the deadline is started again once."""
+        running = self._running(host)
         try:
-            wait_for_ssh(self._spec(host), deadline)
+            wait_for_ssh(self._spec(host), deadline, running)
             return
         except LabError:
+            if not running():
+                raise
             name = self.container(host)
             state = self._attach(name, "systemctl", "is-system-running").stdout.strip()
             if state not in ("initializing", "starting"):
@@ -270,7 +274,11 @@ class LxcProvider:
         update(f"{host.name}: the boot stalled ({record.name}); starting it again")
         self._lxc("lxc-stop", name, "-k", check=False)
         self._lxc("lxc-start", name, "-d")
-        wait_for_ssh(self._spec(host), Deadline(boot_timeout()))
+        wait_for_ssh(self._spec(host), Deadline(boot_timeout()), running)
+
+    def _running(self, host: Host) -> Callable[[], bool]:
+        """Whether the host's container still runs (a boot to wait for), as LXC says."""
+        return lambda: self._state_of(host) not in ("stopped", "absent")
 
     def _attach(self, name: str, *command: str):
         return self._lxc("lxc-attach", name, "--", *command, check=False)

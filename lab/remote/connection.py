@@ -333,12 +333,19 @@ def on_every_host(specs: Iterable[HostSpec], command: str, timeout: float = 90) 
     return {h: o.value.stdout for h, o in outcomes.items()}
 
 
-def wait_for_ssh(spec: HostSpec, deadline: Deadline) -> None:
-    """Poll until the host accepts an SSH login with the lab key, or the deadline passes."""
-    last_error = "no answer"
+def wait_for_ssh(
+    spec: HostSpec, deadline: Deadline, running: Callable[[], bool] | None = None
+) -> None:
+    """Poll until the host accepts an SSH login with the lab key, or the deadline passes; a
+    host that running() says has stopped (killed on Ctrl-C, or crashed) fails at once."""
+    last_error, asked = "no answer", Deadline(1.0)
     for _ in deadline.ticks(0.2):
         if deadline.passed:  # no try once the deadline has passed (LAB_BOOT_TIMEOUT=0: none)
             break
+        if running is not None and asked.passed:  # at most once a second
+            if not running():
+                raise LabError(f"{spec.name} stopped before it accepted SSH ({last_error})")
+            asked = Deadline(1.0)
         try:
             with socket.create_connection((spec.address, spec.port), timeout=1):
                 pass
