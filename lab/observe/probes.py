@@ -180,17 +180,19 @@ STARTING_SECONDS = 5.0  # how long an application server nothing holds yet may t
 def _held(lab: LiveLab, host: str, targets: list[nginx.Target]) -> dict[str, list[ss.Listener]]:
     """The sockets each target reaches. When none is held, host's listeners are read again for
     a few seconds: an application server (re)started a moment ago binds its socket later."""
+    held = {str(t): holders(lab, host, t) for t in targets}
+    if targets and not any(held.values()):
+        until(lambda: any(_read_again(lab, host, targets).values()), STARTING_SECONDS, 0.25)
+        held = {str(t): holders(lab, host, t) for t in targets}
+    return held
 
-    def held() -> dict[str, list[ss.Listener]]:
-        return {str(t): holders(lab, host, t) for t in targets}
 
-    def listening() -> bool:
-        lab.refresh(("ss", host), lambda: _listening(lab, host))
-        return any(held().values())
-
-    if targets and not any(held().values()):
-        until(listening, STARTING_SECONDS, 0.25)
-    return held()
+def _read_again(
+    lab: LiveLab, host: str, targets: list[nginx.Target]
+) -> dict[str, list[ss.Listener]]:
+    """The sockets each target reaches, host's listeners read anew for the rest of the run."""
+    lab.refresh(("ss", host), lambda: _listening(lab, host))
+    return {str(t): holders(lab, host, t) for t in targets}
 
 
 def _application(lab: LiveLab, host: str) -> Application:
@@ -204,6 +206,11 @@ def _application(lab: LiveLab, host: str) -> Application:
 
     def pids(target) -> set[int]:
         return {pid for sockets in held[str(target)] for pid in sockets.pids}
+
+    if answered and not any(pids(t) & answered for t in targets):
+        # processes that hold no socket Nginx forwards to, as the listeners were read: workers
+        # forked since (a server restarted a moment ago), or another program; read them again
+        held = _read_again(lab, host, targets)
 
     # the target that serves /api/status: the one the answering process holds
     target = (
