@@ -112,6 +112,14 @@ def through_lb(lab, path: str = "/", timeout: float = 5) -> LbAnswer:
     return {"status": reply.status_code, "served_by": values[0] if values else None}
 
 
+def lasting(lab, lb: str, seconds: float = 1.0) -> bool:
+    """Whether an HAProxy process on lb lives through `seconds`: one that fails to start is
+    started again by systemd (Restart=always) a few times, each try gone at once."""
+    before = set(haproxy.process_ids(lab.sh(lb, haproxy.PROCESSES, check=False)))
+    time.sleep(seconds)
+    return bool(before & set(haproxy.process_ids(lab.sh(lb, haproxy.PROCESSES, check=False))))
+
+
 def named(values: list, o: dict) -> list:
     """Each X-Served-By value as the web server it names (its name in the topology), or as it
     was when it names none (short names, FQDNs and hostnames alike)."""
@@ -156,6 +164,7 @@ class HaproxyAnswers(Check):
                 o["status"] = through_lb(lab)["status"]
         except CheckError as exc:
             o["error"] = str(exc)
+            o["running"] = o["running"] and lasting(lab, o["host"])
             o["journal"] = service_error(lab, o["host"], "haproxy")
             installed = lab.sh(o["host"], haproxy.INSTALLED, check=False)
             o["installed"] = haproxy.parse_installed(installed)

@@ -28,8 +28,9 @@ FIRE_WITHIN = 60.0  # seconds an alert may take to fire once something breaks
 PENDING_WITHIN = 35.0
 CLEAR_WITHIN = 60.0  # seconds it may take to clear once it is repaired
 # ... from its start or a reload, for Prometheus to list every target (about 5 s) and read each
-# once (its default scrape interval is 15 s; a target never read yet has health "unknown")
-FIRST_SCRAPE_WITHIN = 25.0
+# once (its default scrape interval is 15 s; a target never read yet has health "unknown"),
+# with room for a loaded machine where Prometheus takes 15 s or more to start
+FIRST_SCRAPE_WITHIN = 40.0
 SAFETY_SECONDS = 150  # a host repairs what the grader broke by itself after this (dead-man switch)
 POLL = 0.5
 NODE_SERIES = "group by (instance) (node_uname_info)"

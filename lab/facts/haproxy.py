@@ -38,6 +38,11 @@ def runtime_api(command: str, socket: str) -> str:
     return f"echo {quote(command)} | perl -MIO::Socket::UNIX -e {quote(script)} {quote(socket)}"
 
 
+def process_ids(ps_output: str) -> list[str]:
+    """The pids of PROCESSES' output."""
+    return [line.split()[0] for line in ps_output.splitlines() if line.split()]
+
+
 def config_files(ps_output: str) -> list[str]:
     """The -f arguments of the running HAProxy (files or directories), else the default."""
     for line in ps_output.splitlines():

@@ -410,7 +410,7 @@ def balancer(lab: LiveLab, lb: str | None = None) -> Balancer:
 def _balancer(lab: LiveLab, lb: str) -> Balancer:
     ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
     files = haproxy.config_files(ps_out)
-    pids = [line.split()[0] for line in ps_out.splitlines() if line.split()]
+    pids = haproxy.process_ids(ps_out)
     # the files as HAProxy reads them, its runtime view, its test, its age: asked at once
     (config, runtime), test, (loaded, mtimes) = lab.together(
         lambda: _config_and_runtime(lab, lb, files),
