@@ -463,6 +463,11 @@ def steadily(lab, o: probes.Balancer, send: Callable[[], T], requests: int) -> t
         moved = haproxy.moves(before, after, addresses, requests)
         if not moved:
             return result, turns
+        if any(
+            r.get("status", "").startswith("DOWN")
+            for r in haproxy.servers_at(after, addresses).values()
+        ):
+            wait_until_servers_up(lab, o)  # one taken out meanwhile: give it time to come back
     return result, turns | {"moved": moved}
 
 

@@ -268,7 +268,7 @@ def _through_lb(lab: LiveLab) -> dict:
 @experiment("fourth-request", checks=("lb.round-robin",))
 def fourth_request(lab: LiveLab) -> Observation:
     first, balancer = lab.web_hosts()[0], probes.balancer(lab)
-    wait_until_servers_up(lab, balancer)
+    wait_until_servers_up(lab, balancer, 10.0)
     order, turns = steadily(
         lab, balancer, lambda: [_through_lb(lab)["served_by"] for _ in range(8)], 8
     )

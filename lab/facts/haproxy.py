@@ -378,11 +378,8 @@ def configured_servers(config: Config) -> list[ServerRow]:
 def servers_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> dict[str, dict]:
     """`show stat` server rows by host name, matched by address (host → IP), never by name."""
     found = {}
-    for row in rows:
-        ip = row.get("addr", "").rpartition(":")[0].strip("[]")
-        for host, address in addresses.items():
-            if ip == address and row.get("svname") not in ("FRONTEND", "BACKEND"):
-                found.setdefault(host, row)
+    for row in _rows_at(rows, addresses):
+        found.setdefault(_host_of(row, addresses), row)
     return found
 
 
@@ -392,11 +389,10 @@ def counted_at(
     """A counter of the server rows at each host's address (sessions: stot), over every
     backend."""
     found = dict.fromkeys(addresses, 0)
-    for row in rows:
-        ip = row.get("addr", "").rpartition(":")[0].strip("[]")
-        for host, address in addresses.items():
-            if ip == address and row.get("svname") not in ("FRONTEND", "BACKEND"):
-                found[host] += int(row[counter]) if row.get(counter, "").isdigit() else 0
+    for row in _rows_at(rows, addresses):
+        found[_host_of(row, addresses)] += (
+            int(row[counter]) if row.get(counter, "").isdigit() else 0
+        )
     return found
 
 
@@ -428,12 +424,47 @@ def moves(
         for host, n in counted_at(before, addresses, counter).items():
             if grown[host] > n:
                 said.append(words.format(host=host, n=grown[host] - n))
+    said += changed_states(before, after, addresses)
     others = sum(sessions_at(after, addresses).values()) - sum(
         sessions_at(before, addresses).values()
     )
     if others > requests:
         said.append(f"took {others - requests} request(s) from other visitors")
     return said
+
+
+def changed_states(
+    before: list[dict[str, str]], after: list[dict[str, str]], addresses: dict[str, str]
+) -> list[str]:
+    """Server rows at the web servers' addresses whose state changed between two `show stat`
+    readings, in words: a server that came back into the rotation meanwhile took no turns before.
+    """
+    was = {(r["pxname"], r["svname"]): r for r in _rows_at(before, addresses)}
+    said = []
+    for row in _rows_at(after, addresses):
+        old = was.get((row["pxname"], row["svname"]), {}).get("status", "")
+        if old and old != row.get("status", ""):
+            said.append(f"saw {_host_of(row, addresses)} go from {old} to {row.get('status', '')}")
+    return said
+
+
+def _ip(row: dict[str, str]) -> str:
+    """The address of a `show stat` row's server, without its port."""
+    return row.get("addr", "").rpartition(":")[0].strip("[]")
+
+
+def _host_of(row: dict[str, str], addresses: dict[str, str]) -> str:
+    """The host whose address a `show stat` server row has (the first, if two share it)."""
+    return next(h for h, a in addresses.items() if _ip(row) == a)
+
+
+def _rows_at(rows: list[dict[str, str]], addresses: dict[str, str]) -> list[dict[str, str]]:
+    """The server rows (not FRONTEND or BACKEND) at one of the addresses."""
+    return [
+        r
+        for r in rows
+        if _ip(r) in addresses.values() and r.get("svname") not in ("FRONTEND", "BACKEND")
+    ]
 
 
 def backend_sessions(rows: list[dict[str, str]]) -> dict[str, int]:

@@ -104,3 +104,32 @@ def test_without_a_stats_socket_the_requests_are_sent_once(monkeypatch):
     lab, asked = lab_reading([], monkeypatch)
     result, turns = steadily(lab, BALANCER | {"stat": None}, lambda: "answers", 8)
     assert (result, turns, asked) == ("answers", {"sent": None}, [])
+
+
+def with_status(rows: list[dict[str, str]], host: str, status: str) -> list[dict[str, str]]:
+    """rows with host's server row in the given state."""
+    return [
+        r | {"status": status} if r["addr"].startswith(ADDRESSES[host] + ":") else r for r in rows
+    ]
+
+
+def test_a_server_that_came_back_into_the_rotation_meanwhile_is_named():
+    up = haproxy.parse_show_stat(RECORDED)
+    down = with_status(up, "web-02", "DOWN")
+    assert haproxy.moves(down, after(up, "web-01", stot=8), ADDRESSES, 8) == [
+        "saw web-02 go from DOWN to UP"
+    ]
+    assert haproxy.moves(down, down, ADDRESSES, 0) == []  # down all along: not a move
+
+
+def test_a_run_that_a_returning_server_moved_is_sent_again(monkeypatch):
+    up = haproxy.parse_show_stat(RECORDED)
+    returned = after(up, "web-01", stot=7, chkdown=0)
+    steady = after(after(returned, "web-01", stot=4), "web-02", stot=4)
+    lab, asked = lab_reading(
+        [with_status(up, "web-02", "DOWN"), returned, returned, steady], monkeypatch
+    )
+    runs = []
+    result, turns = steadily(lab, BALANCER, lambda: runs.append(1) or len(runs), 8)
+    assert (result, len(asked)) == (2, 4)
+    assert turns == {"sent": {"web-01": 4, "web-02": 4}}
