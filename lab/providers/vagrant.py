@@ -58,11 +58,11 @@ def require_vagrant():
 def pick_vagrant_provider() -> tuple[str, str]:
     """$LAB_VAGRANT_PROVIDER, else VirtualBox, libvirt, lxc in that order; with the reason."""
     wanted = os.environ.get("LAB_VAGRANT_PROVIDER")
-    usable = usable_vagrant_providers()
     if wanted:
         if wanted not in PLUGINS:
             raise LabError(f"unknown Vagrant provider {wanted!r}; one of {', '.join(PLUGINS)}")
         return wanted, "chosen with LAB_VAGRANT_PROVIDER"
+    usable = usable_vagrant_providers()  # asks Vagrant: seconds
     for name in PLUGINS:
         if name in usable:
             return name, usable[name]
