@@ -113,8 +113,8 @@ def test_warm_start_of_exercise_05_takes_seconds(ex):
     output = ex("exercise", "start", "05", "--yes").stdout
     seconds = time.monotonic() - started
     assert "from the cache" in output, output
-    print(f"warm start of 05: {seconds:.1f} s")
-    assert seconds < 15, output
+    print(f"warm start of 05: {seconds:.1f} s")  # bench/ measures it; ~8 s on an idle machine
+    assert seconds < 60, output  # a build takes minutes; a loaded machine stretches seconds
 
 
 def test_a_snapshot_restore_brings_back_the_exact_state(ex):
