@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.facts import mysql
@@ -61,6 +61,7 @@ class ReplicationObservation(TypedDict):
     writes: probes.FrontDoor
     filters: dict[str, str]  # the replica's replication filters, by their Replicate_* names
     filtered: dict[str, str]  # table the application wrote → the filter rule leaving it out
+    binlog_filters: NotRequired[dict[str, str]]  # the primary's Binlog_Do_DB/Binlog_Ignore_DB
     paused: probes.PausedWrite | None  # None: replication does not run, or nothing to follow
 
 
@@ -242,11 +243,12 @@ class Replication(Check):
             probes.paused_write(lab)
 
     def observe(self, lab) -> ReplicationObservation:
-        _, replica = probes.roles(lab)
-        state, writes, variables = lab.together(
+        primary, replica = probes.roles(lab)
+        state, writes, variables, binlog = lab.together(
             lambda: replica_state(lab),
             lambda: probes.front_door(lab),
             lambda: lab.sh(replica, mysql.FILTER_VARIABLES, sudo=True, check=False),
+            lambda: lab.sh(primary, mysql.BINLOG_STATUS, sudo=True, check=False),
         )
         filters = {**dict(state.pop("filters")), **mysql.parse_filter_variables(variables)}
         tables = sorted({w.rsplit(".", 1)[0] for w in writes["on_primary"].values()})
@@ -260,6 +262,7 @@ class Replication(Check):
             "writes": writes,
             "filters": filters,
             "filtered": filtered,
+            "binlog_filters": mysql.binlog_filters(binlog),
             "paused": paused,
         }
 
@@ -312,6 +315,18 @@ def _copy_problem(o: ReplicationObservation) -> Verdict | None:
         return failed(
             f"the entries written through the site are not in {w['primary']}'s database: "
             "there is nothing to follow to the replica"
+        )
+    schemas = sorted({where.split(".", 1)[0] for where in w["on_primary"].values()})
+    unlogged = {
+        s: rule for s in schemas if (rule := mysql.unlogged(o.get("binlog_filters", {}), s))
+    }
+    if unlogged:
+        schema, rule = next(iter(unlogged.items()))
+        return failed(
+            f"{w['primary']}'s binary log leaves out the application's database {schema} "
+            f"({rule}): its writes never reach replication",
+            "Remove the binlog-do-db/binlog-ignore-db lines that leave out the application's "
+            "database from the primary's configuration and restart it.",
         )
     if o.get("filtered"):
         table, rule = next(iter(o["filtered"].items()))

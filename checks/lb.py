@@ -65,6 +65,7 @@ class RotationView(TypedDict):
     servers: list[probes.BalancerServer]
     web: dict[str, str]  # web server → address (every one, with some out of the rotation)
     algorithms: dict[str, str]
+    rules: NotRequired[dict[str, probes.ProxyRules]]
     config_warnings: list[str]
 
 
@@ -100,6 +101,7 @@ class Failover(TypedDict):
 class HealthObservation(TypedDict):
     web: list[str]
     configured: dict[str, probes.BalancerServer]  # the balancer's server at each web server
+    rules: NotRequired[dict[str, probes.ProxyRules]]  # each backend's check rules
     socket: bool  # HAProxy has a stats socket
     config_warnings: list[str]
     stat: dict[str, ServerState] | None  # HAProxy's runtime view (None: no stats socket)
@@ -259,6 +261,7 @@ class RoundRobin(Check):
         (answers, routed, received), turns = steadily(lab, o, send, ROUND_ROBIN_REQUESTS)
         return {
             "balancer": {k: o[k] for k in ("servers", "web", "algorithms", "config_warnings")}
+            | {"rules": o.get("rules") or {}}
             | ({"web": everyone(lab)} if down else {}),
             "answers": answers,
             "received": received,
@@ -272,14 +275,9 @@ class RoundRobin(Check):
         problem = balancer_problem(o["balancer"]) or routed_problem(o)
         if problem:
             return failed(problem)
-        used = probes.web_servers_in_balancer(o["balancer"])
-        running = o["balancer"].get("algorithms") or {}
-        algorithms = sorted({running.get(s["backend"]) or s["balance"] for s in used.values()})
-        if any(a not in haproxy.ROUND_ROBIN for a in algorithms):
-            return failed(
-                f"the backend balances with `balance {', '.join(algorithms)}`"
-                + config_warnings(o["balancer"])
-            )
+        problem = other_turns(o["balancer"])
+        if problem:
+            return failed(problem + config_warnings(o["balancer"]))
         answers = o["answers"]
         order = named([a["served_by"] for a in answers], o)
         if any(a["status"] != 200 for a in answers):
@@ -621,6 +619,7 @@ class HealthChecks(Check):
         base = {
             "web": list(o["web"]),
             "configured": used,
+            "rules": o.get("rules") or {},
             "socket": bool(o["stat"]),
             "config_warnings": o["config_warnings"],
         }
@@ -630,7 +629,7 @@ class HealthChecks(Check):
             keys = ("status", "check_status")
             return {**base, "stat": {h: {k: r.get(k, "") for k in keys} for h, r in rows.items()}}
         unchecked = len(used) < len(o["web"]) or not all(s["check"] for s in used.values())
-        if unchecked or too_slow({**base, "stat": None}) or checked_elsewhere(used):
+        if unchecked or too_slow({**base, "stat": None}) or checked_elsewhere(used, base["rules"]):
             return {**base, "stat": None}
         return {**base, "stat": None, "behaviour": failover(lab, lab.web_hosts()[-1])}
 
@@ -641,7 +640,7 @@ class HealthChecks(Check):
         return failed(verdict.evidence + config_warnings(o), verdict.hint, verdict.case)
 
     def _judge(self, o):
-        elsewhere = checked_elsewhere(o["configured"])
+        elsewhere = checked_elsewhere(o["configured"], o.get("rules") or {})
         if elsewhere:
             return failed(
                 "; ".join(elsewhere),
@@ -681,15 +680,28 @@ class HealthChecks(Check):
         )
 
 
-def checked_elsewhere(configured: dict[str, probes.BalancerServer]) -> list[str]:
+def checked_elsewhere(
+    configured: dict[str, probes.BalancerServer], rules: dict[str, probes.ProxyRules]
+) -> list[str]:
     """Web servers whose health HAProxy takes from somewhere else than the server itself: a
-    `check addr`/`port` aimed at another address or port, or `track` of another server."""
+    `check addr`/`port` aimed at another address or port, `tcp-check connect`/`http-check
+    connect` rules none of which reach the server's own port, or `track` of another server."""
     found = []
     for host, server in configured.items():
         own = f"{server['host']}:{server['port']}"
         addr, port = server.get("check_addr") or "", server.get("check_port") or 0
         aimed = f"{addr or server['host']}:{port or server['port']}"
-        if server.get("tracked"):
+        connects = (rules.get(server["backend"]) or {}).get("connects") or []
+        if server["check"] and connects and not any(reaches(server, c) for c in connects):
+            where = ", ".join(
+                f"{a or addr or server['host']}:{p or port or server['port']}" for a, p in connects
+            )
+            found.append(
+                f"{host}: its health checks connect to {where} (`tcp-check`/`http-check "
+                f"connect`), not to the server itself ({own}), so it stays in the rotation "
+                f"whatever {host} does"
+            )
+        elif server.get("tracked"):
             found.append(
                 f"{host}: its health is copied from {server['tracked']} (`track`), so it stays "
                 f"in the rotation whatever {host} does"
@@ -703,6 +715,44 @@ def checked_elsewhere(configured: dict[str, probes.BalancerServer]) -> list[str]
                 f"so it stays in the rotation whatever {host} does"
             )
     return found
+
+
+def reaches(server: probes.BalancerServer, connect: tuple[str, int]) -> bool:
+    """Whether a check rule's connection (addr, port; ''/0: the server's) reaches the server's
+    own address and port."""
+    addr, port = connect
+    port = port or server.get("check_port") or server["port"]
+    addr = addr or server.get("check_addr") or ""
+    return port == server["port"] and (not addr or addr in (server["host"], *server["addresses"]))
+
+
+def other_turns(balancer: RotationView) -> str:
+    """Why visitors' requests may take other turns than round robin: a backend that frontends
+    route requests to, with web servers at their web port, that balances otherwise or picks
+    the server itself (`use-server`); '' when none."""
+    used = probes.web_servers_in_balancer(balancer)
+    web_ports = {(balancer["web"][h], s["port"]) for h, s in used.items()}
+    rules = balancer.get("rules") or {}
+    running = balancer.get("algorithms") or {}
+    serving = {
+        s["backend"]: running.get(s["backend"]) or s["balance"]
+        for s in balancer["servers"]
+        if not s["backup"]
+        and any((a, s["port"]) in web_ports for a in s["addresses"])
+        and (rules.get(s["backend"]) or {}).get("routed", True)
+    }
+    for backend, algorithm in serving.items():
+        if algorithm not in haproxy.ROUND_ROBIN:
+            more = f"HAProxy's backend {backend}" if len(serving) > 1 else "the backend"
+            return f"{more} balances with `balance {algorithm or '?'}`"
+    for backend in serving:
+        chooses = (rules.get(backend) or {}).get("chooses") or []
+        if chooses:
+            return (
+                f"HAProxy's backend {backend} picks the server itself for some requests "
+                f"(`{chooses[0]}`): they take no round-robin turn"
+            )
+    return ""
 
 
 def too_slow(o: HealthObservation) -> list[str]:

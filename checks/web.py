@@ -9,7 +9,7 @@ from typing import TypedDict
 from checks.base import Check, CheckError, failed_all, passed
 from lab.core.wait import until
 from lab.facts import nginx, proc, ss, systemd
-from lab.observe import probes
+from lab.observe import probes, visitor
 from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
 
@@ -165,8 +165,12 @@ class NginxAnswers(Check):
             elif "error" in info:
                 problems.append(f"{host}: {info['error']}" + (f" ({why})" if why else ""))
             elif "nginx" not in info["listeners"]:
-                owners = ", ".join(info["listeners"]) or "nobody"
-                problems.append(f"{host}: port 80 belongs to {owners}")
+                owners = ", ".join(info["listeners"])
+                problems.append(
+                    f"{host}: port 80 belongs to {owners}, not Nginx"
+                    if owners
+                    else f"{host}: port 80 belongs to nobody"
+                )
             elif not info["config_ok"]:
                 problems.append(
                     f"{host}: nginx -t fails on the configuration on disk ({why or 'no detail'}): "
@@ -196,7 +200,11 @@ def _stale(info: NginxAnswered | NginxUnanswered) -> str:
 
 
 def _fetch(lab, host: str, path: str) -> Fetched:
-    reply = lab.web(host, path)
+    """host's reply to path as a browser gets it (path ending in visitor.RETURNING: as a
+    returning visitor's browser, which sends a cookie)."""
+    bare = path.removesuffix(visitor.RETURNING)
+    extra = {"headers": {"Cookie": visitor.returning_cookie()}} if bare != path else {}
+    reply = lab.web(host, bare, **extra)
     return {
         "status": reply.status_code,
         "server": reply.headers.get("Server", ""),
@@ -249,12 +257,14 @@ class StaticContent(Check):
             files = {"/": page}
             for path in page["assets"]:
                 files[path] = _fetch(lab, host, path)
+            for path in list(files):  # the same again, as a visitor who comes back asks
+                files[path + visitor.RETURNING] = _fetch(lab, host, path + visitor.RETURNING)
             disk = files_on_disk(lab, host, {f["length"] for f in files.values()})
             dump = probes.nginx_dump(lab, host)
             for path, reply in files.items():
                 reply["file"] = disk.get(reply["sha256"], "")
                 reply["location"], reply["passes"] = nginx.location_for(
-                    dump, lab.site, path, lab.address(host)
+                    dump, lab.site, path.removesuffix(visitor.RETURNING), lab.address(host)
                 )
             return files
 
@@ -399,6 +409,11 @@ class ServedBy(Check):
             for path in paths:
                 reply = page if path == "/" else lab.web(host, path)
                 seen[path] = {"status": reply.status_code, "values": probes.served_by(reply)}
+            back = lab.web(host, "/", headers={"Cookie": visitor.returning_cookie()})
+            seen["/" + visitor.RETURNING] = {
+                "status": back.status_code,
+                "values": probes.served_by(back),
+            }
             missing = lab.web(host, "/favicon.ico")  # what a browser asks for; the page has none
             return {
                 "hostname": hostname,

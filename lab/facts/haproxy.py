@@ -54,7 +54,10 @@ def config_files(ps_output: str) -> list[str]:
 
 
 HAPROXY = "/usr/sbin/haproxy"  # the distribution's program, never one found on a PATH
-KEYWORDS = ("stats", "balance", "default-server", "server", "server-template")
+KEYWORDS = (
+    *("stats", "balance", "default-server", "server", "server-template", "use-server"),
+    *("tcp-check", "http-check", "default_backend", "use_backend"),
+)
 LONGEST_CHECK_OUTPUT = 200  # lines of `haproxy -c` kept (a config can warn on every line)
 
 
@@ -170,6 +173,13 @@ class Backend:
     balance: str = "roundrobin"
     servers: list[Server] = field(default_factory=list)
     defaults: dict = field(default_factory=dict, repr=False)  # its defaults section's values
+    connects: list[tuple[str, int]] = field(default_factory=list)  # (addr, port) check rules
+    chooses: list[str] = field(default_factory=list)  # `use-server` rules, as written
+
+    @property
+    def check_connects(self) -> list[tuple[str, int]]:
+        """Where its health checks connect (its own rules, else its defaults section's)."""
+        return self.connects or list(self.defaults.get("connects", ()))
 
 
 @dataclass
@@ -179,6 +189,49 @@ class Config:
     sockets: list[str] = field(default_factory=list)
     backends: list[Backend] = field(default_factory=list)
     frontends: list[str] = field(default_factory=list)
+    routes: set[str] | None = field(default_factory=set)  # backends frontends name (None: any)
+
+    def routed(self, backend: Backend) -> bool:
+        """Whether a frontend can send requests to backend (a listen section takes its own)."""
+        return backend.kind == "listen" or self.routes is None or backend.name in self.routes
+
+
+def check_connect(words: list[str]) -> tuple[str, int] | None:
+    """The (addr, port) of a `tcp-check connect` / `http-check connect` rule ('' and 0: the
+    server's own), or None for another line."""
+    if len(words) < 2 or words[0] not in ("tcp-check", "http-check") or words[1] != "connect":
+        return None
+    options = {words[i]: words[i + 1] for i in range(2, len(words) - 1)}
+    port = options.get("port", "")
+    return options.get("addr", ""), int(port) if port.isdigit() else 0
+
+
+def _rule(config: Config, defaults: dict | None, proxy: Backend | None, words: list[str]) -> bool:
+    """Note a routing or health-check rule (of a defaults section or a proxy); False when the
+    line is none."""
+    connect = check_connect(words)
+    if words[0] in ("default_backend", "use_backend"):
+        _route(config, words)
+    elif connect and defaults is not None:
+        defaults["connects"] = (*defaults.get("connects", ()), connect)
+    elif connect and proxy is not None:
+        proxy.connects.append(connect)
+    elif words[0] == "use-server" and proxy is not None:
+        proxy.chooses.append(" ".join(words))
+    else:
+        return False
+    return True
+
+
+def _route(config: Config, words: list[str]) -> None:
+    """Note the backend a `default_backend`/`use_backend` line names (a name built from the
+    request, %[...], may be any backend)."""
+    if len(words) < 2:
+        return
+    if "%" in words[1] or config.routes is None:
+        config.routes = None
+    else:
+        config.routes.add(words[1])
 
 
 def _tokens(line: str) -> list[str]:
@@ -249,27 +302,27 @@ def parse_config(text: str) -> Config:
             last["balance"] = algorithm(words[1])
         elif kind == "defaults" and words[0] == "default-server":
             last["server"] += tuple(words[1:])  # default-server lines add up, later wins
+        elif _rule(config, last if kind == "defaults" else None, current, words):
+            continue
         elif current is not None and words[0] == "balance" and len(words) > 1:
             current.balance = algorithm(words[1])
         elif current is not None and words[0] == "default-server":
             section_server += tuple(words[1:])
         elif current is not None and words[0] in ("server", "server-template"):
-            names, where, options = words[1:2], words[2:3], words[3:]
-            if words[0] == "server-template":
-                names, where, options = _template_names(*words[1:3]), words[3:4], words[4:]
-            if not names or not where:
-                continue
-            host, _, port = where[0].rpartition(":") if ":" in where[0] else (where[0], "", "")
-            for server in names:
-                current.servers.append(
-                    Server(
-                        server,
-                        host.strip("[]"),
-                        int(port) if port.isdigit() else None,
-                        current.defaults["server"] + section_server + tuple(options),
-                    )
-                )
+            current.servers += _servers(words, current.defaults["server"] + section_server)
     return config
+
+
+def _servers(words: list[str], defaults: tuple[str, ...]) -> list[Server]:
+    """The servers a `server` or `server-template` line makes, default-server options first."""
+    names, where, options = words[1:2], words[2:3], words[3:]
+    if words[0] == "server-template":
+        names, where, options = _template_names(*words[1:3]), words[3:4], words[4:]
+    if not names or not where:
+        return []
+    host, _, port = where[0].rpartition(":") if ":" in where[0] else (where[0], "", "")
+    number = int(port) if port.isdigit() else None
+    return [Server(name, host.strip("[]"), number, defaults + tuple(options)) for name in names]
 
 
 def parse_show_stat(text: str) -> list[dict[str, str]]:

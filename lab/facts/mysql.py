@@ -246,6 +246,36 @@ def filtered_out(filters: dict[str, str], schema: str, table: str) -> str | None
     return None
 
 
+# The primary's own binary log (MariaDB: SHOW MASTER STATUS, also SHOW BINLOG STATUS; MySQL 8.4
+# has only SHOW BINARY LOG STATUS): its file, position and binlog-do-db/binlog-ignore-db filters.
+BINLOG_STATUS = (
+    f"{CLIENT} --vertical -e 'SHOW MASTER STATUS' 2>/dev/null || "
+    f"{CLIENT} --vertical -e 'SHOW BINARY LOG STATUS'"
+)
+BINLOG_FILTERS = ("Binlog_Do_DB", "Binlog_Ignore_DB")
+
+
+def binlog_filters(vertical_output: str) -> dict[str, str]:
+    """The non-empty Binlog_Do_DB / Binlog_Ignore_DB of BINLOG_STATUS's output (none: no binary
+    log, or it leaves out no database)."""
+    rows = parse_vertical(vertical_output)
+    row = rows[0] if rows else {}
+    return {name: row[name] for name in BINLOG_FILTERS if row.get(name)}
+
+
+def unlogged(filters: dict[str, str], schema: str) -> str | None:
+    """The rule by which the primary's binary log leaves out changes to schema (as MySQL and
+    MariaDB evaluate binlog-do-db, then binlog-ignore-db: a do-list, when there is one, alone
+    decides), or None. With statement-based logging the filters apply to the statement's default
+    database: a filter naming schema, or a do-list without it, is taken to leave it out."""
+    do_db = _items(filters.get("Binlog_Do_DB", ""))
+    if do_db:
+        return None if schema in do_db else f"Binlog_Do_DB={filters['Binlog_Do_DB']}"
+    if schema in _items(filters.get("Binlog_Ignore_DB", "")):
+        return f"Binlog_Ignore_DB={filters['Binlog_Ignore_DB']}"
+    return None
+
+
 # The server's programs and units in both flavours (Debian's mysql.service is an alias of
 # mariadb.service, and journalctl -u does not follow aliases: every name is asked).
 SERVER_PROGRAMS = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")

@@ -15,6 +15,7 @@ from lab.core.wait import Deadline, until
 from lab.facts import dns as dns_facts
 from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
 from lab.facts import http as host_http
+from lab.facts import programs as program_facts
 from lab.observe import CheckError, visitor
 from lab.observe.live import (
     PAUSED,
@@ -43,16 +44,27 @@ def _listening(lab: LiveLab, host: str) -> list[ss.Listener]:
 
 def programs_on_port(lab: LiveLab, host: str, port: int) -> list[str]:
     """The programs holding host's TCP port, by the name of what each process runs
-    (/proc/PID/exe: a script named nginx is its interpreter), else by its process name."""
+    (/proc/PID/exe: a script named nginx is its interpreter) when the system vouches for it
+    (programs.name: a packaged file's bytes, or a build that names itself; an interpreter
+    copied as nginx is named with why it is not Nginx), else by its process name."""
     held = ss.on_port(listeners(lab, host), port)
     pids = sorted({pid for item in held for pid in item.pids})
-    paths = proc.parse_exe(lab.sh(host, proc.exe(pids), sudo=True, check=False)) if pids else {}
+    found = running(lab, host, pids)
     names = {
-        posixpath.basename(paths[pid]) if paths.get(pid) else name
+        program_facts.name(found[pid], name) if pid in found else name
         for item in held
         for name, pid in item.processes
     }
     return sorted(names)
+
+
+def running(lab: LiveLab, host: str, pids) -> dict[int, program_facts.Program]:
+    """pid → the program each process runs, as the kernel, dpkg and the bytes say (one
+    command for all pids)."""
+    if not pids:
+        return {}
+    said = lab.sh(host, program_facts.identify(pids), sudo=True, check=False)
+    return program_facts.parse_identify(said)
 
 
 def resolve(lab: LiveLab, host: str, names) -> dict[str, list[str]]:
@@ -380,6 +392,14 @@ class StatRow(TypedDict):
     stot: str
 
 
+class ProxyRules(TypedDict):
+    """What haproxy.cfg says of a backend beside its servers (Balancer's rules)."""
+
+    routed: bool  # a frontend can send requests to it (default_backend, use_backend, listen)
+    connects: list[tuple[str, int]]  # where its health checks connect: (addr, port), ''/0 own
+    chooses: list[str]  # its `use-server` rules
+
+
 class Balancer(TypedDict):
     """HAProxy on a load balancer (balancer())."""
 
@@ -394,6 +414,7 @@ class Balancer(TypedDict):
     reading: str  # who read the configuration: "runtime API", "a private copy", "" (the grader)
     stat: dict[str, StatRow] | None  # web host → its row on the runtime API (None: no answer)
     algorithms: dict[str, str]  # backend → balance algorithm, as HAProxy reads them
+    rules: NotRequired[dict[str, ProxyRules]]  # backend → its routing and check rules (files)
     web: dict[str, str]  # web host → address
     loaded: float | None  # when the running configuration was loaded (seconds since the epoch)
     mtimes: dict[str, float]  # configuration file → when it last changed
@@ -455,6 +476,10 @@ def _balancer(lab: LiveLab, lb: str) -> Balancer:
         "reading": reading,  # who read the configuration: HAProxy (how), or "" (the grader)
         "stat": stat,
         "algorithms": algorithms,  # as HAProxy reads them (show stat), by backend
+        "rules": {
+            b.name: {"routed": config.routed(b), "connects": b.check_connects, "chooses": b.chooses}
+            for b in config.backends
+        },
         "web": lab.web_addresses(),
         "loaded": loaded,  # when the running configuration was loaded (its youngest process)
         "mtimes": mtimes,  # when each configuration file last changed

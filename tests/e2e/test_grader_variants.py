@@ -153,6 +153,42 @@ GRADER_GETS_ROUND_ROBIN = (
     "    server web-02 {web2}:80 check\\n' | sudo tee -a " + HAPROXY + " >/dev/null && "
     "sudo systemctl reload haproxy"
 )
+# ... or by what a browser that comes back sends and a script does not: a cookie. Visitors with
+# one go to a second backend (`balance source`), or HAProxy picks the server itself for them.
+COOKIE_LESS_GET_ROUND_ROBIN = (
+    "sudo sed -i 's/^    default_backend web$/"
+    "    acl has_cookie req.hdr_cnt(cookie) gt 0\\n"
+    "    use_backend web if !has_cookie\\n"
+    "    default_backend sticky/' " + HAPROXY + " && "
+    "printf 'backend sticky\\n    balance source\\n    server s1 {web1}:80 check\\n"
+    "    server s2 {web2}:80 check\\n' | sudo tee -a " + HAPROXY + " >/dev/null && " + RELOAD_LB
+)
+COOKIES_GO_TO_WEB_01 = (
+    "sudo sed -i '/^    server web-01 /i\\    use-server web-01 if { req.hdr_cnt(cookie) gt 0 }' "
+    + HAPROXY
+    + " && "
+    + RELOAD_LB
+)
+# Nginx serves returning visitors (a cookie) from the application, with a header that lies
+RETURNING_GET_THE_APPLICATION = (
+    "sudo sed -i"
+    ' -e \'1i map $http_cookie $served_by { "" $hostname; default "web-01"; }\''
+    " -e 's/add_header X-Served-By $hostname always;/add_header X-Served-By $served_by always;/'"
+    " -e 's|try_files /index.html =404;|"
+    "if ($http_cookie) { proxy_pass http://127.0.0.1:8000; } try_files /index.html =404;|'"
+    " -e 's|expires 5m;|expires 5m; if ($http_cookie) { proxy_pass http://127.0.0.1:8000; }|' "
+    + SITE
+    + " && "
+    + RELOAD_NGINX
+)
+# health checks that reach the server, but not its web server: sshd answers them
+CHECKS_THAT_CONNECT_TO_SSH = (
+    "sudo sed -i -e 's/^    option httpchk .*/    option tcp-check/' "
+    "-e 's/^    http-check expect .*/    tcp-check connect port 22/' "
+    + HAPROXY
+    + " && "
+    + RELOAD_LB
+)
 # ... and Nginx serves the page from disk to a script, from the application to browsers.
 GRADER_GETS_THE_FILE_SITE = """server {
     listen 80 default_server;
@@ -367,6 +403,23 @@ VARIANTS = [
                 "DELETE FROM webstack.guestbook WHERE message LIKE 'lab-check-%'\"",
             ),
         ),
+        restore=("database",),
+    ),
+    Variant(  # the old grader passed it with a copy loop on the replica (it read no primary filter)
+        "primary-binlog-ignores-the-application-database",
+        (
+            (
+                "web-01",
+                f"echo 'binlog_ignore_db = webstack' | sudo tee -a {DB_CONF} >/dev/null && "
+                "sudo systemctl restart mariadb",
+            ),
+        ),
+        fail=("db.replication",),
+        not_run=("db.app-roles",),
+        evidence={
+            "db.replication": "web-01's binary log leaves out the application's database "
+            "webstack (Binlog_Ignore_DB=webstack)"
+        },
         restore=("database",),
     ),
     Variant(
@@ -642,9 +695,8 @@ VARIANTS = [
         ),
         fail=("lb.round-robin", "lb.active-active"),
         either=("http.www",),
-        evidence={
-            "lb.round-robin": "web-01's Nginx logged 8 of the 8 requests, yet 4 answers carried "
-            "X-Served-By web-01"
+        evidence={  # the old grader saw it in the logs (8 logged by web-01, 4 answers named it)
+            "lb.round-robin": "picks the server itself for some requests (`use-server web-01 if "
         },
         restore=("lb", "web"),
     ),
@@ -654,6 +706,40 @@ VARIANTS = [
         fail=("lb.round-robin", "lb.active-active"),
         evidence={"lb.active-active": "simultaneous requests were all served by"},
         restore=("lb",),
+    ),
+    Variant(  # the old grader judged the first backend of each server only
+        "haproxy-round-robin-only-for-requests-without-a-cookie",
+        (("lb-01", COOKIE_LESS_GET_ROUND_ROBIN),),
+        fail=("lb.round-robin",),
+        evidence={"lb.round-robin": "HAProxy's backend sticky balances with `balance source`"},
+        restore=("lb",),
+    ),
+    Variant(
+        "haproxy-picks-web-01-for-requests-with-a-cookie",
+        (("lb-01", COOKIES_GO_TO_WEB_01),),
+        fail=("lb.round-robin",),
+        evidence={"lb.round-robin": "picks the server itself for some requests (`use-server"},
+        restore=("lb",),
+    ),
+    Variant(  # web-02's Nginx may stop: sshd still answers the checks
+        "health-checks-that-connect-to-ssh",
+        (("lb-01", CHECKS_THAT_CONNECT_TO_SSH),),
+        fail=("lb.health-checks",),
+        evidence={"lb.health-checks": "web-02: its health checks connect to {web2}:22"},
+        restore=("lb",),
+    ),
+    Variant(  # the old grader never sent a cookie
+        "nginx-serves-returning-visitors-from-the-application",
+        tuple((host, RETURNING_GET_THE_APPLICATION) for host in WEB),
+        fail=("web.static", "web.served-by"),
+        not_run=needing("web.served-by"),
+        either=("http.www",),
+        evidence={
+            "web.static": "/static/style.css as a returning visitor was not sent by Nginx",
+            "web.served-by": "web-02 (hostname web-02): / as a returning visitor sent "
+            "X-Served-By: web-01",
+        },
+        restore=("web",),
     ),
     Variant(
         "nginx-serves-the-page-from-disk-only-to-a-script",
@@ -698,6 +784,47 @@ VARIANTS = [
             (
                 "web-02",
                 "sudo systemctl stop lab-fake-nginx; sudo rm -f /usr/local/sbin/nginx; "
+                "sudo systemctl start nginx",
+            ),
+        ),
+    ),
+    Variant(  # the packaged interpreter's own bytes under another name: no script to see
+        "an-interpreter-copied-as-nginx",
+        (
+            (
+                "web-02",
+                'sudo mkdir -p /opt/fake && sudo cp "$(readlink -f /usr/bin/python3)" '
+                "/opt/fake/nginx",
+            ),
+            (
+                "web-02",
+                put(
+                    "/opt/fake/fake.py",
+                    "import functools, http.server\n"
+                    "class Handler(http.server.SimpleHTTPRequestHandler):\n"
+                    '    server_version, sys_version = "nginx/1.22.1", ""\n'
+                    "    def end_headers(self):\n"
+                    '        self.send_header("X-Served-By", "web-02")\n'
+                    "        super().end_headers()\n"
+                    'static = "/srv/webstack/app/static"\n'
+                    "http.server.ThreadingHTTPServer(\n"
+                    '    ("", 80), functools.partial(Handler, directory=static)\n'
+                    ").serve_forever()\n",
+                    "sudo systemctl stop nginx && sudo systemd-run --unit lab-copied-nginx "
+                    "/opt/fake/nginx /opt/fake/fake.py && sleep 1",
+                ),
+            ),
+        ),
+        fail=("web.nginx", "lb.health-checks"),  # it has no /healthz: HAProxy sees it DOWN
+        not_run=needing("web.nginx"),
+        evidence={
+            "web.nginx": "web-02: port 80 belongs to nginx (/opt/fake/nginx: from no package, "
+            "and not a build of nginx"
+        },
+        undo=(
+            (
+                "web-02",
+                "sudo systemctl stop lab-copied-nginx; sudo rm -rf /opt/fake; "
                 "sudo systemctl start nginx",
             ),
         ),
