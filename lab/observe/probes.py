@@ -13,7 +13,7 @@ from typing import Any, NotRequired, TypedDict
 
 from lab.core.wait import Deadline, until
 from lab.facts import dns as dns_facts
-from lab.facts import haproxy, mysql, nginx, proc, ss, systemd
+from lab.facts import haproxy, mysql, nat, nginx, proc, ss, systemd
 from lab.facts import http as host_http
 from lab.facts import programs as program_facts
 from lab.observe import CheckError, visitor
@@ -287,6 +287,9 @@ def relays(lab: LiveLab, host: str) -> list[Relay]:
     held = sorted({pid for s in sockets if s.kind == "tcp" for pid in s.pids})
     paths = proc.parse_exe(lab.sh(host, proc.exe(held), sudo=True, check=False)) if held else {}
     candidates = relay_candidates(sockets, paths, lab.address(host), app["target"], pids)
+    forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
+    for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
+        candidates.setdefault((lab.address(host), port), ["a NAT port forward"])
     answers = fan_out(  # at once: a port that drops packets costs its wait once
         candidates, lambda where: lab.from_outside(host, *where, "/api/status")
     )

@@ -666,6 +666,30 @@ VARIANTS = [
         },
         undo=(("web-01", "sudo systemctl stop lab-relay"),),
     ),
+    Variant(  # the same through a port forward: nothing listens on 8080, ss shows nothing
+        "the-application-forwarded-to-the-network-by-a-dnat-rule",
+        (
+            (
+                "web-01",
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null "
+                "&& sudo sysctl -qw net.ipv4.conf.all.route_localnet=1 && sudo /usr/sbin/iptables "
+                "-t nat -I PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 127.0.0.1:8000",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-01: {web1}:8080 (a NAT port forward) relays the application to "
+            "the network"
+        },
+        undo=(
+            (
+                "web-01",
+                "sudo /usr/sbin/iptables -t nat -F PREROUTING && "
+                "sudo sysctl -qw net.ipv4.conf.all.route_localnet=0",
+            ),
+        ),
+    ),
     Variant(  # the same through a second server of Nginx's own
         "the-application-relayed-to-the-network-by-a-second-nginx-server",
         (("web-02", put("/etc/nginx/conf.d/relay.conf", RELAY_SITE, RELOAD_NGINX)),),
