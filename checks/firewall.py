@@ -1,110 +1,181 @@
 """Firewall: incoming traffic denied by default on every host, each port open only to whom needs it.
 
-Graded by connecting, from this machine and from the hosts, never by reading ufw's rules: an
-nftables or iptables firewall passes alike. Every port probed has something listening on it for
-the moment of the probe (the real service, or a listener of the grader's own), so a silent port
-is a blocked port, not an idle one, provided the same source reached the target's SSH (the
+Graded by connecting, from this machine and from every other host, never by reading ufw's rules:
+an nftables or iptables firewall passes alike. Every port probed has something listening on it
+for the moment of the probe (the real service, or a listener of the grader's own), so a silent
+port is a blocked port, not an idle one, provided the same source reached the target's SSH (the
 control probe of each connection): a probe whose source could not reach the host at all, or whose
-answer was lost, decides nothing and is reported as such.
+answer was lost, decides nothing and is reported as such. What must be closed is tried at each of
+a host's addresses, over IPv4 and (from the other hosts) IPv6; default deny over TCP and UDP,
+with a free port in every range of BLOCK ports, so that no hole that size or larger goes unseen.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Literal, TypedDict
 
 from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.core.topology import Topology
-from lab.observe.live import connect_state
+from lab.facts import ipaddr
+from lab.observe.live import attempts
 from lab.remote.quoting import pid as valid_pid
 from lab.remote.quoting import quote
 
 MACHINE = "this machine"
-UNUSED = 0  # stands for a free (ephemeral, >= 32768) port the grader listens on (default deny)
+BLOCK = 512  # every port range of this many ports holds one free port the grader listens on
+SAMPLED = tuple(f"{low}-{min(low + BLOCK - 1, 65535)}" for low in range(1, 65536, BLOCK))
 FREE = "a free port the grader listened on"
-UNUSED_LOW = -1  # stands for a free port in LOW_RANGE the grader listens on (default deny)
-LOW_RANGE = (1024, 32767)
-FREE_LOW = "a free port below 32768 the grader listened on"
-UNUSED_WELL_KNOWN = -2  # stands for a free port below 1024 the grader listens on (default deny)
-WELL_KNOWN_RANGE = (1, 1023)
-FREE_WELL_KNOWN = "a free port below 1024 the grader listened on"
+FREE_PORTS = "free ports the grader listened on"
 # ports no host of the design serves, that students and distributions open: whatever answers
 # there (a service, or the grader's listener) must not answer others
+APPS = (3000, 5000, 8000, 8080, 8443, 8888, 9000)
 UNDESIGNED = (
-    (873, "rsync's port, in no host's design"),
-    (2222, "a second SSH's port, in no host's design"),
+    (873, "rsync's port, in no host's design", "tcp"),
+    (2222, "a second SSH's port, in no host's design", "tcp"),
+    *((p, "a port applications are often served on, in no host's design", "tcp") for p in APPS),
+    (1194, "OpenVPN's port, in no host's design", "udp"),
+    (51820, "WireGuard's port, in no host's design", "udp"),
 )
-SAMPLE = ((UNUSED, FREE), (UNUSED_LOW, FREE_LOW), (UNUSED_WELL_KNOWN, FREE_WELL_KNOWN), *UNDESIGNED)
-RANGES = {UNUSED_LOW: LOW_RANGE, UNUSED_WELL_KNOWN: WELL_KNOWN_RANGE}
 PROBE_TIMEOUT = 2  # seconds a connection may take before it counts as dropped
 LISTEN_SECONDS = 30  # the grader's listeners end by themselves after this, whatever happens
 SSH, HTTP, HTTPS, DNS, MYSQL, NODE_EXPORTER = 22, 80, 443, 53, 3306, 9100
 STATS, HAPROXY_EXPORTER, PROMETHEUS = 8404, 8405, 9090  # on the load balancers
 CONTROL = SSH  # open to every source in the design: a probe's control (the target is reachable)
 DATABASE_ROLES = ("db-primary", "db-replica")
+# never drawn as a free port: a port some host of the design (or a fix) may open
+DESIGNED = (SSH, DNS, HTTP, HTTPS, MYSQL, STATS, HAPROXY_EXPORTER, PROMETHEUS, NODE_EXPORTER)
 
-# On a target: for each port, is a service answering on the host's address (connecting from
-# the host itself)? If not, listen there for the probe (a port marked "?" only counts when a
-# service runs; LOW-HIGH: a free port drawn at random in that range, none of the asked ones).
-# Prints "ASKED STATUS PORT PID" per port. perl-base is on every Debian/Ubuntu. ReuseAddr: the
-# connections a previous run's listener accepted and closed leave the port in TIME_WAIT for a
-# minute, which is no service (a listening socket still refuses the bind).
+# On a target: first its addresses (`ip -o addr show`), then, for each asked port, is a TCP
+# service answering on the host's address (connecting from the host itself)? If not, listen
+# there, on every IPv4 address and (IPv6 only) on every IPv6 one, for the probes; one process
+# of the grader's serves every listener: it accepts and closes TCP connections and sends UDP
+# datagrams back. An asked port: PORT (TCP), PORT? (counts only when a service runs), LOW-HIGH
+# (a free port drawn at random in that range, none of the asked or skipped ones), a `u` in
+# front for UDP. Prints "ASKED STATUS PORT PID" per port, and "ASKED/6 ..." for IPv6.
+# perl-base (with IO::Socket::IP) is on every Debian/Ubuntu. ReuseAddr: the connections a
+# previous run's listener accepted and closed leave the port in TIME_WAIT for a minute, which
+# is no service (a listening socket still refuses the bind).
 LISTEN = r"""
-use strict; use IO::Socket::INET; use POSIX ();
+use strict; use IO::Socket::IP; use IO::Select; use POSIX ();
 $| = 1;
-my ($addr, $life, @asked) = @ARGV;
-my %served;
+my ($addr, $life, $skip, @asked) = @ARGV;
+my %skip = map { $_ => 1 } split /,/, $skip;
+my (%served, @lines, @sockets);
 for my $arg (@asked) {
     my ($port) = $arg =~ /^(\d+)\??$/ or next;
-    next if !$port or exists $served{$port};
-    $served{$port} = IO::Socket::INET->new(PeerAddr => $addr, PeerPort => $port,
-                                           Proto => "tcp", Timeout => 1) ? 1 : 0;
+    next if exists $served{$port};
+    $served{$port} = IO::Socket::IP->new(PeerHost => $addr, PeerPort => $port, Proto => "tcp",
+                                         Timeout => 1) ? 1 : 0;
 }
-sub bound { IO::Socket::INET->new(Listen => 16, LocalAddr => $addr, LocalPort => $_[0],
-                                  Proto => "tcp", ReuseAddr => 1) }
+sub bound {
+    my ($proto, $host, $port) = @_;
+    my $s = IO::Socket::IP->new(LocalHost => $host, LocalPort => $port, Proto => $proto,
+                                ReuseAddr => 1, ($proto eq "tcp" ? (Listen => 16) : ()),
+                                ($host eq "::" ? (V6Only => 1) : ()));
+    return ($s, $s ? "grader" : $!{EADDRINUSE} ? "service" : "failed");
+}
 for my $arg (@asked) {
-    my $s;
-    if (my ($low, $high) = $arg =~ /^(\d+)-(\d+)$/) {
+    my ($u, $spec) = $arg =~ /^(u?)(.+)$/ or next;
+    my $proto = $u ? "udp" : "tcp";
+    my ($port, $s4, $status) = (0, undef, "failed");
+    if (my ($low, $high) = $spec =~ /^(\d+)-(\d+)$/) {
         for (1 .. 50) {
-            my $port = $low + int(rand($high - $low + 1));
-            next if exists $served{$port};
-            last if $s = bound($port);
+            my $try = $low + int(rand($high - $low + 1));
+            next if $skip{$try} or $served{$try};
+            ($s4, $status) = bound($proto, "0.0.0.0", $try);
+            if ($s4) { $port = $try; last }
         }
-        if (!$s) { print "$arg failed 0 0\n"; next }
+        $status = "failed" if !$s4;
     } else {
-        my ($port, $only) = $arg =~ /^(\d+)(\??)$/ or next;
-        if ($served{$port}) { print "$arg service $port 0\n"; next }
-        if ($only) { print "$arg none $port 0\n"; next }
-        $s = bound($port);
-        if (!$s) { print "$arg ", ($!{EADDRINUSE} ? "service" : "failed"), " $port 0\n"; next }
+        ($port, my $only) = $spec =~ /^(\d+)(\??)$/ or next;
+        if ($proto eq "tcp" and $served{$port}) { $status = "service" }
+        elsif ($only) { $status = "none" }
+        else {  # on every address; else (a service holds another one) on the host's own
+            ($s4, $status) = bound($proto, "0.0.0.0", $port);
+            ($s4, $status) = bound($proto, $addr, $port) if !$s4 and $status eq "service";
+        }
     }
-    my $pid = fork;
-    if (!defined $pid) { print "$arg failed ", $s->sockport, " 0\n"; next }
-    if ($pid) { print "$arg grader ", $s->sockport, " $pid\n"; close $s; next }
-    POSIX::setsid();
-    open STDIN, "<", "/dev/null"; open STDOUT, ">", "/dev/null"; open STDERR, ">", "/dev/null";
-    alarm $life;
-    while (my $c = $s->accept) { close $c }
+    push @lines, [$arg, $status, $port];
+    push @sockets, [$proto, $s4] if $s4;
+    next if !$port or $status eq "none";
+    my ($s6, $status6) = bound($proto, "::", $port);
+    push @lines, ["$arg/6", $status6 eq "failed" ? "none" : $status6, $port];
+    push @sockets, [$proto, $s6] if $s6;
+}
+my $pid = @sockets ? fork : 0;
+if (!defined $pid or $pid or !@sockets) {
+    print join(" ", @$_, $_->[1] eq "grader" && $pid ? $pid : 0), "\n" for @lines;
     exit 0;
 }
+POSIX::setsid();
+open STDIN, "<", "/dev/null"; open STDOUT, ">", "/dev/null"; open STDERR, ">", "/dev/null";
+alarm $life;
+my $select = IO::Select->new(map { $_->[1] } @sockets);
+my %udp = map { ($_->[1] => 1) } grep { $_->[0] eq "udp" } @sockets;
+while (1) {
+    for my $s ($select->can_read) {
+        if ($udp{$s}) { my $from = $s->recv(my $data, 512); $s->send($data, 0, $from) if $from }
+        else { my $c = $s->accept; close $c if $c }
+    }
+}
 """
+ADDRESSES_END = "-- addresses end --"
 
-# On a source: connect to each ADDRESS PORT pair at once; prints "ADDRESS PORT EXIT MESSAGE".
-PROBE = (
-    'probe() { out=$(timeout {seconds} bash -c "exec 3<>/dev/tcp/$1/$2" 2>&1); rc=$?; '
-    'echo "$1 $2 $rc $(printf %s "$out" | tail -n 1)"; }; '
-)
+# On a source: every PROTO/PORT/ADDRESS at once (TCP: a connection; UDP: a datagram, open when
+# one comes back), for at most WAIT seconds; prints "PROTO/PORT/ADDRESS STATE" for each.
+PROBE = r"""
+use strict; use Socket qw(:addrinfo SOCK_STREAM SOCK_DGRAM SOL_SOCKET SO_ERROR);
+use IO::Select; use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK); use Errno ();
+my ($wait, @targets) = @ARGV;
+my (%state, %of);
+my ($writing, $reading) = (IO::Select->new, IO::Select->new);
+sub word { $_[0] == Errno::ECONNREFUSED ? "refused" : "unreachable" }
+for my $t (@targets) {
+    my ($proto, $port, $addr) = split m{/}, $t, 3;
+    my ($err, $ai) = getaddrinfo($addr, $port, {flags => AI_NUMERICHOST,
+        socktype => $proto eq "udp" ? SOCK_DGRAM : SOCK_STREAM});
+    my $s;
+    if ($err or !$ai or !socket($s, $ai->{family}, $ai->{socktype}, $ai->{protocol})) {
+        $state{$t} = "unreachable"; next;
+    }
+    fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) | O_NONBLOCK);
+    $of{fileno $s} = $t;
+    if (connect($s, $ai->{addr})) {
+        if ($proto eq "tcp") { $state{$t} = "open" }
+        elsif (send($s, "lab\n", 0)) { $reading->add($s) }
+        else { $state{$t} = word($! + 0) }
+    } elsif ($!{EINPROGRESS}) { $writing->add($s) }
+    else { $state{$t} = word($! + 0) }
+}
+my $deadline = time + $wait;
+while (($writing->count or $reading->count) and (my $left = $deadline - time) > 0) {
+    my ($r, $w) = IO::Select->select($reading, $writing, undef, $left);
+    for my $s (@{$w || []}) {
+        my $e = unpack("i", getsockopt($s, SOL_SOCKET, SO_ERROR));
+        $state{$of{fileno $s}} = $e ? word($e) : "open"; $writing->remove($s);
+    }
+    for my $s (@{$r || []}) {
+        $state{$of{fileno $s}} = defined(recv($s, my $data, 64, 0)) ? "open" : word($! + 0);
+        $reading->remove($s);
+    }
+}
+print "$_ ", $state{$_} // "silent", "\n" for @targets;
+"""
 
 
 Kind = Literal["deny", "public", "internal", "closed"]  # which firewall check grades a try
 Proto = Literal["tcp", "udp"]
-# what a try gave: a TCP connection (open, refused, silent, unreachable), a DNS question over UDP
-# (open, no-answer), or nothing known (unknown: the probe's answer was lost, or none was made)
+# what a try gave: a TCP connection (open, refused, silent, unreachable), a datagram answered
+# (open), refused, or not (silent), a DNS question over UDP (open, no-answer), or nothing known
+# (unknown: the probe's answer was lost, or none was made)
 State = Literal["open", "refused", "silent", "unreachable", "no-answer", "unknown"]
 # what answered on the port for the try: a service, the grader's listener, nothing (a port
-# graded only while its service runs), or the grader could not listen there
+# graded only while its service runs, or IPv6 the host does not have), or the grader could not
+# listen there
 ListenerStatus = Literal["service", "grader", "none", "failed"]
+Target = tuple[str, str, int]  # (proto, address, port) of a try
 
 
 class Listening(TypedDict):
@@ -126,7 +197,9 @@ class Connection(TypedDict):
     why: str
     proto: Proto
     if_running: bool
-    control: State  # what the target's SSH gave the same source
+    address: str  # the address tried: the target's lab address, another of its own, or IPv6
+    family: int  # 4 or 6
+    control: State  # what the target's SSH, at its lab address, gave the same source
     listener: ListenerStatus
     state: State
 
@@ -138,7 +211,7 @@ class Expect:
     check: Kind  # which firewall check grades it
     source: str  # a host name, or MACHINE
     target: str
-    port: int
+    port: int | str  # a port, or a range ("LOW-HIGH") a free port is drawn from
     open: bool
     why: str
     proto: Proto = "tcp"
@@ -146,16 +219,22 @@ class Expect:
 
 
 def expectations(topology: Topology) -> list[Expect]:
-    """Every connection the firewall checks try, decided by the hosts' roles."""
+    """Every connection the firewall checks try at each host's lab address, decided by the
+    hosts' roles (observe_all also tries the closed ones at the hosts' other addresses)."""
     hosts = topology.hosts
     found: list[Expect] = []
-    for i, host in enumerate(hosts):
+    for host in hosts:
         others = [h for h in hosts if h.name != host.name]
         balancers = [h.name for h in others if "lb" in h.roles]
         rest = [h.name for h in others if "lb" not in h.roles]
-        sources = [MACHINE, hosts[(i + 1) % len(hosts)].name] if others else [MACHINE]
-        for unused, why in SAMPLE:
-            found += [Expect("deny", s, host.name, unused, False, why) for s in sources]
+        sources = [MACHINE, *(h.name for h in others)]
+        for source in sources:
+            for proto in ("tcp", "udp"):
+                found += [Expect("deny", source, host.name, r, False, FREE, proto) for r in SAMPLED]
+            found += [
+                Expect("deny", source, host.name, port, False, why, proto)
+                for port, why, proto in UNDESIGNED
+            ]
         found.append(Expect("public", MACHINE, host.name, SSH, True, "SSH"))
         if "lb" in host.roles:
             found.append(Expect("public", MACHINE, host.name, HTTP, True, "HTTP"))
@@ -208,64 +287,57 @@ def parse_listen(output: str) -> dict[str, Listening]:
     return found
 
 
-def probe_state(exit_code: str, message: str) -> State:
-    """A connection attempt from a host as a word: open, refused, silent or unreachable."""
-    if exit_code == "0":
-        return "open"
-    if exit_code == "124":
-        return "silent"
-    if "refused" in message.lower():
-        return "refused"
-    return "unreachable"
-
-
-def parse_probes(output: str) -> dict[tuple[str, int], State]:
-    """PROBE's lines: (address, port) → state."""
-    found: dict[tuple[str, int], State] = {}
+def parse_probes(output: str) -> dict[Target, State]:
+    """PROBE's lines: (proto, address, port) → state."""
+    found: dict[Target, State] = {}
     for line in output.splitlines():
-        fields = line.split(maxsplit=3)
-        if len(fields) >= 3 and fields[1].isdigit():
-            found[(fields[0], int(fields[1]))] = probe_state(fields[2], " ".join(fields[3:]))
+        target, _, state = line.partition(" ")
+        proto, _, rest = target.partition("/")
+        port, _, address = rest.partition("/")
+        if proto in ("tcp", "udp") and port.isdigit() and address and state:
+            found[(proto, address, int(port))] = state.strip()
     return found
 
 
-def _asked(expect: Expect) -> str:
-    if expect.port in RANGES:
-        return "{}-{}".format(*RANGES[expect.port])
-    return f"{expect.port}{'?' if expect.if_running else ''}"
+def asked(expect: Expect) -> str:
+    """How LISTEN is asked for expect's port."""
+    udp = "u" if expect.proto == "udp" else ""
+    return f"{udp}{expect.port}{'?' if expect.if_running else ''}"
 
 
-def listen(lab, host: str, asked: list[str]) -> dict[str, Listening]:
-    """What answers on each asked port of host; the grader's listeners end at cleanup."""
-    command = f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} " + " ".join(
-        quote(a) for a in asked
+def listen(lab, host: str, ports: list[str]) -> tuple[list[ipaddr.Address], dict[str, Listening]]:
+    """host's addresses, and what answers on each asked port of host; the grader's listeners
+    end at cleanup."""
+    command = (
+        f"{ipaddr.ADDRESSES}; echo {quote(ADDRESSES_END)}; "
+        f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
+        f"{','.join(map(str, DESIGNED))} " + " ".join(quote(p) for p in ports)
     )
-    found = parse_listen(lab.sh(host, command, sudo=True, check=False))
-    pids = [p["pid"] for p in found.values() if p["status"] == "grader" and valid_pid(p["pid"])]
+    addresses, _, listened = lab.sh(host, command, sudo=True, check=False).partition(ADDRESSES_END)
+    found = parse_listen(listened)
+    pids = {p["pid"] for p in found.values() if p["status"] == "grader" and valid_pid(p["pid"])}
     if pids:
-        stop = f"kill {' '.join(pids)} 2>/dev/null; true"
+        stop = f"kill {' '.join(sorted(pids))} 2>/dev/null; true"
         lab.on_cleanup("firewall listeners", lambda: lab.sh(host, stop, sudo=True, check=False))
-    return found
+    return ipaddr.parse(addresses), found
 
 
-def probe_from(lab, source: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], State]:
-    """TCP connections from source (a host or this machine) to each (address, port) at once."""
+def probe_from(lab, source: str, targets: list[Target]) -> dict[Target, State]:
+    """TCP connections and UDP datagrams from source (a host or this machine) to each target
+    at once."""
     if not targets:
         return {}
     if source == MACHINE:
-        hidden = sorted({a for a, _ in targets if lab.tunnelled(a)})
+        hidden = sorted({a for _, a, _ in targets if lab.tunnelled(a)})
         if hidden:  # the class file says so: nothing may be sent there from here
             raise CheckError(
                 f"this machine cannot reach {', '.join(hidden)} (the servers are reached over "
                 "SSH at other addresses), so their firewall cannot be probed from outside"
             )
-        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-            states = pool.map(lambda t: connect_state(t[0], t[1], PROBE_TIMEOUT), targets)
-            return dict(zip(targets, states, strict=True))
-    script = PROBE.replace("{seconds}", str(PROBE_TIMEOUT)) + " ".join(
-        f"probe {quote(a)} {int(p)} &" for a, p in targets
-    )
-    return parse_probes(lab.sh(source, script + " wait", check=False))
+        return attempts(targets, PROBE_TIMEOUT)
+    tries = " ".join(quote(f"{proto}/{port}/{address}") for proto, address, port in targets)
+    script = f"ulimit -n 16384 2>/dev/null; perl -e {quote(PROBE)} {PROBE_TIMEOUT} {tries}"
+    return parse_probes(lab.sh(source, script, check=False))
 
 
 def dns_answers(lab, host: str) -> State:
@@ -277,32 +349,93 @@ def dns_answers(lab, host: str) -> State:
     return "open"
 
 
+def widened(
+    expects: list[Expect],
+    lab_address: dict[str, str],
+    own: dict[str, list[ipaddr.Address]],
+    subnet: ipaddress.IPv4Network,
+    hidden: frozenset[str] = frozenset(),
+):
+    """(expect, address, family) for each try: every connection at the target's lab address
+    (''), and each closed one also at the target's other IPv4 addresses on the lab's network
+    (not from this machine to hidden hosts, which it must not contact) and, from the other
+    hosts (this machine has no IPv6 on the lab's network), at its IPv6 ones
+    (ipaddr.ipv6_addresses). Never at an address the source holds itself."""
+    for e in expects:
+        yield e, "", 4
+        if e.open or e.if_running:
+            continue
+        held = {a.address for a in own.get(e.source, [])}
+        extra = [
+            a.address
+            for a in own[e.target]
+            if a.family == "4"
+            and a.address not in held | {lab_address[e.target]}
+            and ipaddress.ip_address(a.address) in subnet
+        ]
+        if e.source != MACHINE or e.target not in hidden:
+            yield from ((e, address, 4) for address in extra)
+        if e.source != MACHINE:
+            scope = ipaddr.interface_of(own[e.source], lab_address[e.source]) or "eth0"
+            for address in ipaddr.ipv6_addresses(own[e.target], lab_address[e.target]):
+                if address not in held:
+                    yield e, f"{address}%{scope}" if address.startswith("fe80:") else address, 6
+
+
+def answered_dns(e: Expect) -> bool:
+    """Whether e is tried as a DNS question (public DNS over UDP), not as a datagram echoed."""
+    return e.proto == "udp" and e.port == DNS
+
+
+def _listener(listened: dict[str, Listening], e: Expect, family: int) -> Listening:
+    """What listened for e's try over family (IPv6: nothing, unless the grader said)."""
+    if answered_dns(e):
+        return {"status": "service", "port": DNS, "pid": "0"}
+    missing: Listening = {"status": "none" if family == 6 else "failed", "port": 0, "pid": "0"}
+    found = listened.get(asked(e) + ("/6" if family == 6 else ""), missing)
+    return found if found["port"] or not isinstance(e.port, int) else {**found, "port": e.port}
+
+
 def observe_all(lab) -> list[Connection]:
     """Every expected connection tried, with what listened on the port and what the try gave."""
     expects = expectations(lab.topology)
-    tcp = [e for e in expects if e.proto == "tcp"]
-    asked = {h: sorted({_asked(e) for e in tcp if e.target == h}) for h in lab.topology.names}
+    names = lab.topology.names
+    ports = {h: sorted({asked(e) for e in expects if e.target == h}) for h in names}
+    lab_address = {h: lab.address(h) for h in names}
+    hidden = frozenset(h for h in names if lab.tunnelled(lab_address[h]))
     try:
-        listening = lab.on_each(list(asked), lambda h: listen(lab, h, asked[h]))
-        targets: dict[str, set[tuple[str, int]]] = {}
-        for e in tcp:
-            port = listening[e.target].get(_asked(e), {}).get("port", e.port)
+        listened = lab.on_each(names, lambda h: listen(lab, h, ports[h]))
+        own = {h: addresses for h, (addresses, _) in listened.items()}
+        tries = [
+            (e, address, family, _listener(listened[e.target][1], e, family))
+            for e, address, family in widened(
+                expects, lab_address, own, lab.topology.subnet, hidden
+            )
+        ]
+        targets: dict[str, set[Target]] = {}
+        for e, address, _, seen in tries:
             batch = targets.setdefault(e.source, set())
-            batch |= {(lab.address(e.target), port), (lab.address(e.target), CONTROL)}
+            batch.add(("tcp", lab_address[e.target], CONTROL))
+            if not answered_dns(e) and seen["status"] != "none" and seen["port"]:
+                batch.add((e.proto, address or lab_address[e.target], seen["port"]))
         states = lab.on_each(list(targets), lambda s: probe_from(lab, s, sorted(targets[s])))
-        udp = {e.target: dns_answers(lab, e.target) for e in expects if e.proto == "udp"}
+        dns = {e.target: dns_answers(lab, e.target) for e in expects if answered_dns(e)}
     finally:
         lab.done_with("firewall listeners")
     rows: list[Connection] = []
-    for e in expects:
-        row = asdict(e)
-        row["control"] = states.get(e.source, {}).get((lab.address(e.target), CONTROL), "unknown")
-        if e.proto == "udp":
-            row.update(listener="service", state=udp[e.target])
-        else:
-            seen = listening[e.target].get(_asked(e), {"status": "failed", "port": e.port})
-            row.update(listener=seen["status"], port=seen["port"])
-            row["state"] = states[e.source].get((lab.address(e.target), seen["port"]), "unknown")
+    for e, address, family, seen in tries:
+        tried = states.get(e.source, {})
+        reached = (e.proto, address or lab_address[e.target], seen["port"])
+        state = dns[e.target] if answered_dns(e) else tried.get(reached)
+        row = {
+            **asdict(e),
+            "port": seen["port"],
+            "address": address,
+            "family": family,
+            "control": tried.get(("tcp", lab_address[e.target], CONTROL), "unknown"),
+            "listener": seen["status"],
+            "state": state or "unknown",
+        }
         rows.append(row)
     return rows
 
@@ -317,14 +450,26 @@ STATE_WORDS = {
     "unknown": "not tried (the probe's answer was lost)",
 }
 BLOCKED = ("refused", "silent", "unreachable")
+SHOWN_PORTS = 5  # a line names this many ports of a kind, then how many more
 LISTENERS = {"grader": " (the grader listened there)", "service": " (a service listens there)"}
 CONTROL_WORDS = {**STATE_WORDS, "unknown": "not tried"}
 
 
-def where(row: Connection) -> str:
-    """The port a row tried, in words (without the source)."""
+def at(row: Connection) -> str:
+    """Where a row tried beyond its port, in words: '' at the host's lab address."""
+    if row["family"] == 6:
+        return " over IPv6"
+    return f" at {row['address']}" if row["address"] else ""
+
+
+def where(row: Connection, ports: list[int] | None = None) -> str:
+    """The port a row tried (or ports of the same kind), in words, without the source."""
+    ports = ports or [row["port"]]
+    shown = ", ".join(map(str, ports[:SHOWN_PORTS]))
+    more = f" and {len(ports) - SHOWN_PORTS} more" if len(ports) > SHOWN_PORTS else ""
+    why = FREE_PORTS if len(ports) > 1 and row["why"] == FREE else row["why"]
     proto = "/udp" if row["proto"] == "udp" else ""
-    return f"{row['target']}:{row['port']}{proto} ({row['why']})"
+    return f"{row['target']}:{shown}{more}{proto}{at(row)} ({why})"
 
 
 def finding(row: Connection) -> str | None:
@@ -348,19 +493,32 @@ def finding(row: Connection) -> str | None:
 
 
 def problems(rows: list[Connection], everything: list[Connection] | None = None) -> list[str]:
-    """What differs from the design in rows, one line per port and finding with every source
-    it concerns: blocked where it must be open, open where it must not be, and then who may
-    (from everything observed, rows when not given)."""
-    found: dict[tuple, list[str]] = {}
+    """What differs from the design in rows, one line per finding with every source it
+    concerns (free ports the grader listened on that were found alike from the same sources:
+    one line for them all): blocked where it must be open, open where it must not be, and then
+    who may (from everything observed, rows when not given)."""
+    found: dict[tuple, dict[int, list[str]]] = {}  # (kind of port, words, who) → port → sources
+    example: dict[tuple, Connection] = {}
     for row in rows:
         words = None if row["listener"] == "none" else finding(row)
-        if words:  # a port graded only while its service runs is left out
-            key = (where(row), words, "" if row["open"] else admitted(everything or rows, row))
-            found.setdefault(key, []).append(row["source"])
-    return [
-        f"{port} from {', '.join(sources)}: {words}{who}"
-        for (port, words, who), sources in found.items()
-    ]
+        if not words:  # a port graded only while its service runs is left out
+            continue
+        who = "" if row["open"] else admitted(everything or rows, row)
+        free = row["why"] == FREE
+        kind = (row["target"], at(row), row["proto"], row["why"], 0 if free else row["port"])
+        key = (kind, words, who)
+        found.setdefault(key, {}).setdefault(row["port"], []).append(row["source"])
+        example.setdefault(key, row)
+    lines = []
+    for key, sources_of in found.items():
+        _, words, who = key
+        ports_of: dict[tuple[str, ...], list[int]] = {}
+        for port, sources in sources_of.items():
+            ports_of.setdefault(tuple(dict.fromkeys(sources)), []).append(port)
+        for sources, ports in ports_of.items():
+            said = who.replace(" it ", " them ") if len(ports) > 1 else who
+            lines.append(f"{where(example[key], ports)} from {', '.join(sources)}: {words}{said}")
+    return lines
 
 
 def admitted(rows: list[Connection], closed: Connection) -> str:
@@ -371,7 +529,7 @@ def admitted(rows: list[Connection], closed: Connection) -> str:
         r["source"] for r in rows if r["open"] and (r["target"], r["port"], r["proto"]) == port
     ]
     if sources:
-        return f"; the design opens it to {', '.join(sources)} only"
+        return f"; the design opens it to {', '.join(dict.fromkeys(sources))} only"
     return "; the design opens it to no one" if closed["check"] == "deny" else ""
 
 
@@ -388,7 +546,11 @@ def blocked_by_a_firewall(row: Connection) -> bool:
 def unshaped(rows: list[Connection], hosts) -> list[str]:
     """Hosts (among hosts) on which nothing the grader tried was blocked: what answers there
     answers because nothing is in its way, not because a firewall lets it through."""
-    shaped = {r["target"] for r in rows if not r["open"] and blocked_by_a_firewall(r)}
+    shaped = {
+        r["target"]
+        for r in rows
+        if not r["open"] and not r["address"] and r["family"] == 4 and blocked_by_a_firewall(r)
+    }
     return [h for h in dict.fromkeys(hosts) if h not in shaped]
 
 
@@ -441,10 +603,11 @@ class DefaultDeny(_Firewall, Check):
     kind = "deny"
     title = "Incoming connections are denied by default on every host"
     requirement = (
-        "Issue of the design: no firewall. On every host, incoming traffic is denied: a free "
-        "port (one above 32767, one below, one below 1024) and the ports no host of the design "
-        "serves (873, 2222), whatever listens there, answer neither this machine nor another "
-        "host."
+        "Issue of the design: no firewall. On every host, incoming traffic is denied: free ports "
+        "the grader listens on (one in every 512, over TCP and UDP) and the ports no host of the "
+        "design serves (873, 2222, ports applications are often served on such as 8080, VPNs' "
+        "UDP ports), whatever listens there, answer neither this machine nor any "
+        "other host, at any of the host's addresses, over IPv4 or IPv6."
     )
     hint = (
         "Turn a firewall on on every host with incoming traffic denied by default: "
@@ -456,8 +619,9 @@ class DefaultDeny(_Firewall, Check):
         hosts = sorted({r["target"] for r in rows})
         return judged(
             rows,
-            f"ports the grader listened on (below 1024, below 32768, above, 873, 2222) are "
-            f"closed on {', '.join(hosts)} to others",
+            f"free ports the grader listened on (one in every {BLOCK}, TCP and UDP) and ports no "
+            f"host of the design serves (873, 2222, 8080, ...) "
+            f"are closed on {', '.join(hosts)} to every other host and this machine",
         )
 
 

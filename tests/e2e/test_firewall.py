@@ -61,8 +61,10 @@ class Sabotage:
 def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
     """Rounds of sabotages on different hosts, each round graded by one check run (each
     sabotage's evidence names its own host)."""
-    web2 = lab.address("web-02")
+    lb, web2 = lab.address("lb-01"), lab.address("web-02")
     replication = f"from {web2} to any port 3306 proto tcp"
+    second = lab.address("web-01").rpartition(".")[0] + ".50"  # a second address of web-01's
+    but_3306 = f"from {lb} proto tcp to any port 1:3305,3307:65535"
     return [
         [
             Sabotage(
@@ -79,7 +81,8 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw default allow incoming",
                 "sudo ufw default deny incoming",
                 "firewall.default-deny",
-                "lb-01:{port} (a free port the grader listened on) from this machine, web-01: open",
+                "lb-01:{port}, {port}, {port}, {port}, {port} and {port} more (free ports the "
+                "grader listened on) from this machine, web-01, web-02: open",
             ),
             Sabotage(
                 "low ports open",
@@ -87,8 +90,8 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw allow 1024:32767/tcp",
                 "sudo ufw delete allow 1024:32767/tcp",
                 "firewall.default-deny",
-                "web-02:{port} (a free port below 32768 the grader listened on) "
-                "from this machine, lb-01: open; the design opens it to no one",
+                "{port} more (free ports the grader listened on) from this machine, lb-01, "
+                "web-01: open; the design opens them to no one",
             ),
         ],
         [
@@ -134,8 +137,8 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo systemctl stop lab-e2e-873; sudo ufw delete deny 1024:65535/tcp && "
                 "sudo ufw default deny incoming",
                 "firewall.default-deny",
-                "lb-01:873 (rsync's port, in no host's design) from this machine, web-01: open "
-                "(a service listens there)",
+                "lb-01:873 (rsync's port, in no host's design) from this machine, web-01, "
+                "web-02: open (a service listens there)",
             ),
             Sabotage(
                 "a script that opens 2222",
@@ -144,7 +147,7 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw delete allow 2222/tcp",
                 "firewall.default-deny",
                 "web-01:2222 (a second SSH's port, in no host's design) "
-                "from this machine, web-02: open",
+                "from this machine, lb-01, web-02: open",
             ),
             Sabotage(  # without a firewall nothing is admitted: everything merely answers
                 "no firewall, public",
@@ -161,6 +164,51 @@ def sabotages(lab: LabRunner) -> list[list[Sabotage]]:
                 "sudo ufw --force enable",
                 "firewall.internal",
                 "web-02: nothing the grader tried was blocked",
+            ),
+        ],
+        [  # what a reader of the grader could open when only samples were tried
+            Sabotage(
+                "every port but 3306 open to the balancer",
+                "web-01",
+                f"sudo ufw allow {but_3306}",
+                f"sudo ufw delete allow {but_3306}",
+                "firewall.default-deny",
+                "{port} more (free ports the grader listened on) from lb-01: open",
+            ),
+            Sabotage(
+                "a second address open to everyone",
+                "web-01",
+                f"sudo ip addr add {second}/24 dev eth0 && sudo ufw allow to {second}",
+                f"sudo ufw delete allow to {second}; sudo ip addr del {second}/24 dev eth0",
+                "firewall.closed",
+                f"web-01:80 at {second} (Nginx) from this machine, web-02: open",
+            ),
+            Sabotage(
+                "every UDP port open",
+                "web-02",
+                "sudo ufw allow 1:65535/udp",
+                "sudo ufw delete allow 1:65535/udp",
+                "firewall.default-deny",
+                "{port} more/udp (free ports the grader listened on) from this machine, lb-01, "
+                "web-01: open",
+            ),
+            Sabotage(
+                "IPv6 let in",
+                "web-02",
+                "sudo ip6tables -I INPUT -j ACCEPT",
+                "sudo ip6tables -D INPUT -j ACCEPT",
+                "firewall.default-deny",
+                "{port} more over IPv6 (free ports the grader listened on) from lb-01, "
+                "web-01: open",
+            ),
+            Sabotage(
+                "two thousand ports open",
+                "lb-01",
+                "sudo ufw allow 5000:6999/tcp",
+                "sudo ufw delete allow 5000:6999/tcp",
+                "firewall.default-deny",
+                "{port} (free ports the grader listened on) from this machine, web-01, web-02: "
+                "open; the design opens them to no one",
             ),
         ],
     ]

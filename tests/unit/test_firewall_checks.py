@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import itertools
 import socket
 import threading
 from types import SimpleNamespace
@@ -15,7 +16,8 @@ import requests
 from checks import firewall
 from checks.base import CheckError
 from lab.core.topology import PACKAGED, Host, Topology, load
-from lab.observe.live import HTTP_TIMEOUT, carry, connect_state, forwarded
+from lab.facts import ipaddr
+from lab.observe.live import HTTP_TIMEOUT, attempts, carry, connect_state, forwarded
 from provision import firewall as reference
 from tests.helpers import judge, recorded
 
@@ -40,16 +42,32 @@ ufw allow from 192.168.71.10 to any port 80 proto tcp
 ufw allow from 192.168.71.12 to any port 3306 proto tcp
 ufw allow from 192.168.71.10 to any port 9100 proto tcp
 """
-# LISTEN on web-01 (address 192.168.71.11) with the arguments `5 0 22 3306 80 9100 9100?`
-LISTENED = (
-    "0 grader 34375 4030\n22 service 22 0\n3306 service 3306 0\n80 service 80 0\n"
-    "9100 grader 9100 4031\n9100? none 9100 0\n"
-)
-# PROBE on lb-01 of the firewalled lab (127.0.0.1 81: nothing listens there)
-PROBED = (
-    "192.168.71.11 22 0 \n192.168.71.11 9100 0 \n192.168.71.12 4444 124 \n"
-    "127.0.0.1 81 1 bash: line 1: /dev/tcp/127.0.0.1/81: Connection refused\n"
-)
+# LISTEN on web-01 of a firewalled lab (address 192.168.96.11), asked for
+# `22 3306 80 9100? 873 1-512 u1-512`
+LISTENED = """22 service 22 0
+22/6 service 22 0
+3306 service 3306 0
+3306/6 grader 3306 1684
+80 service 80 0
+80/6 grader 80 1684
+9100? none 9100 0
+873 grader 873 1684
+873/6 grader 873 1684
+1-512 grader 17 1684
+1-512/6 grader 17 1684
+u1-512 grader 66 1684
+u1-512/6 grader 66 1684
+"""
+# PROBE on lb-01 of that lab, while LISTEN served 1-512 (4) and u1-512 (425) on web-01
+# (127.0.0.1 81 and 9: nothing listens there; 192.168.96.99: no host)
+PROBED = """tcp/22/192.168.96.11 open
+tcp/4/192.168.96.11 silent
+udp/425/192.168.96.11 silent
+tcp/4/fe80::216:3eff:fe29:965a%eth0 silent
+tcp/81/127.0.0.1 refused
+udp/9/127.0.0.1 refused
+tcp/22/192.168.96.99 silent
+"""
 
 
 # -- the reference: ufw rules ---------------------------------------------------------------------
@@ -136,14 +154,17 @@ def test_expectations_of_the_reference_lab():
     } <= closed
     assert not [t for t in closed | internal if t[:3] == ("web-01", "web-02", 3306)]
     deny = _tried(REFERENCE, "deny")
-    assert len(deny) == 30  # 5 ports on each of 3 hosts from 2 sources
-    assert {port for _, _, port, _, _ in deny} == {
-        firewall.UNUSED,
-        firewall.UNUSED_LOW,
-        firewall.UNUSED_WELL_KNOWN,
-        873,
-        2222,
+    # every host from this machine and from each other host: 128 ranges over TCP and UDP, and
+    # the ports no host serves
+    assert len(deny) == 3 * 3 * (2 * 128 + len(firewall.UNDESIGNED))
+    assert {(s, t) for s, t, *_ in deny} == {
+        (s, t) for t in REFERENCE.names for s in (m, *REFERENCE.names) if s != t
     }
+    assert {port for _, _, port, _, _ in deny} == {
+        *firewall.SAMPLED,
+        *(port for port, _, _ in firewall.UNDESIGNED),
+    }
+    assert {873, 2222, 8080, 1194} <= {port for _, _, port, _, _ in deny}
     assert not [e for e in firewall.expectations(REFERENCE) if e.source == e.target]
 
 
@@ -163,21 +184,35 @@ def test_node_exporter_counts_from_the_balancer_only_while_it_runs():
 
 def test_recorded_listener_and_probe_output_parse():
     listened = firewall.parse_listen(LISTENED)
-    assert listened["0"] == {"status": "grader", "port": 34375, "pid": "4030"}
-    assert listened["80"]["status"] == "service" and listened["9100?"]["status"] == "none"
-    low = firewall.parse_listen("1024-32767 grader 14997 4032\n")["1024-32767"]
-    assert low["port"] == 14997 and firewall._asked(
-        firewall.Expect("deny", "x", "y", firewall.UNUSED_LOW, False, "")
-    ) == ("1024-32767")
+    assert listened["1-512"] == {"status": "grader", "port": 17, "pid": "1684"}
+    assert listened["80"]["status"] == "service" and listened["80/6"]["status"] == "grader"
+    assert listened["9100?"]["status"] == "none" and "9100?/6" not in listened
+    assert listened["u1-512/6"]["port"] == 66
+    udp = firewall.Expect("deny", "x", "y", "1-512", False, "", "udp")
+    assert firewall.asked(udp) == "u1-512"
     assert firewall.parse_probes(PROBED) == {
-        ("192.168.71.11", 22): "open",
-        ("192.168.71.11", 9100): "open",
-        ("192.168.71.12", 4444): "silent",
-        ("127.0.0.1", 81): "refused",
+        ("tcp", "192.168.96.11", 22): "open",
+        ("tcp", "192.168.96.11", 4): "silent",
+        ("udp", "192.168.96.11", 425): "silent",
+        ("tcp", "fe80::216:3eff:fe29:965a%eth0", 4): "silent",
+        ("tcp", "127.0.0.1", 81): "refused",
+        ("udp", "127.0.0.1", 9): "refused",
+        ("tcp", "192.168.96.99", 22): "silent",
     }
-    assert firewall.probe_state("1", "bash: connect: No route to host") == "unreachable"
-    # a source without bash: the probe script itself fails
-    assert firewall.probe_state("127", "bash: command not found") == "unreachable"
+    assert firewall.parse_probes("perl: not found\n") == {}  # a source without perl: unknown
+
+
+def test_every_port_lies_within_a_sampled_range_over_tcp_and_udp():
+    """A hole of 1023 ports or more anywhere holds a whole range, so one free port the grader
+    listens on; 873 and 2222 are tried by name."""
+    edges = [tuple(map(int, r.split("-"))) for r in firewall.SAMPLED]
+    assert edges[0][0] == 1 and edges[-1][1] == 65535
+    assert all(high - low < 512 for low, high in edges)
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(edges))
+    asked = {firewall.asked(e) for e in firewall.expectations(REFERENCE) if e.check == "deny"}
+    named = {f"{'u' if proto == 'udp' else ''}{p}" for p, _, proto in firewall.UNDESIGNED}
+    assert asked == {*firewall.SAMPLED, *(f"u{r}" for r in firewall.SAMPLED), *named}
+    assert {"873", "2222", "8080", "u51820"} <= named
 
 
 # -- judging -------------------------------------------------------------------------------------
@@ -185,12 +220,21 @@ def test_recorded_listener_and_probe_output_parse():
 # connection tried, what listened there (the free ports the grader listened on, its stand-ins
 # for 8405, 9090 and 9100) and what the try gave
 RECORDED_ROWS = recorded("firewall.closed")
-FREE_WHYS = (firewall.FREE, firewall.FREE_LOW, firewall.FREE_WELL_KNOWN)
+FREE = firewall.FREE
+FREE_WHYS = (FREE,)
 
 
 def free_port(why: str, target: str) -> int:
     """The free port the recorded run listened on, on target, for the free ports named why."""
     return next(r["port"] for r in RECORDED_ROWS if r["why"] == why and r["target"] == target)
+
+
+def free_ports(target: str, proto: str = "tcp") -> list[int]:
+    """The free ports the recorded run listened on, on target, in the order rows list them."""
+    rows = [
+        r for r in RECORDED_ROWS if (r["why"], r["target"], r["proto"]) == (FREE, target, proto)
+    ]
+    return list(dict.fromkeys(r["port"] for r in rows))
 
 
 def _rows(state=lambda e: "open" if e.open else "silent", listener=None, control=lambda e: "open"):
@@ -234,8 +278,8 @@ def test_another_firewall_style_passes_too(state):
 def test_no_firewall_fails_default_deny_and_closed():
     rows = _rows(state=lambda e: "open")
     deny = _judge(firewall.DefaultDeny, rows)
-    free = free_port(firewall.FREE, "lb-01")
-    assert not deny.passed and f"lb-01:{free} (a free port the grader listened on)" in deny.evidence
+    free = ", ".join(str(p) for p in free_ports("lb-01"))
+    assert not deny.passed and f"lb-01:{free} (free ports the grader listened on)" in deny.evidence
     closed = _judge(firewall.ClosedToOthers, rows)
     assert not closed.passed
     lines = closed.evidence.splitlines()
@@ -255,20 +299,33 @@ def test_no_firewall_fails_default_deny_and_closed():
         assert "ufw default deny incoming" in _judge(check, rows).hint
 
 
-def test_evidence_is_one_line_per_port_with_every_source_that_reached_it():
-    """Read in the report and in `lab exercise check 08`: a line per host and port, what was
-    found, from where, and who the design lets in; never one long sentence."""
+def test_evidence_is_one_line_per_finding_with_every_source_that_reached_it():
+    """Read in the report and in `lab exercise check 08`: a line per host and kind of port,
+    what was found, from where, and who the design lets in; never one long sentence, and the
+    free ports found alike on one line."""
     rows = _rows(state=lambda e: "open")
     for check in (firewall.DefaultDeny, firewall.ClosedToOthers):
         lines = _judge(check, rows).evidence.splitlines()
-        ports = [line.split(" ", 1)[0] for line in lines]
-        assert len(ports) == len(set(ports)) > 1, lines  # one line per host:port
-        assert all(" from this machine" in line for line in lines), lines
+        assert len(lines) == len(set(lines)) > 1, lines
+        assert all(" from " in line for line in lines), lines
     deny = _judge(firewall.DefaultDeny, rows).evidence.splitlines()
-    assert len(deny) == 15  # 3 hosts, 5 sampled ports, each tried from two sources
+    # 3 hosts: TCP and UDP free ports, and each port no host serves, at the lab address and
+    # over IPv6
+    assert len(deny) == 3 * (2 + len(firewall.UNDESIGNED)) * 2
+    ports = ", ".join(str(p) for p in free_ports("lb-01"))
     assert deny[0] == (
-        f"lb-01:{free_port(firewall.FREE, 'lb-01')} (a free port the grader listened on) from "
-        "this machine, web-01: open; the design opens it to no one"
+        f"lb-01:{ports} (free ports the grader listened on) from this machine, web-01, web-02: "
+        "open; the design opens them to no one"
+    )
+    assert "lb-01:873 over IPv6 (rsync's port, in no host's design) from web-01, web-02: " in (
+        "\n".join(deny)
+    )
+
+
+def test_many_ports_alike_are_counted_not_listed():
+    row = next(r for r in RECORDED_ROWS if r["why"] == firewall.FREE)
+    assert firewall.where(row, list(range(100, 110))) == (
+        f"{row['target']}:100, 101, 102, 103, 104 and 5 more (free ports the grader listened on)"
     )
 
 
@@ -499,21 +556,20 @@ def test_low_ports_open_to_everyone_fail_default_deny():
     """`ufw allow 1:32767/tcp` on a host kept its ephemeral ports closed and passed before."""
 
     def state(e):
-        return (
-            "open"
-            if e.open or (e.why == firewall.FREE_LOW and e.target == "web-02")
-            else ("silent")
-        )
+        low = e.why == firewall.FREE and e.port < 32768 and e.proto == "tcp"
+        return "open" if e.open or (low and e.target == "web-02") else "silent"
 
     verdict = _judge(firewall.DefaultDeny, _rows(state=state))
     assert not verdict.passed
-    low, free = free_port(firewall.FREE_LOW, "web-02"), free_port(firewall.FREE, "web-02")
-    words = (
-        f"web-02:{low} (a free port below 32768 the grader listened on) from this machine, lb-01: "
-        "open; the design opens it to no one"
+    low = [p for p in free_ports("web-02") if p < 32768]
+    assert low and len(low) < len(free_ports("web-02"))
+    lines = verdict.evidence.splitlines()
+    why, it = (firewall.FREE_PORTS, "them") if len(low) > 1 else (FREE, "it")
+    assert lines[0] == (
+        f"web-02:{', '.join(map(str, low))} ({why}) from this machine, lb-01, web-01: open; "
+        f"the design opens {it} to no one"
     )
-    assert verdict.evidence == words
-    assert str(free) not in verdict.evidence
+    assert all(str(p) not in verdict.evidence for p in free_ports("web-02") if p >= 32768)
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -551,16 +607,9 @@ def test_a_refusal_is_an_answer_whatever_the_control_gave():
 
 
 # -- the open grader: a firewall that is not default-deny, a host with no firewall -------------
-def test_low_ports_are_sampled_with_873_and_2222():
-    asked = {firewall._asked(e) for e in firewall.expectations(REFERENCE) if e.check == "deny"}
-    assert asked == {"0", "1024-32767", "1-1023", "873", "2222"}
-    listened = firewall.parse_listen("1-1023 grader 613 4040\n873 service 873 0\n")
-    assert listened["1-1023"]["port"] == 613 and listened["873"]["status"] == "service"
-
-
 def _allow_by_default(e, below=1024, port=None):
     """`ufw default allow incoming` with `ufw deny 1024:65535` (or with `ufw allow PORT`)."""
-    if e.open or e.port < below or e.port == port:
+    if e.open or (e.proto == "tcp" and e.port < below) or e.port == port:
         return "open"
     return "silent"
 
@@ -573,18 +622,12 @@ def test_a_firewall_that_allows_by_default_fails_default_deny():
     verdict = _judge(firewall.DefaultDeny, rows)
     assert not verdict.passed
     lines = verdict.evidence.splitlines()
-    well_known = free_port(firewall.FREE_WELL_KNOWN, "lb-01")
-    assert lines[0] == (
-        f"lb-01:{well_known} (a free port below 1024 the grader listened on) from this machine, "
-        "web-01: open; the design opens it to no one"
-    )
     assert any(
         line.startswith("web-01:873 (rsync's port, in no host's design) from this machine")
         for line in lines
     )
     assert "(a service listens there)" in verdict.evidence  # rsync --daemon answered there
-    for why in (firewall.FREE_LOW, firewall.FREE):
-        assert f":{free_port(why, 'lb-01')} " not in verdict.evidence
+    assert all(str(p) not in verdict.evidence for p in free_ports("lb-01") if p >= 1024)
 
 
 def test_a_student_script_that_opens_2222_fails_default_deny():
@@ -592,11 +635,154 @@ def test_a_student_script_that_opens_2222_fails_default_deny():
     verdict = _judge(firewall.DefaultDeny, rows)
     assert not verdict.passed
     assert (
-        "web-02:2222 (a second SSH's port, in no host's design) from this machine, lb-01: open"
-        in verdict.evidence
+        "web-02:2222 (a second SSH's port, in no host's design) from this machine, lb-01, "
+        "web-01: open" in verdict.evidence
     )
-    well_known = free_port(firewall.FREE_WELL_KNOWN, "web-02")
-    assert "873" not in verdict.evidence and f":{well_known} " not in verdict.evidence
+    assert "873" not in verdict.evidence and "free port" not in verdict.evidence
+
+
+# -- every pair of hosts, UDP, IPv6, every address --------------------------------------------
+def test_a_host_open_to_one_other_host_fails_default_deny():
+    """`ufw allow from LB-01 to any port 1:3305,3307:65535` on web-01 passed before: only one
+    other host tried each host."""
+
+    def state(e):
+        from_lb = e.source == "lb-01" and e.target == "web-01" and e.proto == "tcp"
+        return "open" if e.open or (from_lb and e.port != 3306) else "silent"
+
+    verdict = _judge(firewall.DefaultDeny, _rows(state=state))
+    assert not verdict.passed
+    lines = verdict.evidence.splitlines()
+    assert lines and all(line.startswith("web-01:") for line in lines)
+    assert all(" from lb-01: open" in line for line in lines)
+
+
+def test_udp_open_to_everyone_fails_default_deny():
+    """`ufw allow 1:65535/udp` passed before: UDP was never tried."""
+    verdict = _judge(
+        firewall.DefaultDeny,
+        _rows(
+            state=lambda e: (
+                "open" if e.open or (e.proto, e.target) == ("udp", "web-02") else "silent"
+            )
+        ),
+    )
+    assert not verdict.passed
+    assert all(
+        line.startswith("web-02:") and "/udp" in line for line in verdict.evidence.splitlines()
+    )
+
+
+def test_ipv6_open_fails_default_deny_and_closed():
+    """`ip6tables -I INPUT -j ACCEPT` on lb-01 passed before: IPv6 was never tried."""
+    rows = _rows(
+        state=lambda e: "open" if e.open or (e.family, e.target) == (6, "lb-01") else "silent"
+    )
+    verdict = _judge(firewall.DefaultDeny, rows)
+    assert not verdict.passed
+    lines = verdict.evidence.splitlines()
+    assert all(line.startswith("lb-01:") and " over IPv6 " in line for line in lines)
+    assert " from web-01, web-02: open" in lines[0]
+    web = _rows(
+        state=lambda e: "open" if e.open or (e.family, e.target) == (6, "web-01") else "silent"
+    )
+    closed = _judge(firewall.ClosedToOthers, web)
+    assert "web-01:80 over IPv6 (Nginx) from web-02: open" in closed.evidence
+
+
+def test_another_address_of_a_host_is_tried_as_well():
+    """A second address with `ufw allow to ADDRESS` exposed Nginx there and passed before."""
+    rows = _rows()
+    extra = [
+        {**r, "address": "192.168.71.50", "state": "open"}
+        for r in rows
+        if r["target"] == "web-01" and not r["open"] and r["family"] == 4 and not r["address"]
+    ]
+    closed = _judge(firewall.ClosedToOthers, rows + extra)
+    assert not closed.passed
+    assert "web-01:80 at 192.168.71.50 (Nginx) from this machine, web-02: open" in closed.evidence
+    assert not _judge(firewall.DefaultDeny, rows + extra).passed
+
+
+# `ip -o addr show` on web-01 with a second address, and on web-02 (subnet 192.168.96; each
+# line's `valid_lft forever preferred_lft forever` left out)
+ADDRESSES = {
+    "web-01": """1: lo    inet 127.0.0.1/8 scope host lo\\
+1: lo    inet6 ::1/128 scope host \\
+2: eth0    inet 192.168.96.11/24 brd 0.0.0.255 scope global eth0\\
+2: eth0    inet 192.168.96.50/24 scope global secondary eth0\\
+2: eth0    inet6 fe80::216:3eff:fe29:965a/64 scope link \\
+""",
+    "web-02": """1: lo    inet 127.0.0.1/8 scope host lo\\
+2: eth1    inet 192.168.96.12/24 brd 0.0.0.255 scope global eth1\\
+2: eth1    inet6 fe80::216:3eff:fe12:3456/64 scope link \\
+""",
+}
+
+
+SUBNET = ipaddress.IPv4Network("192.168.96.0/24")
+
+
+def test_closed_ports_are_tried_at_every_address_and_over_ipv6_from_the_hosts():
+    own = {h: ipaddr.parse(text) for h, text in ADDRESSES.items()}
+    lab_address = {"web-01": "192.168.96.11", "web-02": "192.168.96.12"}
+    closed = firewall.Expect("closed", "web-02", "web-01", 80, False, "Nginx")
+    assert list(firewall.widened([closed], lab_address, own, SUBNET)) == [
+        (closed, "", 4),
+        (closed, "192.168.96.50", 4),
+        (closed, "fe80::216:3eff:fe29:965a%eth1", 6),  # scoped by the source's interface
+    ]
+    machine = firewall.Expect("closed", firewall.MACHINE, "web-01", 80, False, "Nginx")
+    assert list(firewall.widened([machine], lab_address, own, SUBNET)) == [
+        (machine, "", 4),
+        (machine, "192.168.96.50", 4),  # this machine has no IPv6 on the lab's network
+    ]
+    assert list(firewall.widened([machine], lab_address, own, SUBNET, frozenset({"web-01"}))) == [
+        (machine, "", 4)  # a host this machine must not contact: its lab address goes by SSH
+    ]
+    # an address off the lab's network (a container bridge's) is not the lab's to probe
+    docker = ipaddr.parse("3: docker0    inet 172.17.0.1/16 scope global docker0\\\n")
+    own_docker = {**own, "web-01": own["web-01"] + docker}
+    assert list(firewall.widened([machine], lab_address, own_docker, SUBNET))[2:] == []
+    opened = firewall.Expect("internal", "web-02", "web-01", 3306, True, "replication")
+    assert list(firewall.widened([opened], lab_address, own, SUBNET)) == [(opened, "", 4)]
+
+
+def test_attempts_from_this_machine_tell_open_refused_and_silent_over_tcp_and_udp():
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo,
+    ):
+        echo.bind(("127.0.0.1", 0))
+        tcp, udp = server.getsockname()[1], echo.getsockname()[1]
+
+        def answer():
+            data, sender = echo.recvfrom(64)
+            echo.sendto(data, sender)
+
+        replying = threading.Thread(target=answer)
+        replying.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as idle:
+            idle.bind(("127.0.0.1", 0))  # bound, never answers: a datagram dropped
+            silent = idle.getsockname()[1]
+            found = attempts(
+                [
+                    ("tcp", "127.0.0.1", tcp),
+                    ("udp", "127.0.0.1", udp),
+                    ("udp", "127.0.0.1", silent),
+                ],
+                0.5,
+            )
+        replying.join()
+    assert found == {
+        ("tcp", "127.0.0.1", tcp): "open",
+        ("udp", "127.0.0.1", udp): "open",
+        ("udp", "127.0.0.1", silent): "silent",
+    }
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert attempts([("tcp", "127.0.0.1", free)], 0.5) == {("tcp", "127.0.0.1", free): "refused"}
 
 
 def test_one_host_without_a_firewall_fails_public_and_internal_for_that_host_only():
