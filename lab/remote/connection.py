@@ -27,6 +27,7 @@ CONNECT_TIMEOUT = 5
 CHANNELS = 5
 STDIN_CHUNK = 32768
 KEPT_SHELLS = 3  # per host, each holding one of its CHANNELS (lab.remote.shell)
+ASK_RUNNING_EVERY = 1.0  # seconds between wait_for_ssh's questions whether the host still runs
 
 
 @dataclass(frozen=True)
@@ -338,14 +339,14 @@ def wait_for_ssh(
 ) -> None:
     """Poll until the host accepts an SSH login with the lab key, or the deadline passes; a
     host that running() says has stopped (killed on Ctrl-C, or crashed) fails at once."""
-    last_error, asked = "no answer", Deadline(1.0)
+    last_error, asked = "no answer", Deadline(ASK_RUNNING_EVERY)
     for _ in deadline.ticks(0.2):
         if deadline.passed:  # no try once the deadline has passed (LAB_BOOT_TIMEOUT=0: none)
             break
-        if running is not None and asked.passed:  # at most once a second
+        if running is not None and asked.passed:  # at most once every ASK_RUNNING_EVERY s
             if not running():
                 raise LabError(f"{spec.name} stopped before it accepted SSH ({last_error})")
-            asked = Deadline(1.0)
+            asked = Deadline(ASK_RUNNING_EVERY)
         try:
             with socket.create_connection((spec.address, spec.port), timeout=1):
                 pass

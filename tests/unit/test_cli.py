@@ -11,17 +11,6 @@ from lab.cli.render import make_console, status_table
 from lab.providers.base import HostStatus
 
 
-def lab(*args, env=None, home=None):
-    import os
-
-    environment = {**os.environ, **(env or {})}
-    if home:
-        environment["LAB_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=environment
-    )
-
-
 def assert_one_clear_error(result, text):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -46,28 +35,28 @@ def test_help_lists_every_command_in_order_with_its_own_help(capsys):
         assert " ".join(module.HELP.split()) in text
 
 
-def test_malformed_topology(tmp_path):
+def test_malformed_topology(run_lab, tmp_path):
     bad = tmp_path / "lab.yml"
     bad.write_text("name: [\n")
-    assert_one_clear_error(lab("--topology", str(bad), "status"), "cannot read topology")
+    assert_one_clear_error(run_lab("--topology", str(bad), "status"), "cannot read topology")
 
 
-def test_missing_topology(tmp_path):
-    assert_one_clear_error(lab("--topology", str(tmp_path / "no.yml"), "up"), "not found")
+def test_missing_topology(run_lab, tmp_path):
+    assert_one_clear_error(run_lab("--topology", str(tmp_path / "no.yml"), "up"), "not found")
 
 
-def test_unknown_host_lists_valid_ones(tmp_path):
-    result = lab("ssh", "web-03", home=tmp_path)
+def test_unknown_host_lists_valid_ones(run_lab, tmp_path):
+    result = run_lab("ssh", "web-03", env={"LAB_HOME": tmp_path})
     assert_one_clear_error(result, "unknown host 'web-03'; this lab has: lb-01, web-01, web-02")
 
 
 @pytest.mark.parametrize("command", [["ssh", "web-01"], ["ssh-config"], ["check"], ["provision"]])
-def test_commands_on_a_lab_that_is_not_up(tmp_path, command):
-    assert_one_clear_error(lab(*command, home=tmp_path), "is not up")
+def test_commands_on_a_lab_that_is_not_up(run_lab, tmp_path, command):
+    assert_one_clear_error(run_lab(*command, env={"LAB_HOME": tmp_path}), "is not up")
 
 
-def test_status_of_a_lab_that_is_not_up(tmp_path):
-    result = lab("status", home=tmp_path)
+def test_status_of_a_lab_that_is_not_up(run_lab, tmp_path):
+    result = run_lab("status", env={"LAB_HOME": tmp_path})
     assert result.returncode == 0 and "not up" in result.stdout
 
 
@@ -80,12 +69,14 @@ def test_status_table_renders_in_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
-def test_unknown_check_section_is_one_clear_error(tmp_path):
-    assert_one_clear_error(lab("check", "cache", home=tmp_path), "unknown check or section")
+def test_unknown_check_section_is_one_clear_error(run_lab, tmp_path):
+    assert_one_clear_error(
+        run_lab("check", "cache", env={"LAB_HOME": tmp_path}), "unknown check or section"
+    )
 
 
-def test_hosts_lines_point_the_domain_at_the_load_balancer(tmp_path):
-    out = lab("hosts", home=tmp_path).stdout
+def test_hosts_lines_point_the_domain_at_the_load_balancer(run_lab, tmp_path):
+    out = run_lab("hosts", env={"LAB_HOME": tmp_path}).stdout
     assert "192.168.56.10\tfoobar.com www.foobar.com" in out
     assert "192.168.56.12\tweb-02" in out
 
@@ -100,8 +91,10 @@ def test_ctrl_c_while_the_commands_are_imported_is_a_quiet_exit(monkeypatch):
     assert cli.main(["check"]) == 130
 
 
-def test_snapshot_restore_takes_yes(tmp_path):
-    assert_one_clear_error(lab("snapshot", "restore", "x", "--yes", home=tmp_path), "is not up")
+def test_snapshot_restore_takes_yes(run_lab, tmp_path):
+    assert_one_clear_error(
+        run_lab("snapshot", "restore", "x", "--yes", env={"LAB_HOME": tmp_path}), "is not up"
+    )
 
 
 def _snapshot(home, lab_name: str, name: str, meta: str | None = None) -> None:

@@ -51,13 +51,13 @@ def test_a_command_past_its_time_is_killed(monkeypatch):
     monkeypatch.setattr(forked.app, "main", sleeping)
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
-        forked.run(["check"], dict(os.environ), timeout=1)
+        forked.run(["check"], dict(os.environ), timeout=0.3)
     assert time.monotonic() - started < 5
 
 
 def test_the_child_waits_for_its_threads_as_the_interpreter_does(monkeypatch):
     def with_a_thread(argv):
-        threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+        threading.Thread(target=lambda: (time.sleep(0.1), print("thread done"))).start()
         return 3
 
     monkeypatch.setattr(forked.app, "main", with_a_thread)

@@ -21,8 +21,6 @@ import csv
 import io
 import json
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -43,12 +41,6 @@ CANVAS_STUDENT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 def rows_of(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
-
-
-def lab(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, cwd=cwd
-    )
 
 
 # -- names as given ----------------------------------------------------------------------
@@ -266,12 +258,12 @@ def _graded_folder(out: Path) -> None:
     write_gradebook(CLASS, CHECKS, out, pairs=[])
 
 
-def test_merge_writes_the_platform_file_from_a_roster_and_says_who_is_left_out(tmp_path):
+def test_merge_writes_the_platform_file_from_a_roster_and_says_who_is_left_out(run_lab, tmp_path):
     _graded_folder(tmp_path / "OUT-1")
     (tmp_path / "roster.csv").write_text(
         "student,username,id,section\nalice,alice1,11,A\nbob,bob2,12,A\n"
     )
-    done = lab(
+    done = run_lab(
         "grade", "merge", "OUT-1", "--out", "OUT", "--format", "canvas",
         "--roster", "roster.csv", "--no-check-columns", cwd=tmp_path,
     )  # fmt: skip
@@ -284,9 +276,9 @@ def test_merge_writes_the_platform_file_from_a_roster_and_says_who_is_left_out(t
     assert "lb.haproxy" not in rows_of(_text(tmp_path / "OUT"))[0]
 
 
-def test_a_platform_format_without_a_roster_is_one_clear_error(tmp_path):
+def test_a_platform_format_without_a_roster_is_one_clear_error(run_lab, tmp_path):
     _graded_folder(tmp_path / "OUT-1")
-    done = lab("grade", "merge", "OUT-1", "--out", "OUT", "--format", "moodle", cwd=tmp_path)
+    done = run_lab("grade", "merge", "OUT-1", "--out", "OUT", "--format", "moodle", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "--format moodle needs a roster" in done.stderr
     assert not (tmp_path / "OUT").exists()

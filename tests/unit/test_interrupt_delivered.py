@@ -20,7 +20,8 @@ def run():
     thing = Thing()
     ref = weakref.ref(thing, callback)
     del thing  # the callback runs here: Python can only print its exception and go on
-    time.sleep(1)  # the command goes on with its work
+    for _ in range(STEPS):  # the command goes on with its work, 10 ms at a time
+        time.sleep(0.01)
     return "went on"
 
 try:
@@ -31,17 +32,21 @@ except KeyboardInterrupt:
 """
 
 
-def run(program: str) -> subprocess.CompletedProcess:
+def run(program: str, steps: int) -> subprocess.CompletedProcess:
+    """program with its work lasting up to steps times 10 ms."""
     return subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", f"STEPS = {steps}\n{program}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
 def test_an_interrupt_python_would_drop_is_delivered_again():
-    done = run(PROGRAM)
+    done = run(PROGRAM, 300)  # delivered again 50 ms on, long before the work's 3 s are over
     assert done.stdout == "interrupted\n" and done.stderr == "", done
 
 
 def test_without_it_python_prints_a_traceback_and_goes_on():
-    done = run(PROGRAM.replace("with signals.interrupts_delivered():", "if True:"))
+    done = run(PROGRAM.replace("with signals.interrupts_delivered():", "if True:"), 10)
     assert done.stdout == "went on\n" and "Traceback" in done.stderr, done

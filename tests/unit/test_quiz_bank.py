@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -146,14 +143,8 @@ def test_placeholders_take_the_lab_names():
     assert quiz.fill("{lb} at {lb_address}", names) == "front at 192.168.9.10"
 
 
-def test_without_a_terminal_or_answers_one_clear_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "lab", "quiz"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LAB_HOME": str(tmp_path)},
-    )
+def test_without_a_terminal_or_answers_one_clear_line(run_lab, tmp_path):
+    result = run_lab("quiz", env={"LAB_HOME": tmp_path})
     assert result.returncode == 2
     assert result.stderr.startswith("error: lab quiz asks its questions on a terminal")
     assert "--answer ID=CHOICE" in result.stderr and "Traceback" not in result.stderr
@@ -177,21 +168,11 @@ def test_the_list_shows_the_questions_as_the_lab_asks_them():
     assert "holding 192.168.9.10" in shown  # {lb_address}, in cname-or-a
 
 
-def test_lab_quiz_list_names_the_lab_it_runs_for(tmp_path):
+def test_lab_quiz_list_names_the_lab_it_runs_for(run_lab, tmp_path):
     topology = tmp_path / "other.yml"
     topology.write_text(yaml.safe_dump(OTHER_NAMES))
-    result = subprocess.run(
-        [sys.executable, "-m", "lab", "quiz", "--list"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "LAB_HOME": str(tmp_path),
-            "LAB_TOPOLOGY": str(topology),
-            "COLUMNS": "400",
-        },
-    )
+    env = {"LAB_HOME": tmp_path, "LAB_TOPOLOGY": topology, "COLUMNS": "400"}
+    result = run_lab("quiz", "--list", env=env)
     assert result.returncode == 0, result.stderr
     assert "{lb}" not in result.stdout and "{web1}" not in result.stdout
     assert "The first request through front went to a." in result.stdout

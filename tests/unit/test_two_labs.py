@@ -78,7 +78,7 @@ def test_grading_slots_side_by_side_build_a_given_state_once(tmp_path, monkeypat
     def provision(topology, state, provider, names, progress, connect=None, taken_over=False):
         with lock:
             runs.append((topology.name, "start", provider.restored[-1]))
-        time.sleep(0.3)
+        time.sleep(0.1)  # long enough for the other slot to run into the build
         with lock:
             runs.append((topology.name, "end", None))
 

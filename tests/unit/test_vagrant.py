@@ -4,7 +4,6 @@ pure parts: ssh-config parsing, box choice, error lines."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -129,13 +128,9 @@ def test_an_unknown_vagrant_provider_is_refused(monkeypatch):
         provider.pick_vagrant_provider()
 
 
-def test_no_vagrant_is_one_clear_line(tmp_path):
-    env = {**os.environ, "LAB_HOME": str(tmp_path), "PATH": "/nonexistent"}
-    result = subprocess.run(
-        [sys.executable, "-m", "lab", "up", "--provider", "vagrant"],
-        env=env,
-        capture_output=True,
-        text=True,
+def test_no_vagrant_is_one_clear_line(run_lab, tmp_path):
+    result = run_lab(
+        "up", "--provider", "vagrant", env={"LAB_HOME": tmp_path, "PATH": "/nonexistent"}
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
