@@ -7,8 +7,8 @@ from checks.web import application_problem
 from lab.observe import probes
 
 
-class AppServerHost(probes.Application):
-    relays: list[probes.Relay]  # other ports that lead to the application from outside
+class AppServerHost(probes.Application, probes.Outside):
+    """What Nginx forwards to, who holds it, and what reaches it from outside the host."""
 
 
 AppServerObservation = dict[str, AppServerHost]  # by web server
@@ -39,7 +39,7 @@ class AppServer(Check):
 
     def observe(self, lab) -> AppServerObservation:
         def probe(host) -> AppServerHost:
-            return {**probes.application(lab, host), "relays": probes.relays(lab, host)}
+            return {**probes.application(lab, host), **probes.outside(lab, host)}
 
         return lab.on_each(lab.web_hosts(), probe)
 
@@ -53,12 +53,13 @@ class AppServer(Check):
                 problems.append(unproven)
             elif master is None:
                 problems.append(f"{host}: no process holds {', '.join(app['targets'])}")
-            elif not app["local_only"]:
+            elif app["exposed"]:  # beyond loopback, and a visitor outside the host got it
                 problems.append(
                     f"{host}: {master['name']} (pid {master['pid']}) listens on "
-                    f"{', '.join(app['sockets'])}: reachable from the network, not only by Nginx"
+                    f"{', '.join(app['sockets'])}: reachable from the network, not only by "
+                    f"Nginx: {'; '.join(answered(e, at=True) for e in app['exposed'])}"
                 )
-            for relay in app.get("relays", []):
+            for relay in app["relays"]:
                 held = (
                     f" ({', '.join(relay['programs'])})"
                     if relay["programs"]
@@ -66,16 +67,34 @@ class AppServer(Check):
                 )
                 problems.append(
                     f"{host}: {relay['socket']}{held} relays the application to the network: "
-                    f"GET /api/status there from {relay['from']} was answered by the "
-                    f"application (HTTP {relay['status']}"
-                    + (f", pid {relay['pid']})" if relay["pid"] else ")")
+                    + answered(relay)
                 )
-            if master is not None and app["local_only"] and not app.get("relays"):
+            if master is not None and not app["exposed"] and not app["relays"]:
                 how = "" if app.get("front_door", True) else " (asked from the host: no port 80)"
-                seen.append(f"{host}: {master['name']} on {', '.join(app['sockets'])}{how}")
+                asked = ", ".join(app.get("asked_from", []))
+                unreached = (
+                    ""
+                    if app["local_only"]
+                    else ", where nothing outside the host reaches it"
+                    + (f" (asked from {asked})" if asked else "")
+                )
+                seen.append(
+                    f"{host}: {master['name']} on {', '.join(app['sockets'])}{how}{unreached}"
+                )
         if problems:
             return failed_all(problems)
         return passed("; ".join(seen) + "; no other port leads to it from outside")
+
+
+def answered(seen: probes.Relay, at: bool = False) -> str:
+    """How a visitor outside the host got the application at seen's socket (named, or
+    'there')."""
+    where = f"at {seen['socket']}" if at else "there"
+    pid = f", pid {seen['pid']}" if seen["pid"] else ""
+    return (
+        f"GET /api/status {where} from {seen['from']} was answered by the application "
+        f"(HTTP {seen['status']}{pid})"
+    )
 
 
 # A failure with hints of its own in docs/exercises/hints.yml (`app.database/CASE`).

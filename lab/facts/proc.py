@@ -54,26 +54,6 @@ def parse_units(text: str) -> dict[int, tuple[int, str, str]]:
     return found
 
 
-def exe(pids) -> str:
-    """The program each process runs, as the kernel says (/proc/PID/exe), for the given pids
-    (each validated: digits only); needs root for other users' processes."""
-    checked = [p for p in (valid_pid(x) for x in pids) if p]
-    return (
-        f"for p in {' '.join(checked) or '1'}; do "
-        'printf "%s\\t%s\\n" "$p" "$(readlink "/proc/$p/exe")"; done'
-    )
-
-
-def parse_exe(text: str) -> dict[int, str]:
-    """`exe` lines as pid → the program's path ('' when the kernel would not say)."""
-    found = {}
-    for line in text.splitlines():
-        pid, _, path = line.partition("\t")
-        if pid.isdigit():
-            found[int(pid)] = path.strip().removesuffix(" (deleted)")
-    return found
-
-
 def eldest(processes: dict[int, Process]) -> Process | None:
     """The process whose parent is not among them (a WSGI server's master)."""
     for process in processes.values():

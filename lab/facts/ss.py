@@ -15,9 +15,12 @@ class Listener:
     """One listening socket: TCP (address, port) or unix (path), and who holds it."""
 
     kind: str  # "tcp" or "unix"
-    address: str  # IP address, "*" for any, or the unix socket's path
+    address: str  # IP address (with its %interface, if bound to one), "*" for any, or the path
     port: int | None
     processes: tuple[tuple[str, int], ...]  # (name, pid)
+    # TCP: "4" (0.0.0.0, an IPv4 address), "6" ([::] of an IPv6-only socket, an IPv6 address),
+    # "" (ss's *: an IPv6 socket that takes IPv4 too, on every address)
+    family: str = ""
 
     @property
     def pids(self) -> set[int]:
@@ -37,11 +40,28 @@ class Listener:
         except ValueError:
             return False  # "*" and the like: every address
 
+    @property
+    def over_ipv4(self) -> bool:
+        """Whether the socket takes connections over IPv4."""
+        return self.kind == "tcp" and self.family in ("4", "")
+
+    @property
+    def over_ipv6(self) -> bool:
+        """Whether the socket takes connections over IPv6 (alone, or besides IPv4: ss's *)."""
+        return self.kind == "tcp" and self.family in ("6", "")
+
     def __str__(self) -> str:
+        """As ss prints it: 0.0.0.0:80, [::]:22 (IPv6 only), *:8000 (both), [fe80::1]%eth0:81."""
         if self.kind == "unix":
             return f"unix:{self.address}"
-        host = f"[{self.address}]" if ":" in self.address else self.address
+        host = WILDCARDS.get(self.family, "*") if self.address == "*" else self.address
+        ip, sep, scope = host.partition("%")
+        if ":" in ip:
+            host = f"[{ip}]" + (f"%{scope}" if sep else "")
         return f"{host}:{self.port}"
+
+
+WILDCARDS = {"4": "0.0.0.0", "6": "::"}
 
 
 def parse(text: str) -> list[Listener]:
@@ -59,12 +79,12 @@ def parse(text: str) -> list[Listener]:
             listeners.append(Listener("unix", local, None, processes))
         elif ":" in local:
             host, _, port = local.rpartition(":")
-            host = host.strip("[]")
-            if host in ("0.0.0.0", "::"):
-                host = "*"
-            listeners.append(
-                Listener("tcp", host, int(port) if port.isdigit() else None, processes)
-            )
+            ip, sep, scope = host.partition("%")  # [fe80::1]%eth0, 127.0.0.53%lo
+            ip = ip.strip("[]")
+            family = "" if ip == "*" else "6" if ":" in ip else "4"
+            host = "*" if ip in ("*", "0.0.0.0", "::") else ip + (f"%{scope}" if sep else "")
+            number = int(port) if port.isdigit() else None
+            listeners.append(Listener("tcp", host, number, processes, family))
     return listeners
 
 

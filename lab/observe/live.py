@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import ipaddress
 import logging
 import re
 import select
@@ -31,7 +32,7 @@ from lab.core import ca, platform
 from lab.core.state import LabState, lab_home
 from lab.core.topology import Topology
 from lab.core.wait import Deadline, until
-from lab.facts import vrrp
+from lab.facts import ipaddr, vrrp
 from lab.observe import CURRENT_CHECK, CheckError, visitor
 from lab.remote.connection import Fleet, describe, fan_out
 from lab.remote.shell import ShellBroken
@@ -43,6 +44,7 @@ WEB_PORT = 80
 OUTSIDE_READ_TIMEOUT = 2.0  # an application answers /api/status at once
 OUTSIDE_CONNECT_TIMEOUT = 2.0  # a lab host connecting to another one
 ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is asked via a balancer
+THIS_MACHINE = "this machine"  # the grader's own machine, as a source of requests (from_outside)
 SCRATCH_DB = "webstack_lab_check"  # the grader's own database; dropped after every run
 TOKEN_PREFIX = "lab-check-"  # what the grader writes (guestbook entries, accounts) starts so
 PAUSED = "/run/webstack-lab-check.paused"  # on a replica whose SQL thread the grader paused
@@ -406,35 +408,58 @@ class LiveLab:
             return balancer.name
         return ""
 
-    def from_outside(self, host: str, address: str, port: int, path: str) -> dict:
-        """GET path from address:port of host, as a visitor outside host: from this machine,
-        else (when this machine cannot connect) from one other lab host, a balancer first.
-        Returns where it was asked from ('' when neither could connect), the status (None: no
-        answer) and the JSON object of the answer. Each connection gets a short while only."""
-        url, timeout = f"http://{address}:{port}", (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
-        if connect_state(address, port, ROUTE_PROBE_TIMEOUT) == "open":
-            return self._outside("this machine", url + path, timeout)
-        via = self.memo(("outside of", host), lambda: self._neighbour(host))
-        if via:
-            try:
-                with forwarded(
-                    self.fleet[via], address, port, via, OUTSIDE_CONNECT_TIMEOUT
-                ) as local:
-                    return self._outside(via, local + path, timeout)
-            except CheckError:  # that host cannot connect either
-                pass
-        return {"from": "", "status": None, "json": None}
+    def outside_sources(self, host: str) -> list[str]:
+        """Where a visitor outside host may come from: this machine, then every other lab host
+        that answers over SSH, the balancers first (decided once per run)."""
 
-    def _neighbour(self, host: str) -> str:
-        """The first other lab host, a balancer first, that answers over SSH ('' if none)."""
-        others = [h.name for h in self.topology.with_role("lb")] + self.topology.names
-        for name in dict.fromkeys(h for h in others if h != host):
-            try:
-                self.sh(name, "true")
-            except CheckError:
-                continue
-            return name
-        return ""
+        def find() -> list[str]:
+            others = [h.name for h in self.topology.with_role("lb")] + self.topology.names
+            names = list(dict.fromkeys(h for h in others if h != host))
+            answers = fan_out(names, lambda name: self.sh(name, "true"))
+            return [THIS_MACHINE] + [name for name in names if not answers[name].error]
+
+        return self.memo(("outside of", host), find)
+
+    def lab_interface(self, host: str) -> str | None:
+        """host's interface on the lab network (the one carrying its lab address): the scope of
+        a link-local address host connects to (once per run; None when not found)."""
+
+        def find() -> str | None:
+            addresses = ipaddr.parse(self.sh(host, ipaddr.ADDRESSES, check=False))
+            return ipaddr.interface_of(addresses, self.address(host))
+
+        return self.memo(("lab interface", host), find)
+
+    def from_outside(self, source: str, address: str, port: int, path: str) -> dict | None:
+        """GET path from address:port (IPv4 or IPv6) as a visitor from source: this machine, or
+        another lab host, whose SSH server connects there for us (a link-local IPv6 address
+        with source's interface on the lab network as its scope). Returns where it was asked
+        from, the status (None: no answer) and the JSON object of the answer; None when source
+        cannot connect there (or cannot ask: this machine has no IPv6 on the lab network, nor
+        contacts an address it reaches through SSH). Each connection gets a short while only."""
+        timeout = (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
+        link_local = is_link_local(address)
+        if source == THIS_MACHINE:
+            if link_local or self.tunnelled(address):
+                return None
+            if connect_state(address, port, ROUTE_PROBE_TIMEOUT) != "open":
+                return None
+            host = f"[{address}]" if ":" in address else address
+            return self._outside(source, f"http://{host}:{port}{path}", timeout)
+        if link_local:
+            scope = self.lab_interface(source)
+            if not scope:
+                return None
+            address = f"{address}%{scope}"
+        try:
+            with forwarded(
+                self.fleet[source], address, port, source, OUTSIDE_CONNECT_TIMEOUT
+            ) as local:
+                return self._outside(source, local + path, timeout)
+        except ChannelRefused as refused:
+            if refused.reason == FORWARDING_OFF:  # unasked is not unreached: say so
+                raise
+            return None  # that host cannot connect there
 
     def _outside(self, origin: str, url: str, timeout) -> dict:
         try:
@@ -623,6 +648,14 @@ def _failed_attempt(code: int | None) -> str:
     return "refused" if code == errno.ECONNREFUSED else "unreachable"
 
 
+def is_link_local(address: str) -> bool:
+    """Whether address is an IPv6 link-local one (fe80::/10), which needs a scope to connect."""
+    try:
+        return ipaddress.ip_address(address.partition("%")[0]).is_link_local and ":" in address
+    except ValueError:
+        return False
+
+
 def tunnelled(topology: Topology, fleet: Fleet | None) -> dict[str, str]:
     """{address: host whose SSH reaches it} for the lab addresses this machine must not
     contact (their hosts' specs say tunnel); a virtual address maps to '' (the holder)."""
@@ -633,6 +666,9 @@ def tunnelled(topology: Topology, fleet: Fleet | None) -> dict[str, str]:
     if found and topology.virtual_address:
         found[topology.virtual_address] = ""
     return found
+
+
+FORWARDING_OFF = "its SSH server does not forward connections (AllowTcpForwarding)"
 
 
 class ChannelRefused(CheckError):
@@ -680,7 +716,7 @@ def _refusal(exc: Exception) -> str:
     if code == paramiko.common.OPEN_FAILED_CONNECT_FAILED:
         return "connection refused or unreachable"
     if code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
-        return "its SSH server does not forward connections (AllowTcpForwarding)"
+        return FORWARDING_OFF
     if "Timeout" in str(exc):
         return "timed out"
     return describe(exc)

@@ -4,6 +4,7 @@ to, HAProxy and its servers, and a value written through the front door."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import posixpath
 import re
@@ -13,7 +14,7 @@ from typing import Any, NotRequired, TypedDict
 
 from lab.core.wait import Deadline, until
 from lab.facts import dns as dns_facts
-from lab.facts import haproxy, mysql, nat, nginx, proc, ss, systemd
+from lab.facts import haproxy, ipaddr, mysql, nat, nginx, proc, ss, systemd
 from lab.facts import http as host_http
 from lab.facts import programs as program_facts
 from lab.observe import CheckError, visitor
@@ -256,60 +257,149 @@ def _application(lab: LiveLab, host: str) -> Application:
 
 
 WEB_PORTS = (80, 443)
-# Servers of the distribution that speak first and never relay HTTP: not asked, since a
-# database counts each half-open handshake against the asking host (max_connect_errors).
-NOT_RELAYS = ("/usr/sbin/sshd", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+# Servers of the distribution that speak first and never relay HTTP themselves, at the ports
+# they serve (None: every port): not asked, since a database counts each half-open handshake
+# against the asking host (max_connect_errors) and a newer sshd penalises a source that does not
+# log in. sshd at another port than 22 is asked: a remote forward (`ssh -R` with GatewayPorts)
+# is sshd listening there for the application.
+NOT_RELAYS = {"/usr/sbin/sshd": (22,), "/usr/sbin/mariadbd": None, "/usr/sbin/mysqld": None}
 
 
-# An answer of the application's at another port than the web ports (relays()).
+# An answer of the application's from outside its host (outside()), at another port than the
+# web ports (a relay) or at its own socket beyond loopback (exposed).
 Relay = TypedDict(
     "Relay",
     {
-        "socket": str,  # ADDRESS:PORT
+        "socket": str,  # ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
         "programs": list[str],  # what listens there ([]: nothing: a port forward)
-        "from": str,  # where it was asked from
+        "from": str,  # where it was asked from and answered: this machine, lb-01, ...
         "status": int | None,
         "pid": int | None,  # the pid the answer named (None: one the grader does not see)
     },
 )
 
 
-def relays(lab: LiveLab, host: str) -> list[Relay]:
-    """Where, other than its web ports, host's application answers a visitor from outside:
-    the ports relay_candidates names, asked for /api/status from outside host, and the
-    answers that came from the application (answered_by_application)."""
+class Outside(TypedDict):
+    """What reaches host's application from outside host (outside())."""
+
+    relays: list[Relay]  # other ports than the web ports that lead to it
+    exposed: list[Relay]  # its own sockets beyond loopback, where it answered a visitor
+    # the sources that asked: this machine, then the other lab hosts (absent from observations
+    # recorded before the grader asked from every one)
+    asked_from: NotRequired[list[str]]
+
+
+def ipv6_addresses(lab: LiveLab, host: str) -> list[str]:
+    """host's IPv6 addresses another lab host may connect to (ipaddr.ipv6_addresses): the
+    link-local one on the lab network, then the global ones (read once per run)."""
+
+    def read() -> list[str]:
+        addresses = ipaddr.parse(lab.sh(host, ipaddr.ADDRESSES, check=False))
+        return ipaddr.ipv6_addresses(addresses, lab.address(host))
+
+    return lab.memo(("ipv6 addresses", host), read)
+
+
+def outside(lab: LiveLab, host: str) -> Outside:
+    """What reaches host's application from outside host: the ports relay_candidates names,
+    and the application's own sockets beyond loopback (public_sockets), each asked for
+    /api/status from this machine and from every other lab host (a firewall may admit one
+    source only), over IPv4 and IPv6 as the socket takes them; the answers that came from the
+    application (answered_by_application), with every source that got one."""
+    return lab.memo(("outside", host), lambda: _outside(lab, host))
+
+
+def _outside(lab: LiveLab, host: str) -> Outside:
     app = application(lab, host)
+    sources = lab.outside_sources(host)
     if not app["target"]:
-        return []
+        return {"relays": [], "exposed": [], "asked_from": sources}
     pids = {pid for _, pid in app["holders"].get(app["target"], [])}
     said = next((r["json"] for r in app["replies"] if r["json"]), None) or {}
     sockets = listeners(lab, host)
+    address = lab.address(host)
+    v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
     held = sorted({pid for s in sockets if s.kind == "tcp" for pid in s.pids})
-    paths = proc.parse_exe(lab.sh(host, proc.exe(held), sudo=True, check=False)) if held else {}
-    candidates = relay_candidates(sockets, paths, lab.address(host), app["target"], pids)
+    paths = {  # only where the system vouches for the name: a copy of socat as mysqld is asked
+        pid: program.path
+        for pid, program in running(lab, host, held).items()
+        if program_facts.name(program) == posixpath.basename(program.path)
+    }
+    candidates = relay_candidates(sockets, paths, address, app["target"], pids, v6)
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
-        candidates.setdefault((lab.address(host), port), ["a NAT port forward"])
+        candidates.setdefault((address, port), ["a NAT port forward"])
+    own = public_sockets(sockets, pids, address, v6)
+    # only the lab's addresses: an address a student put on a host is never contacted elsewhere
+    wanted = [w for w in dict.fromkeys([*candidates, *own]) if w[0] in v6 or in_lab(lab, w[0])]
+    asks = [(where, source) for where in wanted for source in sources]
     answers = fan_out(  # at once: a port that drops packets costs its wait once
-        candidates, lambda where: lab.from_outside(host, *where, "/api/status")
+        asks, lambda ask: lab.from_outside(ask[1], *ask[0], "/api/status")
     )
-    found = []
-    for (address, port), programs in candidates.items():
-        outcome = answers[(address, port)]
+    found: dict[tuple[str, int], Relay] = {}
+    reached: dict[tuple[str, int], list[str]] = {}  # by the sources that got the application
+    for (where, source), outcome in answers.items():
         if outcome.error:
             raise outcome.error
         answer = outcome.value
-        pid = answered_by_application(answer["json"], pids, said)
-        if pid is not None:
-            found.append(
-                {
-                    "socket": f"{address}:{port}",
-                    "programs": programs,
-                    "from": answer["from"],
-                    "status": answer["status"],
-                    "pid": pid or None,
-                }
-            )
+        pid = answered_by_application(answer["json"], pids, said) if answer else None
+        if pid is None:
+            continue
+        reached.setdefault(where, []).append(source)
+        found.setdefault(
+            where,
+            {
+                "socket": socket_name(*where),
+                "programs": candidates.get(where, own.get(where, [])),
+                "from": source,
+                "status": answer["status"],
+                "pid": pid or None,
+            },
+        )
+    for where, by in reached.items():
+        found[where]["from"] = " and ".join(filter(None, [", ".join(by[:-1]), by[-1]]))
+    return {
+        "relays": [found[w] for w in candidates if w in found],
+        "exposed": [found[w] for w in own if w in found and w not in candidates],
+        "asked_from": sources,
+    }
+
+
+def in_lab(lab: LiveLab, address: str) -> bool:
+    """Whether address is an IPv4 address of the lab's network."""
+    try:
+        return ipaddress.ip_address(address) in lab.topology.subnet
+    except ValueError:
+        return False
+
+
+def socket_name(address: str, port: int) -> str:
+    """ADDRESS:PORT, [ADDRESS]:PORT for IPv6."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def asked_at(item: ss.Listener, address: str, v6: list[str]) -> list[str]:
+    """The addresses a visitor outside the host connects to for a TCP listener beyond
+    loopback: a wildcard at the host's lab address over IPv4 (0.0.0.0, ss's *) and at each of
+    its IPv6 addresses v6 ([::], ss's *: an IPv6 socket that takes IPv4 too), one address at
+    itself (a link-local one without its scope: the asking host's own is put there)."""
+    if item.address != "*":
+        return [item.address.partition("%")[0]]
+    return ([address] if item.over_ipv4 else []) + (list(v6) if item.over_ipv6 else [])
+
+
+def public_sockets(
+    sockets: list[ss.Listener], app_pids: set[int], address: str, v6: list[str] = ()
+) -> dict[tuple[str, int], list[str]]:
+    """(address, port) → programs: where the application's own sockets beyond loopback are
+    asked from outside (asked_at)."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for item in sockets:
+        if item.kind != "tcp" or item.local_only or item.port is None:
+            continue
+        if item.pids & app_pids:
+            for at in asked_at(item, address, v6):
+                found.setdefault((at, item.port), item.names)
     return found
 
 
@@ -319,12 +409,14 @@ def relay_candidates(
     address: str,
     target: str,
     app_pids: set[int] = frozenset(),
+    v6: list[str] = (),
 ) -> dict[tuple[str, int], list[str]]:
     """(address, port) → programs: the TCP ports a host listens on beyond loopback, other than
     its web ports, the distribution's SSH and database servers and the application's own
-    sockets (judged by themselves) (a wildcard is asked at the host's address, over IPv4; one
-    IPv6 address alone is not asked), and the application's own port at the host's address
-    when nothing listens there beyond loopback: a port forward may open it."""
+    sockets (judged by themselves: public_sockets), each at the addresses a visitor connects
+    to (asked_at: IPv4 and IPv6, v6 being the host's IPv6 addresses), and the application's
+    own port at the host's address when nothing listens there beyond loopback: a port forward
+    may open it."""
     found: dict[tuple[str, int], set[str]] = {}
     public = {s.port for s in sockets if s.kind == "tcp" and not s.local_only}
     for item in sockets:
@@ -332,17 +424,22 @@ def relay_candidates(
             continue
         if item.pids & app_pids:
             continue
-        if ":" in item.address:  # one IPv6 address alone
-            continue
         programs = {exe_paths.get(pid) or name for name, pid in item.processes}
-        if programs and programs <= set(NOT_RELAYS):
+        if programs and all(serves_itself(program, item.port) for program in programs):
             continue
-        at = address if item.address == "*" else item.address
-        found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
+        for at in asked_at(item, address, v6):
+            found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
     port = target.rpartition(":")[2]
     if not target.startswith("unix:") and port.isdigit() and int(port) not in public:
         found.setdefault((address, int(port)), set())
     return {key: sorted(programs) for key, programs in found.items()}
+
+
+def serves_itself(program: str, port: int) -> bool:
+    """Whether program (a path the system vouches for) at port is a server NOT_RELAYS leaves
+    unasked."""
+    ports = NOT_RELAYS.get(program, ())
+    return ports is None or port in ports
 
 
 def answered_by_application(body: dict | None, pids: set[int], said: dict) -> int | None:

@@ -140,7 +140,7 @@ SABOTAGES = [
         "app.server",
         "web-02",
         edit(UNIT, "'s/--bind 127.0.0.1:8000/--bind 0.0.0.0:8000/'", RESTART_APP),
-        "*:8000: reachable from the network",
+        "0.0.0.0:8000: reachable from the network, not only by Nginx: GET /api/status at",
         restore_component="app",
     ),
     Sabotage(

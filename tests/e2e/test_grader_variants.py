@@ -690,6 +690,76 @@ VARIANTS = [
             ),
         ),
     ),
+    Variant(  # the same over IPv6 only: the lab host's link-local address, [::]:8002
+        "the-application-relayed-to-the-network-over-ipv6-only-by-socat",
+        (
+            (
+                "web-01",
+                "sudo systemd-run --collect --unit lab-relay6 /usr/bin/socat "
+                "TCP6-LISTEN:8002,ipv6only=1,fork,reuseaddr TCP:127.0.0.1:8000 && sleep 1",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "]:8002 (socat) relays the application to the network: GET "
+            "/api/status there from lb-01 and web-02 was answered by the application"
+        },
+        undo=(("web-01", "sudo systemctl stop lab-relay6"),),
+    ),
+    Variant(  # the same by sshd itself: a remote forward open to the network (GatewayPorts)
+        "the-application-relayed-to-the-network-by-an-ssh-remote-forward",
+        (
+            (
+                "web-01",
+                "sudo install -d -m 700 /root/.ssh && sudo ssh-keygen -q -t ed25519 -N '' "
+                "-C lab-relay -f /root/.ssh/lab-relay && sudo sh -c 'cat /root/.ssh/lab-relay.pub "
+                ">> /root/.ssh/authorized_keys' && printf 'GatewayPorts yes\\nPermitRootLogin "
+                "prohibit-password\\n' | sudo tee /etc/ssh/sshd_config.d/10-relay.conf "
+                ">/dev/null && sudo systemctl reload ssh "
+                "&& sudo systemd-run --collect --unit lab-relay-ssh /usr/bin/ssh -i "
+                "/root/.ssh/lab-relay -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                "-N -R 0.0.0.0:8003:127.0.0.1:8000 root@{web1} && sleep 2 && "
+                "ss -Htln sport = :8003 | grep -q .",  # the forward is up
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {web1}:8003 (sshd) relays the application to the network"},
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-relay-ssh; sudo rm -f "
+                "/etc/ssh/sshd_config.d/10-relay.conf /root/.ssh/lab-relay "
+                "/root/.ssh/lab-relay.pub; sudo sed -i /lab-relay/d "
+                "/root/.ssh/authorized_keys; sudo systemctl reload ssh",
+            ),
+        ),
+    ),
+    Variant(  # gunicorn on every address, but a firewall keeps port 8000 from everyone outside
+        "the-application-on-every-address-behind-a-firewall",
+        (
+            (
+                "web-01",
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null "
+                "&& sudo /usr/sbin/iptables -I INPUT -p tcp --dport 8000 ! -i lo -j DROP "
+                "&& sudo /usr/sbin/ip6tables -I INPUT -p tcp --dport 8000 ! -i lo -j DROP && "
+                + sed(UNIT, "'s/--bind 127.0.0.1:8000/--bind 0.0.0.0:8000/'", RESTART_APP),
+            ),
+        ),
+        evidence={
+            "app.server": "web-01: gunicorn on 0.0.0.0:8000, where nothing outside the host "
+            "reaches it (asked from this machine, lb-01, web-02)"
+        },
+        undo=(
+            (
+                "web-01",
+                "sudo /usr/sbin/iptables -D INPUT -p tcp --dport 8000 ! -i lo -j DROP; "
+                "sudo /usr/sbin/ip6tables -D INPUT -p tcp --dport 8000 ! -i lo -j DROP",
+            ),
+        ),
+        restore=("app",),
+    ),
     Variant(  # the same through a second server of Nginx's own
         "the-application-relayed-to-the-network-by-a-second-nginx-server",
         (("web-02", put("/etc/nginx/conf.d/relay.conf", RELAY_SITE, RELOAD_NGINX)),),

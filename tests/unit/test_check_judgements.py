@@ -135,7 +135,24 @@ BROKEN = [
     ),
     ("web.served-by", _set(["web-02", "responses", "/", "values"], ["web-02", "web-02"]), "twice"),
     ("web.served-by", _set(["web-01", "responses", "/api/status", "values"], []), "no X-Served-By"),
-    ("app.server", _set(["web-01", "local_only"], False), "reachable from the network"),
+    (
+        "app.server",
+        lambda o: o["web-01"].update(
+            sockets=["0.0.0.0:8000"],
+            local_only=False,
+            exposed=[
+                {
+                    "socket": "192.168.214.11:8000",
+                    "programs": ["gunicorn"],
+                    "from": "this machine",
+                    "status": 200,
+                    "pid": 202,
+                }
+            ],
+        ),
+        "listens on 0.0.0.0:8000: reachable from the network, not only by Nginx: GET "
+        "/api/status at 192.168.214.11:8000 from this machine was answered by the application",
+    ),
     ("app.server", _set(["web-02", "master"], None), "no process holds"),
     ("app.database", _set(["posts", "web-01", "status"], 500), "HTTP 500"),
     ("app.database", lambda o: o.update(on_primary={}, on_replica={}), "in neither database"),

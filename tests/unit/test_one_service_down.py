@@ -133,7 +133,10 @@ def test_the_application_of_a_server_without_nginx_is_seen_directly():
 
 def test_an_application_seen_directly_still_fails_a_public_listener():
     o = down("app.server")
-    o["web-02"].update(sockets=["*:8000"], local_only=False)
+    answer = {"programs": ["gunicorn"], "from": "lb-01", "status": 200, "pid": 175}
+    o["web-02"].update(
+        sockets=["*:8000"], local_only=False, exposed=[{"socket": "192.168.202.12:8000", **answer}]
+    )
     verdict = judge("app.server", o)
     assert not verdict.passed
     assert "web-02: gunicorn (pid 175) listens on *:8000: reachable" in verdict.evidence

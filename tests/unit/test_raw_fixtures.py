@@ -6,7 +6,7 @@ import re
 import shlex
 from fnmatch import fnmatch
 
-from lab.facts import dns, haproxy, http, mysql, nginx, proc, ss, systemd, vrrp
+from lab.facts import dns, haproxy, http, ipaddr, mysql, nginx, proc, ss, systemd, vrrp
 from lab.grading import leftovers
 from lab.observe.live import SCRATCH_DB
 from tests.record import HAPROXY_CONFIGS, RAW, UWSGI_CONFIGS, haproxy_reading, raw_fixture
@@ -43,6 +43,7 @@ TODAY = {
         TCP_FRONTEND + haproxy.check_config([W_CFG]) + f"; rm -f {W_CFG}"
     ),
     "haproxy-reading-*": lambda c: "",  # by name, below
+    "ip-addr-*": lambda c: ipaddr.ADDRESSES,
     "journal-app-denied-*": lambda c: systemd.journal("webstack-app.service", 200, "-60s"),
     "mariadb-state-*": lambda c: mysql.SERVER_STATE,
     "nginx-T-*": lambda c: nginx.DUMP,

@@ -9,7 +9,7 @@ import shlex
 import stat
 import subprocess
 
-from lab.facts import haproxy, mysql, nginx, proc
+from lab.facts import haproxy, mysql, nginx, proc, programs
 from lab.remote.quoting import CLEAN_PATH, trusted
 
 
@@ -60,12 +60,11 @@ def test_a_program_first_in_path_and_a_variable_in_the_environment_do_not_reach_
 
 def test_what_runs_is_read_from_the_process_itself():
     out = subprocess.run(
-        ["sh", "-c", proc.exe([os.getpid(), "1; rm -rf /", 999999999])],
+        ["sh", "-c", programs.identify([os.getpid(), "1; rm -rf /", 999999999])],
         capture_output=True,
         text=True,
     ).stdout
-    found = proc.parse_exe(out)
-    assert found[os.getpid()] == os.path.realpath(f"/proc/{os.getpid()}/exe")
-    assert found[999999999] == ""  # no such process: the kernel says nothing
+    found = programs.parse_identify(out)
+    assert found[os.getpid()].path == os.path.realpath(f"/proc/{os.getpid()}/exe")
+    assert found[999999999].path == ""  # no such process: the kernel says nothing
     assert set(found) == {os.getpid(), 999999999}  # the value that was no pid never ran
-    assert proc.parse_exe("12\t/usr/sbin/nginx (deleted)\n") == {12: "/usr/sbin/nginx"}
