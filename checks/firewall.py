@@ -138,7 +138,7 @@ for my $t (@targets) {
         socktype => $proto eq "udp" ? SOCK_DGRAM : SOCK_STREAM});
     my $s;
     if ($err or !$ai or !socket($s, $ai->{family}, $ai->{socktype}, $ai->{protocol})) {
-        $state{$t} = "unreachable"; next;
+        $state{$t} = "unknown"; next;  # not tried: no address, or no socket (out of files)
     }
     fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) | O_NONBLOCK);
     $of{fileno $s} = $t;
@@ -309,7 +309,7 @@ def listen(lab, host: str, ports: list[str]) -> tuple[list[ipaddr.Address], dict
     """host's addresses, and what answers on each asked port of host; the grader's listeners
     end at cleanup."""
     command = (
-        f"{ipaddr.ADDRESSES}; echo {quote(ADDRESSES_END)}; "
+        f"{ipaddr.ADDRESSES}; echo {quote(ADDRESSES_END)}; ulimit -n 16384 2>/dev/null; "
         f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
         f"{','.join(map(str, DESIGNED))} " + " ".join(quote(p) for p in ports)
     )

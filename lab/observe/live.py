@@ -599,16 +599,21 @@ def _attempts_at_once() -> int:
 
 
 def _attempt(targets: list[tuple[str, str, int]], timeout: float) -> dict[tuple, str]:
+    """attempts() for as many targets as this process may hold sockets for at once."""
     found: dict[tuple, str] = {}
     selector, sockets = selectors.DefaultSelector(), []
     try:
         for target in targets:
             proto, address, port = target
             udp = proto == "udp"
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
             try:
-                family = socket.AF_INET6 if ":" in address else socket.AF_INET
                 s = socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-                sockets.append(s)
+            except OSError:  # out of files: not tried, never taken for blocked
+                found[target] = "unknown"
+                continue
+            sockets.append(s)
+            try:
                 s.setblocking(False)
                 if udp:
                     s.connect((address, port))

@@ -4,6 +4,7 @@ the grader reaches web servers a firewall keeps this machine away from."""
 from __future__ import annotations
 
 import copy
+import errno
 import ipaddress
 import itertools
 import socket
@@ -17,6 +18,7 @@ from checks import firewall
 from checks.base import CheckError
 from lab.core.topology import PACKAGED, Host, Topology, load
 from lab.facts import ipaddr
+from lab.observe import live
 from lab.observe.live import HTTP_TIMEOUT, attempts, carry, connect_state, forwarded
 from provision import firewall as reference
 from tests.helpers import judge, recorded
@@ -379,6 +381,16 @@ def test_a_port_the_grader_could_not_listen_on_fails():
             row["listener"] = "failed"
     verdict = _judge(firewall.ClosedToOthers, rows)
     assert not verdict.passed and "could not listen" in verdict.evidence
+
+
+def test_a_try_this_machine_could_not_make_is_unknown_never_blocked(monkeypatch):
+    """Out of files (EMFILE): the try was not made, so it proves nothing either way."""
+
+    def no_socket(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(live.socket, "socket", no_socket)
+    assert attempts([("tcp", "127.0.0.1", 9)], 0.1) == {("tcp", "127.0.0.1", 9): "unknown"}
 
 
 # -- reaching a web server through a balancer ---------------------------------------------------
