@@ -13,6 +13,7 @@ with a free port in every range of BLOCK ports, so that no hole that size or lar
 from __future__ import annotations
 
 import ipaddress
+import random
 from dataclasses import asdict, dataclass
 from typing import Literal, TypedDict
 
@@ -35,8 +36,6 @@ UNDESIGNED = (
     (873, "rsync's port, in no host's design", "tcp"),
     (2222, "a second SSH's port, in no host's design", "tcp"),
     *((p, "a port applications are often served on, in no host's design", "tcp") for p in APPS),
-    (1194, "OpenVPN's port, in no host's design", "udp"),
-    (51820, "WireGuard's port, in no host's design", "udp"),
 )
 PROBE_TIMEOUT = 2  # seconds a connection may take before it counts as dropped
 LISTEN_SECONDS = 30  # the grader's listeners end by themselves after this, whatever happens
@@ -49,7 +48,8 @@ DESIGNED = (SSH, DNS, HTTP, HTTPS, MYSQL, STATS, HAPROXY_EXPORTER, PROMETHEUS, N
 
 # On a target: first its addresses (`ip -o addr show`), then, for each asked port, is a TCP
 # service answering on the host's address (connecting from the host itself)? If not, listen
-# there, on every IPv4 address and (IPv6 only) on every IPv6 one, for the probes; one process
+# there, on every IPv4 address and (IPv6 only) on every IPv6 one (not at a port of the design,
+# DESIGNED: there IPv6 is tried only where a service listens), for the probes; one process
 # of the grader's serves every listener: it accepts and closes TCP connections and sends UDP
 # datagrams back. An asked port: PORT (TCP), PORT? (counts only when a service runs), LOW-HIGH
 # (a free port drawn at random in that range, none of the asked or skipped ones), a `u` in
@@ -101,6 +101,9 @@ for my $arg (@asked) {
     push @sockets, [$proto, $s4] if $s4;
     next if !$port or $status eq "none";
     my ($s6, $status6) = bound($proto, "::", $port);
+    if ($s6 and $skip{$port} and $spec !~ /-/) {  # a design's port: only its service is tried
+        close $s6; ($s6, $status6) = (undef, "none");
+    }
     push @lines, ["$arg/6", $status6 eq "failed" ? "none" : $status6, $port];
     push @sockets, [$proto, $s6] if $s6;
 }
@@ -122,6 +125,13 @@ while (1) {
 }
 """
 ADDRESSES_END = "-- addresses end --"
+# The listeners run in a transient scope of a random name (systemd-run --scope), not in the
+# cgroup of the SSH session that starts them: a ruleset keyed on the cgroup of the socket a
+# connection is for cannot tell the grader's listeners apart from a service's.
+OWN_SCOPE = (
+    "if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then "
+    'set -- systemd-run --scope --quiet --collect --; else set --; fi; "$@"'
+)
 
 # On a source: every PROTO/PORT/ADDRESS at once (TCP: a connection; UDP: a datagram, open when
 # one comes back), for at most WAIT seconds; prints "PROTO/PORT/ADDRESS STATE" for each.
@@ -131,7 +141,8 @@ use IO::Select; use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK); use Errno ();
 my ($wait, @targets) = @ARGV;
 my (%state, %of);
 my ($writing, $reading) = (IO::Select->new, IO::Select->new);
-sub word { $_[0] == Errno::ECONNREFUSED ? "refused" : "unreachable" }
+sub word { $_[0] == Errno::ECONNREFUSED ? "refused"
+          : ($_[0] == Errno::EPERM or $_[0] == Errno::EACCES) ? "unsent" : "unreachable" }
 for my $t (@targets) {
     my ($proto, $port, $addr) = split m{/}, $t, 3;
     my ($err, $ai) = getaddrinfo($addr, $port, {flags => AI_NUMERICHOST,
@@ -144,7 +155,9 @@ for my $t (@targets) {
     $of{fileno $s} = $t;
     if (connect($s, $ai->{addr})) {
         if ($proto eq "tcp") { $state{$t} = "open" }
-        elsif (send($s, "lab\n", 0)) { $reading->add($s) }
+        elsif (send($s, join("", map { chr(int(rand(256))) } 1 .. 8 + int(rand(56))), 0)) {
+            $reading->add($s);
+        }
         else { $state{$t} = word($! + 0) }
     } elsif ($!{EINPROGRESS}) { $writing->add($s) }
     else { $state{$t} = word($! + 0) }
@@ -168,9 +181,10 @@ print "$_ ", $state{$_} // "silent", "\n" for @targets;
 Kind = Literal["deny", "public", "internal", "closed"]  # which firewall check grades a try
 Proto = Literal["tcp", "udp"]
 # what a try gave: a TCP connection (open, refused, silent, unreachable), a datagram answered
-# (open), refused, or not (silent), a DNS question over UDP (open, no-answer), or nothing known
+# (open), refused, or not (silent), a DNS question over UDP (open, no-answer), one the source's
+# own firewall kept from going out (unsent: EPERM, EACCES), or nothing known
 # (unknown: the probe's answer was lost, or none was made)
-State = Literal["open", "refused", "silent", "unreachable", "no-answer", "unknown"]
+State = Literal["open", "refused", "silent", "unreachable", "unsent", "no-answer", "unknown"]
 # what answered on the port for the try: a service, the grader's listener, nothing (a port
 # graded only while its service runs, or IPv6 the host does not have), or the grader could not
 # listen there
@@ -310,7 +324,7 @@ def listen(lab, host: str, ports: list[str]) -> tuple[list[ipaddr.Address], dict
     end at cleanup."""
     command = (
         f"{ipaddr.ADDRESSES}; echo {quote(ADDRESSES_END)}; ulimit -n 16384 2>/dev/null; "
-        f"perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
+        f"{OWN_SCOPE} perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
         f"{','.join(map(str, DESIGNED))} " + " ".join(quote(p) for p in ports)
     )
     addresses, _, listened = lab.sh(host, command, sudo=True, check=False).partition(ADDRESSES_END)
@@ -334,10 +348,19 @@ def probe_from(lab, source: str, targets: list[Target]) -> dict[Target, State]:
                 f"this machine cannot reach {', '.join(hidden)} (the servers are reached over "
                 "SSH at other addresses), so their firewall cannot be probed from outside"
             )
-        return attempts(targets, PROBE_TIMEOUT)
-    tries = " ".join(quote(f"{proto}/{port}/{address}") for proto, address, port in targets)
+        return attempts(controls_last(targets), PROBE_TIMEOUT)
+    ordered = controls_last(targets)
+    tries = " ".join(quote(f"{proto}/{port}/{address}") for proto, address, port in ordered)
     script = f"ulimit -n 16384 2>/dev/null; perl -e {quote(PROBE)} {PROBE_TIMEOUT} {tries}"
     return parse_probes(lab.sh(source, script, check=False))
+
+
+def controls_last(targets: list[Target]) -> list[Target]:
+    """targets in random order, the SSH controls last: no ruleset can count on which port a
+    probe tries first, nor open up after a control (a port knock)."""
+    rest = [t for t in targets if t[2] != CONTROL]
+    random.shuffle(rest)
+    return rest + [t for t in targets if t[2] == CONTROL]
 
 
 def dns_answers(lab, host: str) -> State:
@@ -446,6 +469,8 @@ STATE_WORDS = {
     "refused": "refused",
     "silent": f"dropped (no answer within {PROBE_TIMEOUT} s)",
     "unreachable": "rejected",
+    "unsent": "not sent: the source's own firewall keeps it from going out (the design lets "
+    "outgoing connections out)",
     "no-answer": "no DNS answer (blocked, or no DNS server runs there)",
     "unknown": "not tried (the probe's answer was lost)",
 }

@@ -7,6 +7,8 @@ import errno
 import functools
 import ipaddress
 import logging
+import os
+import random
 import re
 import select
 import selectors
@@ -617,7 +619,7 @@ def _attempt(targets: list[tuple[str, str, int]], timeout: float) -> dict[tuple,
                 s.setblocking(False)
                 if udp:
                     s.connect((address, port))
-                    s.send(b"lab\n")
+                    s.send(os.urandom(random.randint(8, 63)))  # nothing to tell it by
                     selector.register(s, selectors.EVENT_READ, target)
                 elif (code := s.connect_ex((address, port))) == 0:
                     found[target] = "open"
@@ -649,7 +651,10 @@ def _attempt(targets: list[tuple[str, str, int]], timeout: float) -> dict[tuple,
 
 
 def _failed_attempt(code: int | None) -> str:
-    """A failed attempt's errno in words: refused, or unreachable."""
+    """A failed attempt's errno in words: refused, unsent (a firewall of the sender's kept it
+    in), or unreachable."""
+    if code in (errno.EPERM, errno.EACCES):
+        return "unsent"
     return "refused" if code == errno.ECONNREFUSED else "unreachable"
 
 
