@@ -209,10 +209,15 @@ class HaproxyAnswers(Check):
                 + (f"; {stale}" if stale else "")
                 + config_warnings(o)
             )
+        if stale:  # the rules the grader reads in the file may not be those that run
+            return failed(
+                f"{lb}: {stale}; what the grader reads in the file may not be what runs"
+                + config_warnings(o),
+                "Reload HAProxy after each change of its configuration: "
+                "`sudo systemctl reload haproxy`.",
+            )
         return passed(
-            f"{lb}: haproxy on port 80 (HTTP {o['status']}), haproxy -c ok"
-            + config_warnings(o)
-            + (f" (note: {stale})" if stale else "")
+            f"{lb}: haproxy on port 80 (HTTP {o['status']}), haproxy -c ok" + config_warnings(o)
         )
 
 
@@ -685,7 +690,8 @@ def checked_elsewhere(
 ) -> list[str]:
     """Web servers whose health HAProxy takes from somewhere else than the server itself: a
     `check addr`/`port` aimed at another address or port, `tcp-check connect`/`http-check
-    connect` rules none of which reach the server's own port, or `track` of another server."""
+    connect` rules none of which reach the server's own port, `track` of another server, or a
+    proxy its checks go through (`check-via-socks4`)."""
     found = []
     for host, server in configured.items():
         own = f"{server['host']}:{server['port']}"
@@ -705,6 +711,12 @@ def checked_elsewhere(
             found.append(
                 f"{host}: its health is copied from {server['tracked']} (`track`), so it stays "
                 f"in the rotation whatever {host} does"
+            )
+        elif server["check"] and server.get("check_via"):
+            found.append(
+                f"{host}: its health checks go through {server['check_via']} "
+                f"(`check-via-socks4`), not straight to the server itself ({own}): whatever "
+                f"answers them there keeps {host} in the rotation"
             )
         elif server["check"] and (
             (addr and not set(server.get("check_addresses") or [addr]) & set(server["addresses"]))

@@ -2,7 +2,7 @@
 
 from lab.core.topology import Host
 from lab.core.wait import until
-from lab.facts import haproxy
+from lab.facts import haproxy, proc
 from provision.engine import HostRun
 from provision.runner import Component, Run
 
@@ -22,6 +22,18 @@ def wait_for_servers(hr: HostRun, servers, seconds: float = 10.0) -> None:
     until(all_up, seconds, 0.3)
 
 
+def older_than_config(hr: HostRun, path: str = "/etc/haproxy/haproxy.cfg") -> bool:
+    """Whether the running HAProxy (its youngest process) started before path last changed
+    (mtime or ctime), as lb.haproxy judges it."""
+    pids = hr.sh("pgrep -x haproxy", check=False).stdout.split()
+    if not pids:
+        return False
+    started, changed = proc.parse_loaded_and_changed(
+        hr.sh(proc.loaded_and_changed(pids, [path]), check=False).stdout
+    )
+    return proc.stale_config(max(started.values()) if started else None, changed) is not None
+
+
 def configure_host(run: Run, hr: HostRun, host: Host, reload: bool = False) -> None:
     """Write haproxy.cfg (with TLS once the https component installed its certificate)."""
     servers = run.topology.with_role("web")
@@ -34,6 +46,9 @@ def configure_host(run: Run, hr: HostRun, host: Host, reload: bool = False) -> N
         subnet=str(run.topology.subnet),
         tls=TLS_PEM if tls else "",
     )
+    if not changed and older_than_config(hr):  # a configuration loaded, then the file put back
+        hr.changed("haproxy: reloaded (what ran was older than haproxy.cfg)")
+        reload = True
     if changed or reload:
         hr.validate("haproxy -c -q -f /etc/haproxy/haproxy.cfg", "the HAProxy configuration")
     hr.service("haproxy", reload=changed or reload)

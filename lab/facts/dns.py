@@ -18,6 +18,16 @@ def is_address(text: str) -> bool:
     return True
 
 
+def plain(address: str) -> str:
+    """address as the host it names: an IPv4-mapped IPv6 address (::ffff:192.0.2.1, which
+    reaches the IPv4 host) as that IPv4 address; anything else as it is."""
+    try:
+        mapped = ipaddress.ip_address(address.strip("[]")).ipv4_mapped
+    except (ValueError, AttributeError):
+        return address
+    return str(mapped) if mapped else address
+
+
 def getent(names) -> str:
     """A shell line resolving names (valid host names only) the way the host itself does."""
     valid = [n for n in names if _NAME.match(n)]

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from lab.facts import dns
 from lab.remote.quoting import quote
 
 DEFAULT_CONFIG = "/etc/haproxy/haproxy.cfg"
@@ -157,6 +158,14 @@ class Server:
     @property
     def disabled(self) -> bool:
         return "disabled" in self.options
+
+    @property
+    def check_via(self) -> str:
+        """The proxy its health checks go through (`check-via-socks4`: the `socks4` address),
+        '' when they go straight to the server."""
+        if "check-via-socks4" not in self.options:
+            return ""
+        return self.option("socks4") or "a SOCKS4 proxy"
 
     def option(self, name: str) -> str | None:
         """The value of an option such as inter (the last one given)."""
@@ -503,7 +512,7 @@ def changed_states(
 
 def _ip(row: dict[str, str]) -> str:
     """The address of a `show stat` row's server, without its port."""
-    return row.get("addr", "").rpartition(":")[0].strip("[]")
+    return dns.plain(row.get("addr", "").rpartition(":")[0].strip("[]"))
 
 
 def _host_of(row: dict[str, str], addresses: dict[str, str]) -> str:

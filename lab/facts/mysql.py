@@ -20,6 +20,8 @@ FILTERS = (
     "Replicate_Ignore_Table",
     "Replicate_Wild_Do_Table",
     "Replicate_Wild_Ignore_Table",
+    "Replicate_Rewrite_DB",  # MariaDB: a database's changes applied to another one
+    "Replicate_Ignore_Server_Ids",  # kept only when it holds the source's own id
 )
 
 
@@ -180,8 +182,20 @@ def replica_status(vertical_output: str) -> ReplicaStatus:
         source_host=_pick(row, "Source_Host", "Master_Host"),
         seconds_behind=int(behind) if behind.isdigit() else None,
         last_error=next((e for e in errors if e), ""),
-        filters=tuple((name, row[name]) for name in FILTERS if row.get(name)),
+        filters=tuple((name, row[name]) for name in FILTERS if row.get(name) and name != IGNORED)
+        + _ignoring_source(row),
     )
+
+
+IGNORED = "Replicate_Ignore_Server_Ids"
+
+
+def _ignoring_source(row: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """(IGNORED, its value) when the ids a replica ignores events of hold its source's own
+    (every change the source makes is then skipped), else nothing."""
+    source = _pick(row, "Source_Server_Id", "Master_Server_Id").strip()
+    ignored = [i.strip() for i in row.get(IGNORED, "").split(",")]
+    return ((IGNORED, row[IGNORED]),) if source and source in ignored else ()
 
 
 def parse_filter_variables(text: str) -> dict[str, str]:
@@ -220,6 +234,11 @@ def _items(value: str) -> list[str]:
 def filtered_out(filters: dict[str, str], schema: str, table: str) -> str | None:
     """The filter rule by which a replica does not apply changes to schema.table (as MySQL's
     documented order evaluates database, then table options, for row-based events), or None."""
+    if filters.get(IGNORED):
+        return f"{IGNORED}={filters[IGNORED]}, the source's own"
+    rewrites = [r.split("->", 1) for r in _items(filters.get("Replicate_Rewrite_DB", ""))]
+    if any(len(r) == 2 and r[0].strip() == schema for r in rewrites):
+        return f"Replicate_Rewrite_DB={filters['Replicate_Rewrite_DB']}"
     do_db, ignore_db = (
         _items(filters.get("Replicate_Do_DB", "")),
         _items(filters.get("Replicate_Ignore_DB", "")),

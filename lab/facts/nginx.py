@@ -201,6 +201,9 @@ def _location(items: list[Directive], server: Directive, path: str) -> Directive
     return longest
 
 
+CONDITIONS = ("if", "limit_except")  # blocks inside a location that apply to some requests
+
+
 def location_for(
     dump: str, site: str, path: str, address: str | None = None
 ) -> tuple[str, list[str]]:
@@ -211,10 +214,17 @@ def location_for(
     chosen = _location(items, server, path) if server else None
     if chosen is None:
         return "", []
+    # in the location itself, or in an `if` or `limit_except` of it (for some requests only)
+    inner = {d.block: d for d in items if d.parent == chosen.block and d.name in CONDITIONS}
     passes = [
         f"{d.name} {d.args[0]}"
+        + (
+            f" (in {inner[d.parent].name} {' '.join(inner[d.parent].args)})"
+            if d.parent in inner
+            else ""
+        )
         for d in items
-        if d.parent == chosen.block and d.name in PASSES and d.args
+        if (d.parent == chosen.block or d.parent in inner) and d.name in PASSES and d.args
     ]
     return " ".join(chosen.args), passes
 

@@ -226,12 +226,13 @@ def loaded_and_changed(pids, paths) -> str:
     files = " ".join(quote(p) for p in paths) or "/dev/null"
     return (
         "grep '^btime ' /proc/stat; echo \"ticks $(getconf CLK_TCK)\"; "
-        f"cat {stats} 2>/dev/null; stat -L -c 'mtime %.9Y %n' {files} 2>/dev/null; true"
+        f"cat {stats} 2>/dev/null; stat -L -c 'mtime %.9Y %.9Z %n' {files} 2>/dev/null; true"
     )
 
 
 def parse_loaded_and_changed(text: str) -> tuple[dict[int, float], dict[str, float]]:
-    """(pid → when it started, path → when it last changed), in seconds since the epoch."""
+    """(pid → when it started, path → when it last changed: its mtime, or its ctime if later), in
+    seconds since the epoch."""
     boot, ticks, stats, mtimes = None, 100, [], {}
     for line in text.splitlines():
         words = line.split()
@@ -241,7 +242,8 @@ def parse_loaded_and_changed(text: str) -> tuple[dict[int, float], dict[str, flo
             ticks = int(words[1]) or 100
         elif line.startswith("mtime ") and len(words) >= 3:
             with contextlib.suppress(ValueError):
-                mtimes[line.split(" ", 2)[2]] = float(words[1])
+                path, when = _changed(line)
+                mtimes[path] = when
         elif ")" in line and words and words[0].isdigit():
             stats.append(line)
     started = {}
@@ -250,6 +252,18 @@ def parse_loaded_and_changed(text: str) -> tuple[dict[int, float], dict[str, flo
         if len(fields) > 19 and fields[19].isdigit():  # starttime: field 22 of proc(5)
             started[int(line.split()[0])] = boot + int(fields[19]) / ticks
     return started, mtimes
+
+
+def _changed(line: str) -> tuple[str, float]:
+    """A `mtime MTIME CTIME PATH` line as (path, the later time): the ctime (the inode's last
+    change, which `touch -d` cannot set back) counts as much as the mtime. The older `mtime
+    MTIME PATH` lines have the mtime alone."""
+    _, mtime, rest = line.split(" ", 2)
+    ctime, _, path = rest.partition(" ")
+    if path.startswith("/"):
+        with contextlib.suppress(ValueError):
+            return path, max(float(mtime), float(ctime))
+    return rest, float(mtime)
 
 
 def stale_config(loaded: float | None, mtimes: dict[str, float]) -> tuple[str, float] | None:

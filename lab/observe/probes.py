@@ -71,7 +71,7 @@ def running(lab: LiveLab, host: str, pids) -> dict[int, program_facts.Program]:
 def resolve(lab: LiveLab, host: str, names) -> dict[str, list[str]]:
     """name → addresses as host resolves them (addresses stand for themselves)."""
     names = set(names)
-    found = {n: [n] for n in names if dns_facts.is_address(n)}
+    found = {n: [dns_facts.plain(n)] for n in names if dns_facts.is_address(n)}
     found.update({n: ["127.0.0.1", "::1"] for n in names if n == "localhost"})
     rest = sorted(names - set(found))
     if rest:
@@ -477,6 +477,7 @@ class BalancerServer(haproxy.ServerRow):
     addresses: list[str]  # of host
     check_addresses: list[str]  # of check_addr
     inter: str | None  # its `inter` in the configuration on disk (None: not given)
+    check_via: NotRequired[str]  # the proxy its checks go through, on disk ('': none)
 
 
 class StatRow(TypedDict):
@@ -551,7 +552,7 @@ def _balancer(lab: LiveLab, lb: str) -> Balancer:
             rows = haproxy.parse_show_stat(sections["show stat"])
             state = haproxy.parse_servers_state(sections.get("show servers state", ""))
             reading = "a private copy"
-    inter = {(b.name, s.name): s.option("inter") for b in config.backends for s in b.servers}
+    on_disk = {(b.name, s.name): s for b in config.backends for s in b.servers}
     if rows is not None:
         servers = haproxy.running_servers(rows, state)
     else:  # HAProxy could not say: the grader's own reading of the files
@@ -562,7 +563,9 @@ def _balancer(lab: LiveLab, lb: str) -> Balancer:
     for server in servers:
         server["addresses"] = addresses.get(server["host"], [])
         server["check_addresses"] = addresses.get(server["check_addr"], [])
-        server["inter"] = inter.get((server["backend"], server["name"]))
+        written = on_disk.get((server["backend"], server["name"]))
+        server["inter"] = written.option("inter") if written else None
+        server["check_via"] = written.check_via if written else ""
     algorithms = {r["pxname"]: r.get("algo", "") for r in rows or [] if r["svname"] == "BACKEND"}
     return {
         "host": lb,

@@ -20,6 +20,7 @@ LANGUAGE = "en-US,en;q=0.5"
 # what Firefox offers, less what this machine could not decode (brotli and zstd come with the
 # project's dependencies, so normally nothing is left out)
 ENCODINGS = ", ".join(e for e in ("gzip", "deflate", "br", "zstd") if e in ACCEPT_ENCODING)
+PLAIN_ENCODINGS = "gzip, deflate"  # what Firefox offers over plain http (brotli: https only)
 
 IMAGE = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
 PAGE = (
@@ -45,11 +46,20 @@ def kind(method: str, path: str) -> str:
     return SUBRESOURCES[extension][1] if extension in SUBRESOURCES else "page"
 
 
+def trustworthy(origin: str) -> bool:
+    """Whether a browser treats origin as a secure context (https, or this machine itself):
+    only there does Firefox send Sec-Fetch-* and offer brotli and zstd."""
+    scheme, _, rest = origin.partition("://")
+    host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return scheme == "https" or host in ("localhost", "127.0.0.1", "::1")
+
+
 def headers(method: str, path: str, origin: str) -> dict[str, str]:
     """The headers, in a browser's order, of a request for path on origin (scheme://site);
     Host is the caller's (it names the site, whatever address the request goes to)."""
     method = method.upper()
     what = kind(method, path)
+    secure = trustworthy(origin)
     found = {"User-Agent": USER_AGENT}
     if what == "page":
         found["Accept"] = PAGE
@@ -59,32 +69,31 @@ def headers(method: str, path: str, origin: str) -> dict[str, str]:
         extension = posixpath.splitext(path.split("?", 1)[0])[1].lower()
         found["Accept"] = SUBRESOURCES[extension][0]
     found["Accept-Language"] = LANGUAGE
-    found["Accept-Encoding"] = ENCODINGS
+    found["Accept-Encoding"] = ENCODINGS if secure else PLAIN_ENCODINGS
     if what == "fetch" and method != "GET":
         found["Content-Type"] = "application/json"
         found["Origin"] = origin
     found["Connection"] = "keep-alive"
+    if what != "page":
+        found["Referer"] = f"{origin}/"
     if what == "page":
+        found["Upgrade-Insecure-Requests"] = "1"
+    if secure:
         found.update(
             {
-                "Upgrade-Insecure-Requests": "1",
                 "Sec-Fetch-Dest": "document",
                 "Sec-Fetch-Mode": "navigate",
                 "Sec-Fetch-Site": "none",
                 "Sec-Fetch-User": "?1",
-                "Priority": "u=0, i",
             }
-        )
-    else:
-        found["Referer"] = f"{origin}/"
-        found.update(
-            {
+            if what == "page"
+            else {
                 "Sec-Fetch-Dest": "empty" if what == "fetch" else what,
                 "Sec-Fetch-Mode": "cors" if what == "fetch" else "no-cors",
                 "Sec-Fetch-Site": "same-origin",
             }
         )
-        found["Priority"] = "u=4" if what == "fetch" else "u=2"
+    found["Priority"] = "u=0, i" if what == "page" else "u=4" if what == "fetch" else "u=2"
     return found
 
 

@@ -181,6 +181,54 @@ RETURNING_GET_THE_APPLICATION = (
     + " && "
     + RELOAD_NGINX
 )
+# a browser over plain http sends no Sec-Fetch-* (secure contexts only): requests that do (the
+# grader's, once) get round robin, the others `balance source` over IPv4-mapped addresses
+FETCH_METADATA_GETS_ROUND_ROBIN = (
+    "sudo sed -i 's/^    default_backend web$/"
+    "    acl fetch_metadata req.hdr(sec-fetch-mode) -m found\\n"
+    "    use_backend web if fetch_metadata\\n"
+    "    default_backend visitors/' " + HAPROXY + " && "
+    "printf 'backend visitors\\n    balance source\\n    server v1 ::ffff:{web1}:80 check\\n"
+    "    server v2 ::ffff:{web2}:80 check\\n' | sudo tee -a "
+    + HAPROXY
+    + " >/dev/null && "
+    + RELOAD_LB
+)
+# a SOCKS4 server on the balancer that answers every health check itself (HTTP 200)
+SOCKS_ANSWERS_CHECKS = """use IO::Socket::INET;
+my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 1080, Listen => 16,
+                              ReuseAddr => 1) or die "$!";
+while (my $c = $l->accept) {
+    sysread($c, my $request, 512);
+    syswrite($c, "\\0\\x5a" . ("\\0" x 6));
+    sysread($c, my $http, 4096);
+    syswrite($c, "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok");
+    close $c;
+}
+"""
+CHECKS_THROUGH_A_SOCKS_SERVER = (  # run once SOCKS_ANSWERS_CHECKS is in /tmp/lab-socks.pl
+    "sudo systemd-run --collect --unit lab-socks /usr/bin/perl /tmp/lab-socks.pl && "
+    "sudo sed -i 's/^\\(    server web-0[12] .*\\) check$/\\1 check socks4 127.0.0.1:1080 "
+    "check-via-socks4/' " + HAPROXY + " && " + RELOAD_LB + " && sleep 3"
+)
+# a configuration loaded, then the reference put back on disk with an old mtime
+LOADED_THEN_PUT_BACK = (
+    f"sudo cp -p {HAPROXY} /tmp/lab-reference.cfg && sudo sed -i '/^    balance roundrobin/a\\"
+    "    use-server web-01 if { req.hdr(x-nobody-sends) -m found }' "
+    + HAPROXY
+    + " && "
+    + RELOAD_LB
+    + f" && sleep 1 && sudo cp /tmp/lab-reference.cfg {HAPROXY} && sudo touch -d '2 hours ago' "
+    + HAPROXY
+)
+# Nginx serves visitors who come through the balancer (X-Forwarded-For) from the application
+THROUGH_THE_BALANCER_GET_THE_APPLICATION = (
+    "sudo sed -i"
+    " -e 's|try_files /index.html =404;|if ($http_x_forwarded_for) "
+    "{ proxy_pass http://127.0.0.1:8000; } try_files /index.html =404;|'"
+    " -e 's|expires 5m;|expires 5m; if ($http_x_forwarded_for) "
+    "{ proxy_pass http://127.0.0.1:8000; }|' " + SITE + " && " + RELOAD_NGINX
+)
 # health checks that reach the server, but not its web server: sshd answers them
 CHECKS_THAT_CONNECT_TO_SSH = (
     "sudo sed -i -e 's/^    option httpchk .*/    option tcp-check/' "
@@ -401,6 +449,32 @@ VARIANTS = [
                 "web-02",
                 "sudo mysql -e \"SET sql_log_bin = 0; DROP USER IF EXISTS 'mirror'@'{web1}'; "
                 "DELETE FROM webstack.guestbook WHERE message LIKE 'lab-check-%'\"",
+            ),
+        ),
+        restore=("database",),
+    ),
+    Variant(  # the replica applies the application's changes to another database
+        "replica-rewrites-the-application-database-elsewhere",
+        (
+            (
+                "web-02",
+                'sudo mysql -e "SET sql_log_bin = 0; CREATE DATABASE webstack_shadow; '
+                "CREATE TABLE webstack_shadow.guestbook LIKE webstack.guestbook; "
+                "STOP REPLICA SQL_THREAD; SET GLOBAL replicate_rewrite_db = "
+                "'webstack->webstack_shadow'; START REPLICA SQL_THREAD\"",
+            ),
+        ),
+        fail=("db.replication",),
+        not_run=("db.app-roles",),
+        either=("app.database",),
+        evidence={
+            "db.replication": "(Replicate_Rewrite_DB=webstack->webstack_shadow)",
+        },
+        undo=(
+            (
+                "web-02",
+                "sudo mysql -e \"STOP REPLICA SQL_THREAD; SET GLOBAL replicate_rewrite_db = ''; "
+                'START REPLICA SQL_THREAD; SET sql_log_bin = 0; DROP DATABASE webstack_shadow"',
             ),
         ),
         restore=("database",),
@@ -815,12 +889,50 @@ VARIANTS = [
         evidence={"lb.round-robin": "picks the server itself for some requests (`use-server"},
         restore=("lb",),
     ),
+    Variant(  # the old grader sent Sec-Fetch-* over http, which no browser does
+        "haproxy-round-robin-only-for-requests-with-fetch-metadata",
+        (("lb-01", FETCH_METADATA_GETS_ROUND_ROBIN),),
+        fail=("lb.round-robin", "lb.active-active"),
+        either=("http.www",),
+        evidence={"lb.round-robin": "HAProxy's backend visitors balances with `balance source`"},
+        restore=("lb",),
+    ),
+    Variant(  # a SOCKS4 server answers the checks: web-02's Nginx may stop, it stays UP
+        "health-checks-answered-by-a-socks-server",
+        (("lb-01", put("/tmp/lab-socks.pl", SOCKS_ANSWERS_CHECKS, CHECKS_THROUGH_A_SOCKS_SERVER)),),
+        fail=("lb.health-checks",),
+        evidence={
+            "lb.health-checks": "web-02: its health checks go through 127.0.0.1:1080 "
+            "(`check-via-socks4`)"
+        },
+        undo=(("lb-01", "sudo systemctl stop lab-socks"),),
+        restore=("lb",),
+    ),
+    Variant(  # what runs is not what the file says (its mtime set back)
+        "haproxy-runs-a-configuration-the-file-no-longer-holds",
+        (("lb-01", LOADED_THEN_PUT_BACK),),
+        fail=("lb.haproxy",),
+        not_run=needing("lb.haproxy"),
+        evidence={"lb.haproxy": "HAProxy has been running since"},
+        restore=("lb",),
+    ),
     Variant(  # web-02's Nginx may stop: sshd still answers the checks
         "health-checks-that-connect-to-ssh",
         (("lb-01", CHECKS_THAT_CONNECT_TO_SSH),),
         fail=("lb.health-checks",),
         evidence={"lb.health-checks": "web-02: its health checks connect to {web2}:22"},
         restore=("lb",),
+    ),
+    Variant(  # the old grader asked the web servers directly only
+        "nginx-serves-visitors-through-the-balancer-from-the-application",
+        tuple((host, THROUGH_THE_BALANCER_GET_THE_APPLICATION) for host in WEB),
+        fail=("web.static",),
+        either=("http.www",),
+        evidence={
+            "web.static": "Nginx hands / to another server (location = /: proxy_pass "
+            "http://127.0.0.1:8000 (in if ($http_x_forwarded_for)))"
+        },
+        restore=("web",),
     ),
     Variant(  # the old grader never sent a cookie
         "nginx-serves-returning-visitors-from-the-application",
@@ -829,7 +941,8 @@ VARIANTS = [
         not_run=needing("web.served-by"),
         either=("http.www",),
         evidence={
-            "web.static": "/static/style.css as a returning visitor was not sent by Nginx",
+            "web.static": "Nginx hands /static/style.css to another server (location /static/: "
+            "proxy_pass http://127.0.0.1:8000 (in if ($http_cookie)))",
             "web.served-by": "web-02 (hostname web-02): / as a returning visitor sent "
             "X-Served-By: web-01",
         },
@@ -839,7 +952,7 @@ VARIANTS = [
         "nginx-serves-the-page-from-disk-only-to-a-script",
         tuple((host, put(SITE, GRADER_GETS_THE_FILE_SITE, RELOAD_NGINX)) for host in WEB),
         fail=("web.static",),
-        evidence={"web.static": "another server made it"},
+        evidence={"web.static": "Nginx hands / to another server (location = /: proxy_pass "},
         restore=("web",),
     ),
     Variant(

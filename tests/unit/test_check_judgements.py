@@ -214,6 +214,11 @@ BROKEN = [
     ),
     ("lb.health-checks", _aimed(check_port=8080), "go to 192.168.80.12:8080, not to the server"),
     ("lb.health-checks", _aimed(tracked="web/web-01"), "its health is copied from web/web-01"),
+    (  # `check socks4 127.0.0.1:1080 check-via-socks4`: a relay there answers the checks
+        "lb.health-checks",
+        _aimed(check_via="127.0.0.1:1080"),
+        "web-02: its health checks go through 127.0.0.1:1080 (`check-via-socks4`)",
+    ),
     (  # the same without a stats socket, where the failover trial would run
         "lb.health-checks",
         lambda o: [_aimed(check_addr="192.168.80.11")(o), _behaviour(None, None)(o)],

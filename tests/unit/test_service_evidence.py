@@ -152,7 +152,9 @@ def test_a_reload_in_the_same_second_as_the_edit_is_not_stale():
     assert proc.older_than_file("HAProxy", loaded, {}) == ""
 
 
-def test_haproxy_passes_with_a_note_when_the_file_changed_since():
+def test_haproxy_fails_when_the_file_changed_since_it_loaded_it():
+    """The balancer's rules are read from the file: a running configuration older than the
+    file (an edit not reloaded, or a fake loaded and the file put back) cannot be vouched for."""
     o = balancer(
         listeners=["haproxy"],
         running=True,
@@ -163,6 +165,13 @@ def test_haproxy_passes_with_a_note_when_the_file_changed_since():
     for answered in ("error", "journal", "installed"):  # kept only when no answer came
         del o[answered]
     verdict = judge("lb.haproxy", o)
-    assert verdict.passed
-    assert "(note: HAProxy has been running since" in verdict.evidence
+    assert not verdict.passed
+    assert "HAProxy has been running since" in verdict.evidence
     assert "before haproxy.cfg changed at" in verdict.evidence
+    assert "systemctl reload haproxy" in verdict.hint
+
+
+def test_a_file_put_back_with_an_old_mtime_is_changed_by_its_ctime():
+    """`cp ref.cfg haproxy.cfg; touch -d '2 hours ago' haproxy.cfg`: the ctime still says when."""
+    text = "mtime 1796550000.000000000 1796561700.250000000 /etc/haproxy/haproxy.cfg\n"
+    assert proc.parse_loaded_and_changed(text)[1] == {"/etc/haproxy/haproxy.cfg": 1796561700.25}

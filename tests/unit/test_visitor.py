@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from unittest import mock
 
 import pytest
 
@@ -17,6 +18,7 @@ from lab.observe import visitor
 from lab.observe.live import LiveLab, browser_headers
 from tests.record import read_raw
 
+ANY = mock.ANY
 SCRIPT_LIKE = ("python", "urllib", "curl", "lab-check", "lab_check", "grader", "bot")
 
 
@@ -40,11 +42,18 @@ def test_each_request_has_the_headers_firefox_sends_for_it(method, path, kind):
     text = " ".join(f"{k}: {v}" for k, v in headers.items()).lower()
     assert not [word for word in SCRIPT_LIKE if word in text], text
     if kind == "page":
-        assert headers["Sec-Fetch-Mode"] == "navigate" and "Referer" not in headers
+        assert headers["Upgrade-Insecure-Requests"] == "1" and "Referer" not in headers
     else:
         assert headers["Referer"] == "http://www.foobar.com/"
     if method == "POST":
         assert headers["Origin"] == "http://www.foobar.com"
+    # over plain http, Firefox sends no Sec-Fetch-* and offers neither brotli nor zstd: a
+    # request that did would be the grader's alone
+    assert not [name for name in headers if name.startswith("Sec-Fetch")]
+    assert headers["Accept-Encoding"] == "gzip, deflate"
+    secure = visitor.headers(method, path, "https://www.foobar.com")
+    assert secure["Sec-Fetch-Mode"] == ("navigate" if kind == "page" else ANY)
+    assert secure["Accept-Encoding"] == visitor.ENCODINGS
 
 
 def test_the_grader_offers_every_encoding_a_browser_offers_and_can_read_them():
