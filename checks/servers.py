@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, CheckError, failed_all, passed
-from lab.facts import proc
+from lab.facts import proc, programs
 from lab.observe.probes import names_host
 
 
@@ -14,6 +14,9 @@ class Named(TypedDict):
 
     hostname: str
     domain: str  # the lab's domain (a fully qualified hostname may end in it)
+    # what makes the programs the grader runs there other than the distribution's (absent from
+    # observations recorded before the grader asked)
+    untrusted: NotRequired[list[str]]
 
 
 class Unreachable(TypedDict):
@@ -23,6 +26,11 @@ class Unreachable(TypedDict):
 
 
 ReachableObservation = dict[str, Named | Unreachable]  # by host
+UNTRUSTED_HINT = (
+    "The grader reads your services with the distribution's own programs: put them back "
+    "(`sudo apt-get install --reinstall PACKAGE`, `sudo dpkg-divert --rename --remove PATH`, "
+    "no /etc/ld.so.preload)."
+)
 
 
 class Reachable(Check):
@@ -41,9 +49,12 @@ class Reachable(Check):
     def observe(self, lab) -> ReachableObservation:
         def probe(host) -> Named | Unreachable:
             try:
+                hostname = lab.sh(host, proc.HOSTNAME).strip()
+                said = lab.sh(host, programs.integrity(), sudo=True, check=False)
                 return {
-                    "hostname": lab.sh(host, proc.HOSTNAME).strip(),
+                    "hostname": hostname,
                     "domain": lab.topology.domain,
+                    "untrusted": programs.untrusted(said),
                 }
             except CheckError as exc:
                 return {"error": str(exc)}
@@ -58,6 +69,15 @@ class Reachable(Check):
             if "hostname" in info
             and not names_host(info["hostname"], (host,), info.get("domain", ""))
         ]
+        problems += [
+            f"{host}: the grader cannot trust the programs it runs there: {'; '.join(found)}"
+            for host, info in hosts.items()
+            if (found := info.get("untrusted"))
+        ]
         if problems:
-            return failed_all(problems)
-        return passed(f"{', '.join(hosts)} answer over SSH, each with its own hostname")
+            untrusted = any(info.get("untrusted") for info in hosts.values())
+            return failed_all(problems, UNTRUSTED_HINT if untrusted else "")
+        return passed(
+            f"{', '.join(hosts)} answer over SSH, each with its own hostname and the "
+            "distribution's programs"
+        )

@@ -106,3 +106,81 @@ def name(program: Program, fallback: str = "") -> str:
     )
     copy = f": the same bytes as {program.same_bytes_as[0]}" if program.same_bytes_as else ""
     return f"{base} ({shown}: {source}, and not a build of {base}{copy})"
+
+
+# The programs the grader runs on a host (lab.remote.quoting.trusted, the facts' commands), in
+# each spelling usrmerge gives them: their packages' files must be those dpkg installed.
+GRADER_RUNS = (
+    "sh",
+    "dash",
+    "env",
+    "timeout",
+    "sudo",
+    "perl",
+    "cat",
+    "md5sum",
+    "sha256sum",
+    "readlink",
+    "stat",
+    "find",
+    "ss",
+    "ip",
+    "systemctl",
+    "journalctl",
+    "getent",
+    "mariadb",
+    "mysql",
+    "nginx",
+    "haproxy",
+    "nsd-checkconf",
+    "dpkg-query",
+    "systemd-run",
+)
+BIN_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin")
+# where a changed file of those packages changes what runs: programs, libraries, perl modules
+RUNS_FROM = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/lib", "/usr/lib", "/usr/share/perl")
+PRELOAD = "/etc/ld.so.preload"
+
+
+def integrity() -> str:
+    """Shell saying whether the grader's programs on a host are the distribution's: `dpkg
+    --verify` of the packages they come from (`verify FLAGS [c] PATH` for a changed file), the
+    diversions of any of them (`diverted LINE`) and what /etc/ld.so.preload loads into every
+    program (`preload LINE`). Run as root."""
+    paths = " ".join(f"{d}/{p}" for p in GRADER_RUNS for d in BIN_DIRS)
+    return (
+        f"p=$(dpkg-query -S {paths} 2>/dev/null | grep -v '^diversion' | sed 's/: .*//' | "
+        "tr ',' '\\n' | tr -d ' ' | sort -u); "
+        'dpkg --verify $p 2>/dev/null | sed "s/^/verify\\t/"; '
+        f"dpkg-divert --list 2>/dev/null | grep -E ' ({'|'.join(BIN_DIRS)})/' | "
+        'sed "s/^/diverted\\t/"; '
+        f'grep -v "^[[:space:]]*\\(#\\|$\\)" {PRELOAD} 2>/dev/null | sed "s/^/preload\\t/"; true'
+    )
+
+
+def untrusted(text: str) -> list[str]:
+    """What in integrity()'s output makes a program the grader runs other than the
+    distribution's, in words: a changed or missing file (not a configuration file), a program
+    diverted by hand (packages divert some: dash /bin/sh), a library preloaded into every
+    program."""
+    found = []
+    for line in text.splitlines():
+        kind, _, rest = line.partition("\t")
+        words = rest.split()
+        if kind == "verify" and words:
+            path, conffile = words[-1], len(words) == 3 and words[1] == "c"
+            changed = words[0] == "missing" or words[0][2:3] == "5"
+            if changed and not conffile and path.startswith(RUNS_FROM):
+                how = (
+                    "is missing"
+                    if words[0] == "missing"
+                    else "is not the file its package installed"
+                )
+                found.append(f"{path} {how} (dpkg --verify)")
+        elif kind == "diverted" and rest.startswith("local diversion"):  # by hand, no package
+            diverted = [w for w in words if w.startswith(BIN_DIRS)]
+            if diverted and posixpath.basename(diverted[0]) in GRADER_RUNS:
+                found.append(f"{diverted[0]} is diverted ({rest.strip()})")
+        elif kind == "preload" and rest.strip():
+            found.append(f"{PRELOAD} loads {rest.strip()} into every program")
+    return found

@@ -916,6 +916,29 @@ VARIANTS = [
         evidence={"lb.haproxy": "HAProxy has been running since"},
         restore=("lb",),
     ),
+    Variant(  # a wrapper could answer for the client the grader runs: it is not the distribution's
+        "the-database-client-diverted-by-hand",
+        (
+            (
+                "web-02",
+                "sudo dpkg-divert --local --rename --divert /usr/bin/mariadb.real --add "
+                "/usr/bin/mariadb && sudo ln -s mariadb.real /usr/bin/mariadb",
+            ),
+        ),
+        fail=("servers.reachable",),
+        evidence={
+            "servers.reachable": "web-02: the grader cannot trust the programs it runs there: "
+            "/usr/bin/mariadb is diverted (local diversion of /usr/bin/mariadb to "
+            "/usr/bin/mariadb.real)"
+        },
+        undo=(
+            (
+                "web-02",
+                "sudo rm -f /usr/bin/mariadb && sudo dpkg-divert --rename --remove "
+                "/usr/bin/mariadb",
+            ),
+        ),
+    ),
     Variant(  # web-02's Nginx may stop: sshd still answers the checks
         "health-checks-that-connect-to-ssh",
         (("lb-01", CHECKS_THAT_CONNECT_TO_SSH),),

@@ -101,6 +101,11 @@ def _hint(check_id, observation):
 BROKEN = [
     ("servers.reachable", _set(["web-02"], {"error": "web-02: unreachable"}), "unreachable"),
     ("servers.reachable", _set(["web-02", "hostname"], "localhost"), "calls itself 'localhost'"),
+    (  # a wrapper behind a diversion: the grader would run it for the distribution's client
+        "servers.reachable",
+        _set(["web-02", "untrusted"], ["/usr/bin/mariadb is diverted (local diversion ...)"]),
+        "web-02: the grader cannot trust the programs it runs there: /usr/bin/mariadb is diverted",
+    ),
     ("web.nginx", _set(["web-01", "server"], "Apache/2.4"), "Apache"),
     ("web.nginx", _set(["web-02", "listeners"], ["python3"]), "port 80 belongs to"),
     ("web.nginx", _set(["web-02", "config_ok"], False), "nginx -t fails"),

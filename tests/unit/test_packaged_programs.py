@@ -195,3 +195,38 @@ def test_the_command_on_this_machine_tells_a_renamed_copy_from_the_packaged_prog
     named = programs.name(found[pids[1]])
     assert named.startswith(f"nginx ({fake}: from no package, and not a build of nginx"), named
     assert named.endswith("/sleep)"), named  # the packaged sleep's bytes
+
+
+# integrity() on web-02 of a lab with /usr/bin/env changed, /usr/bin/mariadb diverted by hand
+# and a library in /etc/ld.so.preload (dash's own diversion of /bin/sh is the package's)
+TAMPERED = """verify\t??5??????   /usr/bin/env
+diverted\tdiversion of /bin/sh to /bin/sh.distrib by dash
+diverted\tlocal diversion of /usr/bin/mariadb to /usr/bin/mariadb.real
+preload\t/nonexistent.so
+"""
+
+
+def test_programs_the_grader_runs_are_the_distributions_or_named_otherwise():
+    assert programs.untrusted(TAMPERED) == [
+        "/usr/bin/env is not the file its package installed (dpkg --verify)",
+        "/usr/bin/mariadb is diverted (local diversion of /usr/bin/mariadb to "
+        "/usr/bin/mariadb.real)",
+        "/etc/ld.so.preload loads /nonexistent.so into every program",
+    ]
+    # a package's own diversion, a changed configuration file, a page a student edited
+    fine = (
+        "diverted\tdiversion of /bin/sh to /bin/sh.distrib by dash\n"
+        "verify\t??5?????? c /etc/nginx/nginx.conf\n"
+        "verify\t??5??????   /usr/share/nginx/html/index.html\n"
+    )
+    assert programs.untrusted(fine) == []
+    assert programs.untrusted("verify\tmissing     /usr/sbin/nginx\n") == [
+        "/usr/sbin/nginx is missing (dpkg --verify)"
+    ]
+
+
+def test_the_integrity_command_asks_dpkg_about_every_program_the_grader_runs():
+    command = programs.integrity()
+    for program in ("/usr/bin/perl", "/bin/sh", "/usr/sbin/nginx", "/usr/bin/mariadb"):
+        assert program in command
+    assert "dpkg --verify" in command and "dpkg-divert --list" in command
