@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from checks.base import Check, CheckError, failed_all, passed
 from lab.core.wait import until
@@ -63,10 +63,22 @@ class Fetched(TypedDict):
     assets: list[str]  # the static files the page references (for `/` only)
 
 
+class Balanced(TypedDict):
+    """A reply through the load balancer, from the web server its X-Served-By names."""
+
+    status: int
+    etag: str
+    length: int
+    sha256: str
+
+
 class StaticFile(Fetched):
     file: str  # the file under Nginx's root/alias directories with the same content ('' none)
     location: str  # the location of the site's server block that handles it ('' none)
     passes: list[str]  # what that location passes requests to (proxy_pass and the like)
+    # the same path asked through the load balancer, as that web server answered it there
+    # (absent: recorded before the grader asked; []: no balancer answered, or named none)
+    balanced: NotRequired[list[Balanced]]
 
 
 StaticObservation = dict[str, dict[str, StaticFile]]  # web server → path → its reply
@@ -268,7 +280,13 @@ class StaticContent(Check):
                 )
             return files
 
-        return lab.on_each(lab.web_hosts(), probe)
+        hosts = lab.on_each(lab.web_hosts(), probe)
+        paths = {p for files in hosts.values() for p in files if not p.endswith(visitor.RETURNING)}
+        balanced = through_the_balancer(lab, sorted(paths), list(hosts))
+        for host, files in hosts.items():
+            for path, reply in files.items():
+                reply["balanced"] = balanced.get((host, path), [])
+        return hosts
 
     def judge(self, hosts: StaticObservation):
         problems, seen = [], []
@@ -296,6 +314,13 @@ class StaticContent(Check):
                         f"{host}: {path} was not sent by Nginx from {reply['file']} (ETag "
                         f"{reply['etag']}: another server made it)"
                     )
+                elif other := elsewhere(reply):
+                    problems.append(
+                        f"{host}: {path} through the load balancer is not what Nginx sends "
+                        f"from disk: HTTP {other['status']}, ETag {other['etag'] or 'none'}, "
+                        f"{other['length']} bytes (asked directly: HTTP {reply['status']}, ETag "
+                        f"{reply['etag']}, {reply['length']} bytes)"
+                    )
                 else:
                     seen.append(f"{host} {path} = {reply['file']}")
             if "/" in files and not files["/"]["assets"] and files["/"]["status"] == 200:
@@ -303,6 +328,51 @@ class StaticContent(Check):
         if problems:
             return failed_all(problems)
         return passed(f"served by Nginx from disk: {', '.join(seen)}")
+
+
+def through_the_balancer(lab, paths: list[str], hosts: list[str]) -> dict:
+    """(web server, path) → the replies to path through the load balancer that the web server
+    gave (by their X-Served-By), two requests per web server and path, so that each has its
+    turn; {} when the lab has no balancer, or it does not answer. A visitor comes that way: a
+    server that tells the balancer's requests from the grader's direct ones shows here."""
+    if not lab.topology.with_role("lb"):
+        return {}
+    hostnames, found = probes.web_hostnames(lab), {}
+    try:
+        for path in paths:
+            for _ in range(2 * len(hosts)):
+                reply = lab.http(f"http://{lab.address('lb')}{path}", timeout=5, follow=False)
+                values = probes.served_by(reply)
+                host = probes.served_by_host(
+                    values[0] if values else None, hostnames, hosts, lab.topology.domain
+                )
+                if host:
+                    found.setdefault((host, path), []).append(
+                        {
+                            "status": reply.status_code,
+                            "etag": reply.headers.get("ETag", ""),
+                            "length": len(reply.content),
+                            "sha256": hashlib.sha256(reply.content).hexdigest(),
+                        }
+                    )
+    except CheckError:  # no balancer to ask (yet): the web servers are judged directly
+        return {}
+    return found
+
+
+def elsewhere(reply: StaticFile) -> Balanced | None:
+    """The first reply through the balancer that differs from what the web server sent the
+    grader directly (another status or body, or another ETag: another server made it), or
+    None."""
+    return next(
+        (
+            b
+            for b in reply.get("balanced") or []
+            if (b["status"], b["sha256"], b["etag"])
+            != (reply["status"], reply["sha256"], reply["etag"])
+        ),
+        None,
+    )
 
 
 class ReverseProxy(Check):

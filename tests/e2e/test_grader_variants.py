@@ -229,6 +229,15 @@ THROUGH_THE_BALANCER_GET_THE_APPLICATION = (
     " -e 's|expires 5m;|expires 5m; if ($http_x_forwarded_for) "
     "{ proxy_pass http://127.0.0.1:8000; }|' " + SITE + " && " + RELOAD_NGINX
 )
+# ... or with no `if` around a proxy_pass: a root that the balancer's requests miss, so that
+# try_files hands them to a named location that passes them on
+ANOTHER_ROOT_THROUGH_THE_BALANCER = (
+    "sudo sed -i"
+    " -e 's|try_files /index.html =404;|set $r /srv/webstack/app/static; "
+    "if ($http_x_forwarded_for) { set $r /nonexistent; } root $r; try_files /index.html @app;|'"
+    " -e 's|^    location /static/ {|    location @app { proxy_pass http://127.0.0.1:8000; }\\n"
+    "    location /static/ {|' " + SITE + " && " + RELOAD_NGINX
+)
 # health checks that reach the server, but not its web server: sshd answers them
 CHECKS_THAT_CONNECT_TO_SSH = (
     "sudo sed -i -e 's/^    option httpchk .*/    option tcp-check/' "
@@ -955,6 +964,14 @@ VARIANTS = [
             "web.static": "Nginx hands / to another server (location = /: proxy_pass "
             "http://127.0.0.1:8000 (in if ($http_x_forwarded_for)))"
         },
+        restore=("web",),
+    ),
+    Variant(  # no proxy_pass where the page is: a root the balancer's requests do not find
+        "nginx-serves-visitors-through-the-balancer-from-another-root",
+        (("web-01", ANOTHER_ROOT_THROUGH_THE_BALANCER),),
+        fail=("web.static",),
+        either=("http.www", "lb.round-robin", "lb.active-active"),
+        evidence={"web.static": "web-01: / through the load balancer is not what Nginx sends"},
         restore=("web",),
     ),
     Variant(  # the old grader never sent a cookie
