@@ -21,8 +21,8 @@ from checks.base import Check, CheckError, Verdict, failed, passed
 from lab.core.topology import Topology
 from lab.facts import ipaddr
 from lab.observe.live import attempts
+from lab.remote.quoting import perl, quote
 from lab.remote.quoting import pid as valid_pid
-from lab.remote.quoting import quote
 
 MACHINE = "this machine"
 BLOCK = 512  # every port range of this many ports holds one free port the grader listens on
@@ -324,7 +324,7 @@ def listen(lab, host: str, ports: list[str]) -> tuple[list[ipaddr.Address], dict
     end at cleanup."""
     command = (
         f"{ipaddr.ADDRESSES}; echo {quote(ADDRESSES_END)}; ulimit -n 16384 2>/dev/null; "
-        f"{OWN_SCOPE} perl -e {quote(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
+        f"{OWN_SCOPE} {perl(LISTEN)} {quote(lab.address(host))} {LISTEN_SECONDS} "
         f"{','.join(map(str, DESIGNED))} " + " ".join(quote(p) for p in ports)
     )
     addresses, _, listened = lab.sh(host, command, sudo=True, check=False).partition(ADDRESSES_END)
@@ -351,7 +351,7 @@ def probe_from(lab, source: str, targets: list[Target]) -> dict[Target, State]:
         return attempts(controls_last(targets), PROBE_TIMEOUT)
     ordered = controls_last(targets)
     tries = " ".join(quote(f"{proto}/{port}/{address}") for proto, address, port in ordered)
-    script = f"ulimit -n 16384 2>/dev/null; perl -e {quote(PROBE)} {PROBE_TIMEOUT} {tries}"
+    script = f"ulimit -n 16384 2>/dev/null; {perl(PROBE)} {PROBE_TIMEOUT} {tries}"
     return parse_probes(lab.sh(source, script, check=False))
 
 

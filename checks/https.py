@@ -19,7 +19,7 @@ from lab.core import ca
 from lab.core.wait import Deadline
 from lab.observe import probes, visitor
 from lab.observe.live import forwarded
-from lab.remote.quoting import quote
+from lab.remote.quoting import perl
 
 PORT = 443
 TIMEOUT = 5
@@ -544,7 +544,7 @@ def sniff(lab, host: str, tokens: list[str], sources: list[str], common: str = "
     common (hex), or ''."""
     hexed = ",".join(socket.inet_aton(a).hex() for a in sources)
     wanted = ",".join(t.encode().hex() for t in tokens)
-    command = f"perl -e {quote(_SNIFFER)} {wanted} {hexed} {SNIFF_SECONDS} {common.encode().hex()}"
+    command = f"{perl(_SNIFFER)} {wanted} {hexed} {SNIFF_SECONDS} {common.encode().hex()}"
     output = lab.sh(host, command, sudo=True, check=False, timeout=SNIFF_SECONDS + 5)
     found = [""] * len(tokens)
     for line in output.splitlines():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from lab.facts import dns
-from lab.remote.quoting import quote
+from lab.remote.quoting import perl, quote
 
 DEFAULT_CONFIG = "/etc/haproxy/haproxy.cfg"
 PROCESSES = "ps -C haproxy -o pid=,ppid=,args="
@@ -36,7 +36,7 @@ def runtime_api(command: str, socket: str) -> str:
         '$s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "cannot open $ARGV[0]\\n";'
         " print $s <STDIN>; print while <$s>;"
     )
-    return f"echo {quote(command)} | perl -MIO::Socket::UNIX -e {quote(script)} {quote(socket)}"
+    return f"echo {quote(command)} | {perl(script, 'IO::Socket::UNIX')} {quote(socket)}"
 
 
 def process_ids(ps_output: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from lab.remote.quoting import quote
+from lab.remote.quoting import perl, quote
 
 _CLIENT = (
     "alarm 5; my ($kind, $where, $path, $host, $agent) = @ARGV;"
@@ -38,7 +38,7 @@ def get(where: str, path: str, host: str) -> str:
     """A shell line doing GET path on where ('unix:/run/x.sock' or 'IP:PORT') with perl."""
     kind, target = ("unix", where[5:]) if where.startswith("unix:") else ("tcp", where)
     return (
-        f"perl -MIO::Socket::INET -MIO::Socket::UNIX -e {quote(_CLIENT)} "
+        f"{perl(_CLIENT, 'IO::Socket::INET', 'IO::Socket::UNIX')} "
         f"{kind} {quote(target)} {quote(path)} {quote(host)} {quote(AGENT)}"
     )
 
@@ -47,7 +47,7 @@ def request(where: str, method: str, path: str, host: str, body: str = "") -> st
     """A shell line sending method path (with a JSON body, if any) to where with perl."""
     kind, target = ("unix", where[5:]) if where.startswith("unix:") else ("tcp", where)
     return (
-        f"perl -MIO::Socket::INET -MIO::Socket::UNIX -e {quote(_SENDER)} "
+        f"{perl(_SENDER, 'IO::Socket::INET', 'IO::Socket::UNIX')} "
         f"{kind} {quote(target)} {quote(path)} {quote(host)} {quote(AGENT)} "
         f"{quote(method)} {quote(body)}"
     )

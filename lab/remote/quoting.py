@@ -18,6 +18,18 @@ def as_root(command: str) -> str:
 # and in a login shell's) or in the environment never runs in the grader's place.
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 SUDO, ENV, TIMEOUT, SH = "/usr/bin/sudo", "/usr/bin/env", "/usr/bin/timeout", "/bin/sh"
+# The distribution's perl, its modules from perl-base alone (every module the grader's scripts
+# use is there, and dpkg --verify vouches for them): Debian's @INC puts /etc/perl and /usr/local
+# first, where a module of a student's would shadow perl-base's inside the grader's programs.
+PERL = "/usr/bin/perl -e " + shlex.quote(
+    "BEGIN { my @base = grep { m{/perl-base$} } @INC; @INC = @base if @base }"
+)
+
+
+def perl(script: str, *modules: str) -> str:
+    """PERL running script (with modules `use`d first), ready for its arguments."""
+    used = "".join(f"use {m}; " for m in modules)
+    return f"{PERL} -e {shlex.quote(used + script)}"
 
 
 def trusted(command: str, sudo: bool = False, timeout: int | None = None) -> str:

@@ -15,9 +15,8 @@ import time
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
 
-from lab.remote.quoting import SH, TIMEOUT, quote, trusted
+from lab.remote.quoting import SH, TIMEOUT, perl, trusted
 
-PERL = "/usr/bin/perl"
 # Request: "<bytes> <seconds>\n" then the command. Answer: "<out bytes> <err bytes> <exit>\n",
 # then stdout and stderr. Its input closed (the channel ended), the server ends.
 SERVER = r"""
@@ -69,7 +68,7 @@ class KeptShell:
         self._buffer = b""
         self._ended = False  # its answer ended or came out of turn: never used again
         self.channel = client.get_transport().open_session(timeout=timeout)
-        self.channel.exec_command(trusted(f"exec {PERL} -e {quote(SERVER)}", sudo))
+        self.channel.exec_command(trusted(f"exec {perl(SERVER)}", sudo))
         if self._line(time.monotonic() + timeout) != b"ready":
             self.close()
             raise ShellBroken("the kept shell did not start")
