@@ -140,6 +140,8 @@ BIN_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin")
 # where a changed file of those packages changes what runs: programs, libraries, perl modules
 RUNS_FROM = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/lib", "/usr/lib", "/usr/share/perl")
 PRELOAD = "/etc/ld.so.preload"
+# the diversions of those programs the distribution's packages make (`dpkg-divert --list`)
+PACKAGES_DIVERT = ("diversion of /bin/sh to /bin/sh.distrib by dash",)
 
 
 def integrity() -> str:
@@ -161,8 +163,8 @@ def integrity() -> str:
 def untrusted(text: str) -> list[str]:
     """What in integrity()'s output makes a program the grader runs other than the
     distribution's, in words: a changed or missing file (not a configuration file), a program
-    diverted by hand (packages divert some: dash /bin/sh), a library preloaded into every
-    program."""
+    diverted other than as the distribution does (dash diverts /bin/sh; a diversion made
+    `--package` of another name is no package's), a library preloaded into every program."""
     found = []
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
@@ -177,7 +179,7 @@ def untrusted(text: str) -> list[str]:
                     else "is not the file its package installed"
                 )
                 found.append(f"{path} {how} (dpkg --verify)")
-        elif kind == "diverted" and rest.startswith("local diversion"):  # by hand, no package
+        elif kind == "diverted" and rest.strip() not in PACKAGES_DIVERT:  # by hand, or a fake
             diverted = [w for w in words if w.startswith(BIN_DIRS)]
             if diverted and posixpath.basename(diverted[0]) in GRADER_RUNS:
                 found.append(f"{diverted[0]} is diverted ({rest.strip()})")

@@ -422,6 +422,14 @@ class LiveLab:
 
         return self.memo(("outside of", host), find)
 
+    def in_lab(self, address: str) -> bool:
+        """Whether address is an IPv4 address of the lab's network: the only ones this machine
+        contacts (an address a student put on a host is asked from the other hosts alone)."""
+        try:
+            return ipaddress.ip_address(address) in self.topology.subnet
+        except ValueError:
+            return False
+
     def lab_interface(self, host: str) -> str | None:
         """host's interface on the lab network (the one carrying its lab address): the scope of
         a link-local address host connects to (once per run; None when not found)."""
@@ -442,7 +450,7 @@ class LiveLab:
         timeout = (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
         link_local = is_link_local(address)
         if source == THIS_MACHINE:
-            if link_local or self.tunnelled(address):
+            if link_local or self.tunnelled(address) or not self.in_lab(address):
                 return None
             if connect_state(address, port, ROUTE_PROBE_TIMEOUT) != "open":
                 return None

@@ -4,7 +4,6 @@ to, HAProxy and its servers, and a value written through the front door."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import posixpath
 import re
@@ -330,8 +329,7 @@ def _outside(lab: LiveLab, host: str) -> Outside:
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
     own = public_sockets(sockets, pids, address, v6)
-    # only the lab's addresses: an address a student put on a host is never contacted elsewhere
-    wanted = [w for w in dict.fromkeys([*candidates, *own]) if w[0] in v6 or in_lab(lab, w[0])]
+    wanted = list(dict.fromkeys([*candidates, *own]))  # (this machine asks the lab's alone)
     asks = [(where, source) for where in wanted for source in sources]
     answers = fan_out(  # at once: a port that drops packets costs its wait once
         asks, lambda ask: lab.from_outside(ask[1], *ask[0], "/api/status")
@@ -363,14 +361,6 @@ def _outside(lab: LiveLab, host: str) -> Outside:
         "exposed": [found[w] for w in own if w in found and w not in candidates],
         "asked_from": sources,
     }
-
-
-def in_lab(lab: LiveLab, address: str) -> bool:
-    """Whether address is an IPv4 address of the lab's network."""
-    try:
-        return ipaddress.ip_address(address) in lab.topology.subnet
-    except ValueError:
-        return False
 
 
 def socket_name(address: str, port: int) -> str:
@@ -411,18 +401,20 @@ def relay_candidates(
     app_pids: set[int] = frozenset(),
     v6: list[str] = (),
 ) -> dict[tuple[str, int], list[str]]:
-    """(address, port) → programs: the TCP ports a host listens on beyond loopback, other than
-    its web ports, the distribution's SSH and database servers and the application's own
-    sockets (judged by themselves: public_sockets), each at the addresses a visitor connects
-    to (asked_at: IPv4 and IPv6, v6 being the host's IPv6 addresses), and the application's
-    own port at the host's address when nothing listens there beyond loopback: a port forward
-    may open it."""
+    """(address, port) → programs: the TCP ports a host listens on beyond loopback (but its
+    web ports where Nginx alone holds them, the distribution's SSH and database servers at
+    theirs, and the application's own sockets, judged by themselves: public_sockets), each at
+    the addresses a visitor connects to (asked_at: IPv4 and IPv6, v6 being the host's IPv6
+    addresses), and the application's own port at the host's address when nothing listens
+    there beyond loopback: a port forward may open it."""
     found: dict[tuple[str, int], set[str]] = {}
     public = {s.port for s in sockets if s.kind == "tcp" and not s.local_only}
     for item in sockets:
-        if item.kind != "tcp" or item.local_only or item.port in (*WEB_PORTS, None):
+        if item.kind != "tcp" or item.local_only or item.port is None:
             continue
         if item.pids & app_pids:
+            continue
+        if item.port in WEB_PORTS and served_by_nginx(item, exe_paths):
             continue
         programs = {exe_paths.get(pid) or name for name, pid in item.processes}
         if programs and all(serves_itself(program, item.port) for program in programs):
@@ -433,6 +425,14 @@ def relay_candidates(
     if not target.startswith("unix:") and port.isdigit() and int(port) not in public:
         found.setdefault((address, int(port)), set())
     return {key: sorted(programs) for key, programs in found.items()}
+
+
+def served_by_nginx(item: ss.Listener, exe_paths: dict[int, str]) -> bool:
+    """Whether a web port's socket is held by Nginx alone, as the system vouches for it (a
+    socat on 443 is asked like any other relay)."""
+    return bool(item.pids) and all(
+        posixpath.basename(exe_paths.get(pid, "")) == "nginx" for pid in item.pids
+    )
 
 
 def serves_itself(program: str, port: int) -> bool:

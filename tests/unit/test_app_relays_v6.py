@@ -24,7 +24,8 @@ LINK_LOCAL = "fe80::216:3eff:fece:bfd4"
 GLOBAL = "fd00:88::11"
 WEB1 = "192.168.88.11"
 SOCAT = {1172: "/usr/bin/socat", 353: "/usr/bin/socat", 1175: "/usr/bin/socat"}
-PATHS = {55: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", 68: "/usr/sbin/nginx", **SOCAT}
+NGINX = {pid: "/usr/sbin/nginx" for pid in (66, 67, 68)}  # its master and workers
+PATHS = {55: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", **NGINX, **SOCAT}
 GUNICORN = {1092, 1094, 1095}
 
 

@@ -409,7 +409,8 @@ def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_data
     from lab.observe.probes import relay_candidates
 
     listeners = ss.parse(read_raw("ss-socat-relay-web-01"))
-    paths = {57: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", 777: "/usr/bin/socat"}
+    nginx = {pid: "/usr/sbin/nginx" for pid in (58, 59, 60)}  # its master and workers
+    paths = {57: "/usr/sbin/sshd", 50: "/usr/sbin/mariadbd", 777: "/usr/bin/socat", **nginx}
     found = relay_candidates(listeners, paths, "192.168.214.11", "127.0.0.1:8000")
     # socat's relay, and the application's own port (a port forward needs no listener)
     assert found == {("192.168.214.11", 8001): ["socat"], ("192.168.214.11", 8000): []}
@@ -424,7 +425,13 @@ def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_data
     assert found == {("192.168.214.11", 8001): ["socat"], ("192.168.214.11", 3306): ["mariadbd"]}
     reference = ss.parse(read_raw("ss-web-01"))
     paths = {53: "/usr/sbin/sshd", 2014: "/usr/sbin/mariadbd"}
+    paths |= {pid: "/usr/sbin/nginx" for pid in (1591, 2253, 2254)}
     assert relay_candidates(reference, paths, "192.168.80.11", "unix:/run/app.sock") == {}
+    # port 80 held by a program the system does not vouch for as Nginx is asked like any other
+    del paths[2254]
+    assert set(relay_candidates(reference, paths, "192.168.80.11", "unix:/run/app.sock")) == {
+        ("192.168.80.11", 80)
+    }
 
 
 def test_an_answer_is_the_applications_by_its_pid_or_its_signature():

@@ -220,6 +220,11 @@ def test_programs_the_grader_runs_are_the_distributions_or_named_otherwise():
         "verify\t??5??????   /usr/share/nginx/html/index.html\n"
     )
     assert programs.untrusted(fine) == []
+    made_up = "diverted\tdiversion of /usr/bin/mariadb to /usr/bin/mariadb.real by adr-tools\n"
+    assert programs.untrusted(made_up) == [
+        "/usr/bin/mariadb is diverted (diversion of /usr/bin/mariadb to /usr/bin/mariadb.real "
+        "by adr-tools)"
+    ]
     assert programs.untrusted("verify\tmissing     /usr/sbin/nginx\n") == [
         "/usr/sbin/nginx is missing (dpkg --verify)"
     ]
