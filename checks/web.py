@@ -260,7 +260,7 @@ class StaticContent(Check):
         "the application's static directory) instead of proxying them."
     )
     needs = ("web.nginx",)
-    touches = ()
+    touches = ("balancer",)  # asks the page and its files through the balancer too
     per_host = True  # judged host by host
 
     def observe(self, lab) -> StaticObservation:
