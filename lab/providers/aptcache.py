@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 PARTS = ("archives", "lists")
 
 
-def host_cache(root: Path, key: str, host: str) -> Path:
+def host_cache(root: Path, key: str, host: str, fallback_lists: Path | None = None) -> Path:
     """The cache dir of one host (archives/ and lists/, bind-mounted into it).
 
     A new one is seeded from the fullest cache of a same-named host of another lab: packages
-    are hard links (apt never rewrites a .deb), package lists are copies.
+    are hard links (apt never rewrites a .deb), package lists are copies, taken whole (a copy
+    made while that lab's apt rewrote them may lack a suite's Packages: taken again, and after
+    a few tries fallback_lists, the image's own, are taken instead).
     """
     cache = root / key
     if (cache / "archives").is_dir():
@@ -26,10 +29,36 @@ def host_cache(root: Path, key: str, host: str) -> Path:
         source = max(siblings, key=lambda p: sum(1 for _ in (p / "archives").glob("*.deb")))
         for deb in (source / "archives").glob("*.deb"):
             _seed(os.link, deb, cache / "archives" / deb.name)
-        for item in (source / "lists").iterdir():
-            if item.is_file() and item.name != "lock":
-                _seed(shutil.copy2, item, cache / "lists" / item.name)
+        lists = [source / "lists"] * LIST_TRIES + ([fallback_lists] if fallback_lists else [])
+        for tries, origin in enumerate(lists):
+            if tries and origin == source / "lists":
+                time.sleep(LIST_WAIT)  # that lab's apt-get update ends within moments
+            if _seed_lists(origin, cache / "lists"):
+                break
     return cache
+
+
+LIST_TRIES, LIST_WAIT = 5, 1.0
+
+
+def whole(names: list[str]) -> bool:
+    """Whether apt lists (file names) hold a Packages file for every suite they hold an
+    InRelease of: the lists of a host whose apt was not halfway through rewriting them."""
+    suites = [n.removesuffix("_InRelease") for n in names if n.endswith("_InRelease")]
+    return bool(suites) and all(
+        any(n.startswith(f"{suite}_") and "_Packages" in n for n in names) for suite in suites
+    )
+
+
+def _seed_lists(source: Path, target: Path) -> bool:
+    """Copy source's apt lists into target (emptied first) when the copy is whole."""
+    for old in target.iterdir():
+        old.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        for item in source.iterdir():
+            if item.is_file() and item.name != "lock":
+                _seed(shutil.copy2, item, target / item.name)
+    return whole([p.name for p in target.iterdir()])
 
 
 def _seed(copy, source: Path, target: Path) -> None:

@@ -363,7 +363,9 @@ class LxcProvider:
         if self.topology.sandbox:  # untrusted code gets limits and no cache shared with labs
             ours += sandbox_config(self.topology.sandbox, cgroup_v2())
         else:
-            cache = host_cache(self.cache, self.container(host), host.name)
+            cache = host_cache(
+                self.cache, self.container(host), host.name, self.image.rootfs / LISTS
+            )
             ours += [
                 f"lxc.mount.entry = {cache}/{part} {target} none bind,create=dir 0 0"
                 for part, target in (("archives", "var/cache/apt/archives"), ("lists", LISTS))

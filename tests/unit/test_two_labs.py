@@ -27,7 +27,8 @@ def test_an_apt_cache_is_seeded_from_a_sibling_whose_files_go_meanwhile(tmp_path
         (sibling / part).mkdir(parents=True)
     for name in ("nginx.deb", "gone.deb"):
         (sibling / "archives" / name).write_bytes(b"deb")
-    (sibling / "lists" / "Packages").write_text("lists")
+    for name in (SUITE + "_InRelease", SUITE + "_main_binary-amd64_Packages"):
+        (sibling / "lists" / name).write_text("lists")
     link = os.link
 
     def link_unless_gone(source, target):
@@ -38,7 +39,27 @@ def test_an_apt_cache_is_seeded_from_a_sibling_whose_files_go_meanwhile(tmp_path
     monkeypatch.setattr(os, "link", link_unless_gone)
     cache = aptcache.host_cache(tmp_path, "mine-web-01", "web-01")
     assert sorted(p.name for p in (cache / "archives").iterdir()) == ["nginx.deb"]
-    assert (cache / "lists" / "Packages").read_text() == "lists"
+    assert (cache / "lists" / f"{SUITE}_main_binary-amd64_Packages").read_text() == "lists"
+
+
+SUITE = "deb.debian.org_debian_dists_bookworm"
+
+
+def test_lists_copied_while_the_other_labs_apt_rewrote_them_are_not_taken(tmp_path, monkeypatch):
+    """A sibling's lists without a suite's Packages (its apt-get update halfway): a host
+    seeded so found no python3.11 at all. Taken again, then the image's own lists."""
+    sibling, image = tmp_path / "other-web-01", tmp_path / "image-lists"
+    for part in aptcache.PARTS:
+        (sibling / part).mkdir(parents=True)
+    (sibling / "lists" / f"{SUITE}_InRelease").write_text("new")  # its Packages not yet there
+    image.mkdir()
+    for name in (f"{SUITE}_InRelease", f"{SUITE}_main_binary-amd64_Packages"):
+        (image / name).write_text("image")
+    monkeypatch.setattr(aptcache, "LIST_WAIT", 0)
+    cache = aptcache.host_cache(tmp_path, "mine-web-01", "web-01", image)
+    assert {p.read_text() for p in (cache / "lists").iterdir()} == {"image"}
+    assert aptcache.whole([p.name for p in (cache / "lists").iterdir()])
+    assert not aptcache.whole([f"{SUITE}_InRelease"]) and not aptcache.whole([])
 
 
 class NoLayers:
