@@ -30,10 +30,11 @@ def host_cache(root: Path, key: str, host: str, fallback_lists: Path | None = No
         for deb in (source / "archives").glob("*.deb"):
             _seed(os.link, deb, cache / "archives" / deb.name)
         lists = [source / "lists"] * LIST_TRIES + ([fallback_lists] if fallback_lists else [])
+        wanted = suites(_names(fallback_lists)) if fallback_lists else set()
         for tries, origin in enumerate(lists):
             if tries and origin == source / "lists":
                 time.sleep(LIST_WAIT)  # that lab's apt-get update ends within moments
-            if _seed_lists(origin, cache / "lists"):
+            if _seed_lists(origin, cache / "lists", wanted):
                 break
     return cache
 
@@ -41,16 +42,32 @@ def host_cache(root: Path, key: str, host: str, fallback_lists: Path | None = No
 LIST_TRIES, LIST_WAIT = 5, 1.0
 
 
-def whole(names: list[str]) -> bool:
-    """Whether apt lists (file names) hold a Packages file for every suite they hold an
-    InRelease of: the lists of a host whose apt was not halfway through rewriting them."""
-    suites = [n.removesuffix("_InRelease") for n in names if n.endswith("_InRelease")]
-    return bool(suites) and all(
-        any(n.startswith(f"{suite}_") and "_Packages" in n for n in names) for suite in suites
+def suites(names) -> set[str]:
+    """The suites apt lists (file names) hold an InRelease of."""
+    return {n.removesuffix("_InRelease") for n in names if n.endswith("_InRelease")}
+
+
+def whole(names: list[str], wanted: set[str] = frozenset()) -> bool:
+    """Whether apt lists (file names) hold an InRelease and a Packages file for every suite
+    they name and every wanted one (the image's): the lists of a host whose apt was not halfway
+    through rewriting them (apt takes a suite's files away and puts the new ones in place)."""
+    every = suites(names) | set(wanted)
+    return bool(every) and all(
+        f"{suite}_InRelease" in names
+        and any(n.startswith(f"{suite}_") and "_Packages" in n for n in names)
+        for suite in every
     )
 
 
-def _seed_lists(source: Path, target: Path) -> bool:
+def _names(directory: Path | None) -> list[str]:
+    """The file names in directory ([] when there is none)."""
+    try:
+        return [p.name for p in directory.iterdir()] if directory else []
+    except FileNotFoundError:
+        return []
+
+
+def _seed_lists(source: Path, target: Path, wanted: set[str] = frozenset()) -> bool:
     """Copy source's apt lists into target (emptied first) when the copy is whole."""
     for old in target.iterdir():
         old.unlink()
@@ -58,7 +75,7 @@ def _seed_lists(source: Path, target: Path) -> bool:
         for item in source.iterdir():
             if item.is_file() and item.name != "lock":
                 _seed(shutil.copy2, item, target / item.name)
-    return whole([p.name for p in target.iterdir()])
+    return whole(_names(target), wanted)
 
 
 def _seed(copy, source: Path, target: Path) -> None:

@@ -60,6 +60,11 @@ def test_lists_copied_while_the_other_labs_apt_rewrote_them_are_not_taken(tmp_pa
     assert {p.read_text() for p in (cache / "lists").iterdir()} == {"image"}
     assert aptcache.whole([p.name for p in (cache / "lists").iterdir()])
     assert not aptcache.whole([f"{SUITE}_InRelease"]) and not aptcache.whole([])
+    # a suite gone altogether, InRelease and Packages (seen in a cold CI run): the image's
+    # lists say which suites there are
+    security = "deb.debian.org_debian-security_dists_bookworm-security"
+    copied = [f"{security}_InRelease", f"{security}_main_binary-amd64_Packages"]
+    assert aptcache.whole(copied) and not aptcache.whole(copied, {SUITE, security})
 
 
 class NoLayers:
