@@ -70,7 +70,7 @@ def test_a_prometheus_just_restarted_is_given_time_for_its_first_scrapes(monitor
             "&& sudo systemctl restart prometheus",
         )
         result = by_id(check_json(lab, "monitoring.targets"))["monitoring.targets"]
-        assert result["status"] == "pass", result
+        assert result["status"] == "pass", (result["evidence"], result["seconds"])
     finally:
         assert changed_count(lab("provision", "monitoring").stdout) > 0
 
