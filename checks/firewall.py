@@ -630,9 +630,9 @@ class DefaultDeny(_Firewall, Check):
     requirement = (
         "Issue of the design: no firewall. On every host, incoming traffic is denied: free ports "
         "the grader listens on (one in every 512, over TCP and UDP) and the ports no host of the "
-        "design serves (873, 2222, ports applications are often served on such as 8080, VPNs' "
-        "UDP ports), whatever listens there, answer neither this machine nor any "
-        "other host, at any of the host's addresses, over IPv4 or IPv6."
+        "design serves (873, 2222, ports applications are often served on such as 8080), "
+        "whatever listens there, answer neither this machine nor any other host, at any of the "
+        "host's addresses, over IPv4 or IPv6."
     )
     hint = (
         "Turn a firewall on on every host with incoming traffic denied by default: "
