@@ -430,15 +430,17 @@ class LiveLab:
         except ValueError:
             return False
 
+    def addresses(self, host: str) -> list[ipaddr.Address]:
+        """host's addresses, IPv4 and IPv6, by interface (`ip -o addr show`, read once per run)."""
+        return self.memo(
+            ("addresses", host),
+            lambda: ipaddr.parse(self.sh(host, ipaddr.ADDRESSES, check=False)),
+        )
+
     def lab_interface(self, host: str) -> str | None:
         """host's interface on the lab network (the one carrying its lab address): the scope of
-        a link-local address host connects to (once per run; None when not found)."""
-
-        def find() -> str | None:
-            addresses = ipaddr.parse(self.sh(host, ipaddr.ADDRESSES, check=False))
-            return ipaddr.interface_of(addresses, self.address(host))
-
-        return self.memo(("lab interface", host), find)
+        a link-local address host connects to (None when not found)."""
+        return ipaddr.interface_of(self.addresses(host), self.address(host))
 
     def from_outside(self, source: str, address: str, port: int, path: str) -> dict | None:
         """GET path from address:port (IPv4 or IPv6) as a visitor from source: this machine, or

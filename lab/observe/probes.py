@@ -290,13 +290,8 @@ class Outside(TypedDict):
 
 def ipv6_addresses(lab: LiveLab, host: str) -> list[str]:
     """host's IPv6 addresses another lab host may connect to (ipaddr.ipv6_addresses): the
-    link-local one on the lab network, then the global ones (read once per run)."""
-
-    def read() -> list[str]:
-        addresses = ipaddr.parse(lab.sh(host, ipaddr.ADDRESSES, check=False))
-        return ipaddr.ipv6_addresses(addresses, lab.address(host))
-
-    return lab.memo(("ipv6 addresses", host), read)
+    link-local one on the lab network, then the global ones."""
+    return ipaddr.ipv6_addresses(lab.addresses(host), lab.address(host))
 
 
 def outside(lab: LiveLab, host: str) -> Outside:

@@ -192,7 +192,10 @@ def observed(lab, monkeypatch, answering: dict) -> probes.Outside:
                 "replies": [{"status": 200, "json": {"host": "web-01", "pid": 1094}}],
             },
             ("ss", "web-01"): listeners(),
-            ("ipv6 addresses", "web-01"): [LINK_LOCAL],
+            ("addresses", "web-01"): [  # its lab address and its link-local one
+                ipaddr.Address("eth0", "4", WEB1, 24, "global"),
+                ipaddr.Address("eth0", "6", LINK_LOCAL, 64, "link"),
+            ],
             ("outside of", "web-01"): [THIS_MACHINE, "lb-01", "web-02"],
         }
     )
