@@ -27,7 +27,8 @@ class AppServer(Check):
     hint = (
         "Run the application with a WSGI server (e.g. gunicorn under systemd) bound to "
         "127.0.0.1 or a unix socket, so that only Nginx on the same host reaches it: no other "
-        "port (a relay such as socat, another Nginx server, a port forward) may lead to it."
+        "port (a relay such as socat, another Nginx server, a port forward, an SSH tunnel from "
+        "another host) may lead to it."
     )
     needs = ("web.reverse-proxy",)
     touches = ()
@@ -65,8 +66,9 @@ class AppServer(Check):
                     if relay["programs"]
                     else " (where nothing listens: a port forward)"
                 )
+                on = f"{relay['host']}'s " if relay.get("host") else ""
                 problems.append(
-                    f"{host}: {relay['socket']}{held} relays the application to the network: "
+                    f"{host}: {on}{relay['socket']}{held} relays the application to the network: "
                     + answered(relay)
                 )
             if master is not None and not app["exposed"] and not app["relays"]:

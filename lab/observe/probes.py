@@ -256,12 +256,20 @@ def _application(lab: LiveLab, host: str) -> Application:
 
 
 WEB_PORTS = (80, 443)
-# Servers of the distribution that speak first and never relay HTTP themselves, at the ports
-# they serve (None: every port): not asked, since a database counts each half-open handshake
-# against the asking host (max_connect_errors) and a newer sshd penalises a source that does not
-# log in. sshd at another port than 22 is asked: a remote forward (`ssh -R` with GatewayPorts)
-# is sshd listening there for the application.
-NOT_RELAYS = {"/usr/sbin/sshd": (22,), "/usr/sbin/mariadbd": None, "/usr/sbin/mysqld": None}
+# Servers of the distribution that never relay HTTP themselves, at the ports they serve (None:
+# every port): not asked, since a database counts each half-open handshake against the asking
+# host (max_connect_errors), a newer sshd penalises a source that does not log in, and a DNS
+# server over TCP waits for the rest of a query that "GET " announces as 18,245 bytes long. sshd
+# at another port than 22 is asked: a remote forward (`ssh -R` with GatewayPorts) is sshd
+# listening there for the application.
+NOT_RELAYS = {
+    "/usr/sbin/sshd": (22,),
+    "/usr/sbin/mariadbd": None,
+    "/usr/sbin/mysqld": None,
+    "/usr/sbin/nsd": None,
+    "/usr/sbin/named": None,
+    "/usr/sbin/unbound": None,
+}
 
 
 # An answer of the application's from outside its host (outside()), at another port than the
@@ -274,6 +282,7 @@ Relay = TypedDict(
         "from": str,  # where it was asked from and answered: this machine, lb-01, ...
         "status": int | None,
         "pid": int | None,  # the pid the answer named (None: one the grader does not see)
+        "host": NotRequired[str],  # the lab host the socket is on, when not the application's
     },
 )
 
@@ -313,28 +322,105 @@ def _outside(lab: LiveLab, host: str) -> Outside:
     sockets = listeners(lab, host)
     address = lab.address(host)
     v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
+    own = public_sockets(sockets, pids, address, v6)
+    relays: dict[tuple[str, str, int], Relay] = {}
+    for where_host in [host, *(h for h in lab.topology.names if h != host)]:
+        try:
+            candidates, answers = relay_answers(lab, where_host)
+        except CheckError:
+            if where_host == host:
+                raise
+            continue  # a host that cannot be read leads nowhere the grader can show
+        for where, relay in by_application(answers, candidates, pids, said).items():
+            if where_host != host:
+                relay["host"] = where_host
+            relays[(where_host, *where)] = relay
+    exposed = by_application(ask_everywhere(lab, own, sources), own, pids, said)
+    return {
+        "relays": list(relays.values()),
+        "exposed": [relay for where, relay in exposed.items() if (host, *where) not in relays],
+        "asked_from": sources,
+    }
+
+
+def relay_answers(lab: LiveLab, host: str):
+    """The ports of host that may relay an application (relay_candidates: its own, when host is
+    a web server, or another's: a balancer's SSH local forward), and what each answered
+    /api/status from every source outside host: (candidates, answers), once per run."""
+    return lab.memo(("relay answers", host), lambda: _relay_answers(lab, host))
+
+
+def _relay_answers(lab: LiveLab, host: str):
+    sockets = listeners(lab, host)
+    address = lab.address(host)
+    app = application(lab, host) if host in lab.web_hosts() else None
+    target = (app or {}).get("target") or ""
+    pids = {pid for _, pid in (app or {}).get("holders", {}).get(target, [])}
+    v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
     held = sorted({pid for s in sockets if s.kind == "tcp" for pid in s.pids})
     paths = {  # only where the system vouches for the name: a copy of socat as mysqld is asked
         pid: program.path
         for pid, program in running(lab, host, held).items()
         if program_facts.name(program) == posixpath.basename(program.path)
     }
-    candidates = relay_candidates(sockets, paths, address, app["target"], pids, v6)
+    candidates = relay_candidates(
+        sockets, paths, address, target, pids, v6, balancing_only(lab, host, sockets, paths)
+    )
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
-    own = public_sockets(sockets, pids, address, v6)
-    wanted = list(dict.fromkeys([*candidates, *own]))  # (this machine asks the lab's alone)
-    asks = [(where, source) for where in wanted for source in sources]
-    answers = fan_out(  # at once: a port that drops packets costs its wait once
-        asks, lambda ask: lab.from_outside(ask[1], *ask[0], "/api/status")
+    return candidates, ask_everywhere(lab, candidates, lab.outside_sources(host))
+
+
+def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> set[int]:
+    """The pids of HAProxy on host when it is the distribution's and every server it sends
+    requests to, as it reads its configuration, is a web server's web port: what it answers
+    comes through that web server (judged there), so its ports are not asked."""
+    haproxies = {
+        pid
+        for s in sockets
+        if s.kind == "tcp" and not s.local_only
+        for pid in s.pids
+        if posixpath.basename(paths.get(pid, "")) == "haproxy"
+    }
+    if not haproxies:
+        return set()
+    seen = balancer(lab) if host == lab.name("lb") else balancer(lab, host)
+    return haproxies if leads_to_web_ports(seen["servers"], lab.web_addresses()) else set()
+
+
+def leads_to_web_ports(servers, web: dict[str, str]) -> bool:
+    """Whether every server of a balancer is a web server (web: host → address) at a web
+    port."""
+    addresses = set(web.values())
+    return bool(servers) and all(
+        s["port"] in WEB_PORTS and s["addresses"] and set(s["addresses"]) <= addresses
+        for s in servers
     )
-    found: dict[tuple[str, int], Relay] = {}
-    reached: dict[tuple[str, int], list[str]] = {}  # by the sources that got the application
-    for (where, source), outcome in answers.items():
+
+
+Answers = dict[tuple[tuple[str, int], str], dict | None]  # (where, source) → from_outside
+
+
+def ask_everywhere(lab: LiveLab, wanted, sources: list[str]) -> Answers:
+    """GET /api/status at each (address, port) wanted, from each source at once (a port that
+    drops packets costs its wait once); this machine asks the lab's addresses alone."""
+    asks = [(where, source) for where in wanted for source in sources]
+    answers = fan_out(asks, lambda ask: lab.from_outside(ask[1], *ask[0], "/api/status"))
+    found = {}
+    for ask, outcome in answers.items():
         if outcome.error:
             raise outcome.error
-        answer = outcome.value
+        found[ask] = outcome.value
+    return found
+
+
+def by_application(answers: Answers, programs: dict, pids: set[int], said: dict) -> dict:
+    """(address, port) → Relay: where the application of pids (said: its own answer) answered,
+    with every source that got it, in the order programs names the places."""
+    found: dict[tuple[str, int], Relay] = {}
+    reached: dict[tuple[str, int], list[str]] = {}
+    for (where, source), answer in answers.items():
         pid = answered_by_application(answer["json"], pids, said) if answer else None
         if pid is None:
             continue
@@ -343,7 +429,7 @@ def _outside(lab: LiveLab, host: str) -> Outside:
             where,
             {
                 "socket": socket_name(*where),
-                "programs": candidates.get(where, own.get(where, [])),
+                "programs": programs.get(where, []),
                 "from": source,
                 "status": answer["status"],
                 "pid": pid or None,
@@ -351,11 +437,7 @@ def _outside(lab: LiveLab, host: str) -> Outside:
         )
     for where, by in reached.items():
         found[where]["from"] = " and ".join(filter(None, [", ".join(by[:-1]), by[-1]]))
-    return {
-        "relays": [found[w] for w in candidates if w in found],
-        "exposed": [found[w] for w in own if w in found and w not in candidates],
-        "asked_from": sources,
-    }
+    return {where: found[where] for where in programs if where in found}
 
 
 def socket_name(address: str, port: int) -> str:
@@ -395,19 +477,21 @@ def relay_candidates(
     target: str,
     app_pids: set[int] = frozenset(),
     v6: list[str] = (),
+    balancing: set[int] = frozenset(),
 ) -> dict[tuple[str, int], list[str]]:
     """(address, port) → programs: the TCP ports a host listens on beyond loopback (but its
     web ports where Nginx alone holds them, the distribution's SSH and database servers at
     theirs, and the application's own sockets, judged by themselves: public_sockets), each at
     the addresses a visitor connects to (asked_at: IPv4 and IPv6, v6 being the host's IPv6
     addresses), and the application's own port at the host's address when nothing listens
-    there beyond loopback: a port forward may open it."""
+    there beyond loopback: a port forward may open it. balancing: the pids of a balancer whose
+    ports lead to the web servers' web ports alone (balancing_only), not asked."""
     found: dict[tuple[str, int], set[str]] = {}
     public = {s.port for s in sockets if s.kind == "tcp" and not s.local_only}
     for item in sockets:
         if item.kind != "tcp" or item.local_only or item.port is None:
             continue
-        if item.pids & app_pids:
+        if item.pids & app_pids or (item.pids and item.pids <= balancing):
             continue
         if item.port in WEB_PORTS and served_by_nginx(item, exe_paths):
             continue
@@ -417,7 +501,7 @@ def relay_candidates(
         for at in asked_at(item, address, v6):
             found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
     port = target.rpartition(":")[2]
-    if not target.startswith("unix:") and port.isdigit() and int(port) not in public:
+    if target and not target.startswith("unix:") and port.isdigit() and int(port) not in public:
         found.setdefault((address, int(port)), set())
     return {key: sorted(programs) for key, programs in found.items()}
 
@@ -443,6 +527,8 @@ def answered_by_application(body: dict | None, pids: set[int], said: dict) -> in
     socket), or None when it is not the application's /api/status."""
     if not isinstance(body, dict):
         return None
+    if said.get("host") and body.get("host") not in (None, said["host"]):
+        return None  # another host's application (pids repeat from host to host)
     pid = valid_pid(body.get("pid"))
     if pid is not None and int(pid) in pids:
         return int(pid)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from checks import CATALOGUE
 from checks.base import BASE_SECTIONS
@@ -306,6 +308,35 @@ def put(path: str, text: str, then: str) -> str:
     encoded = base64.b64encode(text.encode()).decode()
     return f"echo {encoded} | base64 -d | sudo tee {path} >/dev/null && {then}"
 
+
+def ssh_key_pair() -> tuple[str, str]:
+    """A new OpenSSH key pair (private, public), for a tunnel one lab host opens to another."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, f"{public.decode()} lab-tunnel\n"
+
+
+def ssh_forward(unit: str, key: str, forward: str, port: int) -> str:
+    """Shell starting an SSH client to web-01 as root (systemd unit `unit`, key, `forward`:
+    its -R or -L), then waiting until port listens: the forward is up."""
+    wait = f"ss -Htln sport = :{port} | grep -q ."
+    return (
+        f"sudo systemd-run --collect --unit {unit} /usr/bin/ssh -i {key} "
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        f"-o ExitOnForwardFailure=yes -N {forward} root@{{web1}} && "
+        f"for i in $(seq 50); do {wait} && break; sleep 0.2; done; {wait}"
+    )
+
+
+TUNNEL_KEY = ssh_key_pair()
+TUNNEL = "/root/.ssh/lab-tunnel"
 
 LOCAL_FAKES = (
     "sudo sed -i -e 's/server web-01 [^ ]*/server web-01 127.0.0.1:9001/' "
@@ -800,10 +831,10 @@ VARIANTS = [
                 ">> /root/.ssh/authorized_keys' && printf 'GatewayPorts yes\\nPermitRootLogin "
                 "prohibit-password\\n' | sudo tee /etc/ssh/sshd_config.d/10-relay.conf "
                 ">/dev/null && sudo systemctl reload ssh "
-                "&& sudo systemd-run --collect --unit lab-relay-ssh /usr/bin/ssh -i "
-                "/root/.ssh/lab-relay -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                "-N -R 0.0.0.0:8003:127.0.0.1:8000 root@{web1} && sleep 2 && "
-                "ss -Htln sport = :8003 | grep -q .",  # the forward is up
+                "&& "
+                + ssh_forward(
+                    "lab-relay-ssh", "/root/.ssh/lab-relay", "-R 0.0.0.0:8003:127.0.0.1:8000", 8003
+                ),
             ),
         ),
         fail=("app.server",),
@@ -816,6 +847,64 @@ VARIANTS = [
                 "/etc/ssh/sshd_config.d/10-relay.conf /root/.ssh/lab-relay "
                 "/root/.ssh/lab-relay.pub; sudo sed -i /lab-relay/d "
                 "/root/.ssh/authorized_keys; sudo systemctl reload ssh",
+            ),
+        ),
+    ),
+    Variant(  # the same over TLS only: plain HTTP there gets no answer, as to a browser warned
+        "the-application-relayed-to-the-network-over-tls-by-socat",
+        (
+            (
+                "web-01",
+                "sudo openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=relay "
+                "-keyout /root/relay-key.pem -out /root/relay.pem 2>/dev/null && "
+                "sudo systemd-run --collect --unit lab-relay-tls /usr/bin/socat "
+                "OPENSSL-LISTEN:8443,cert=/root/relay.pem,key=/root/relay-key.pem,verify=0,"
+                "fork,reuseaddr TCP:127.0.0.1:8000 && sleep 1",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-01: {web1}:8443 (socat) relays the application to the network"
+        },
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-relay-tls; sudo rm -f /root/relay.pem /root/relay-key.pem",
+            ),
+        ),
+    ),
+    Variant(  # an SSH tunnel on the balancer, open to the network, to web-01's loopback port
+        "the-application-relayed-to-the-network-by-an-ssh-tunnel-on-the-balancer",
+        (
+            (
+                "web-01",
+                put("/tmp/lab-tunnel.pub", TUNNEL_KEY[1], "true")
+                + " && sudo install -d -m 700 /root/.ssh && sudo sh -c 'cat /tmp/lab-tunnel.pub "
+                ">> /root/.ssh/authorized_keys' && printf 'PermitRootLogin prohibit-password\\n' "
+                "| sudo tee /etc/ssh/sshd_config.d/10-tunnel.conf >/dev/null && "
+                "sudo systemctl reload ssh",
+            ),
+            (
+                "lb-01",
+                "sudo install -d -m 700 /root/.ssh && "
+                + put(TUNNEL, TUNNEL_KEY[0], f"sudo chmod 600 {TUNNEL}")
+                + " && "
+                + ssh_forward("lab-tunnel", TUNNEL, "-g -L 8080:127.0.0.1:8000", 8080),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-01: lb-01's {lb}:8080 (ssh) relays the application to the "
+            "network: GET /api/status there from this machine"
+        },
+        undo=(
+            ("lb-01", "sudo systemctl stop lab-tunnel; sudo rm -f /root/.ssh/lab-tunnel"),
+            (
+                "web-01",
+                "sudo rm -f /etc/ssh/sshd_config.d/10-tunnel.conf /tmp/lab-tunnel.pub; "
+                "sudo sed -i /lab-tunnel/d /root/.ssh/authorized_keys; sudo systemctl reload ssh",
             ),
         ),
     ),

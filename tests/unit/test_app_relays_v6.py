@@ -129,7 +129,9 @@ def lab(monkeypatch):
     monkeypatch.setattr(live, "forwarded", forwarded)
     monkeypatch.setattr(live, "connect_state", lambda a, p, t: asked.append((THIS_MACHINE, a, p)))
     monkeypatch.setattr(lab, "lab_interface", lambda source: "eth1")
-    monkeypatch.setattr(lab, "_outside", lambda origin, url, t: {"from": origin, "url": url})
+    monkeypatch.setattr(
+        lab, "_outside", lambda origin, url, t: {"from": origin, "url": url, "json": {}}
+    )
     lab.asked = asked
     return lab
 
@@ -137,7 +139,7 @@ def lab(monkeypatch):
 def test_a_link_local_address_is_asked_from_another_host_with_its_interface_as_scope(lab):
     assert lab.from_outside(THIS_MACHINE, LINK_LOCAL, 8002, "/api/status") is None
     answer = lab.from_outside("lb-01", LINK_LOCAL, 8002, "/api/status")
-    assert answer == {"from": "lb-01", "url": "http://127.0.0.1:1/api/status"}
+    assert answer == {"from": "lb-01", "url": "http://127.0.0.1:1/api/status", "json": {}}
     assert lab.asked == [("lb-01", f"{LINK_LOCAL}%eth1", 8002)]  # this machine sent nothing
 
 

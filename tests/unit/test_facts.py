@@ -447,6 +447,11 @@ def test_an_answer_is_the_applications_by_its_pid_or_its_signature():
     assert answered_by_application({"host": "web-01"}, set(), said) is None  # no request_id
     assert answered_by_application(None, {202}, said) is None
     assert answered_by_application([202], {202}, said) is None
+    # another host's application, whose process has the same pid (each host counts its own)
+    assert (
+        answered_by_application({"host": "web-02", "pid": 202, "request_id": "d"}, {202}, said)
+        is None
+    )
 
 
 def test_uwsgi_ini_files_on_its_command_line():

@@ -1,0 +1,173 @@
+"""app.server finds the application relayed where the grader did not look before: by a relay
+that speaks TLS only, and on another lab host (a balancer's SSH local forward to a web server's
+loopback); a balancer that leads only to the web servers' web ports is not asked.
+
+The TLS relay is a real TLS server on this machine's loopback, answering as the application."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lab.core import ca
+from lab.core.topology import parse, variant
+from lab.facts import ss
+from lab.observe import live, probes
+from lab.observe.live import THIS_MACHINE, LiveLab
+
+STATUS = {"host": "web-01", "pid": 1092, "request_id": "r1"}
+HAPROXY = {70: "/usr/sbin/haproxy", 71: "/usr/sbin/haproxy"}
+LB_LISTENING = """\
+LISTEN 0 4096 0.0.0.0:80 0.0.0.0:* users:(("haproxy",pid=71,fd=7))
+LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=55,fd=3))
+LISTEN 0 128 0.0.0.0:8080 0.0.0.0:* users:(("ssh",pid=900,fd=4))
+"""
+
+
+class Application(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(STATUS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def tls_relay(tmp_path):
+    """The application behind a TLS-only listener on loopback, with a certificate no one
+    trusts: its port."""
+    when = datetime.datetime.now(datetime.UTC)
+    authority = ca.make_authority("unit", "foobar.com", ipaddress.ip_network("127.0.0.0/8"), when)
+    cert, key = ca.issue(authority, ["127.0.0.1"], when)
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Application)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    """A lab whose host lb-01 connects for the grader through a stand-in for its SSH server's
+    forward: like it, each forward takes one connection (to the port given as its address)."""
+    lab = LiveLab(parse(variant("unit-rel", 89)), fleet={"lb-01": "conn"})
+    lab.forwards = []
+
+    @contextmanager
+    def forwarded(conn, address, port, via, timeout=5):
+        lab.forwards.append(port)
+        yield f"http://127.0.0.1:{port}"
+
+    monkeypatch.setattr(live, "forwarded", forwarded)
+    return lab
+
+
+def test_a_relay_that_speaks_tls_only_is_asked_again_over_tls_and_answers(lab, tls_relay):
+    answer = lab.from_outside("lb-01", "192.168.89.11", tls_relay, "/api/status")
+    assert answer == {"from": "lb-01", "status": 200, "json": STATUS}
+    assert lab.forwards == [tls_relay, tls_relay]  # plain first, then a new forward for TLS
+    assert probes.answered_by_application(answer["json"], {1092}, {}) == 1092
+
+
+def test_a_port_that_answers_neither_gives_the_plain_answer(lab):
+    answer = lab.from_outside("lb-01", "192.168.89.11", 9, "/api/status")
+    assert answer == {"from": "lb-01", "status": None, "json": None}
+    assert lab.forwards == [9, 9]
+
+
+def test_a_silent_server_is_not_asked_again_over_tls(lab, monkeypatch):
+    """A server that waits for more (a DNS server over TCP reading "GET " as a length) keeps
+    plain HTTP waiting; a TLS server refuses it at once, so it is no TLS relay."""
+    monkeypatch.setattr(live, "OUTSIDE_READ_TIMEOUT", 0.3)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        answer = lab.from_outside("lb-01", "192.168.89.11", port, "/api/status")
+    assert answer == {"from": "lb-01", "status": None, "json": None}
+    assert lab.forwards == [port]
+
+
+def test_plain_http_that_brings_json_is_not_asked_again(lab, monkeypatch):
+    asked = []
+
+    class Reply:
+        status_code = 200
+
+        def json(self):
+            return STATUS
+
+    monkeypatch.setattr(lab, "http", lambda url, **kw: asked.append(url) or Reply())
+    assert lab.from_outside("lb-01", "192.168.89.11", 8001, "/api/status")["json"] == STATUS
+    assert asked == ["http://127.0.0.1:8001/api/status"]
+
+
+# -- another lab host's ports ------------------------------------------------------------------
+def test_a_balancers_other_ports_are_asked_but_not_those_leading_to_web_ports_alone():
+    sockets = ss.parse(LB_LISTENING)
+    paths = {**HAPROXY, 55: "/usr/sbin/sshd", 900: "/usr/bin/ssh"}
+    asked = probes.relay_candidates(sockets, paths, "192.168.89.10", "", balancing={70, 71})
+    assert asked == {("192.168.89.10", 8080): ["ssh"]}  # no port-forward guess: no application
+    unvouched = probes.relay_candidates(sockets, paths, "192.168.89.10", "")
+    assert set(unvouched) == {("192.168.89.10", 80), ("192.168.89.10", 8080)}
+
+
+@pytest.mark.parametrize(
+    "servers, led",
+    [
+        ([("192.168.89.11", 80), ("192.168.89.12", 80)], True),
+        ([("192.168.89.11", 443)], True),
+        ([("192.168.89.11", 80), ("127.0.0.1", 9000)], False),  # a local relay among them
+        ([("192.168.89.11", 8000)], False),  # the application's port itself
+        ([("192.168.89.99", 80)], False),  # not a web server
+        ([], False),
+    ],
+)
+def test_a_balancer_leads_to_web_ports_alone_only_when_every_server_does(servers, led):
+    web = {"web-01": "192.168.89.11", "web-02": "192.168.89.12"}
+    rows = [{"port": port, "addresses": [address]} for address, port in servers]
+    assert probes.leads_to_web_ports(rows, web) is led
+
+
+def test_an_answer_is_the_applications_only_by_its_pid_or_its_host_and_request_id():
+    where = ("192.168.89.10", 8080)
+    answers = {
+        (where, THIS_MACHINE): {"from": THIS_MACHINE, "status": 200, "json": STATUS},
+        (where, "web-02"): {"from": "web-02", "status": 200, "json": STATUS},
+        (("192.168.89.10", 9100), THIS_MACHINE): {"status": 404, "json": None},
+        (("192.168.89.10", 9200), THIS_MACHINE): None,  # could not connect
+    }
+    programs = {where: ["ssh"], ("192.168.89.10", 9100): [], ("192.168.89.10", 9200): []}
+    found = probes.by_application(answers, programs, {1092}, {})
+    assert found == {
+        where: {
+            "socket": "192.168.89.10:8080",
+            "programs": ["ssh"],
+            "from": "this machine and web-02",
+            "status": 200,
+            "pid": 1092,
+        }
+    }
+    assert probes.by_application(answers, programs, {7}, {}) == {}  # another application's
+    # web-02's application runs under the same pid (each host counts its own): not web-01's
+    assert probes.by_application(answers, programs, {1092}, {"host": "web-02"}) == {}
+    assert set(probes.by_application(answers, programs, {1092}, {"host": "web-01"})) == {where}
