@@ -229,6 +229,41 @@ def location_for(
     return " ".join(chosen.args), passes
 
 
+def asked_paths(dump: str, port: int, path: str = "/api/status") -> list[str]:
+    """The paths a visitor asks for at port so that Nginx passes path on: path itself, then,
+    in each server block listening there, a location that passes requests with a URI of its own
+    (`location /x/ { proxy_pass http://127.0.0.1:8000/; }` turns /x/api/status into
+    /api/status; an exact location passes its URI as it is)."""
+    items = directives(dump)
+    found = [path]
+    for server in (d for d in items if d.name == "server" and d.block >= 0):
+        if not any(p == port for _, p, _ in _listens(items, server)):
+            continue
+        for location in (d for d in items if d.name == "location" and d.parent == server.block):
+            prefix, exact = _location_path(location.args)
+            for d in items:
+                if d.parent != location.block or d.name != "proxy_pass" or not d.args:
+                    continue
+                _, has_uri, uri = d.args[0].partition("://")[2].partition("/")
+                if not prefix or not has_uri or "$" in d.args[0]:
+                    continue  # without a URI the request's own path is passed on
+                uri = "/" + uri
+                if exact and uri == path:
+                    found.append(prefix)
+                elif not exact and path.startswith(uri):
+                    found.append(prefix + path[len(uri) :])
+    return list(dict.fromkeys(found))
+
+
+def _location_path(args: tuple[str, ...]) -> tuple[str, bool]:
+    """A location's path and whether it is exact ('' for a regular expression or a name)."""
+    if len(args) == 1 and args[0].startswith("/"):
+        return args[0], False
+    if len(args) == 2 and args[0] in ("^~", "="):
+        return args[1], args[0] == "="
+    return "", False
+
+
 def _log_file(log: Directive) -> str:
     """The file an access_log writes each request to at once, or '' (off, syslog, a name made
     of variables, a buffered or gzipped log, a log only `if=` a condition holds)."""

@@ -219,9 +219,10 @@ def _application(lab: LiveLab, host: str) -> Application:
     def pids(target) -> set[int]:
         return {pid for sockets in held[str(target)] for pid in sockets.pids}
 
-    if answered and not any(pids(t) & answered for t in targets):
+    if answered - {pid for t in targets for pid in pids(t)}:
         # processes that hold no socket Nginx forwards to, as the listeners were read: workers
-        # forked since (a server restarted a moment ago), or another program; read them again
+        # forked since (a server (re)started a moment ago forks one after another, slowly on a
+        # busy machine), or another program; read them again
         held = _read_again(lab, host, targets)
 
     # the target that serves /api/status: the one the answering process holds
@@ -353,7 +354,8 @@ def relay_answers(lab: LiveLab, host: str):
 def _relay_answers(lab: LiveLab, host: str):
     sockets = listeners(lab, host)
     address = lab.address(host)
-    app = application(lab, host) if host in lab.web_hosts() else None
+    web = [h.name for h in lab.topology.with_role("web")]  # every one, even where not graded
+    app = application(lab, host) if host in web else None
     target = (app or {}).get("target") or ""
     pids = {pid for _, pid in (app or {}).get("holders", {}).get(target, [])}
     v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
@@ -369,7 +371,12 @@ def _relay_answers(lab: LiveLab, host: str):
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
-    return candidates, ask_everywhere(lab, candidates, lab.outside_sources(host))
+    paths = {  # a second Nginx server may pass on only what a location's prefix leads to
+        where: nginx.asked_paths(nginx_dump(lab, host), where[1])
+        for where, programs in candidates.items()
+        if "nginx" in programs
+    }
+    return candidates, ask_everywhere(lab, candidates, lab.outside_sources(host), paths)
 
 
 def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> set[int]:
@@ -386,7 +393,8 @@ def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> s
     if not haproxies:
         return set()
     seen = balancer(lab) if host == lab.name("lb") else balancer(lab, host)
-    return haproxies if leads_to_web_ports(seen["servers"], lab.web_addresses()) else set()
+    web = {h.name: lab.address(h.name) for h in lab.topology.with_role("web")}  # not only graded
+    return haproxies if leads_to_web_ports(seen["servers"], web) else set()
 
 
 def leads_to_web_ports(servers, web: dict[str, str]) -> bool:
@@ -402,17 +410,31 @@ def leads_to_web_ports(servers, web: dict[str, str]) -> bool:
 Answers = dict[tuple[tuple[str, int], str], dict | None]  # (where, source) → from_outside
 
 
-def ask_everywhere(lab: LiveLab, wanted, sources: list[str]) -> Answers:
-    """GET /api/status at each (address, port) wanted, from each source at once (a port that
-    drops packets costs its wait once); this machine asks the lab's addresses alone."""
-    asks = [(where, source) for where in wanted for source in sources]
-    answers = fan_out(asks, lambda ask: lab.from_outside(ask[1], *ask[0], "/api/status"))
-    found = {}
-    for ask, outcome in answers.items():
+def ask_everywhere(lab: LiveLab, wanted, sources: list[str], paths=None) -> Answers:
+    """GET /api/status (or the paths that lead to it there: paths[where]) at each (address,
+    port) wanted, from each source at once (a port that drops packets costs its wait once);
+    this machine asks the lab's addresses alone. The answer that brought a JSON object, else
+    the first."""
+    paths = paths or {}
+    asks = [
+        (where, source, path)
+        for where in wanted
+        for source in sources
+        for path in paths.get(where, ["/api/status"])
+    ]
+    answers = fan_out(asks, lambda ask: lab.from_outside(ask[1], *ask[0], ask[2]))
+    found: Answers = {}
+    for (where, source, _), outcome in answers.items():
         if outcome.error:
             raise outcome.error
-        found[ask] = outcome.value
+        key, answer = (where, source), outcome.value
+        if key not in found or (brought_json(answer) and not brought_json(found[key])):
+            found[key] = answer
     return found
+
+
+def brought_json(answer: dict | None) -> bool:
+    return bool(answer and answer["json"] is not None)
 
 
 def by_application(answers: Answers, programs: dict, pids: set[int], said: dict) -> dict:

@@ -129,6 +129,12 @@ RELAY_SITE = """server {
     location / { proxy_pass http://127.0.0.1:8000; }
 }
 """
+PREFIX_RELAY_SITE = """server {
+    listen 8081;
+    location / { return 404; }
+    location /app/ { proxy_pass http://127.0.0.1:8000/; }
+}
+"""
 WEB = ("web-01", "web-02")
 NEW_DEFAULTS = (  # a defaults section as a sed replacement (mode and timeouts, and a balance)
     "defaults{name}\\n    mode http\\n    balance {balance}\\n    timeout connect 3s\\n"
@@ -938,6 +944,14 @@ VARIANTS = [
         fail=("app.server",),
         not_run=needing("app.server"),
         evidence={"app.server": "web-02: {web2}:8080 (nginx) relays the application"},
+        undo=(("web-02", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
+    ),
+    Variant(  # the same for one path prefix only: /app/api/status is /api/status there
+        "the-application-relayed-to-the-network-under-a-path-by-a-second-nginx-server",
+        (("web-02", put("/etc/nginx/conf.d/relay.conf", PREFIX_RELAY_SITE, RELOAD_NGINX)),),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-02: {web2}:8081 (nginx) relays the application"},
         undo=(("web-02", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
     ),
     Variant(  # the checks that confirm requests in the access logs, from what is left

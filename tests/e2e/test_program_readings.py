@@ -297,3 +297,53 @@ def test_exercise_05s_configuration_passes_haproxy_c(provisioned_lab):
         "lb-01", f"sudo sh -c {quote(script + '; echo exit=$?; rm -f ' + path)}"
     )
     assert out.rstrip().endswith("exit=0"), out
+
+
+# The paths the grader asks a second Nginx server for (nginx.asked_paths): each location that
+# passes requests with a URI of its own, in front of the reference application on web-01
+PREFIX_PORT = 8301
+PREFIX_SERVER = f"""server {{
+    listen 127.0.0.1:{PREFIX_PORT};
+    location / {{ return 404; }}
+    location /app/ {{ proxy_pass http://127.0.0.1:8000/; }}
+    location = /status {{ proxy_pass http://127.0.0.1:8000/api/status; }}
+    location ^~ /v1 {{ proxy_pass http://127.0.0.1:8000/api/; }}
+    location /as-is/ {{ proxy_pass http://127.0.0.1:8000; }}
+}}
+"""
+ASK_PATHS = """import http.client, json, sys
+answers = {}
+for path in json.loads(sys.argv[2]):
+    connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+    connection.request("GET", path)
+    reply = connection.getresponse()
+    try:
+        body = json.loads(reply.read())
+    except ValueError:
+        body = None
+    answers[path] = isinstance(body, dict) and "request_id" in body
+print(json.dumps(answers))
+"""
+
+
+def test_the_paths_the_grader_asks_a_second_nginx_for_reach_the_application(provisioned_lab):
+    """Each path nginx.asked_paths gives for a server of prefix locations brings the
+    application's /api/status through the real Nginx; a location without a URI of its own
+    passes the request's own path, which the application does not know."""
+    dump = f"# configuration file {PRIVATE}/nginx.conf:\n{PREFIX_SERVER}"
+    asked = nginx.asked_paths(dump, PREFIX_PORT)
+    assert asked == ["/api/status", "/app/api/status", "/status", "/v1status"], asked
+    others = ["/as-is/api/status", "/app/status"]
+    conf = f"-p {PRIVATE} -c {PRIVATE}/nginx.conf"
+    script = " && ".join(
+        [
+            f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later",
+            put(f"{PRIVATE}/nginx.conf", nginx_conf(PREFIX_SERVER, "", "")),
+            put(f"{PRIVATE}/ask.py", ASK_PATHS),
+            f"{nginx.NGINX} {conf}",
+            f"python3 {PRIVATE}/ask.py {PREFIX_PORT} {quote(json.dumps(asked + others))}; "
+            f"kill $(cat {PRIVATE}/nginx.pid)",
+        ]
+    )
+    answers = json.loads(provisioned_lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
+    assert answers == {path: path in asked[1:] for path in asked + others}, answers

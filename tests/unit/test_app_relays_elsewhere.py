@@ -19,7 +19,7 @@ import pytest
 
 from lab.core import ca
 from lab.core.topology import parse, variant
-from lab.facts import ss
+from lab.facts import nginx, ss
 from lab.observe import live, probes
 from lab.observe.live import THIS_MACHINE, LiveLab
 
@@ -171,3 +171,30 @@ def test_an_answer_is_the_applications_only_by_its_pid_or_its_host_and_request_i
     # web-02's application runs under the same pid (each host counts its own): not web-01's
     assert probes.by_application(answers, programs, {1092}, {"host": "web-02"}) == {}
     assert set(probes.by_application(answers, programs, {1092}, {"host": "web-01"})) == {where}
+
+
+# -- a second Nginx server that passes on only a path prefix -----------------------------------
+PREFIXES = """# configuration file /etc/nginx/conf.d/relay.conf:
+server {
+    listen 8081;
+    location /app/ { proxy_pass http://127.0.0.1:8000/; }
+    location = /status { proxy_pass http://127.0.0.1:8000/api/status; }
+    location ^~ /v1 { proxy_pass http://backend/api/; }
+    location /as-is/ { proxy_pass http://127.0.0.1:8000; }
+    location ~ ^/re/ { proxy_pass http://127.0.0.1:8000/; }
+    location /var/ { proxy_pass http://$backend/; }
+}
+server { listen 80; location /site/ { proxy_pass http://127.0.0.1:8000/; } }
+"""
+
+
+@pytest.mark.parametrize(
+    "port, paths",
+    [
+        (8081, ["/api/status", "/app/api/status", "/status", "/v1status"]),
+        (80, ["/api/status", "/site/api/status"]),
+        (9999, ["/api/status"]),
+    ],
+)
+def test_the_paths_that_lead_to_the_application_through_a_location_of_its_own(port, paths):
+    assert nginx.asked_paths(PREFIXES, port) == paths
