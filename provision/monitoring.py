@@ -7,7 +7,11 @@ no exporter here: a timer on the replica writes its state for node exporter's te
 
 from __future__ import annotations
 
+import json
+
 from lab.core.topology import KNOWN_ROLES
+from lab.core.wait import until
+from lab.facts import prometheus as prometheus_facts
 from provision.engine import HostRun, StepFailed
 from provision.runner import Component, Run
 
@@ -21,6 +25,8 @@ HAPROXY_FILES = f"-f /etc/haproxy/haproxy.cfg -f {HAPROXY_CONFD}"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's textfile collector directory
 REPLICA_UNIT = "webstack-replica-metrics"
 REPLICA_SCRIPT = f"/usr/local/sbin/{REPLICA_UNIT}"
+PROMETHEUS_API = "http://localhost:9090/api/v1"
+LOAD_SECONDS = 60.0  # a Prometheus just installed replays its data before it reads a reload
 
 
 def exporters(run: Run) -> None:
@@ -68,7 +74,30 @@ def prometheus(hr: HostRun, run: Run) -> None:
     changed |= hr.template(RULES, "monitoring/rules.yml.j2")
     if changed:
         hr.validate(f"promtool check config {PROMETHEUS_CONFIG}", "the Prometheus configuration")
+    since = int(hr.sh("date +%s").stdout.strip())  # by the host's clock, as Prometheus says it
     hr.service("prometheus", reload=changed)
+    if changed:
+        wait_for_configuration(hr, since)
+
+
+def wait_for_configuration(hr: HostRun, since: int, seconds: float = LOAD_SECONDS) -> None:
+    """Wait until Prometheus has loaded its configuration at or after since: a reload is a
+    signal it acts on in its own time (once ready: one just installed replays its data first),
+    and until then it scrapes what the old configuration named."""
+
+    def loaded() -> bool:
+        out = hr.sh(f"curl -fsS {PROMETHEUS_API}/status/runtimeinfo", check=False).stdout
+        try:
+            info = json.loads(out)["data"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        stamp = prometheus_facts.epoch_seconds(str(info.get("lastConfigTime", "")))
+        return bool(info.get("reloadConfigSuccess")) and stamp is not None and stamp >= since
+
+    if not until(loaded, seconds, 0.5):
+        raise StepFailed(
+            hr.name, hr.component, f"Prometheus did not load its configuration in {seconds:.0f} s"
+        )
 
 
 def replica_metrics(hr: HostRun) -> None:
