@@ -1,5 +1,6 @@
 """Pure parts of provisioning: database flavours, templates, the zone and journal filtering."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,10 +9,10 @@ from invoke.exceptions import CommandTimedOut
 
 from lab.core import topology
 from lab.facts.systemd import own_lines
-from provision import BASE, COMPONENTS, EXTRAS_ORDER, dbflavour
+from provision import BASE, COMPONENTS, EXTRAS_ORDER, dbflavour, monitoring
 from provision.app import application_files
 from provision.dns import zone_text
-from provision.engine import HostRun, render
+from provision.engine import HostRun, StepFailed, render
 from provision.runner import Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -245,3 +246,35 @@ def test_an_unchanged_running_service_is_left_alone():
     host = SystemdHost("active")
     assert not HostRun("web-01", "192.168.56.11", host, _packages=set()).service("nginx")
     assert host.running_config == "old"
+
+
+class PrometheusHost:
+    """A host whose Prometheus says, through its runtime API, when it last loaded its
+    configuration: the old load first, the new one from the `loads_after`-th question on."""
+
+    def __init__(self, loads_after: int, succeeded: bool = True):
+        self.asked, self.loads_after, self.succeeded = 0, loads_after, succeeded
+
+    def run(self, command, hide, warn, timeout, in_stream):
+        self.asked += 1
+        stamp = (
+            "2026-12-07T22:00:05.5Z" if self.asked > self.loads_after else "2026-12-07T21:00:00Z"
+        )
+        data = {"lastConfigTime": stamp, "reloadConfigSuccess": self.succeeded}
+        return Result(stdout=json.dumps({"status": "success", "data": data}), exited=0)
+
+
+SINCE = 1796680800  # 2026-12-07T22:00:00Z, by the host's clock before the reload
+
+
+def test_provisioning_waits_until_prometheus_has_loaded_the_new_configuration():
+    host = PrometheusHost(loads_after=3)
+    monitoring.wait_for_configuration(HostRun("lb-01", "192.168.56.10", host), SINCE, 5)
+    assert host.asked == 4  # three answers with the old configuration's time, then the new one
+
+
+@pytest.mark.parametrize("succeeded", [True, False])
+def test_a_configuration_prometheus_never_loads_fails_the_step(succeeded):
+    host = PrometheusHost(loads_after=10**6 if succeeded else 0, succeeded=succeeded)
+    with pytest.raises(StepFailed, match="did not load its configuration"):
+        monitoring.wait_for_configuration(HostRun("lb-01", "192.168.56.10", host), SINCE, 0.6)
