@@ -381,8 +381,9 @@ def _relay_answers(lab: LiveLab, host: str):
 
 def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> set[int]:
     """The pids of HAProxy on host when it is the distribution's and every server it sends
-    requests to, as it reads its configuration, is a web server's web port: what it answers
-    comes through that web server (judged there), so its ports are not asked."""
+    requests to, as it reads its configuration, is a web server: what it answers comes through
+    a port of that web server's, judged there (a relay candidate or the application's own
+    socket), so its ports are not asked."""
     haproxies = {
         pid
         for s in sockets
@@ -394,16 +395,14 @@ def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> s
         return set()
     seen = balancer(lab) if host == lab.name("lb") else balancer(lab, host)
     web = {h.name: lab.address(h.name) for h in lab.topology.with_role("web")}  # not only graded
-    return haproxies if leads_to_web_ports(seen["servers"], web) else set()
+    return haproxies if leads_to_web_servers(seen["servers"], web) else set()
 
 
-def leads_to_web_ports(servers, web: dict[str, str]) -> bool:
-    """Whether every server of a balancer is a web server (web: host → address) at a web
-    port."""
+def leads_to_web_servers(servers, web: dict[str, str]) -> bool:
+    """Whether every server of a balancer is a web server (web: host → address), at any port."""
     addresses = set(web.values())
     return bool(servers) and all(
-        s["port"] in WEB_PORTS and s["addresses"] and set(s["addresses"]) <= addresses
-        for s in servers
+        s["addresses"] and set(s["addresses"]) <= addresses for s in servers
     )
 
 
@@ -507,7 +506,7 @@ def relay_candidates(
     the addresses a visitor connects to (asked_at: IPv4 and IPv6, v6 being the host's IPv6
     addresses), and the application's own port at the host's address when nothing listens
     there beyond loopback: a port forward may open it. balancing: the pids of a balancer whose
-    ports lead to the web servers' web ports alone (balancing_only), not asked."""
+    ports lead to the web servers alone (balancing_only), not asked."""
     found: dict[tuple[str, int], set[str]] = {}
     public = {s.port for s in sockets if s.kind == "tcp" and not s.local_only}
     for item in sockets:

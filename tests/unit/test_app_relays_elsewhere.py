@@ -122,7 +122,7 @@ def test_plain_http_that_brings_json_is_not_asked_again(lab, monkeypatch):
 
 
 # -- another lab host's ports ------------------------------------------------------------------
-def test_a_balancers_other_ports_are_asked_but_not_those_leading_to_web_ports_alone():
+def test_a_balancers_other_ports_are_asked_but_not_those_leading_to_web_servers_alone():
     sockets = ss.parse(LB_LISTENING)
     paths = {**HAPROXY, 55: "/usr/sbin/sshd", 900: "/usr/bin/ssh"}
     asked = probes.relay_candidates(sockets, paths, "192.168.89.10", "", balancing={70, 71})
@@ -136,16 +136,18 @@ def test_a_balancers_other_ports_are_asked_but_not_those_leading_to_web_ports_al
     [
         ([("192.168.89.11", 80), ("192.168.89.12", 80)], True),
         ([("192.168.89.11", 443)], True),
+        # Nginx at another port, or the application's own port open to the balancer: what
+        # answers there is asked at web-01 itself (a relay candidate, or its exposed socket)
+        ([("192.168.89.11", 8080), ("192.168.89.12", 8000)], True),
         ([("192.168.89.11", 80), ("127.0.0.1", 9000)], False),  # a local relay among them
-        ([("192.168.89.11", 8000)], False),  # the application's port itself
         ([("192.168.89.99", 80)], False),  # not a web server
         ([], False),
     ],
 )
-def test_a_balancer_leads_to_web_ports_alone_only_when_every_server_does(servers, led):
+def test_a_balancer_leads_to_web_servers_alone_only_when_every_server_does(servers, led):
     web = {"web-01": "192.168.89.11", "web-02": "192.168.89.12"}
     rows = [{"port": port, "addresses": [address]} for address, port in servers]
-    assert probes.leads_to_web_ports(rows, web) is led
+    assert probes.leads_to_web_servers(rows, web) is led
 
 
 def test_an_answer_is_the_applications_only_by_its_pid_or_its_host_and_request_id():
