@@ -220,14 +220,15 @@ CHECKS_THROUGH_A_SOCKS_SERVER = (  # run once SOCKS_ANSWERS_CHECKS is in /tmp/la
     "check-via-socks4/' " + HAPROXY + " && " + RELOAD_LB + " && sleep 3"
 )
 # a configuration loaded, then the reference put back on disk with an old mtime
-LOADED_THEN_PUT_BACK = (
+LOADED_THEN_PUT_BACK = (  # put back once the reload's new worker runs (late on a busy machine)
     f"sudo cp -p {HAPROXY} /tmp/lab-reference.cfg && sudo sed -i '/^    balance roundrobin/a\\"
     "    use-server web-01 if { req.hdr(x-nobody-sends) -m found }' "
     + HAPROXY
-    + " && "
+    + ' && before="$(pgrep -d, -x haproxy)" && '
     + RELOAD_LB
-    + f" && sleep 1 && sudo cp /tmp/lab-reference.cfg {HAPROXY} && sudo touch -d '2 hours ago' "
-    + HAPROXY
+    + ' && for i in $(seq 100); do [ "$(pgrep -d, -x haproxy)" != "$before" ] && break; '
+    + f"sleep 0.2; done; sleep 2 && sudo cp /tmp/lab-reference.cfg {HAPROXY} && "
+    + f"sudo touch -d '2 hours ago' {HAPROXY}"
 )
 # Nginx serves visitors who come through the balancer (X-Forwarded-For) from the application
 THROUGH_THE_BALANCER_GET_THE_APPLICATION = (
@@ -331,13 +332,15 @@ def ssh_key_pair() -> tuple[str, str]:
 
 def ssh_forward(unit: str, key: str, forward: str, port: int) -> str:
     """Shell starting an SSH client to web-01 as root (systemd unit `unit`, key, `forward`:
-    its -R or -L), then waiting until port listens: the forward is up."""
+    its -R or -L; started again until web-01's sshd, reloaded a moment ago, lets it in), then
+    waiting until port listens: the forward is up (else the client's last words)."""
     wait = f"ss -Htln sport = :{port} | grep -q ."
     return (
-        f"sudo systemd-run --collect --unit {unit} /usr/bin/ssh -i {key} "
-        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        f"sudo systemd-run --collect --unit {unit} -p Restart=on-failure -p RestartSec=1 "
+        f"/usr/bin/ssh -i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
         f"-o ExitOnForwardFailure=yes -N {forward} root@{{web1}} && "
-        f"for i in $(seq 50); do {wait} && break; sleep 0.2; done; {wait}"
+        f"for i in $(seq 100); do {wait} && break; sleep 0.2; done; "
+        f"{wait} || {{ sudo journalctl -u {unit} --no-pager | tail -5; false; }}"
     )
 
 
