@@ -446,7 +446,8 @@ class LiveLab:
         """GET path from address:port (IPv4 or IPv6) as a visitor from source: this machine, or
         another lab host, whose SSH server connects there for us (a link-local IPv6 address
         with source's interface on the lab network as its scope). Returns where it was asked
-        from, the status (None: no answer) and the JSON object of the answer; None when source
+        from, the status (None: no answer), the JSON object of the answer and its Server header;
+        None when source
         cannot connect there (or cannot ask: this machine has no IPv6 on the lab network, nor
         contacts an address it reaches through SSH). Each connection gets a short while only.
         Where plain HTTP brings no JSON object, it is asked again over TLS, whatever certificate
@@ -491,8 +492,13 @@ class LiveLab:
         try:
             reply = self.http(url, timeout=timeout, follow=False, verify=False)
         except CheckError:
-            return {"from": origin, "status": None, "json": None}
-        return {"from": origin, "status": reply.status_code, "json": json_object(reply)}
+            return {"from": origin, "status": None, "json": None, "server": ""}
+        return {
+            "from": origin,
+            "status": reply.status_code,
+            "json": json_object(reply),
+            "server": reply.headers.get("Server", ""),  # who answered the visitor last
+        }
 
     def dns_query(self, server: str, name: str, rdtype: str = "A") -> dns.message.Message:
         """Ask server directly (no resolver, no recursion) about name: over UDP from this

@@ -332,8 +332,9 @@ def _outside(lab: LiveLab, host: str) -> Outside:
             if where_host == host:
                 raise
             continue  # a host that cannot be read leads nowhere the grader can show
-        for where, relay in by_application(answers, candidates, pids, said).items():
-            if where_host != host:
+        elsewhere = where_host != host
+        for where, relay in by_application(answers, candidates, pids, said, elsewhere).items():
+            if elsewhere:
                 relay["host"] = where_host
             relays[(where_host, *where)] = relay
     exposed = by_application(ask_everywhere(lab, own, sources), own, pids, said)
@@ -432,18 +433,28 @@ def ask_everywhere(lab: LiveLab, wanted, sources: list[str], paths=None) -> Answ
     return found
 
 
+def through_nginx(answer: dict) -> bool:
+    """Whether Nginx sent the answer (it puts its own Server header on what it passes on)."""
+    return answer.get("server", "").lower().startswith("nginx")
+
+
 def brought_json(answer: dict | None) -> bool:
     return bool(answer and answer["json"] is not None)
 
 
-def by_application(answers: Answers, programs: dict, pids: set[int], said: dict) -> dict:
+def by_application(
+    answers: Answers, programs: dict, pids: set[int], said: dict, elsewhere: bool = False
+) -> dict:
     """(address, port) → Relay: where the application of pids (said: its own answer) answered,
-    with every source that got it, in the order programs names the places."""
+    with every source that got it, in the order programs names the places. elsewhere: the
+    places are on another host, where an answer Nginx sent (its Server header) came through
+    a web server's front door (a balancer's leftover server elsewhere does not make its port
+    80 a relay)."""
     found: dict[tuple[str, int], Relay] = {}
     reached: dict[tuple[str, int], list[str]] = {}
     for (where, source), answer in answers.items():
         pid = answered_by_application(answer["json"], pids, said) if answer else None
-        if pid is None:
+        if pid is None or (elsewhere and through_nginx(answer)):
             continue
         reached.setdefault(where, []).append(source)
         found.setdefault(

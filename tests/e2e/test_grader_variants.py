@@ -859,6 +859,22 @@ VARIANTS = [
             ),
         ),
     ),
+    Variant(  # a server left over in the backend, elsewhere than a web server (it stays DOWN):
+        # the balancer's port 80 is asked, and what answers there comes through Nginx
+        "a-balancer-with-a-leftover-server-elsewhere",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'/server web-02 /a\\    server old-03 127.0.0.2:8088 check'",
+                    RELOAD_LB,
+                ),
+            ),
+        ),
+        checks=("app.server",),
+        restore=("lb",),
+    ),
     Variant(  # the same over TLS only: plain HTTP there gets no answer, as to a browser warned
         "the-application-relayed-to-the-network-over-tls-by-socat",
         (

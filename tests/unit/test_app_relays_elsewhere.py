@@ -33,6 +33,9 @@ LISTEN 0 128 0.0.0.0:8080 0.0.0.0:* users:(("ssh",pid=900,fd=4))
 
 
 class Application(BaseHTTPRequestHandler):
+    def version_string(self):  # the Server header, as the application server sends it
+        return "gunicorn"
+
     def do_GET(self):
         body = json.dumps(STATUS).encode()
         self.send_response(200)
@@ -85,14 +88,14 @@ def lab(monkeypatch):
 
 def test_a_relay_that_speaks_tls_only_is_asked_again_over_tls_and_answers(lab, tls_relay):
     answer = lab.from_outside("lb-01", "192.168.89.11", tls_relay, "/api/status")
-    assert answer == {"from": "lb-01", "status": 200, "json": STATUS}
+    assert answer == {"from": "lb-01", "status": 200, "json": STATUS, "server": "gunicorn"}
     assert lab.forwards == [tls_relay, tls_relay]  # plain first, then a new forward for TLS
     assert probes.answered_by_application(answer["json"], {1092}, {}) == 1092
 
 
 def test_a_port_that_answers_neither_gives_the_plain_answer(lab):
     answer = lab.from_outside("lb-01", "192.168.89.11", 9, "/api/status")
-    assert answer == {"from": "lb-01", "status": None, "json": None}
+    assert answer == {"from": "lb-01", "status": None, "json": None, "server": ""}
     assert lab.forwards == [9, 9]
 
 
@@ -103,7 +106,7 @@ def test_a_silent_server_is_not_asked_again_over_tls(lab, monkeypatch):
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
         answer = lab.from_outside("lb-01", "192.168.89.11", port, "/api/status")
-    assert answer == {"from": "lb-01", "status": None, "json": None}
+    assert answer == {"from": "lb-01", "status": None, "json": None, "server": ""}
     assert lab.forwards == [port]
 
 
@@ -111,7 +114,7 @@ def test_plain_http_that_brings_json_is_not_asked_again(lab, monkeypatch):
     asked = []
 
     class Reply:
-        status_code = 200
+        status_code, headers = 200, {}
 
         def json(self):
             return STATUS
@@ -200,3 +203,20 @@ server { listen 80; location /site/ { proxy_pass http://127.0.0.1:8000/; } }
 )
 def test_the_paths_that_lead_to_the_application_through_a_location_of_its_own(port, paths):
     assert nginx.asked_paths(PREFIXES, port) == paths
+
+
+def test_on_another_host_an_answer_nginx_sent_came_through_a_web_servers_front_door():
+    """A balancer with a leftover server elsewhere has its port 80 asked: what comes back
+    through a web server's Nginx is no relay; the application's own answer (gunicorn's Server
+    header, or none) there is."""
+    where = ("192.168.89.10", 80)
+    answers = {
+        (where, THIS_MACHINE): {"status": 200, "json": STATUS, "server": "nginx/1.22.1"},
+        (where, "web-02"): {"status": 200, "json": STATUS, "server": "nginx"},
+    }
+    programs = {where: ["haproxy"]}
+    assert probes.by_application(answers, programs, {1092}, {}, elsewhere=True) == {}
+    assert set(probes.by_application(answers, programs, {1092}, {})) == {where}  # on its own host
+    answers[(where, "web-02")]["server"] = "gunicorn"
+    found = probes.by_application(answers, programs, {1092}, {}, elsewhere=True)
+    assert found[where]["from"] == "web-02"
