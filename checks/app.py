@@ -67,9 +67,15 @@ class AppServer(Check):
                     else " (where nothing listens: a port forward)"
                 )
                 on = f"{relay['host']}'s " if relay.get("host") else ""
+                how = (
+                    f"Nginx passes requests there to it ({relay['configured']}), and "
+                    f"{relay['from']} connected there"
+                    if relay.get("configured")
+                    else answered(relay)
+                )
                 problems.append(
                     f"{host}: {on}{relay['socket']}{held} relays the application to the network: "
-                    + answered(relay)
+                    + how
                 )
             if master is not None and not app["exposed"] and not app["relays"]:
                 how = "" if app.get("front_door", True) else " (asked from the host: no port 80)"

@@ -359,21 +359,101 @@ def _target(protocol: str, address: str) -> Target | None:
 def targets(dump: str) -> list[Target]:
     """The application servers Nginx forwards to, with upstream {} blocks resolved."""
     items = directives(dump)
+    upstreams = _upstreams(items)
+    found: list[Target] = []
+    for d in items:
+        for target in _pass_targets(d, upstreams):
+            if target not in found:
+                found.append(target)
+    return found
+
+
+def _upstreams(items: list[Directive]) -> dict[str, list[str]]:
+    """upstream {} block name → its servers' addresses."""
     upstreams: dict[str, list[str]] = {}
     for d in items:
         blocks = [c for c in d.context if c.startswith("upstream ")]
         if d.name == "server" and blocks and d.args:
             upstreams.setdefault(blocks[-1].split()[1], []).append(d.args[0])
-    found: list[Target] = []
-    for d in items:
-        if d.name not in PASSES or not d.args:
-            continue
-        name = d.args[0].partition("://")[2].split("/", 1)[0] or d.args[0]
-        for server in upstreams.get(name, [d.args[0]]):
-            target = _target(d.name, server)
-            if target and target not in found:
-                found.append(target)
+    return upstreams
+
+
+def _pass_targets(d: Directive, upstreams: dict[str, list[str]]) -> list[Target]:
+    """The targets a *_pass directive forwards to ([] for any other directive)."""
+    if d.name not in PASSES or not d.args:
+        return []
+    name = d.args[0].partition("://")[2].split("/", 1)[0] or d.args[0]
+    found = (_target(d.name, server) for server in upstreams.get(name, [d.args[0]]))
+    return [t for t in found if t]
+
+
+@dataclass(frozen=True)
+class Passing:
+    """A server block that forwards requests: the ports it listens on and where it passes."""
+
+    ports: tuple[int, ...]
+    names: tuple[str, ...]  # its server_name
+    target: Target
+    how: str  # the directive, as written (`proxy_pass http://127.0.0.1:8000`)
+
+
+def passing_servers(dump: str) -> list[Passing]:
+    """Every server block's forwarding (a *_pass anywhere inside it; http {} and stream {}),
+    with the TCP ports it listens on (IPv4 and IPv6; 80 without listen); a pass in a location
+    or server that denies everyone (`deny all;` without an allow) forwards nothing."""
+    items = directives(dump)
+    upstreams = _upstreams(items)
+    blocks = {d.block: d for d in items if d.block >= 0}
+    found = []
+    for server in (d for d in items if d.name == "server" and d.block >= 0):  # http and stream
+        inside = _within(items, server.block)
+        ports = tuple(
+            dict.fromkeys(p for d in inside if d.parent == server.block for p in _port(d))
+        )
+        names = tuple(
+            a
+            for d in inside
+            if d.parent == server.block and d.name == "server_name"
+            for a in d.args
+        )
+        for d in inside:
+            if _denied(items, d, blocks, server.block):
+                continue
+            for target in _pass_targets(d, upstreams):
+                found.append(Passing(ports or (80,), names, target, f"{d.name} {' '.join(d.args)}"))
     return found
+
+
+def _within(items: list[Directive], block: int) -> list[Directive]:
+    """The directives inside a block, at any depth."""
+    inside, opened = [], {block}
+    for d in items:
+        if d.parent in opened:
+            inside.append(d)
+            if d.block >= 0:
+                opened.add(d.block)
+    return inside
+
+
+def _port(d: Directive) -> list[int]:
+    """The TCP port of a listen directive ([] for another directive, or a unix socket)."""
+    if d.name != "listen" or not d.args or d.args[0].startswith("unix:"):
+        return []
+    port = d.args[0].rpartition("]")[2].rpartition(":")[2] if ":" in d.args[0] else d.args[0]
+    return [int(port)] if port.isdigit() else [80]
+
+
+def _denied(items: list[Directive], d: Directive, blocks: dict, top: int) -> bool:
+    """Whether the blocks around d, up to the server block top, deny everyone and allow no one."""
+    parent = d.parent
+    while parent >= 0:
+        rules = {(x.name, x.args[:1]) for x in items if x.parent == parent and x.args}
+        if ("deny", ("all",)) in rules and not any(name == "allow" for name, _ in rules):
+            return True
+        if parent == top:
+            return False
+        parent = blocks[parent].parent
+    return False
 
 
 def document_roots(dump: str) -> list[str]:

@@ -284,6 +284,9 @@ Relay = TypedDict(
         "status": int | None,
         "pid": int | None,  # the pid the answer named (None: one the grader does not see)
         "host": NotRequired[str],  # the lab host the socket is on, when not the application's
+        # how Nginx passes requests there to the application, as its configuration says: a
+        # relay a source outside the host connected to, whatever it was answered
+        "configured": NotRequired[str],
     },
 )
 
@@ -327,7 +330,7 @@ def _outside(lab: LiveLab, host: str) -> Outside:
     relays: dict[tuple[str, str, int], Relay] = {}
     for where_host in [host, *(h for h in lab.topology.names if h != host)]:
         try:
-            candidates, answers = relay_answers(lab, where_host)
+            candidates, answers, configured = relay_answers(lab, where_host)
         except CheckError:
             if where_host == host:
                 raise
@@ -337,6 +340,9 @@ def _outside(lab: LiveLab, host: str) -> Outside:
             if elsewhere:
                 relay["host"] = where_host
             relays[(where_host, *where)] = relay
+        if not elsewhere:  # its own Nginx's other servers, by its configuration
+            for where, relay in configured_relays(answers, candidates, configured).items():
+                relays.setdefault((host, *where), relay)
     exposed = by_application(ask_everywhere(lab, own, sources), own, pids, said)
     return {
         "relays": list(relays.values()),
@@ -347,8 +353,10 @@ def _outside(lab: LiveLab, host: str) -> Outside:
 
 def relay_answers(lab: LiveLab, host: str):
     """The ports of host that may relay an application (relay_candidates: its own, when host is
-    a web server, or another's: a balancer's SSH local forward), and what each answered
-    /api/status from every source outside host: (candidates, answers), once per run."""
+    a web server, or another's: a balancer's SSH local forward), what each answered
+    /api/status from every source outside host, and the ports where host's Nginx passes
+    requests to host's own application (nginx_relays): (candidates, answers, configured), once
+    per run."""
     return lab.memo(("relay answers", host), lambda: _relay_answers(lab, host))
 
 
@@ -377,7 +385,43 @@ def _relay_answers(lab: LiveLab, host: str):
         for where, programs in candidates.items()
         if "nginx" in programs
     }
-    return candidates, ask_everywhere(lab, candidates, lab.outside_sources(host), paths)
+    answers = ask_everywhere(lab, candidates, lab.outside_sources(host), paths)
+    return candidates, answers, nginx_relays(lab, host, pids) if target else {}
+
+
+def nginx_relays(lab: LiveLab, host: str, app_pids: set[int]) -> dict[int, str]:
+    """port → how: the ports besides the web ports where host's Nginx, as it reads its
+    configuration, passes requests to the application (its processes app_pids hold the
+    target), whatever request it takes to get there (a server name, a path, TLS)."""
+    found: dict[int, str] = {}
+    for passing in nginx.passing_servers(nginx_dump(lab, host)):
+        if not any(s.pids & app_pids for s in holders(lab, host, passing.target)):
+            continue
+        named = f", server {passing.names[0]}" if passing.names else ""
+        for port in passing.ports:
+            if port not in WEB_PORTS:
+                found.setdefault(port, passing.how + named)
+    return found
+
+
+def configured_relays(answers: Answers, candidates: dict, configured: dict[int, str]) -> dict:
+    """(address, port) → Relay: the candidates at a port Nginx passes to the application
+    (configured) that a source outside the host connected to, whatever it was answered."""
+    found: dict[tuple[str, int], Relay] = {}
+    for where in candidates:
+        if where[1] not in configured:
+            continue
+        sources = [source for (at, source), answer in answers.items() if at == where and answer]
+        if sources:
+            found[where] = {
+                "socket": socket_name(*where),
+                "programs": candidates[where],
+                "from": " and ".join(filter(None, [", ".join(sources[:-1]), sources[-1]])),
+                "status": None,
+                "pid": None,
+                "configured": configured[where[1]],
+            }
+    return found
 
 
 def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> set[int]:

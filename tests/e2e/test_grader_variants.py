@@ -129,6 +129,35 @@ RELAY_SITE = """server {
     location / { proxy_pass http://127.0.0.1:8000; }
 }
 """
+NAMED_RELAY_SITE = """server {
+    listen 8082 default_server;
+    location / { return 404; }
+}
+server {
+    listen 8082;
+    server_name secret.lan;
+    location / { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+REWRITING_RELAY_SITE = """server {
+    listen 8083;
+    location / { return 404; }
+    location /hidden/ { rewrite ^/hidden(/.*)$ $1 break; proxy_pass http://127.0.0.1:8000; }
+}
+"""
+TLS_DECOY_SITE = """server {
+    listen 8444 ssl;
+    ssl_certificate /etc/nginx/relay.pem;
+    ssl_certificate_key /etc/nginx/relay-key.pem;
+    error_page 497 =200 /decoy.json;
+    location = /decoy.json { default_type application/json; return 200 '{"ok": true}'; }
+    location / { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+SELF_SIGNED = (
+    "sudo openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=relay "
+    "-keyout /etc/nginx/relay-key.pem -out /etc/nginx/relay.pem 2>/dev/null"
+)
 PREFIX_RELAY_SITE = """server {
     listen 8081;
     location / { return 404; }
@@ -964,6 +993,47 @@ VARIANTS = [
         not_run=needing("app.server"),
         evidence={"app.server": "web-02: {web2}:8080 (nginx) relays the application"},
         undo=(("web-02", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
+    ),
+    Variant(  # the same for one server name only, as Nginx's configuration says
+        "the-application-relayed-to-the-network-for-one-server-name-by-a-second-nginx-server",
+        (("web-01", put("/etc/nginx/conf.d/relay.conf", NAMED_RELAY_SITE, RELOAD_NGINX)),),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-01: {web1}:8082 (nginx) relays the application to the network: "
+            "Nginx passes requests there to it (proxy_pass http://127.0.0.1:8000, server "
+            "secret.lan)"
+        },
+        undo=(("web-01", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
+    ),
+    Variant(  # the same under a path a rewrite takes away: no request the grader makes
+        "the-application-relayed-to-the-network-behind-a-rewrite-by-a-second-nginx-server",
+        (("web-01", put("/etc/nginx/conf.d/relay.conf", REWRITING_RELAY_SITE, RELOAD_NGINX)),),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {web1}:8083 (nginx) relays the application"},
+        undo=(("web-01", f"sudo rm -f /etc/nginx/conf.d/relay.conf && {RELOAD_NGINX}"),),
+    ),
+    Variant(  # the same over TLS, with a JSON decoy for plain HTTP (error 497)
+        "the-application-relayed-to-the-network-over-tls-behind-a-decoy-by-a-second-nginx-server",
+        (
+            (
+                "web-01",
+                SELF_SIGNED
+                + " && "
+                + put("/etc/nginx/conf.d/relay.conf", TLS_DECOY_SITE, RELOAD_NGINX),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {web1}:8444 (nginx) relays the application"},
+        undo=(
+            (
+                "web-01",
+                "sudo rm -f /etc/nginx/conf.d/relay.conf /etc/nginx/relay.pem "
+                f"/etc/nginx/relay-key.pem && {RELOAD_NGINX}",
+            ),
+        ),
     ),
     Variant(  # the same for one path prefix only: /app/api/status is /api/status there
         "the-application-relayed-to-the-network-under-a-path-by-a-second-nginx-server",

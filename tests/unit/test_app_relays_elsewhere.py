@@ -220,3 +220,54 @@ def test_on_another_host_an_answer_nginx_sent_came_through_a_web_servers_front_d
     answers[(where, "web-02")]["server"] = "gunicorn"
     found = probes.by_application(answers, programs, {1092}, {}, elsewhere=True)
     assert found[where]["from"] == "web-02"
+
+
+# -- what Nginx's configuration passes to the application, whatever the request ---------------
+SERVERS = """# configuration file /etc/nginx/nginx.conf:
+http {
+    upstream app { server 127.0.0.1:8000; }
+    server { listen 80; server_name foobar.com; location / { proxy_pass http://127.0.0.1:8000; } }
+    server { listen 8082 default_server; location / { return 404; } }
+    server { listen 8082; server_name secret.lan; location / { proxy_pass http://app; } }
+    server {
+        listen [::]:8083; listen 8084;
+        location /hidden/ { rewrite ^/hidden(/.*)$ $1 break; proxy_pass http://127.0.0.1:8000; }
+    }
+    server { listen 8090; location / { deny all; proxy_pass http://127.0.0.1:8000; } }
+    server { listen 8091; location / { uwsgi_pass unix:/run/other.sock; } }
+}
+stream { server { listen 9000; proxy_pass 127.0.0.1:8000; } }
+"""
+
+
+def test_every_server_block_that_forwards_with_the_ports_it_listens_on():
+    found = [(p.ports, p.names, str(p.target), p.how) for p in nginx.passing_servers(SERVERS)]
+    assert found == [
+        ((80,), ("foobar.com",), "127.0.0.1:8000", "proxy_pass http://127.0.0.1:8000"),
+        ((8082,), ("secret.lan",), "127.0.0.1:8000", "proxy_pass http://app"),
+        ((8083, 8084), (), "127.0.0.1:8000", "proxy_pass http://127.0.0.1:8000"),
+        ((8091,), (), "unix:/run/other.sock", "uwsgi_pass unix:/run/other.sock"),
+        ((9000,), (), "127.0.0.1:8000", "proxy_pass 127.0.0.1:8000"),  # stream {}: raw TCP
+    ]  # 8090 denies everyone: it passes nothing on
+
+
+def test_a_port_nginx_passes_to_the_application_is_a_relay_once_a_source_connects():
+    where, closed = ("192.168.89.11", 8082), ("192.168.89.11", 8084)
+    answers = {
+        (where, THIS_MACHINE): {"status": 404, "json": None, "server": "nginx"},
+        (where, "lb-01"): {"status": 404, "json": None, "server": "nginx"},
+        (closed, THIS_MACHINE): None,  # could not connect: a firewall keeps it
+    }
+    candidates = {where: ["nginx"], closed: ["nginx"]}
+    configured = {8082: "proxy_pass http://app, server secret.lan", 8084: "proxy_pass …"}
+    assert probes.configured_relays(answers, candidates, configured) == {
+        where: {
+            "socket": "192.168.89.11:8082",
+            "programs": ["nginx"],
+            "from": "this machine and lb-01",
+            "status": None,
+            "pid": None,
+            "configured": "proxy_pass http://app, server secret.lan",
+        }
+    }
+    assert probes.configured_relays(answers, candidates, {}) == {}
