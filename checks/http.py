@@ -59,14 +59,8 @@ class BrowseWww(Check):
         hostnames, domain = probes.web_hostnames(lab), lab.topology.domain
         host = probes.served_by_host(by[0] if by else None, hostnames, web, domain)
 
-        def log(web_host):
-            try:
-                return probes.logged_since(lab, web_host, before[web_host])
-            except CheckError:
-                return None
-
         return {
-            "received": lab.on_each(web, log) if host else {},
+            "received": probes.logged_by_each(lab, web, before, 1) if host else {},
             "url": f"http://{lab.site}/",
             "address": addresses[0],
             "status": page.status_code,

@@ -257,11 +257,7 @@ class RoundRobin(Check):
             taken = backend_sessions(lab, o, down)
             answers = [through_lb(lab) for _ in range(ROUND_ROBIN_REQUESTS)]
             routed = grown(taken, backend_sessions(lab, o, down))
-            return (
-                answers,
-                routed,
-                lab.on_each(web, lambda h: probes.logged_since(lab, h, marks[h])),
-            )
+            return answers, routed, probes.logged_by_each(lab, web, marks, len(answers))
 
         (answers, routed, received), turns = steadily(lab, o, send, ROUND_ROBIN_REQUESTS)
         return {

@@ -1303,6 +1303,30 @@ def log_marks(lab: LiveLab, host: str) -> dict[str, int] | None:
     return marks
 
 
+LOGGED_WITHIN = 2.0  # seconds: Nginx writes a request's log line once it has sent the answer
+
+
+def logged_by_each(lab: LiveLab, web: list[str], marks: dict, sent: int) -> dict[str, int | None]:
+    """How many of the grader's GET / requests each web server's Nginx logged after its marks
+    (logged_since; None: no log to tell, or the host could not be read), read again for a
+    moment while all of them tell and hold fewer than the sent requests: the answer to the
+    last one may arrive before its line is written."""
+    deadline = Deadline(LOGGED_WITHIN)
+
+    def count(host: str) -> int | None:
+        try:
+            return logged_since(lab, host, marks.get(host))
+        except CheckError:  # a host that cannot be read (down) is not this count's business
+            return None
+
+    while True:
+        counts = lab.on_each(web, count)
+        known = [n for n in counts.values() if n is not None]
+        if len(known) < len(counts) or sum(known) >= sent or deadline.passed:
+            return counts
+        time.sleep(0.2)
+
+
 def logged_since(lab: LiveLab, host: str, marks: dict | None, path: str = "/") -> int | None:
     """How many GET path requests of the grader's (a browser's User-Agent, from this machine or
     through a balancer) host's Nginx logged after marks (log_marks), in the log that holds the
