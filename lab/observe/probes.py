@@ -363,8 +363,7 @@ def relay_answers(lab: LiveLab, host: str):
 def _relay_answers(lab: LiveLab, host: str):
     sockets = listeners(lab, host)
     address = lab.address(host)
-    web = [h.name for h in lab.topology.with_role("web")]  # every one, even where not graded
-    app = application(lab, host) if host in web else None
+    app = application(lab, host) if host in every_web_address(lab) else None
     target = (app or {}).get("target") or ""
     pids = {pid for _, pid in (app or {}).get("holders", {}).get(target, [])}
     v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
@@ -380,12 +379,12 @@ def _relay_answers(lab: LiveLab, host: str):
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
-    paths = {  # a second Nginx server may pass on only what a location's prefix leads to
+    asked = {  # a second Nginx server may pass on only what a location's prefix leads to
         where: nginx.asked_paths(nginx_dump(lab, host), where[1])
         for where, programs in candidates.items()
         if "nginx" in programs
     }
-    answers = ask_everywhere(lab, candidates, lab.outside_sources(host), paths)
+    answers = ask_everywhere(lab, candidates, lab.outside_sources(host), asked)
     return candidates, answers, nginx_relays(lab, host, pids) if target else {}
 
 
@@ -439,8 +438,13 @@ def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> s
     if not haproxies:
         return set()
     seen = balancer(lab) if host == lab.name("lb") else balancer(lab, host)
-    web = {h.name: lab.address(h.name) for h in lab.topology.with_role("web")}  # not only graded
-    return haproxies if leads_to_web_servers(seen["servers"], web) else set()
+    return haproxies if leads_to_web_servers(seen["servers"], every_web_address(lab)) else set()
+
+
+def every_web_address(lab: LiveLab) -> dict[str, str]:
+    """Every web server of the topology → its address, also those a per-host run leaves out
+    (lab.web_addresses() holds only the graded ones)."""
+    return {h.name: lab.address(h.name) for h in lab.topology.with_role("web")}
 
 
 def leads_to_web_servers(servers, web: dict[str, str]) -> bool:
