@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from checks.base import CURRENT_CHECK, EXTRA_SECTIONS, Check, Report, Result, Status
 from lab.core.errors import LabError
 from lab.core.signals import stopped_like_ctrl_c, uninterrupted
+from lab.core.wait import finished
 
 
 def select(
@@ -90,7 +91,7 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
         for check in preparing:
             running[pool.submit(_prepare, check, lab)] = Preparing(check)
         # their first commands go out before the other checks' crowd the hosts
-        wait(list(running), max((c.head_start for c in preparing), default=0.0))
+        finished(list(running), max((c.head_start for c in preparing), default=0.0))
 
         def settle_blocked() -> None:
             _settle(pending, results, causes, elsewhere, lab, record)
@@ -109,7 +110,7 @@ def _run(catalogue, chosen, lab, lab_name, on_result, deadline) -> Report:
                 if pending:
                     raise LabError(f"checks with unmet dependencies: {', '.join(pending)}")
                 break
-            done, _ = wait(running, max(0.0, ends - time.monotonic()), FIRST_COMPLETED)
+            done, _ = finished(running, max(0.0, ends - time.monotonic()), first=True)
             if not done:  # the deadline: stop what runs, grade it as unfinished
                 _stop(lab, running, deadline, record)
                 for _ in range(len(pending)):  # a chain settles one link per pass
@@ -338,7 +339,7 @@ def _stop(lab, running: dict[Future, Check], deadline: float, record) -> None:
     stop = getattr(lab, "stop", None)
     if stop:
         stop()
-    wait(running, GRACE)
+    finished(running, GRACE)
     for future in [f for f in running if f.done()]:
         running.pop(future)
 

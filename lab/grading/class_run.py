@@ -19,6 +19,7 @@ from checks.base import Status, share
 from checks.report import to_dict
 from checks.runner import run_on_lab
 from lab.core.signals import stopped_like_ctrl_c, uninterrupted
+from lab.core.wait import results
 from lab.grading import profile
 from lab.grading import submissions as subs
 from lab.grading.assignment import Assignment
@@ -108,7 +109,7 @@ class ClassRun:
         pool = ThreadPoolExecutor(max_workers=max(1, self.jobs))
         futures = [pool.submit(self.grade_one, s) for s in submissions]
         try:
-            return [f.result() for f in futures]
+            return results(futures)
         except KeyboardInterrupt:
             self.stop.set()
             with uninterrupted():  # a second Ctrl-C must not cut the removal of the labs short

@@ -38,6 +38,7 @@ from checks.runner import run_on_lab
 from lab.core.errors import LabError
 from lab.core.state import LabState
 from lab.core.topology import DOMAIN_RE, PACKAGED, Host, Topology, load
+from lab.core.wait import results
 from lab.grading.class_run import graded_checks
 from lab.grading.model import ERROR, GRADED, UNREACHABLE, Pass, StudentResult
 from lab.grading.submissions import student_name
@@ -153,7 +154,8 @@ def grade_live(
         return [grade_one(student, checks, assignment, on_event) for student in group]
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        graded = [r for group in pool.map(grade_group, by_servers.values()) for r in group]
+        groups = results(pool.submit(grade_group, g) for g in by_servers.values())
+        graded = [r for group in groups for r in group]
     order = {s.name: i for i, s in enumerate(students)}
     return sorted(graded, key=lambda r: order[r.student])
 

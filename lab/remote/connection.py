@@ -17,7 +17,7 @@ from fabric.runners import Remote, Result
 
 from lab.core.errors import LabError
 from lab.core.state import write_private
-from lab.core.wait import Deadline
+from lab.core.wait import Deadline, results
 from lab.remote.quoting import trusted
 from lab.remote.shell import KeptShells, NotSent
 
@@ -223,7 +223,7 @@ def fan_out(items: Iterable, func: Callable, key: Callable = lambda item: item) 
         max_workers=len(items)
     ) as pool:  # each in a copy of the caller's context
         futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
-        return {outcome.host: outcome for outcome in (f.result() for f in futures)}
+        return {outcome.host: outcome for outcome in results(futures)}
 
 
 class Fleet:
