@@ -29,6 +29,14 @@ _SENDER = (  # the same, with a method and a JSON body
     r'$extra\r\n$body";'
     r" print while <$s>;"
 )
+_DATAGRAM = (  # one datagram out; what comes back, the first within $wait, each next within 1 s
+    "my ($where, $port, $request, $wait) = @ARGV;"
+    " my $s = IO::Socket::IP->new(PeerHost => $where, PeerPort => $port, Proto => 'udp')"
+    " or exit 0; $s->send(pack('H*', $request)) or exit 0;"
+    " my $ready = IO::Select->new($s); my $got = '';"
+    " for my $n (1 .. 64) { last unless $ready->can_read($n == 1 ? $wait : 1);"
+    " defined $s->recv(my $part, 65535) or last; $got .= $part } binmode STDOUT; print $got;"
+)
 # as Nginx passes on a browser's request (HTTP/1.0, Host, Connection: close, the browser's own
 # headers), so that an application cannot tell the grader's direct request from a visitor's
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -50,6 +58,15 @@ def request(where: str, method: str, path: str, host: str, body: str = "") -> st
         f"{perl(_SENDER, 'IO::Socket::INET', 'IO::Socket::UNIX')} "
         f"{kind} {quote(target)} {quote(path)} {quote(host)} {quote(AGENT)} "
         f"{quote(method)} {quote(body)}"
+    )
+
+
+def datagram(address: str, port: int, request: bytes, wait: float) -> str:
+    """A shell line sending request in one UDP datagram to address:port with perl, printing
+    the datagrams that come back (nothing: none, or the port is closed)."""
+    return (
+        f"{perl(_DATAGRAM, 'IO::Socket::IP', 'IO::Select')} "
+        f"{quote(address)} {int(port)} {request.hex()} {wait:g}"
     )
 
 

@@ -7,18 +7,19 @@ import re
 from dataclasses import dataclass
 
 LISTENING = "ss -Hlnp -t -x"  # TCP and unix listeners, with the processes holding them
+BOUND_UDP = "ss -Hlnp -u"  # UDP sockets that take datagrams from anyone, and their processes
 _USER = re.compile(r'\("([^"]*)",pid=(\d+),fd=\d+\)')
 
 
 @dataclass(frozen=True)
 class Listener:
-    """One listening socket: TCP (address, port) or unix (path), and who holds it."""
+    """One listening socket: TCP or UDP (address, port) or unix (path), and who holds it."""
 
-    kind: str  # "tcp" or "unix"
+    kind: str  # "tcp", "udp" or "unix"
     address: str  # IP address (with its %interface, if bound to one), "*" for any, or the path
     port: int | None
     processes: tuple[tuple[str, int], ...]  # (name, pid)
-    # TCP: "4" (0.0.0.0, an IPv4 address), "6" ([::] of an IPv6-only socket, an IPv6 address),
+    # TCP, UDP: "4" (0.0.0.0, an IPv4 address), "6" ([::] of an IPv6-only socket, an IPv6 address),
     # "" (ss's *: an IPv6 socket that takes IPv4 too, on every address)
     family: str = ""
 
@@ -42,13 +43,13 @@ class Listener:
 
     @property
     def over_ipv4(self) -> bool:
-        """Whether the socket takes connections over IPv4."""
-        return self.kind == "tcp" and self.family in ("4", "")
+        """Whether the socket takes connections (datagrams) over IPv4."""
+        return self.kind != "unix" and self.family in ("4", "")
 
     @property
     def over_ipv6(self) -> bool:
         """Whether the socket takes connections over IPv6 (alone, or besides IPv4: ss's *)."""
-        return self.kind == "tcp" and self.family in ("6", "")
+        return self.kind != "unix" and self.family in ("6", "")
 
     def __str__(self) -> str:
         """As ss prints it: 0.0.0.0:80, [::]:22 (IPv6 only), *:8000 (both), [fe80::1]%eth0:81."""
@@ -65,14 +66,18 @@ WILDCARDS = {"4": "0.0.0.0", "6": "::"}
 
 
 def parse(text: str) -> list[Listener]:
-    """`ss -Hlnp` lines (with or without the Netid column) as Listeners."""
+    """`ss -Hlnp` lines (with or without the Netid column) as Listeners: LISTEN (TCP, unix)
+    and UNCONN (UDP)."""
     listeners = []
     for line in text.splitlines():
         fields = line.split()
-        if "LISTEN" not in fields:
+        state = next((f for f in fields[:2] if f in ("LISTEN", "UNCONN")), None)
+        if state is None:
             continue
-        at = fields.index("LISTEN")
-        netid = fields[at - 1] if at else "tcp"
+        at = fields.index(state)
+        netid = fields[at - 1] if at else "tcp" if state == "LISTEN" else "udp"
+        if state == "UNCONN" and netid != "udp":  # a unix datagram socket: no listener
+            continue
         local = fields[at + 3] if len(fields) > at + 3 else ""
         processes = tuple((name, int(pid)) for name, pid in _USER.findall(line))
         if netid.startswith("u_"):
@@ -84,7 +89,8 @@ def parse(text: str) -> list[Listener]:
             family = "" if ip == "*" else "6" if ":" in ip else "4"
             host = "*" if ip in ("*", "0.0.0.0", "::") else ip + (f"%{scope}" if sep else "")
             number = int(port) if port.isdigit() else None
-            listeners.append(Listener("tcp", host, number, processes, family))
+            kind = "udp" if netid == "udp" else "tcp"
+            listeners.append(Listener(kind, host, number, processes, family))
     return listeners
 
 

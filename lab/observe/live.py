@@ -34,6 +34,7 @@ from lab.core import ca, platform
 from lab.core.state import LabState, lab_home
 from lab.core.topology import Topology
 from lab.core.wait import Deadline, until
+from lab.facts import http as host_http
 from lab.facts import ipaddr, vrrp
 from lab.observe import CURRENT_CHECK, CheckError, visitor
 from lab.remote.connection import Fleet, describe, fan_out
@@ -43,7 +44,8 @@ HTTP_TIMEOUT = 5
 CLEANUP_WAIT = 20.0  # seconds the cleanup lets commands in flight finish (a host's own timeout)
 READ_CHUNK = 256  # bytes of a reply read at a time (a trickle is cut off at the deadline)
 WEB_PORT = 80
-OUTSIDE_READ_TIMEOUT = 2.0  # an application answers /api/status at once
+OUTSIDE_READ_TIMEOUT = 10.0  # an application answers /api/status at once; a relay may hold
+# the answer back a while (a browser waits far longer), so a silent port is waited for
 OUTSIDE_CONNECT_TIMEOUT = 2.0  # a lab host connecting to another one
 ROUTE_PROBE_TIMEOUT = 1.0  # a web server this machine cannot reach by then is asked via a balancer
 THIS_MACHINE = "this machine"  # the grader's own machine, as a source of requests (from_outside)
@@ -451,20 +453,32 @@ class LiveLab:
         cannot connect there (or cannot ask: this machine has no IPv6 on the lab network, nor
         contacts an address it reaches through SSH). Each connection gets a short while only.
         Where plain HTTP brings no JSON object, it is asked again over TLS, whatever certificate
-        it shows (a relay that speaks TLS only: a visitor clicks through the warning)."""
+        it shows (a relay that speaks TLS only: a visitor clicks through the warning), and so is
+        a port whose plain answer is not a lab host's /api/status (a decoy in front of a TLS
+        relay); the TLS answer is taken when it is one, or when plain HTTP brought no JSON."""
         started = time.monotonic()
         plain = self._from_outside(source, address, port, path, "http")
-        if plain is None or plain["json"] is not None:
+        if plain is None or self.status_like(plain["json"]):
             return plain
         if plain["status"] is None and time.monotonic() - started >= OUTSIDE_READ_TIMEOUT:
             return plain  # a silent server: TLS would have refused the plain request at once
         secure = self._from_outside(source, address, port, path, "https")
-        return secure if secure is not None and secure["json"] is not None else plain
+        if secure is None or secure["json"] is None:
+            return plain
+        return secure if self.status_like(secure["json"]) or plain["json"] is None else plain
+
+    def status_like(self, body) -> bool:
+        """Whether a JSON answer looks like a lab host's /api/status (its host and a
+        request_id, docs/app-contract.md), whoever gave it."""
+        if not isinstance(body, dict) or "request_id" not in body:
+            return False
+        host = str(body.get("host") or "").lower().partition(".")[0]
+        return host in self.topology.names
 
     def _from_outside(
         self, source: str, address: str, port: int, path: str, scheme: str
     ) -> dict | None:
-        timeout = (ROUTE_PROBE_TIMEOUT, OUTSIDE_READ_TIMEOUT)
+        timeout = OUTSIDE_READ_TIMEOUT  # found open first: connecting takes a TLS handshake
         link_local = is_link_local(address)
         if source == THIS_MACHINE:
             if link_local or self.tunnelled(address) or not self.in_lab(address):
@@ -487,6 +501,33 @@ class LiveLab:
             if refused.reason == FORWARDING_OFF:  # unasked is not unreached: say so
                 raise
             return None  # that host cannot connect there
+
+    def datagram_from_outside(self, source: str, address: str, port: int, path: str) -> dict | None:
+        """GET path sent to a UDP port address:port in one datagram, as a visitor's browser
+        would send it, from source (this machine, or another lab host with perl), and what came
+        back in datagrams, as from_outside gives it (status None: nothing came back). None
+        where source cannot send there (as from_outside)."""
+        request = datagram_request(path, self.site)
+        if source == THIS_MACHINE:
+            if is_link_local(address) or self.tunnelled(address) or not self.in_lab(address):
+                return None
+            raw = exchange_datagram(address, port, request, OUTSIDE_READ_TIMEOUT)
+        else:
+            if is_link_local(address):
+                scope = self.lab_interface(source)
+                if not scope:
+                    return None
+                address = f"{address}%{scope}"
+            line = host_http.datagram(address, port, request, OUTSIDE_READ_TIMEOUT)
+            raw = self.sh(source, line, check=False, timeout=int(OUTSIDE_READ_TIMEOUT) + 70)
+        reply = host_http.parse_reply(raw)
+        body = reply.json() if reply.status else None
+        return {
+            "from": source,
+            "status": reply.status or None,
+            "json": body if isinstance(body, dict) else None,
+            "server": reply.headers.get("server", ""),
+        }
 
     def _outside(self, origin: str, url: str, timeout) -> dict:
         try:
@@ -686,6 +727,31 @@ def _failed_attempt(code: int | None) -> str:
     if code in (errno.EPERM, errno.EACCES):
         return "unsent"
     return "refused" if code == errno.ECONNREFUSED else "unreachable"
+
+
+def datagram_request(path: str, site: str) -> bytes:
+    """GET path of site with the headers a browser sends, as the bytes of one datagram."""
+    headers = visitor.headers("GET", path, f"http://{site}")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {site}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def exchange_datagram(address: str, port: int, request: bytes, wait: float) -> str:
+    """request in one UDP datagram to address:port from this machine, and the datagrams that
+    come back: the first within wait seconds, each next within a second (as http.datagram)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    parts = []
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((address, port))
+            sock.send(request)
+            for n in range(64):
+                if not select.select([sock], [], [], wait if n == 0 else 1)[0]:
+                    break
+                parts.append(sock.recv(65535))
+        except OSError:  # refused (nothing there), unreachable
+            pass
+    return b"".join(parts).decode(errors="replace")
 
 
 def is_link_local(address: str) -> bool:

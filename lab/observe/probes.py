@@ -270,8 +270,23 @@ NOT_RELAYS = {
     "/usr/sbin/nsd": None,
     "/usr/sbin/named": None,
     "/usr/sbin/unbound": None,
+    "/usr/sbin/dnsmasq": None,
 }
 
+# Servers of the distribution that take datagrams for a protocol of their own (addresses, time,
+# names, logs), never passing HTTP on: their UDP ports are not asked.
+NOT_DATAGRAM_RELAYS = {
+    *(path for path, ports in NOT_RELAYS.items() if ports is None),
+    "/usr/sbin/dhclient",
+    "/usr/lib/systemd/systemd-networkd",
+    "/usr/lib/systemd/systemd-resolved",
+    "/usr/sbin/chronyd",
+    "/usr/sbin/ntpd",
+    "/usr/sbin/avahi-daemon",
+    "/usr/sbin/rsyslogd",
+    "/usr/sbin/snmpd",
+    "/usr/sbin/rpcbind",
+}
 
 # An answer of the application's from outside its host (outside()), at another port than the
 # web ports (a relay) or at its own socket beyond loopback (exposed).
@@ -327,10 +342,11 @@ def _outside(lab: LiveLab, host: str) -> Outside:
     address = lab.address(host)
     v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 and not s.local_only for s in sockets) else []
     own = public_sockets(sockets, pids, address, v6)
-    relays: dict[tuple[str, str, int], Relay] = {}
+    relays: dict[tuple, Relay] = {}  # (host, address, port), and "udp" for a UDP port
     for where_host in [host, *(h for h in lab.topology.names if h != host)]:
         try:
             candidates, answers, configured = relay_answers(lab, where_host)
+            datagrams, replies = datagram_answers(lab, where_host)
         except CheckError:
             if where_host == host:
                 raise
@@ -343,6 +359,11 @@ def _outside(lab: LiveLab, host: str) -> Outside:
         if not elsewhere:  # its own Nginx's other servers, by its configuration
             for where, relay in configured_relays(answers, candidates, configured).items():
                 relays.setdefault((host, *where), relay)
+        for where, relay in by_application(replies, datagrams, pids, said, elsewhere).items():
+            relay["socket"] += "/udp"
+            if elsewhere:
+                relay["host"] = where_host
+            relays[(where_host, *where, "udp")] = relay
     exposed = by_application(ask_everywhere(lab, own, sources), own, pids, said)
     return {
         "relays": list(relays.values()),
@@ -386,6 +407,55 @@ def _relay_answers(lab: LiveLab, host: str):
     }
     answers = ask_everywhere(lab, candidates, lab.outside_sources(host), asked)
     return candidates, answers, nginx_relays(lab, host, pids) if target else {}
+
+
+def datagram_answers(lab: LiveLab, host: str):
+    """The UDP ports of host beyond loopback that may relay an application (datagram
+    candidates) and what each sent back to GET /api/status in a datagram from every source
+    outside host: (candidates, answers), once per run. A relay may carry the request from
+    datagrams to the application's TCP socket and its answer back."""
+    return lab.memo(("datagram answers", host), lambda: _datagram_answers(lab, host))
+
+
+def _datagram_answers(lab: LiveLab, host: str):
+    sockets = [s for s in ss.parse(lab.sh(host, ss.BOUND_UDP, sudo=True)) if s.kind == "udp"]
+    sockets = [s for s in sockets if not s.local_only and s.port is not None]
+    if not sockets:
+        return {}, {}
+    held = sorted({pid for s in sockets for pid in s.pids})
+    paths = {
+        pid: program.path
+        for pid, program in running(lab, host, held).items()
+        if program_facts.name(program) == posixpath.basename(program.path)
+    }
+    v6 = ipv6_addresses(lab, host) if any(s.over_ipv6 for s in sockets) else []
+    candidates = datagram_candidates(sockets, paths, lab.address(host), v6)
+    asks = [(where, source) for where in candidates for source in lab.outside_sources(host)]
+    asked = fan_out(asks, lambda ask: lab.datagram_from_outside(ask[1], *ask[0], "/api/status"))
+    answers: Answers = {}
+    for key, outcome in asked.items():
+        if outcome.error:
+            raise outcome.error
+        answers[key] = outcome.value
+    return candidates, answers
+
+
+def datagram_candidates(
+    sockets: list[ss.Listener], exe_paths: dict[int, str], address: str, v6: list[str] = ()
+) -> dict[tuple[str, int], list[str]]:
+    """(address, port) → programs: the UDP sockets beyond loopback, but those of servers the
+    system vouches for that speak a protocol of their own (NOT_DATAGRAM_RELAYS), each at the
+    addresses a visitor sends to (asked_at)."""
+    found: dict[tuple[str, int], set[str]] = {}
+    for item in sockets:
+        if item.kind != "udp" or item.local_only or item.port is None:
+            continue
+        programs = {exe_paths.get(pid) or name for name, pid in item.processes}
+        if programs and programs <= NOT_DATAGRAM_RELAYS:
+            continue
+        for at in asked_at(item, address, v6):
+            found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
+    return {key: sorted(programs) for key, programs in found.items()}
 
 
 def nginx_relays(lab: LiveLab, host: str, app_pids: set[int]) -> dict[int, str]:

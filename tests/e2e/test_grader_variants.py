@@ -373,6 +373,45 @@ def ssh_forward(unit: str, key: str, forward: str, port: int) -> str:
     )
 
 
+# A relay that a visitor must wait 3 s for, and that gives plain HTTP a JSON decoy: only
+# a TLS visitor (the first byte of a handshake) is passed on to the application.
+SLOW_TLS_RELAY = """import socket, ssl, threading, time
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain("/root/relay.pem", "/root/relay-key.pem")
+DECOY = b'{"status": "ok"}'
+
+
+def pipe(source, sink):
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    for end in (source, sink):
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def serve(visitor):
+    time.sleep(3)
+    if visitor.recv(1, socket.MSG_PEEK) != b"\\x16":
+        visitor.recv(65536)
+        head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: close\\r\\n"
+        visitor.sendall(head + b"Content-Length: %d\\r\\n\\r\\n%s" % (len(DECOY), DECOY))
+        visitor.close()
+        return
+    visitor = tls.wrap_socket(visitor, server_side=True)
+    app = socket.create_connection(("127.0.0.1", 8000))
+    threading.Thread(target=pipe, args=(app, visitor)).start()
+    pipe(visitor, app)
+
+
+server = socket.create_server(("0.0.0.0", 8444))
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],)).start()
+"""
 TUNNEL_KEY = ssh_key_pair()
 TUNNEL = "/root/.ssh/lab-tunnel"
 
@@ -925,6 +964,48 @@ VARIANTS = [
             (
                 "web-01",
                 "sudo systemctl stop lab-relay-tls; sudo rm -f /root/relay.pem /root/relay-key.pem",
+            ),
+        ),
+    ),
+    Variant(  # the same over UDP: each datagram to a connection of its own, the answer back
+        "the-application-relayed-to-the-network-over-udp-by-socat",
+        (
+            (
+                "web-02",
+                "sudo systemd-run --collect --unit lab-relay-udp /usr/bin/socat "
+                "UDP4-RECVFROM:9001,fork TCP:127.0.0.1:8000 && sleep 1",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={
+            "app.server": "web-02: {web2}:9001/udp (socat) relays the application to the network"
+        },
+        undo=(("web-02", "sudo systemctl stop lab-relay-udp"),),
+    ),
+    Variant(  # a relay that answers 3 s late, and plain HTTP with a JSON decoy: TLS only leads on
+        "the-application-relayed-late-over-tls-behind-a-decoy",
+        (
+            (
+                "web-01",
+                "sudo openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=relay "
+                "-keyout /root/relay-key.pem -out /root/relay.pem 2>/dev/null && "
+                + put(
+                    "/root/relay.py",
+                    SLOW_TLS_RELAY,
+                    "sudo systemd-run --collect --unit lab-relay-slow /usr/bin/python3 "
+                    "/root/relay.py && sleep 1",
+                ),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {web1}:8444 (python3"},
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-relay-slow; "
+                "sudo rm -f /root/relay.py /root/relay.pem /root/relay-key.pem",
             ),
         ),
     ),

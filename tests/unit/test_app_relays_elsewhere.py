@@ -71,6 +71,49 @@ def tls_relay(tmp_path):
 
 
 @pytest.fixture
+def sniffing_relay(tmp_path):
+    """One port, two answers, each 1.5 s late: the application over TLS, a JSON decoy to plain
+    HTTP (a relay that looks at the first byte, as some do): its port."""
+    when = datetime.datetime.now(datetime.UTC)
+    authority = ca.make_authority("unit", "foobar.com", ipaddress.ip_network("127.0.0.0/8"), when)
+    cert, key = ca.issue(authority, ["127.0.0.1"], when)
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+    def serve(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with conn:
+            body = {"status": "ok"}
+            threading.Event().wait(1.5)  # longer than a connection takes: the handshake waits
+            if conn.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS handshake
+                conn = context.wrap_socket(conn, server_side=True)
+                body = STATUS
+            conn.recv(4096)
+            text = json.dumps(body).encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            conn.sendall(b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(text), text))
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.2)
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    threading.Thread(target=serve, args=(listener.accept()[0],)).start()
+                except TimeoutError:
+                    continue
+
+        acceptor = threading.Thread(target=accept)
+        acceptor.start()
+        yield listener.getsockname()[1]
+        done.set()
+        acceptor.join()
+
+
+@pytest.fixture
 def lab(monkeypatch):
     """A lab whose host lb-01 connects for the grader through a stand-in for its SSH server's
     forward: like it, each forward takes one connection (to the port given as its address)."""
@@ -91,6 +134,31 @@ def test_a_relay_that_speaks_tls_only_is_asked_again_over_tls_and_answers(lab, t
     assert answer == {"from": "lb-01", "status": 200, "json": STATUS, "server": "gunicorn"}
     assert lab.forwards == [tls_relay, tls_relay]  # plain first, then a new forward for TLS
     assert probes.answered_by_application(answer["json"], {1092}, {}) == 1092
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_decoy_for_plain_http_does_not_hide_the_application_behind_tls(lab, sniffing_relay):
+    answer = lab.from_outside("lb-01", "192.168.89.11", sniffing_relay, "/api/status")
+    assert answer["json"] == STATUS and answer["status"] == 200
+    assert lab.forwards == [sniffing_relay, sniffing_relay]
+
+
+def test_a_relay_that_holds_the_answer_back_a_while_is_waited_for(lab):
+    """A relay that answers 3 s late still relays (the grader once gave up after 2 s)."""
+
+    class Late(Application):
+        def do_GET(self):
+            threading.Event().wait(3)
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Late)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = lab.from_outside("lb-01", "192.168.89.11", server.server_address[1], "/x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer["json"] == STATUS
 
 
 def test_a_port_that_answers_neither_gives_the_plain_answer(lab):

@@ -21,6 +21,7 @@ from tests.helpers import judge, recorded
 from tests.record import read_raw
 
 LINK_LOCAL = "fe80::216:3eff:fece:bfd4"
+ANSWER = {"host": "web-01", "pid": 7, "request_id": "r1"}  # a lab host's /api/status
 GLOBAL = "fd00:88::11"
 WEB1 = "192.168.88.11"
 SOCAT = {1172: "/usr/bin/socat", 353: "/usr/bin/socat", 1175: "/usr/bin/socat"}
@@ -130,7 +131,7 @@ def lab(monkeypatch):
     monkeypatch.setattr(live, "connect_state", lambda a, p, t: asked.append((THIS_MACHINE, a, p)))
     monkeypatch.setattr(lab, "lab_interface", lambda source: "eth1")
     monkeypatch.setattr(
-        lab, "_outside", lambda origin, url, t: {"from": origin, "url": url, "json": {}}
+        lab, "_outside", lambda origin, url, t: {"from": origin, "url": url, "json": ANSWER}
     )
     lab.asked = asked
     return lab
@@ -139,7 +140,7 @@ def lab(monkeypatch):
 def test_a_link_local_address_is_asked_from_another_host_with_its_interface_as_scope(lab):
     assert lab.from_outside(THIS_MACHINE, LINK_LOCAL, 8002, "/api/status") is None
     answer = lab.from_outside("lb-01", LINK_LOCAL, 8002, "/api/status")
-    assert answer == {"from": "lb-01", "url": "http://127.0.0.1:1/api/status", "json": {}}
+    assert answer == {"from": "lb-01", "url": "http://127.0.0.1:1/api/status", "json": ANSWER}
     assert lab.asked == [("lb-01", f"{LINK_LOCAL}%eth1", 8002)]  # this machine sent nothing
 
 

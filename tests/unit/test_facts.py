@@ -405,6 +405,22 @@ def test_haproxy_c_warnings_in_its_own_words():
     assert haproxy.warnings(read_raw("haproxy-cfg-lb-01")) == []
 
 
+def test_udp_relay_candidates_are_read_from_real_ss_and_leave_the_dns_server_out():
+    from lab.observe.probes import datagram_candidates
+
+    relay = ss.parse(read_raw("ss-udp-relay-web-02"))
+    assert [(s.kind, s.address, s.port, s.pids) for s in relay] == [("udp", "*", 9001, {441})]
+    found = datagram_candidates(relay, {441: "/usr/bin/socat"}, "192.168.91.12")
+    assert found == {("192.168.91.12", 9001): ["socat"]}
+    dns = ss.parse(read_raw("ss-udp-lb-01"))
+    assert [(s.address, s.port, s.local_only) for s in dns] == [
+        ("127.0.0.1", 53, True),
+        ("192.168.91.10", 53, False),
+    ]
+    assert datagram_candidates(dns, dict.fromkeys((51, 58, 62), "/usr/sbin/nsd"), "x") == {}
+    assert set(datagram_candidates(dns, {}, "x")) == {("192.168.91.10", 53)}  # not vouched
+
+
 def test_relay_candidates_are_the_ports_beyond_loopback_but_the_web_ssh_and_database():
     from lab.observe.probes import relay_candidates
 

@@ -55,6 +55,7 @@ TODAY = {
     "replica-status-*": lambda c: mysql.REPLICA_STATUS,
     "replicate-variables-*": lambda c: mysql.FILTER_VARIABLES,
     "show-stat-*": lambda c: haproxy.runtime_api("show stat", "/run/haproxy/admin.sock"),
+    "ss-udp-*": lambda c: ss.BOUND_UDP,
     "ss-*": lambda c: ss.LISTENING,
     "text-columns-*": lambda c: mysql.command(mysql.text_columns((SCRATCH_DB,))),
     "uwsgi-ini-*": lambda c: "head -c 65536 -- /etc/webstack/uwsgi.ini",
