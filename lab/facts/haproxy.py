@@ -44,6 +44,20 @@ def process_ids(ps_output: str) -> list[str]:
     return [line.split()[0] for line in ps_output.splitlines() if line.split()]
 
 
+def instance_pids(ps_output: str) -> set[int]:
+    """The pids of PROCESSES' output that run the configuration config_files names (a master
+    and its workers share its command line): not those of a second instance of HAProxy."""
+    files = config_files(ps_output)
+    found = set()
+    for line in ps_output.splitlines():
+        fields = line.split()
+        args = fields[2:]
+        paths = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-f"] or [DEFAULT_CONFIG]
+        if fields and fields[0].isdigit() and paths == files:
+            found.add(int(fields[0]))
+    return found
+
+
 def config_files(ps_output: str) -> list[str]:
     """The -f arguments of the running HAProxy (files or directories), else the default."""
     for line in ps_output.splitlines():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
@@ -444,16 +445,37 @@ def _port(d: Directive) -> list[int]:
 
 
 def _denied(items: list[Directive], d: Directive, blocks: dict, top: int) -> bool:
-    """Whether the blocks around d, up to the server block top, deny everyone and allow no one."""
+    """Whether the access rules d is under deny everyone but the host itself (`deny all;`,
+    with no `allow` but of loopback addresses): the innermost block around d, up to the server
+    block top, that has allow or deny rules (Nginx takes a level's rules only where the level
+    below has none)."""
     parent = d.parent
     while parent >= 0:
-        rules = {(x.name, x.args[:1]) for x in items if x.parent == parent and x.args}
-        if ("deny", ("all",)) in rules and not any(name == "allow" for name, _ in rules):
-            return True
+        rules = {
+            (x.name, x.args[:1])
+            for x in items
+            if x.parent == parent and x.args and x.name in ("allow", "deny")
+        }
+        if rules:
+            allowed = [args[0] for name, args in rules if name == "allow"]
+            return ("deny", ("all",)) in rules and all(map(_loopback, allowed))
         if parent == top:
             return False
         parent = blocks[parent].parent
     return False
+
+
+def _loopback(source: str) -> bool:
+    """Whether an allow rule's source is the host itself (a loopback address or network, or
+    unix: for connections over a unix socket)."""
+    if source == "unix:":
+        return True
+    try:
+        return ipaddress.ip_network(source, strict=False).subnet_of(
+            ipaddress.ip_network("127.0.0.0/8" if "." in source else "::1/128")
+        )
+    except ValueError:
+        return False
 
 
 def document_roots(dump: str) -> list[str]:

@@ -494,16 +494,18 @@ def configured_relays(answers: Answers, candidates: dict, configured: dict[int, 
 
 
 def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> set[int]:
-    """The pids of HAProxy on host when it is the distribution's and every server it sends
-    requests to, as it reads its configuration, is a web server: what it answers comes through
-    a port of that web server's, judged there (a relay candidate or the application's own
-    socket), so its ports are not asked."""
+    """The pids of HAProxy on host when it is the distribution's, runs the configuration the
+    grader read (a second instance of HAProxy is asked like any other program), and every
+    server it sends requests to, as it reads that configuration, is a web server's web port:
+    what it answers comes through that web server's front door, so its ports are not asked."""
+    reading = lab.sh(host, haproxy.PROCESSES, check=False)
+    instance = haproxy.instance_pids(reading)
     haproxies = {
         pid
         for s in sockets
         if s.kind == "tcp" and not s.local_only
         for pid in s.pids
-        if posixpath.basename(paths.get(pid, "")) == "haproxy"
+        if posixpath.basename(paths.get(pid, "")) == "haproxy" and pid in instance
     }
     if not haproxies:
         return set()
@@ -518,10 +520,15 @@ def every_web_address(lab: LiveLab) -> dict[str, str]:
 
 
 def leads_to_web_servers(servers, web: dict[str, str]) -> bool:
-    """Whether every server of a balancer is a web server (web: host → address), at any port."""
+    """Whether every server a balancer sends requests to is a web server (web: host → address)
+    at a web port (or the port a request came to): the servers that take requests while one of
+    them is up, that is, those not disabled, and the backups only where there is no other."""
     addresses = set(web.values())
-    return bool(servers) and all(
-        s["addresses"] and set(s["addresses"]) <= addresses for s in servers
+    taking = [s for s in servers if not s["disabled"]]
+    active = [s for s in taking if not s["backup"]] or taking
+    return bool(active) and all(
+        s["addresses"] and set(s["addresses"]) <= addresses and s["port"] in (None, *WEB_PORTS)
+        for s in active
     )
 
 

@@ -347,3 +347,64 @@ def test_the_paths_the_grader_asks_a_second_nginx_for_reach_the_application(prov
     )
     answers = json.loads(provisioned_lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
     assert answers == {path: path in asked[1:] for path in asked + others}, answers
+
+
+# Access rules in front of a server that passes requests on (nginx.passing_servers leaves out
+# the blocks that admit no one but the host itself), asked from web-01's lab address: a visitor
+ACCESS_SERVERS = """server {{
+    listen {address}:8311;
+    location / {{ allow 127.0.0.1; allow ::1; deny all; proxy_pass http://127.0.0.1:8000; }}
+}}
+server {{
+    listen {address}:8312; allow 127.0.0.1; deny all;
+    location / {{ allow {network}; proxy_pass http://127.0.0.1:8000; }}
+}}
+server {{ listen {address}:8313; deny all; location / {{ proxy_pass http://127.0.0.1:8000; }} }}
+server {{
+    listen {address}:8314;
+    location / {{ allow 127.0.0.0/8; deny 10.0.0.0/8; allow all; proxy_pass http://127.0.0.1:8000;
+    }}
+}}
+"""
+ASK_PORTS = """import http.client, json, sys
+answers = {}
+for port in json.loads(sys.argv[2]):
+    connection = http.client.HTTPConnection(sys.argv[1], port, timeout=5)
+    connection.request("GET", "/api/status")
+    reply = connection.getresponse()
+    try:
+        body = json.loads(reply.read())
+    except ValueError:
+        body = None
+    answers[str(port)] = isinstance(body, dict) and "request_id" in body
+print(json.dumps(answers))
+"""
+
+
+def test_the_servers_the_grader_finds_passing_to_the_application_are_those_nginx_lets_through(
+    provisioned_lab,
+):
+    """A server block counts as passing requests on unless its access rules, as Nginx applies
+    them (the innermost level with rules), admit the host itself alone; the real Nginx lets a
+    visitor through exactly those the grader counts."""
+    address = provisioned_lab.address("web-01")
+    network = address.rsplit(".", 1)[0] + ".0/24"
+    servers = ACCESS_SERVERS.format(address=address, network=network)
+    passing = {
+        p for s in nginx.passing_servers(f"# configuration file x:\n{servers}") for p in s.ports
+    }
+    assert passing == {8312, 8314}, passing
+    ports = [8311, 8312, 8313, 8314]
+    conf = f"-p {PRIVATE} -c {PRIVATE}/nginx.conf"
+    script = " && ".join(
+        [
+            f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later",
+            put(f"{PRIVATE}/nginx.conf", nginx_conf(servers, "", "")),
+            put(f"{PRIVATE}/ask.py", ASK_PORTS),
+            f"{nginx.NGINX} {conf}",
+            f"python3 {PRIVATE}/ask.py {address} {quote(json.dumps(ports))}; "
+            f"kill $(cat {PRIVATE}/nginx.pid)",
+        ]
+    )
+    answers = json.loads(provisioned_lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
+    assert answers == {str(port): port in passing for port in ports}, answers

@@ -19,7 +19,7 @@ import pytest
 
 from lab.core import ca
 from lab.core.topology import parse, variant
-from lab.facts import nginx, ss
+from lab.facts import haproxy, nginx, ss
 from lab.observe import live, probes
 from lab.observe.live import THIS_MACHINE, LiveLab
 
@@ -207,18 +207,41 @@ def test_a_balancers_other_ports_are_asked_but_not_those_leading_to_web_servers_
     [
         ([("192.168.89.11", 80), ("192.168.89.12", 80)], True),
         ([("192.168.89.11", 443)], True),
-        # Nginx at another port, or the application's own port open to the balancer: what
-        # answers there is asked at web-01 itself (a relay candidate, or its exposed socket)
-        ([("192.168.89.11", 8080), ("192.168.89.12", 8000)], True),
+        ([("192.168.89.11", None)], True),  # the port the request came to
+        # another port of a web server's: a relay there may admit the balancer alone, so the
+        # balancer's ports are asked (Nginx's answers through them are told by its header)
+        ([("192.168.89.11", 8080), ("192.168.89.12", 80)], False),
         ([("192.168.89.11", 80), ("127.0.0.1", 9000)], False),  # a local relay among them
         ([("192.168.89.99", 80)], False),  # not a web server
         ([], False),
+        # a sorry server that takes requests only when every web server is down; a disabled one
+        ([("192.168.89.11", 80), ("127.0.0.1", 8081, "backup")], True),
+        ([("192.168.89.11", 80), ("127.0.0.1", 9000, "disabled")], True),
+        ([("127.0.0.1", 9000, "backup")], False),  # a backup alone takes every request
     ],
 )
 def test_a_balancer_leads_to_web_servers_alone_only_when_every_server_does(servers, led):
     web = {"web-01": "192.168.89.11", "web-02": "192.168.89.12"}
-    rows = [{"port": port, "addresses": [address]} for address, port in servers]
+    rows = [
+        {
+            "port": port,
+            "addresses": [address],
+            "backup": "backup" in flag,
+            "disabled": "disabled" in flag,
+        }
+        for address, port, *flag in servers
+    ]
     assert probes.leads_to_web_servers(rows, web) is led
+
+
+def test_only_the_haproxy_whose_configuration_was_read_is_left_unasked():
+    ps = (
+        "  70     1 /usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid -S x\n"
+        "  71    70 /usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid -S x\n"
+        " 900     1 /usr/sbin/haproxy -Ws -f /etc/haproxy/hx.cfg\n"
+    )
+    assert haproxy.instance_pids(ps) == {70, 71}
+    assert haproxy.instance_pids(" 5 1 haproxy -db\n 6 1 haproxy -f /x.cfg\n") == {6}
 
 
 def test_an_answer_is_the_applications_only_by_its_pid_or_its_host_and_request_id():
@@ -302,6 +325,15 @@ http {
         location /hidden/ { rewrite ^/hidden(/.*)$ $1 break; proxy_pass http://127.0.0.1:8000; }
     }
     server { listen 8090; location / { deny all; proxy_pass http://127.0.0.1:8000; } }
+    server {
+        listen 8092;
+        location / { allow 127.0.0.1; allow ::1; deny all; proxy_pass http://127.0.0.1:8000; }
+    }
+    server {
+        listen 8093; allow 127.0.0.1; deny all;
+        location / { allow 10.0.0.0/8; proxy_pass http://127.0.0.1:8000; }
+    }
+    server { listen 8094; deny all; location / { proxy_pass http://127.0.0.1:8000; } }
     server { listen 8091; location / { uwsgi_pass unix:/run/other.sock; } }
 }
 stream { server { listen 9000; proxy_pass 127.0.0.1:8000; } }
@@ -314,9 +346,11 @@ def test_every_server_block_that_forwards_with_the_ports_it_listens_on():
         ((80,), ("foobar.com",), "127.0.0.1:8000", "proxy_pass http://127.0.0.1:8000"),
         ((8082,), ("secret.lan",), "127.0.0.1:8000", "proxy_pass http://app"),
         ((8083, 8084), (), "127.0.0.1:8000", "proxy_pass http://127.0.0.1:8000"),
+        # the location's own rules replace the server's: 10.0.0.0/8 gets through
+        ((8093,), (), "127.0.0.1:8000", "proxy_pass http://127.0.0.1:8000"),
         ((8091,), (), "unix:/run/other.sock", "uwsgi_pass unix:/run/other.sock"),
         ((9000,), (), "127.0.0.1:8000", "proxy_pass 127.0.0.1:8000"),  # stream {}: raw TCP
-    ]  # 8090 denies everyone: it passes nothing on
+    ]  # 8090 and 8094 deny everyone, 8092 everyone but the host itself: they pass nothing on
 
 
 def test_a_port_nginx_passes_to_the_application_is_a_relay_once_a_source_connects():
