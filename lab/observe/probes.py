@@ -263,8 +263,9 @@ WEB_PORTS = (80, 443)
 # server over TCP waits for the rest of a query that "GET " announces as 18,245 bytes long. sshd
 # at another port than 22 is asked: a remote forward (`ssh -R` with GatewayPorts) is sshd
 # listening there for the application.
+SSHD = "/usr/sbin/sshd"
 NOT_RELAYS = {
-    "/usr/sbin/sshd": (22,),
+    SSHD: (22,),  # the daemon's own sockets (sessions_of_sshd: a login's are asked)
     "/usr/sbin/mariadbd": None,
     "/usr/sbin/mysqld": None,
     "/usr/sbin/nsd": None,
@@ -394,6 +395,8 @@ def _relay_answers(lab: LiveLab, host: str):
         for pid, program in running(lab, host, held).items()
         if program_facts.name(program) == posixpath.basename(program.path)
     }
+    for pid in sessions_of_sshd(lab, host, paths):  # a remote forward, even at port 22
+        del paths[pid]
     candidates = relay_candidates(
         sockets, paths, address, target, pids, v6, balancing_only(lab, host, sockets, paths)
     )
@@ -456,6 +459,15 @@ def datagram_candidates(
         for at in asked_at(item, address, v6):
             found.setdefault((at, item.port), set()).update(posixpath.basename(p) for p in programs)
     return {key: sorted(programs) for key, programs in found.items()}
+
+
+def sessions_of_sshd(lab: LiveLab, host: str, paths: dict[int, str]) -> list[int]:
+    """The pids among paths running the distribution's sshd that are not the daemon systemd
+    started (pid 1 its parent) but a login's session: what such a process listens on is a
+    remote forward (`ssh -R`), asked at any port."""
+    sshd = [pid for pid, path in paths.items() if path == SSHD]
+    parents = processes(lab, host, sshd) if sshd else {}
+    return [pid for pid in sshd if pid not in parents or parents[pid].ppid != 1]
 
 
 def nginx_relays(lab: LiveLab, host: str, app_pids: set[int]) -> dict[int, str]:

@@ -943,6 +943,24 @@ VARIANTS = [
         checks=("app.server",),
         restore=("lb",),
     ),
+    Variant(  # a sorry server for when every web server is down, and no Server header on what
+        # the balancer answers: nothing tells its answers from the application's but HAProxy's
+        # own reading, where the backup takes no request while a web server is up
+        "a-balancer-with-a-sorry-server-that-hides-the-server-header",
+        (
+            (
+                "lb-01",
+                sed(
+                    HAPROXY,
+                    "'/server web-02 /a\\    server sorry 127.0.0.1:8081 backup\\n"
+                    "    http-response del-header Server'",
+                    RELOAD_LB,
+                ),
+            ),
+        ),
+        checks=("app.server",),
+        restore=("lb",),
+    ),
     Variant(  # the same over TLS only: plain HTTP there gets no answer, as to a browser warned
         "the-application-relayed-to-the-network-over-tls-by-socat",
         (

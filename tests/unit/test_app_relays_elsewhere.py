@@ -19,7 +19,7 @@ import pytest
 
 from lab.core import ca
 from lab.core.topology import parse, variant
-from lab.facts import haproxy, nginx, ss
+from lab.facts import haproxy, nginx, proc, ss
 from lab.observe import live, probes
 from lab.observe.live import THIS_MACHINE, LiveLab
 
@@ -373,3 +373,22 @@ def test_a_port_nginx_passes_to_the_application_is_a_relay_once_a_source_connect
         }
     }
     assert probes.configured_relays(answers, candidates, {}) == {}
+
+
+def test_a_logins_remote_forward_is_asked_even_at_port_22_the_daemons_socket_is_not(monkeypatch):
+    """`ssh -R 192.168.89.77:22:127.0.0.1:8000` makes the login's sshd listen at port 22 of a
+    second address: only the daemon systemd started serves SSH itself there."""
+    listening = (
+        'LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=55,fd=3))\n'
+        'LISTEN 0 128 192.168.89.77:22 0.0.0.0:* users:(("sshd",pid=1111,fd=9))\n'
+    )
+    ps = {
+        55: proc.Process(55, 1, "sshd", "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100"),
+        1111: proc.Process(1111, 1100, "sshd", "sshd: root@notty"),
+    }
+    monkeypatch.setattr(probes, "processes", lambda lab, host, pids: {p: ps[p] for p in pids})
+    paths = {55: probes.SSHD, 1111: probes.SSHD}
+    assert probes.sessions_of_sshd(None, "web-01", paths) == [1111]
+    del paths[1111]
+    found = probes.relay_candidates(ss.parse(listening), paths, "192.168.89.11", "")
+    assert found == {("192.168.89.77", 22): ["sshd"]}

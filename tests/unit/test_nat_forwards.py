@@ -37,13 +37,53 @@ def test_a_dnat_printed_by_both_programs_is_one_forwarded_port():
     assert nat.forwarded_ports(RECORDED) == [8080]
 
 
-def test_redirects_sets_and_ranges_give_their_first_port():
+def test_redirects_sets_and_ranges_give_each_member_and_the_first_port_of_a_range():
     text = (
         "-A PREROUTING -p tcp -m tcp --dport 9000:9010 -j REDIRECT --to-ports 8000\n"
+        "-A PREROUTING -p tcp -m multiport --dports 7100,7200:7210 -j DNAT --to 127.0.0.1:8000\n"
         "tcp dport { 8081, 8082 } dnat ip to 127.0.0.1:8000\n"
         "tcp dport 7000 redirect to :8000\n"
     )
-    assert nat.forwarded_ports(text) == [7000, 8081, 9000]
+    assert nat.forwarded_ports(text) == [7000, 7100, 7200, 8081, 8082, 9000]
+
+
+# printed by nft 1.0.6 (Debian 12) for a table made in a network namespace of its own with
+# `nft add rule ip hx pre iifname eth0 dnat ip to tcp dport map '{ 9000 : 127.0.0.1 . 8000, …'`,
+# a named interval set, an anonymous set, a verdict map jumping to a chain that forwards, a
+# named map, and a plain rule
+NFT_MAPS = """\
+table ip hx {
+\tset ports {
+\t\ttype inet_service
+\t\tflags interval
+\t\telements = { 9100, 9120-9130 }
+\t}
+
+\tmap fmap {
+\t\ttype inet_service : ipv4_addr . inet_service
+\t\telements = { 9500 : 127.0.0.1 . 8000 }
+\t}
+
+\tchain pre {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tiifname "eth0" dnat ip to tcp dport map { 9000 : 127.0.0.1 . 8000, 9005 : 127.0.0.1 . 8000 }
+\t\ttcp dport @ports dnat to 127.0.0.1:8000
+\t\ttcp dport { 9200, 9300-9310 } redirect to :8000
+\t\ttcp dport vmap { 22 : accept, 9400 : jump tofwd }
+\t\tdnat ip to tcp dport map @fmap
+\t\ttcp dport 9600 dnat to 127.0.0.1:8000
+\t}
+
+\tchain tofwd {
+\t\tmeta l4proto tcp dnat to 127.0.0.1:8000
+\t}
+}
+"""
+
+
+def test_forwards_by_maps_named_sets_and_verdict_maps_give_their_ports():
+    found = nat.forwarded_ports(NFT_MAPS)
+    assert found == [9000, 9005, 9100, 9120, 9200, 9300, 9400, 9500, 9600]  # not 22: accept
 
 
 def test_rules_that_forward_nothing_and_no_rules_give_no_port():
