@@ -8,9 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from lab.remote.quoting import quote
+
 NGINX = "/usr/sbin/nginx"  # the distribution's, whatever else a user put first in PATH
 DUMP = f"{NGINX} -T 2>/dev/null"
 TEST = f"{NGINX} -t 2>&1"
+DEFAULT_CONFIG = "/etc/nginx/nginx.conf"
 DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log"
 _TOKEN = re.compile(r"""#[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[{};]|[^\s{};"'#]+""")
 
@@ -27,6 +30,25 @@ class Directive:
 
 
 _FILE_HEADER = re.compile(r"^# configuration file (.+):$", re.MULTILINE)
+
+
+def instance_options(args: str) -> list[str] | None:
+    """The -c and -p options of a master process's command line (`nginx: master process
+    /usr/sbin/nginx -c /etc/other/nginx.conf -g daemon off;`) when it runs a configuration of
+    its own: None for the one `nginx -T` reads (no -c, or the default file)."""
+    words = args.split()
+    found = []
+    for flag in ("-c", "-p"):
+        if flag in words[:-1]:
+            found += [flag, words[words.index(flag) + 1]]
+    if "-c" not in found or found[found.index("-c") + 1] == DEFAULT_CONFIG:
+        return None
+    return found
+
+
+def dump_of(options: list[str]) -> str:
+    """`nginx -T` of an instance with options (instance_options): its configuration, as read."""
+    return f"{NGINX} -T {' '.join(quote(o) for o in options)} 2>/dev/null"
 
 
 def config_files(dump: str) -> list[str]:

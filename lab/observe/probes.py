@@ -397,19 +397,54 @@ def _relay_answers(lab: LiveLab, host: str):
     }
     for pid in sessions_of_sshd(lab, host, paths):  # a remote forward, even at port 22
         del paths[pid]
+    others = other_nginx_instances(lab, host, paths)  # asked at every port, by their own reading
+    for pid in {pid for instance in others.values() for pid in instance}:
+        del paths[pid]
     candidates = relay_candidates(
         sockets, paths, address, target, pids, v6, balancing_only(lab, host, sockets, paths)
     )
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
+    dumps = {pid: dump for dump, instance in others.items() for pid in instance}
     asked = {  # a second Nginx server may pass on only what a location's prefix leads to
-        where: nginx.asked_paths(nginx_dump(lab, host), where[1])
-        for where, programs in candidates.items()
+        (at, port): nginx.asked_paths(dumps.get(holder, nginx_dump(lab, host)), port)
+        for (at, port), programs in candidates.items()
         if "nginx" in programs
+        for holder in [next(iter(port_holders(sockets, port)), 0)]
     }
     answers = ask_everywhere(lab, candidates, lab.outside_sources(host), asked)
-    return candidates, answers, nginx_relays(lab, host, pids) if target else {}
+    configured = nginx_relays(lab, host, pids, list(others)) if target else {}
+    return candidates, answers, configured
+
+
+def port_holders(sockets: list[ss.Listener], port: int) -> list[int]:
+    """The pids holding a TCP port beyond loopback, lowest first."""
+    return sorted({pid for s in ss.on_port(sockets, port) if not s.local_only for pid in s.pids})
+
+
+def other_nginx_instances(lab: LiveLab, host: str, paths: dict[int, str]) -> dict[str, set[int]]:
+    """`nginx -T` of each Nginx master on host that runs a configuration of its own (-c) beside
+    the one `nginx -T` reads (the site's: a lone master with -c is the site's itself) → the
+    pids of that master and its workers, among paths (pid → the program vouched for)."""
+    ours = [pid for pid, path in paths.items() if posixpath.basename(path) == "nginx"]
+    seen = processes(lab, host, ours) if ours else {}
+    masters = {
+        pid: nginx.instance_options(process.args)
+        for pid, process in seen.items()
+        if process.ppid not in seen
+    }
+    if None not in masters.values():
+        return {}
+    found: dict[str, set[int]] = {}
+    for pid, options in masters.items():
+        if options is None:  # the site's own Nginx
+            continue
+        dump = lab.sh(host, nginx.dump_of(options), sudo=True, check=False)
+        found.setdefault(dump, set()).update(
+            {pid} | {p for p, child in seen.items() if child.ppid == pid}
+        )
+    return found
 
 
 def datagram_answers(lab: LiveLab, host: str):
@@ -470,18 +505,22 @@ def sessions_of_sshd(lab: LiveLab, host: str, paths: dict[int, str]) -> list[int
     return [pid for pid in sshd if pid not in parents or parents[pid].ppid != 1]
 
 
-def nginx_relays(lab: LiveLab, host: str, app_pids: set[int]) -> dict[int, str]:
+def nginx_relays(
+    lab: LiveLab, host: str, app_pids: set[int], others: list[str] = ()
+) -> dict[int, str]:
     """port → how: the ports besides the web ports where host's Nginx, as it reads its
     configuration, passes requests to the application (its processes app_pids hold the
-    target), whatever request it takes to get there (a server name, a path, TLS)."""
+    target), whatever request it takes to get there (a server name, a path, TLS); and every
+    port where another instance of Nginx does (others: their `nginx -T`)."""
     found: dict[int, str] = {}
-    for passing in nginx.passing_servers(nginx_dump(lab, host)):
-        if not any(s.pids & app_pids for s in holders(lab, host, passing.target)):
-            continue
-        named = f", server {passing.names[0]}" if passing.names else ""
-        for port in passing.ports:
-            if port not in WEB_PORTS:
-                found.setdefault(port, passing.how + named)
+    for dump in [nginx_dump(lab, host), *others]:
+        for passing in nginx.passing_servers(dump):
+            if not any(s.pids & app_pids for s in holders(lab, host, passing.target)):
+                continue
+            named = f", server {passing.names[0]}" if passing.names else ""
+            for port in passing.ports:
+                if port not in WEB_PORTS or dump in others:
+                    found.setdefault(port, passing.how + named)
     return found
 
 

@@ -57,7 +57,7 @@ LB_DEPENDENTS = ("lb.round-robin", "lb.active-active", "lb.health-checks", "http
 @dataclass(frozen=True)
 class Variant:
     name: str
-    steps: tuple  # (host, shell) run as the lab user; {lb}, {web1}, {web2}, {net} filled in
+    steps: tuple  # (host, shell) run as the lab user; {lb}, {web1}, {web2}, {net}, {relay} filled
     fail: tuple = ()  # checks that must fail; every check not named here or in not_run passes
     not_run: tuple = ()
     evidence: dict = field(default_factory=dict)  # check id → words its evidence must contain
@@ -359,11 +359,12 @@ def ssh_key_pair() -> tuple[str, str]:
     return private, f"{public.decode()} lab-tunnel\n"
 
 
-def ssh_forward(unit: str, key: str, forward: str, port: int) -> str:
+def ssh_forward(unit: str, key: str, forward: str, port: int, at: str = "") -> str:
     """Shell starting an SSH client to web-01 as root (systemd unit `unit`, key, `forward`:
     its -R or -L; started again until web-01's sshd, reloaded a moment ago, lets it in), then
-    waiting until port listens: the forward is up (else the client's last words)."""
-    wait = f"ss -Htln sport = :{port} | grep -q ."
+    waiting until port listens (at address `at`, when given): the forward is up (else the
+    client's last words)."""
+    wait = f"ss -Htln {f'src {at} ' if at else ''}sport = :{port} | grep -q ."
     return (
         f"sudo systemd-run --collect --unit {unit} -p Restart=on-failure -p RestartSec=1 "
         f"/usr/bin/ssh -i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
@@ -411,6 +412,13 @@ def serve(visitor):
 server = socket.create_server(("0.0.0.0", 8444))
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],)).start()
+"""
+# A second Nginx of its own (its own -c), passing one path on to the application
+SECOND_NGINX = """pid /run/nginx-second.pid;
+events {}
+http {
+    server { listen 8445; location /s3cret/ { proxy_pass http://127.0.0.1:8000/; } }
+}
 """
 TUNNEL_KEY = ssh_key_pair()
 TUNNEL = "/root/.ssh/lab-tunnel"
@@ -924,6 +932,87 @@ VARIANTS = [
                 "/etc/ssh/sshd_config.d/10-relay.conf /root/.ssh/lab-relay "
                 "/root/.ssh/lab-relay.pub; sudo sed -i /lab-relay/d "
                 "/root/.ssh/authorized_keys; sudo systemctl reload ssh",
+            ),
+        ),
+    ),
+    Variant(  # the same at port 22 of a second address: the daemon listens at the lab address
+        "the-application-relayed-by-an-ssh-remote-forward-at-port-22",
+        (
+            (
+                "web-01",
+                "sudo ip addr add {relay}/24 dev eth0 && printf 'ListenAddress {web1}\\n"
+                "GatewayPorts clientspecified\\nPermitRootLogin prohibit-password\\n' "
+                "| sudo tee /etc/ssh/sshd_config.d/00-relay22.conf >/dev/null && "
+                "sudo systemctl restart ssh && sudo install -d -m 700 /root/.ssh && "
+                "sudo ssh-keygen -q -t ed25519 -N '' -C lab-relay22 -f /root/.ssh/lab-relay22 && "
+                "sudo sh -c 'cat /root/.ssh/lab-relay22.pub >> /root/.ssh/authorized_keys' && "
+                + ssh_forward(
+                    "lab-relay-22",
+                    "/root/.ssh/lab-relay22",
+                    "-R {relay}:22:127.0.0.1:8000",
+                    22,
+                    at="{relay}",
+                ),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {relay}:22 (sshd) relays the application to the network"},
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-relay-22; sudo ip addr del {relay}/24 dev eth0; "
+                "sudo rm -f /etc/ssh/sshd_config.d/00-relay22.conf /root/.ssh/lab-relay22 "
+                "/root/.ssh/lab-relay22.pub; sudo sed -i /lab-relay22/d "
+                "/root/.ssh/authorized_keys; sudo systemctl restart ssh",
+            ),
+        ),
+    ),
+    Variant(  # a port forward written as an nftables map from port to address and port
+        "the-application-forwarded-by-an-nftables-map",
+        (
+            (
+                "web-02",
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables >/dev/null "
+                "&& sudo sysctl -qw net.ipv4.conf.all.route_localnet=1 && "
+                "sudo /usr/sbin/nft add table ip labfwd && sudo /usr/sbin/nft add chain ip labfwd "
+                "pre '{ type nat hook prerouting priority -100; }' && sudo /usr/sbin/nft add "
+                "rule ip labfwd pre iifname eth0 dnat ip to tcp dport map "
+                "'{ 9010 : 127.0.0.1 . 8000 }'",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-02: {web2}:9010 (a NAT port forward) relays the application"},
+        undo=(
+            (
+                "web-02",
+                "sudo /usr/sbin/nft delete table ip labfwd; "
+                "sudo sysctl -qw net.ipv4.conf.all.route_localnet=0",
+            ),
+        ),
+    ),
+    Variant(  # the same by a second instance of Nginx, with a configuration of its own
+        "the-application-relayed-by-a-second-nginx-instance",
+        (
+            (
+                "web-01",
+                "sudo mkdir -p /etc/nginx-second && "
+                + put(
+                    "/etc/nginx-second/nginx.conf",
+                    SECOND_NGINX,
+                    "sudo systemd-run --collect --unit lab-nginx-second /usr/sbin/nginx "
+                    "-c /etc/nginx-second/nginx.conf -g 'daemon off;' && sleep 1",
+                ),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {web1}:8445 (nginx) relays the application"},
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-nginx-second; sudo rm -rf /etc/nginx-second",
             ),
         ),
     ),
@@ -1671,12 +1760,15 @@ def case_of(variant: Variant) -> Case:
 
 
 def fill(lab, text: str) -> str:
-    """text with {lb}, {web1}, {web2} and {net} (the lab network as MySQL writes it) filled in."""
+    """text with {lb}, {web1}, {web2}, {net} (the lab network as MySQL writes it) and {relay}
+    (a free address of the lab network, .77) filled in."""
+    prefix = lab.address("web-01").rsplit(".", 1)[0]
     values = {
         "{lb}": lab.address("lb-01"),
         "{web1}": lab.address("web-01"),
         "{web2}": lab.address("web-02"),
-        "{net}": f"{lab.address('web-01').rsplit('.', 1)[0]}.0/255.255.255.0",
+        "{net}": f"{prefix}.0/255.255.255.0",
+        "{relay}": f"{prefix}.77",
     }
     for key, value in values.items():
         text = text.replace(key, value)

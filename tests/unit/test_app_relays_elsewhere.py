@@ -392,3 +392,54 @@ def test_a_logins_remote_forward_is_asked_even_at_port_22_the_daemons_socket_is_
     del paths[1111]
     found = probes.relay_candidates(ss.parse(listening), paths, "192.168.89.11", "")
     assert found == {("192.168.89.77", 22): ["sshd"]}
+
+
+def test_a_second_nginx_of_its_own_is_read_with_its_own_configuration():
+    site = "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;"
+    other = "nginx: master process /usr/sbin/nginx -c /etc/nginx-hx/nginx.conf -g daemon off;"
+    assert nginx.instance_options(site) is None
+    assert nginx.instance_options(site.replace("-g", "-c /etc/nginx/nginx.conf -g")) is None
+    assert nginx.instance_options(other) == ["-c", "/etc/nginx-hx/nginx.conf"]
+    assert nginx.instance_options(other + " -p /srv/x") == [
+        "-c",
+        "/etc/nginx-hx/nginx.conf",
+        "-p",
+        "/srv/x",
+    ]
+    assert (
+        nginx.dump_of(["-c", "/etc/a b.conf"])
+        == "/usr/sbin/nginx -T -c '/etc/a b.conf' 2>/dev/null"
+    )
+
+
+def test_every_port_of_another_nginx_instance_is_asked_and_read_with_its_dump(monkeypatch):
+    site = "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;"
+    other = "nginx: master process /usr/sbin/nginx -c /etc/nginx-hx/nginx.conf -g daemon off;"
+    ps = {
+        58: proc.Process(58, 1, "nginx", site),
+        59: proc.Process(59, 58, "nginx", "nginx: worker process"),
+        1197: proc.Process(1197, 1, "nginx", other),
+        1198: proc.Process(1198, 1197, "nginx", "nginx: worker process"),
+    }
+    monkeypatch.setattr(probes, "processes", lambda lab, host, pids: {p: ps[p] for p in pids})
+    asked = []
+
+    class Lab:
+        def sh(self, host, command, **kwargs):
+            asked.append(command)
+            return "# configuration file /etc/nginx-hx/nginx.conf:\n..."
+
+    paths = dict.fromkeys((58, 59, 1197, 1198), "/usr/sbin/nginx")
+    found = probes.other_nginx_instances(Lab(), "web-01", paths)
+    assert found == {"# configuration file /etc/nginx-hx/nginx.conf:\n...": {1197, 1198}}
+    assert asked == ["/usr/sbin/nginx -T -c /etc/nginx-hx/nginx.conf 2>/dev/null"]
+    # a lone master with a configuration of its own is the site's Nginx itself
+    alone = {1197: "/usr/sbin/nginx", 1198: "/usr/sbin/nginx"}
+    assert probes.other_nginx_instances(Lab(), "web-01", alone) == {}
+    # its port 443 is no longer Nginx's front door: asked like any other
+    listening = ss.parse('LISTEN 0 511 0.0.0.0:443 0.0.0.0:* users:(("nginx",pid=1198,fd=6))\n')
+    for pid in (1197, 1198):
+        del paths[pid]
+    assert probes.relay_candidates(listening, paths, "192.168.89.11", "") == {
+        ("192.168.89.11", 443): ["nginx"]
+    }
