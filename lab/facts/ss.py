@@ -6,8 +6,15 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from lab.remote.quoting import quote
+
 LISTENING = "ss -Hlnp -t -x"  # TCP and unix listeners, with the processes holding them
 BOUND_UDP = "ss -Hlnp -u"  # UDP sockets that take datagrams from anyone, and their processes
+# each process and its network namespace (run as root: others' namespaces are theirs to read)
+NAMESPACES = (
+    'for p in /proc/[0-9]*; do n=$(readlink "$p/ns/net" 2>/dev/null) && echo "${p#/proc/} $n"; '
+    "done; true"
+)
 _USER = re.compile(r'\("([^"]*)",pid=(\d+),fd=\d+\)')
 
 
@@ -97,3 +104,19 @@ def parse(text: str) -> list[Listener]:
 def on_port(listeners: list[Listener], port: int) -> list[Listener]:
     """The TCP listeners on port."""
     return [item for item in listeners if item.kind == "tcp" and item.port == port]
+
+
+def other_namespaces(text: str) -> list[int]:
+    """One pid (the lowest) in each network namespace NAMESPACES lists besides pid 1's."""
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        pid, _, namespace = line.partition(" ")
+        if pid.isdigit() and namespace.startswith("net:"):
+            found[namespace] = min(int(pid), found.get(namespace, int(pid)))
+    own = next((ns for ns, pid in found.items() if pid == 1), None)
+    return sorted(pid for ns, pid in found.items() if ns != own)
+
+
+def in_namespace(pid: int, command: str) -> str:
+    """command run by sh in the network namespace of process pid (nsenter, as root)."""
+    return f"/usr/bin/nsenter --target {int(pid)} --net /bin/sh -c {quote(command)}"

@@ -406,6 +406,8 @@ def _relay_answers(lab: LiveLab, host: str):
     forwards = nat.forwarded_ports(lab.sh(host, nat.RULES, sudo=True, check=False))
     for port in set(forwards) - set(WEB_PORTS):  # port forwards: nothing listens, yet they lead in
         candidates.setdefault((address, port), ["a NAT port forward"])
+    for where, programs in namespace_listeners(lab, host).items():
+        candidates.setdefault(where, programs)
     dumps = {pid: dump for dump, instance in others.items() for pid in instance}
     asked = {  # a second Nginx server may pass on only what a location's prefix leads to
         (at, port): nginx.asked_paths(dumps.get(holder, nginx_dump(lab, host)), port)
@@ -416,6 +418,40 @@ def _relay_answers(lab: LiveLab, host: str):
     answers = ask_everywhere(lab, candidates, lab.outside_sources(host), asked)
     configured = nginx_relays(lab, host, pids, list(others)) if target else {}
     return candidates, answers, configured
+
+
+NAMESPACE_FENCE = "@@ addresses"
+
+
+def namespace_listeners(lab: LiveLab, host: str) -> dict[tuple[str, int], list[str]]:
+    """(address, port) → programs: the TCP listeners beyond loopback in host's other network
+    namespaces (a relay in one of its own, with an address of its own on a macvlan or a veth,
+    is out of sight of ss in the host's), each at that namespace's global addresses."""
+    found: dict[tuple[str, int], set[str]] = {}
+    for pid in ss.other_namespaces(lab.sh(host, ss.NAMESPACES, sudo=True, check=False)):
+        both = f"{ss.LISTENING}; echo '{NAMESPACE_FENCE}'; {ipaddr.ADDRESSES}"
+        said = lab.sh(host, ss.in_namespace(pid, both), sudo=True, check=False)
+        listening, _, addresses = said.partition(NAMESPACE_FENCE)
+        usable = [
+            a
+            for a in ipaddr.parse(addresses)
+            if a.scope == "global" and not a.flags & ipaddr.UNUSABLE
+        ]
+        for item in ss.parse(listening):
+            if item.kind != "tcp" or item.local_only or item.port is None:
+                continue
+            ats = (
+                [item.address.partition("%")[0]]
+                if item.address != "*"
+                else [
+                    a.address
+                    for a in usable
+                    if (a.family == "4" and item.over_ipv4) or (a.family == "6" and item.over_ipv6)
+                ]
+            )
+            for at in ats:
+                found.setdefault((at, item.port), set()).update(item.names)
+    return {where: sorted(programs) for where, programs in found.items()}
 
 
 def port_holders(sockets: list[ss.Listener], port: int) -> list[int]:

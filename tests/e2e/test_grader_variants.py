@@ -1016,6 +1016,32 @@ VARIANTS = [
             ),
         ),
     ),
+    Variant(  # the same in a network namespace of its own, on a macvlan of the lab network
+        "the-application-relayed-from-a-network-namespace-of-its-own",
+        (
+            (
+                "web-01",
+                "sudo systemd-run --collect --unit lab-relay-unix /usr/bin/socat "
+                "UNIX-LISTEN:/run/lab-relay.sock,fork,mode=600 TCP:127.0.0.1:8000 && "
+                "sudo ip netns add labns && sudo ip link add labmv link eth0 type macvlan mode "
+                "bridge && sudo ip link set labmv netns labns && sudo ip -n labns addr add "
+                "{relay}/24 dev labmv && sudo ip -n labns link set labmv up && "
+                "sudo systemd-run --collect --unit lab-relay-ns "
+                "-p NetworkNamespacePath=/run/netns/labns /usr/bin/socat "
+                "TCP-LISTEN:9000,fork,reuseaddr UNIX-CONNECT:/run/lab-relay.sock && sleep 1",
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: {relay}:9000 (socat) relays the application"},
+        undo=(
+            (
+                "web-01",
+                "sudo systemctl stop lab-relay-ns lab-relay-unix; sudo ip netns del labns; "
+                "sudo rm -f /run/lab-relay.sock",
+            ),
+        ),
+    ),
     Variant(  # a server left over in the backend, elsewhere than a web server (it stays DOWN):
         # the balancer's port 80 is asked, and what answers there comes through Nginx
         "a-balancer-with-a-leftover-server-elsewhere",

@@ -443,3 +443,30 @@ def test_every_port_of_another_nginx_instance_is_asked_and_read_with_its_dump(mo
     assert probes.relay_candidates(listening, paths, "192.168.89.11", "") == {
         ("192.168.89.11", 443): ["nginx"]
     }
+
+
+def test_a_relay_in_a_network_namespace_of_its_own_is_asked_at_that_namespaces_addresses():
+    """`ip netns add hx` with a macvlan of the lab network (192.168.89.78) in it: a socat
+    listening there is out of sight of ss in the host's namespace."""
+    namespaces = (
+        "1 net:[4026532332]\n58 net:[4026532332]\n1408 net:[4026532999]\n1409 net:[4026532999]\n"
+    )
+    assert ss.other_namespaces(namespaces) == [1408]
+    assert ss.other_namespaces("1 net:[1]\n7 net:[1]\n") == []
+    said = {
+        ss.NAMESPACES: namespaces,
+        "inside": (
+            'LISTEN 0 5 0.0.0.0:9000 0.0.0.0:* users:(("socat",pid=1408,fd=5))\n'
+            'LISTEN 0 5 127.0.0.1:9001 0.0.0.0:* users:(("socat",pid=1409,fd=5))\n'
+            f"{probes.NAMESPACE_FENCE}\n"
+            "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n"
+            "2: mv0@if3    inet 192.168.89.78/24 scope global mv0\\       valid_lft forever\n"
+            "2: mv0@if3    inet6 fe80::1/64 scope link \\       valid_lft forever\n"
+        ),
+    }
+
+    class Lab:
+        def sh(self, host, command, **kwargs):
+            return said["inside" if "nsenter --target 1408" in command else command]
+
+    assert probes.namespace_listeners(Lab(), "web-01") == {("192.168.89.78", 9000): ["socat"]}
