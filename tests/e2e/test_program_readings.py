@@ -326,6 +326,22 @@ print(json.dumps(answers))
 """
 
 
+def asked_of_private_nginx(lab, servers: str, ask: str, where: str, what: list) -> dict:
+    """What the script ask (its arguments: where, then what as JSON) printed on web-01, asking
+    a private Nginx that runs the server blocks given, started for it and stopped after."""
+    script = " && ".join(
+        [
+            f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later",
+            put(f"{PRIVATE}/nginx.conf", nginx_conf(servers, "", "")),
+            put(f"{PRIVATE}/ask.py", ask),
+            f"{nginx.NGINX} -p {PRIVATE} -c {PRIVATE}/nginx.conf",
+            f"python3 {PRIVATE}/ask.py {where} {quote(json.dumps(what))}; "
+            f"kill $(cat {PRIVATE}/nginx.pid)",
+        ]
+    )
+    return json.loads(lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
+
+
 def test_the_paths_the_grader_asks_a_second_nginx_for_reach_the_application(provisioned_lab):
     """Each path nginx.asked_paths gives for a server of prefix locations brings the
     application's /api/status through the real Nginx; a location without a URI of its own
@@ -334,18 +350,9 @@ def test_the_paths_the_grader_asks_a_second_nginx_for_reach_the_application(prov
     asked = nginx.asked_paths(dump, PREFIX_PORT)
     assert asked == ["/api/status", "/app/api/status", "/status", "/v1status"], asked
     others = ["/as-is/api/status", "/app/status"]
-    conf = f"-p {PRIVATE} -c {PRIVATE}/nginx.conf"
-    script = " && ".join(
-        [
-            f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later",
-            put(f"{PRIVATE}/nginx.conf", nginx_conf(PREFIX_SERVER, "", "")),
-            put(f"{PRIVATE}/ask.py", ASK_PATHS),
-            f"{nginx.NGINX} {conf}",
-            f"python3 {PRIVATE}/ask.py {PREFIX_PORT} {quote(json.dumps(asked + others))}; "
-            f"kill $(cat {PRIVATE}/nginx.pid)",
-        ]
+    answers = asked_of_private_nginx(
+        provisioned_lab, PREFIX_SERVER, ASK_PATHS, str(PREFIX_PORT), asked + others
     )
-    answers = json.loads(provisioned_lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
     assert answers == {path: path in asked[1:] for path in asked + others}, answers
 
 
@@ -395,16 +402,5 @@ def test_the_servers_the_grader_finds_passing_to_the_application_are_those_nginx
     }
     assert passing == {8312, 8314}, passing
     ports = [8311, 8312, 8313, 8314]
-    conf = f"-p {PRIVATE} -c {PRIVATE}/nginx.conf"
-    script = " && ".join(
-        [
-            f"rm -rf {PRIVATE} && mkdir -p {PRIVATE}/sites {PRIVATE}/later",
-            put(f"{PRIVATE}/nginx.conf", nginx_conf(servers, "", "")),
-            put(f"{PRIVATE}/ask.py", ASK_PORTS),
-            f"{nginx.NGINX} {conf}",
-            f"python3 {PRIVATE}/ask.py {address} {quote(json.dumps(ports))}; "
-            f"kill $(cat {PRIVATE}/nginx.pid)",
-        ]
-    )
-    answers = json.loads(provisioned_lab.ssh("web-01", f"sudo sh -c {quote(script)}"))
+    answers = asked_of_private_nginx(provisioned_lab, servers, ASK_PORTS, address, ports)
     assert answers == {str(port): port in passing for port in ports}, answers

@@ -48,10 +48,8 @@ class Application(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def tls_relay(tmp_path):
-    """The application behind a TLS-only listener on loopback, with a certificate no one
-    trusts: its port."""
+def untrusted_context(tmp_path) -> ssl.SSLContext:
+    """A TLS server's context for 127.0.0.1, with a certificate of a CA no one trusts."""
     when = datetime.datetime.now(datetime.UTC)
     authority = ca.make_authority("unit", "foobar.com", ipaddress.ip_network("127.0.0.0/8"), when)
     cert, key = ca.issue(authority, ["127.0.0.1"], when)
@@ -59,6 +57,14 @@ def tls_relay(tmp_path):
     (tmp_path / "key.pem").write_bytes(key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+@pytest.fixture
+def tls_relay(tmp_path):
+    """The application behind a TLS-only listener on loopback, with a certificate no one
+    trusts: its port."""
+    context = untrusted_context(tmp_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Application)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -74,13 +80,7 @@ def tls_relay(tmp_path):
 def sniffing_relay(tmp_path):
     """One port, two answers, each 1.5 s late: the application over TLS, a JSON decoy to plain
     HTTP (a relay that looks at the first byte, as some do): its port."""
-    when = datetime.datetime.now(datetime.UTC)
-    authority = ca.make_authority("unit", "foobar.com", ipaddress.ip_network("127.0.0.0/8"), when)
-    cert, key = ca.issue(authority, ["127.0.0.1"], when)
-    (tmp_path / "cert.pem").write_bytes(cert)
-    (tmp_path / "key.pem").write_bytes(key)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = untrusted_context(tmp_path)
 
     def serve(conn: socket.socket) -> None:
         conn.settimeout(5)

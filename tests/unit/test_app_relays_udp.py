@@ -6,11 +6,10 @@ answering as the application; the grader's own clients (Python here, perl on a l
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -18,8 +17,8 @@ from lab.facts import http as host_http
 from lab.facts import ss
 from lab.observe import probes
 from lab.observe.live import datagram_request, exchange_datagram
+from tests.unit.test_app_relays_elsewhere import STATUS, Application
 
-STATUS = {"host": "web-01", "pid": 1092, "request_id": "r1"}
 BOUND = """\
 UNCONN 0 0 0.0.0.0:68 0.0.0.0:* users:(("dhclient",pid=40,fd=7))
 UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=41,fd=13))
@@ -27,19 +26,6 @@ UNCONN 0 0 0.0.0.0:9001 0.0.0.0:* users:(("socat",pid=300,fd=5))
 UNCONN 0 0 *:9002 *:* users:(("python3",pid=301,fd=3))
 """
 VOUCHED = {40: "/usr/sbin/dhclient", 300: "/usr/bin/socat", 301: "/usr/bin/python3.11"}
-
-
-class Application(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps(STATUS).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
