@@ -57,7 +57,7 @@ LB_DEPENDENTS = ("lb.round-robin", "lb.active-active", "lb.health-checks", "http
 @dataclass(frozen=True)
 class Variant:
     name: str
-    steps: tuple  # (host, shell) run as the lab user; {lb}, {web1}, {web2}, {net}, {relay} filled
+    steps: tuple  # (host, shell) run as the lab user; {lb}, {web1}, ... filled in (fill)
     fail: tuple = ()  # checks that must fail; every check not named here or in not_run passes
     not_run: tuple = ()
     evidence: dict = field(default_factory=dict)  # check id → words its evidence must contain
@@ -1025,7 +1025,7 @@ VARIANTS = [
                 "UNIX-LISTEN:/run/lab-relay.sock,fork,mode=600 TCP:127.0.0.1:8000 && "
                 "sudo ip netns add labns && sudo ip link add labmv link eth0 type macvlan mode "
                 "bridge && sudo ip link set labmv netns labns && sudo ip -n labns addr add "
-                "{relay}/24 dev labmv && sudo ip -n labns link set labmv up && "
+                "{relay2}/24 dev labmv && sudo ip -n labns link set labmv up && "
                 "sudo systemd-run --collect --unit lab-relay-ns "
                 "-p NetworkNamespacePath=/run/netns/labns /usr/bin/socat "
                 "TCP-LISTEN:9000,fork,reuseaddr UNIX-CONNECT:/run/lab-relay.sock && sleep 1",
@@ -1033,7 +1033,7 @@ VARIANTS = [
         ),
         fail=("app.server",),
         not_run=needing("app.server"),
-        evidence={"app.server": "web-01: {relay}:9000 (socat) relays the application"},
+        evidence={"app.server": "web-01: {relay2}:9000 (socat) relays the application"},
         undo=(
             (
                 "web-01",
@@ -1786,8 +1786,9 @@ def case_of(variant: Variant) -> Case:
 
 
 def fill(lab, text: str) -> str:
-    """text with {lb}, {web1}, {web2}, {net} (the lab network as MySQL writes it) and {relay}
-    (a free address of the lab network, .77) filled in."""
+    """text with {lb}, {web1}, {web2}, {net} (the lab network as MySQL writes it), {relay} and
+    {relay2} (free addresses of the lab network, .77 and .78: one per variant that uses one, as
+    the lab's neighbours keep the link address they learnt for each) filled in."""
     prefix = lab.address("web-01").rsplit(".", 1)[0]
     values = {
         "{lb}": lab.address("lb-01"),
@@ -1795,6 +1796,7 @@ def fill(lab, text: str) -> str:
         "{web2}": lab.address("web-02"),
         "{net}": f"{prefix}.0/255.255.255.0",
         "{relay}": f"{prefix}.77",
+        "{relay2}": f"{prefix}.78",
     }
     for key, value in values.items():
         text = text.replace(key, value)
