@@ -493,7 +493,11 @@ def moves(
 ) -> list[str]:
     """What moved the turns between two `show stat` readings around `requests` requests, in
     words: a web server taken out of the rotation, a connection retried or redispatched, more
-    sessions than those requests (other visitors'); [] when nothing did."""
+    sessions than those requests (other visitors'), HAProxy started again (its counters fell
+    back); [] when nothing did."""
+    was, now = sessions_at(before, addresses), sessions_at(after, addresses)
+    if any(now[host] < n for host, n in was.items()):
+        return ["started again meanwhile (its counters began anew)"]
     said = []
     for counter, words in MOVES.items():
         grown = counted_at(after, addresses, counter)

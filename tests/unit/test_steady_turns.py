@@ -58,6 +58,16 @@ def test_a_server_taken_out_a_retry_a_redispatch_and_other_visitors_are_named():
     assert haproxy.moves(before, others, ADDRESSES, 8) == ["took 3 request(s) from other visitors"]
 
 
+def test_haproxy_started_again_between_the_readings_is_named():
+    """A reload between the readings starts every counter anew: what the requests did then
+    cannot be read from them."""
+    before = after(haproxy.parse_show_stat(RECORDED), "web-01", stot=40)
+    reloaded = after(after(before, "web-01", stot=-39), "web-02", stot=1)
+    assert haproxy.moves(before, reloaded, ADDRESSES, 8) == [
+        "started again meanwhile (its counters began anew)"
+    ]
+
+
 def lab_reading(readings: list[list[dict[str, str]]], monkeypatch) -> tuple[LiveLab, list]:
     """A lab whose HAProxy answers `show stat` with each of readings in turn."""
     lab = LiveLab(load(PACKAGED), None)
