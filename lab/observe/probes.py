@@ -346,21 +346,22 @@ def _outside(lab: LiveLab, host: str) -> Outside:
     relays: dict[tuple, Relay] = {}  # (host, address, port), and "udp" for a UDP port
     for where_host in [host, *(h for h in lab.topology.names if h != host)]:
         try:
-            candidates, answers, configured = relay_answers(lab, where_host)
+            candidates, answers, configured, doors = relay_answers(lab, where_host)
             datagrams, replies = datagram_answers(lab, where_host)
         except CheckError:
             if where_host == host:
                 raise
             continue  # a host that cannot be read leads nowhere the grader can show
         elsewhere = where_host != host
-        for where, relay in by_application(answers, candidates, pids, said, elsewhere).items():
+        doors = doors if elsewhere else set()
+        for where, relay in by_application(answers, candidates, pids, said, doors).items():
             if elsewhere:
                 relay["host"] = where_host
             relays[(where_host, *where)] = relay
         if not elsewhere:  # its own Nginx's other servers, by its configuration
             for where, relay in configured_relays(answers, candidates, configured).items():
                 relays.setdefault((host, *where), relay)
-        for where, relay in by_application(replies, datagrams, pids, said, elsewhere).items():
+        for where, relay in by_application(replies, datagrams, pids, said).items():
             relay["socket"] += "/udp"
             if elsewhere:
                 relay["host"] = where_host
@@ -417,7 +418,31 @@ def _relay_answers(lab: LiveLab, host: str):
     }
     answers = ask_everywhere(lab, candidates, lab.outside_sources(host), asked)
     configured = nginx_relays(lab, host, pids, list(others)) if target else {}
-    return candidates, answers, configured
+    doors = {where for where in candidates if web_front_door(lab, host, sockets, paths, where[1])}
+    return candidates, answers, configured, doors
+
+
+def web_front_door(lab: LiveLab, host: str, sockets, paths: dict[int, str], port: int) -> bool:
+    """Whether what answers at host's port may come through a web server's front door, so
+    that an answer Nginx sent (its Server header) is not a relay: the port is held by the
+    distribution's HAProxy alone, or by its Nginx alone where, as Nginx reads its
+    configuration, every server at that port passes requests to web servers' web ports. A
+    header from anything else proves nothing."""
+    held = port_holders(sockets, port)
+    programs = {posixpath.basename(paths.get(pid, "")) for pid in held}
+    if programs == {"haproxy"}:
+        return True
+    if programs != {"nginx"}:
+        return False
+    web = set(every_web_address(lab).values())
+    for passing in nginx.passing_servers(nginx_dump(lab, host)):
+        if port not in passing.ports:
+            continue
+        target = passing.target
+        addresses = resolve(lab, host, [target.host]).get(target.host, []) if target.host else []
+        if not addresses or not set(addresses) <= web or target.port not in (None, *WEB_PORTS):
+            return False
+    return True
 
 
 NAMESPACE_FENCE = "@@ addresses"
@@ -655,18 +680,18 @@ def brought_json(answer: dict | None) -> bool:
 
 
 def by_application(
-    answers: Answers, programs: dict, pids: set[int], said: dict, elsewhere: bool = False
+    answers: Answers, programs: dict, pids: set[int], said: dict, doors: set = frozenset()
 ) -> dict:
     """(address, port) → Relay: where the application of pids (said: its own answer) answered,
-    with every source that got it, in the order programs names the places. elsewhere: the
-    places are on another host, where an answer Nginx sent (its Server header) came through
-    a web server's front door (a balancer's leftover server elsewhere does not make its port
-    80 a relay)."""
+    with every source that got it, in the order programs names the places. doors: the places
+    on another host where an answer Nginx sent (its Server header) came through a web server's
+    front door (web_front_door: a balancer's leftover server elsewhere does not make its port 80 a
+    relay)."""
     found: dict[tuple[str, int], Relay] = {}
     reached: dict[tuple[str, int], list[str]] = {}
     for (where, source), answer in answers.items():
         pid = answered_by_application(answer["json"], pids, said) if answer else None
-        if pid is None or (elsewhere and through_nginx(answer)):
+        if pid is None or (where in doors and through_nginx(answer)):
             continue
         reached.setdefault(where, []).append(source)
         found.setdefault(

@@ -1176,6 +1176,51 @@ VARIANTS = [
             ),
         ),
     ),
+    Variant(  # the same behind a real Nginx on the balancer, whose Server header says nginx
+        "the-application-relayed-by-nginx-on-the-balancer-through-an-ssh-tunnel",
+        (
+            (
+                "web-01",
+                put("/tmp/lab-tunnel.pub", TUNNEL_KEY[1], "true")
+                + " && sudo install -d -m 700 /root/.ssh && sudo sh -c 'cat /tmp/lab-tunnel.pub "
+                ">> /root/.ssh/authorized_keys' && printf 'PermitRootLogin prohibit-password\\n' "
+                "| sudo tee /etc/ssh/sshd_config.d/10-tunnel.conf >/dev/null && "
+                "sudo systemctl reload ssh",
+            ),
+            (
+                "lb-01",
+                "sudo install -d -m 700 /root/.ssh && "
+                + put(TUNNEL, TUNNEL_KEY[0], f"sudo chmod 600 {TUNNEL}")
+                + " && "
+                + ssh_forward("lab-tunnel", TUNNEL, "-L 127.0.0.1:9001:127.0.0.1:8000", 9001)
+                + " && printf '#!/bin/sh\\nexit 101\\n' | sudo tee /usr/sbin/policy-rc.d "
+                ">/dev/null && sudo chmod +x /usr/sbin/policy-rc.d && "  # port 80 is HAProxy's
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; "
+                "sudo rm -f /usr/sbin/policy-rc.d /etc/nginx/sites-enabled/default && "
+                + put(
+                    "/etc/nginx/conf.d/tunnel.conf",
+                    "server { listen 9000; location / { proxy_pass http://127.0.0.1:9001; } }\n",
+                    "sudo systemctl restart nginx",
+                ),
+            ),
+        ),
+        fail=("app.server",),
+        not_run=needing("app.server"),
+        evidence={"app.server": "web-01: lb-01's {lb}:9000 (nginx) relays the application"},
+        undo=(
+            (
+                "lb-01",
+                "sudo systemctl stop lab-tunnel; sudo rm -f /root/.ssh/lab-tunnel; "
+                "sudo DEBIAN_FRONTEND=noninteractive apt-get purge -y -q nginx-light nginx-common "
+                ">/dev/null; sudo rm -rf /etc/nginx",
+            ),
+            (
+                "web-01",
+                "sudo rm -f /etc/ssh/sshd_config.d/10-tunnel.conf /tmp/lab-tunnel.pub; "
+                "sudo sed -i /lab-tunnel/d /root/.ssh/authorized_keys; sudo systemctl reload ssh",
+            ),
+        ),
+    ),
     Variant(  # gunicorn on every address, but a firewall keeps port 8000 from everyone outside
         "the-application-on-every-address-behind-a-firewall",
         (

@@ -306,11 +306,45 @@ def test_on_another_host_an_answer_nginx_sent_came_through_a_web_servers_front_d
         (where, "web-02"): {"status": 200, "json": STATUS, "server": "nginx"},
     }
     programs = {where: ["haproxy"]}
-    assert probes.by_application(answers, programs, {1092}, {}, elsewhere=True) == {}
-    assert set(probes.by_application(answers, programs, {1092}, {})) == {where}  # on its own host
+    assert probes.by_application(answers, programs, {1092}, {}, {where}) == {}
+    assert set(probes.by_application(answers, programs, {1092}, {})) == {where}  # no front door
     answers[(where, "web-02")]["server"] = "gunicorn"
-    found = probes.by_application(answers, programs, {1092}, {}, elsewhere=True)
+    found = probes.by_application(answers, programs, {1092}, {}, {where})
     assert found[where]["from"] == "web-02"
+
+
+LB_NGINX = """# configuration file /etc/nginx/nginx.conf:
+http {
+    upstream web { server 192.168.89.11:80; server 192.168.89.12; }
+    server { listen 80; location / { proxy_pass http://web; } }
+    server { listen 9000; location / { proxy_pass http://127.0.0.1:9001; } }
+    server { listen 9100; location / { proxy_pass http://192.168.89.11:8080; } }
+    server { listen 9200; location / { return 404; } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "holder, port, door",
+    [
+        ("/usr/sbin/haproxy", 80, True),  # its servers, as HAProxy reads them, were asked before
+        ("/usr/sbin/nginx", 80, True),  # Nginx on the balancer in front of the web servers
+        ("/usr/sbin/nginx", 9000, False),  # in front of a tunnel: its header proves nothing
+        ("/usr/sbin/nginx", 9100, False),  # another port of a web server's
+        ("/usr/sbin/nginx", 9200, True),  # passes nothing on
+        ("/usr/bin/python3.11", 80, False),  # a program that may write any Server header
+        ("", 80, False),  # not vouched for
+    ],
+)
+def test_only_a_real_proxy_to_the_web_servers_front_doors_is_one(monkeypatch, holder, port, door):
+    """On another host, `Server: nginx` tells a web server's front door only where the port's
+    program is the distribution's HAProxy, or its Nginx passing to web servers' web ports."""
+    lab = LiveLab(parse(variant("unit-rel", 89)), fleet={})
+    monkeypatch.setattr(probes, "nginx_dump", lambda lab, host: LB_NGINX)
+    monkeypatch.setattr(probes, "resolve", lambda lab, host, names: {n: [n] for n in names})
+    listening = ss.parse(f'LISTEN 0 511 0.0.0.0:{port} 0.0.0.0:* users:(("x",pid=70,fd=6))\n')
+    paths = {70: holder} if holder else {}
+    assert probes.web_front_door(lab, "lb-01", listening, paths, port) is door
 
 
 # -- what Nginx's configuration passes to the application, whatever the request ---------------
