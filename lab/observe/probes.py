@@ -610,8 +610,7 @@ def balancing_only(lab: LiveLab, host: str, sockets, paths: dict[int, str]) -> s
     grader read (a second instance of HAProxy is asked like any other program), and every
     server it sends requests to, as it reads that configuration, is a web server's web port:
     what it answers comes through that web server's front door, so its ports are not asked."""
-    reading = lab.sh(host, haproxy.PROCESSES, check=False)
-    instance = haproxy.instance_pids(reading)
+    instance = haproxy.instance_pids(haproxy_processes(lab, host))
     haproxies = {
         pid
         for s in sockets
@@ -879,8 +878,13 @@ def balancer(lab: LiveLab, lb: str | None = None) -> Balancer:
     return lab.memo(("haproxy", lb), lambda: _balancer(lab, lb))
 
 
+def haproxy_processes(lab: LiveLab, host: str) -> str:
+    """host's HAProxy processes (haproxy.PROCESSES), read once per run."""
+    return lab.memo(("haproxy ps", host), lambda: lab.sh(host, haproxy.PROCESSES, check=False))
+
+
 def _balancer(lab: LiveLab, lb: str) -> Balancer:
-    ps_out = lab.sh(lb, haproxy.PROCESSES, check=False)
+    ps_out = haproxy_processes(lab, lb)
     files = haproxy.config_files(ps_out)
     pids = haproxy.process_ids(ps_out)
     # the files as HAProxy reads them, its runtime view, its test, its age: asked at once
